@@ -1,0 +1,24 @@
+"""tinyattn: a small, honest, fast deep-learning engine on NumPy, built to teach attention.
+
+    import tinyattn as ta
+    x = ta.tensor([[1., 2.], [3., 4.]], requires_grad=True)
+    y = (x @ x.T).sum()
+    y.backward()
+    x.grad
+"""
+from . import backend, kernels
+from .autograd import (Context, Function, GradcheckError, Tensor, enable_grad, get_default_dtype,
+                       gradcheck, is_grad_enabled, no_grad, registered_ops, set_default_dtype)
+from .backend import get_array_module, get_backend, set_backend
+from .creation import (arange, full, ones, ones_like, rand, randint, randn, tensor, zeros,
+                       zeros_like)
+from .ops import (abs, add, astype, broadcast_to, clip, concatenate, div, exp, expand, gelu, log,
+                  log_softmax, logsumexp, matmul, max, maximum, mean, min, minimum, mul, neg, pad,
+                  permute, pow, relu, reshape, sigmoid, softmax, softplus, split, sqrt, squeeze,
+                  stack, sub, sum, swapaxes, tanh, transpose, unsqueeze, var, where)
+from .random import manual_seed
+
+float32 = "float32"
+float64 = "float64"
+
+__version__ = "0.1.0"

@@ -1,0 +1,129 @@
+"""Function and Context: how one op records itself in the graph.
+
+An op is a subclass of ``Function`` with two static methods side by side::
+
+    class Exp(Function):
+        @staticmethod
+        def forward(ctx, x):            # plain arrays in, plain array out
+            y = xp.exp(x)
+            ctx.save_for_backward(y)    # keep what backward needs
+            return y
+
+        @staticmethod
+        def backward(ctx, grad):        # d(loss)/d(output) in, d(loss)/d(each input) out
+            (y,) = ctx.saved
+            return grad * y
+
+``Exp.apply(t)`` unwraps tensors to arrays, runs ``forward``, and - only if some input requires a
+gradient and grad mode is on - remembers the inputs and the context on the output tensor so that
+``Tensor.backward`` can later call ``backward``. Static (non-differentiable) arguments such as an
+axis or a shape are passed as keywords and arrive in ``forward`` as keywords; store on ``ctx``
+whatever backward needs. Backward returns one gradient per positional input (None where there is
+none); gradients for broadcast inputs may keep the broadcast shape: the engine sums them back to
+the input's shape in one place (``tensor.sum_to_shape``).
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+
+_state = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    return getattr(_state, "grad_enabled", True)
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Inside this block ops build no graph: for evaluation, and for optimiser updates."""
+    prev = is_grad_enabled()
+    _state.grad_enabled = False
+    try:
+        yield
+    finally:
+        _state.grad_enabled = prev
+
+
+@contextlib.contextmanager
+def enable_grad():
+    prev = is_grad_enabled()
+    _state.grad_enabled = True
+    try:
+        yield
+    finally:
+        _state.grad_enabled = prev
+
+
+class Context:
+    """What one application of an op remembers between forward and backward."""
+
+    __slots__ = ("fn", "inputs", "saved", "needs_input_grad", "n_outputs", "out_meta",
+                 "released", "_saved_versions", "__dict__")
+
+    def __init__(self, fn, inputs):
+        self.fn = fn
+        self.inputs = inputs          # the Tensor inputs (None for plain numbers / constants)
+        self.saved = ()
+        self.needs_input_grad = tuple(t is not None and t.requires_grad for t in inputs)
+        self.n_outputs = 1
+        self.out_meta = None          # (shape, dtype) per output, to build zero gradients
+        self.released = False
+        self._saved_versions = ()
+
+    def save_for_backward(self, *arrays):
+        """Keep arrays for backward. In-place changes to input tensors whose arrays are saved
+        are detected (version counter) and reported instead of giving wrong gradients."""
+        self.saved = arrays
+        ids = {id(a) for a in arrays}
+        self._saved_versions = tuple((t, t._version) for t in self.inputs
+                                     if t is not None and id(t.data) in ids)
+
+    def check_versions(self):
+        for t, v in self._saved_versions:
+            if t._version != v:
+                raise RuntimeError(
+                    f"{self.fn.__name__}.backward: a tensor of shape {t.shape} that this op saved "
+                    f"for its gradient was modified in place after the forward pass (version "
+                    f"{v} -> {t._version}). Gradients would be wrong. Use an out-of-place op "
+                    f"(y = x + 1 instead of x += 1), or .clone() the tensor before changing it.")
+
+    def release(self):
+        """Free what backward needed, so memory is returned once the graph has been used."""
+        self.saved = ()
+        self.inputs = ()
+        self._saved_versions = ()
+        self.released = True
+
+
+class Function:
+    """Base class of every op. Subclasses define static ``forward`` and ``backward``."""
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, *grads):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args, **static):
+        from .tensor import Tensor, as_array  # noqa: PLC0415 - circular at import time
+
+        tensors = tuple(a if isinstance(a, Tensor) else None for a in args)
+        arrays = tuple(a.data if isinstance(a, Tensor) else as_array(a) for a in args)
+        track = is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+        ctx = Context(cls, tensors if track else ())
+        out = cls.forward(ctx, *arrays, **static)
+        if isinstance(out, tuple):        # an op with several outputs (split, LSTM, ...)
+            outs = tuple(Tensor(o, requires_grad=track, _ctx=ctx if track else None, _idx=i)
+                         for i, o in enumerate(out))
+            if track:
+                ctx.n_outputs = len(out)
+                ctx.out_meta = tuple((o.shape, o.dtype) for o in out)
+            return outs
+        if track:
+            ctx.out_meta = ((out.shape, out.dtype),)
+            return Tensor(out, requires_grad=True, _ctx=ctx)
+        return Tensor(out)

@@ -1,0 +1,267 @@
+"""Module and Parameter: containers of trainable tensors, named as PyTorch names them.
+
+A Module registers every Parameter, buffer and sub-module assigned to it as an attribute, in order,
+so ``state_dict()`` yields PyTorch's dotted names (``layers.0.self_attn.in_proj_weight``) and a
+PyTorch state dict, converted to NumPy arrays, loads with ``load_state_dict``.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import backend
+from ..autograd.function import no_grad
+from ..autograd.tensor import Tensor, as_array
+
+
+class Parameter(Tensor):
+    """A tensor that a Module trains: a leaf with ``requires_grad=True``."""
+
+    __slots__ = ()
+
+    def __init__(self, data, requires_grad=True):
+        if isinstance(data, Tensor):
+            data = data.data
+        arr = as_array(data)
+        if not backend.is_array(arr):
+            arr = backend.active_module().asarray(arr, dtype=np.float32)
+        super().__init__(arr, requires_grad=requires_grad)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class Module:
+    """Base class of every layer. Subclasses set attributes in ``__init__`` and define ``forward``."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    # ------------------------------------------------------------------ registration
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}: call super().__init__() before "
+                                 "assigning attributes in __init__.")
+        for store in (self._parameters, self._buffers, self._modules):
+            store.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def register_parameter(self, name, param):
+        """Register ``param`` (or None, for an absent optional parameter such as a bias)."""
+        self._parameters[name] = param
+        object.__setattr__(self, name, param)
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """A tensor that is state but not trained (e.g. positional encodings)."""
+        self._buffers[name] = (tensor, persistent)
+        object.__setattr__(self, name, tensor)
+
+    def add_module(self, name, module):
+        self._modules[name] = module
+        object.__setattr__(self, name, module)
+
+    def __delattr__(self, name):
+        for store in (self._parameters, self._buffers, self._modules):
+            store.pop(name, None)
+        object.__delattr__(self, name)
+
+    # ------------------------------------------------------------------ traversal
+    def named_modules(self, prefix=""):
+        yield prefix, self
+        for name, m in self._modules.items():
+            if m is not None:
+                yield from m.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self):
+        for _, m in self.named_modules():
+            yield m
+
+    def children(self):
+        return (m for m in self._modules.values() if m is not None)
+
+    def named_children(self):
+        return ((n, m) for n, m in self._modules.items() if m is not None)
+
+    def named_parameters(self, prefix="", recurse=True):
+        seen = set()
+        mods = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for mprefix, m in mods:
+            for name, p in m._parameters.items():
+                if p is None or id(p) in seen:
+                    continue
+                seen.add(id(p))
+                yield (f"{mprefix}.{name}" if mprefix else name), p
+
+    def parameters(self, recurse=True):
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self, prefix=""):
+        for mprefix, m in self.named_modules(prefix):
+            for name, (b, _) in m._buffers.items():
+                if b is not None:
+                    yield (f"{mprefix}.{name}" if mprefix else name), b
+
+    def buffers(self):
+        for _, b in self.named_buffers():
+            yield b
+
+    # ------------------------------------------------------------------ modes and gradients
+    def train(self, mode=True):
+        for m in self.modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self, set_to_none=True):
+        for p in self.parameters():
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad = p.grad * 0
+
+    def requires_grad_(self, flag=True):
+        for p in self.parameters():
+            p.requires_grad = flag
+        return self
+
+    # ------------------------------------------------------------------ dtype
+    def _cast(self, dtype):
+        dtype = np.dtype(dtype)
+        for m in self.modules():
+            for p in m._parameters.values():
+                if p is not None and p.data.dtype.kind == "f":
+                    p.data = p.data.astype(dtype)
+                    if p.grad is not None:
+                        p.grad = p.grad.astype(dtype)
+            for name, (b, persistent) in list(m._buffers.items()):
+                if b is not None and b.data.dtype.kind == "f":
+                    b.data = b.data.astype(dtype)
+        return self
+
+    def double(self):
+        """Convert floating parameters and buffers to float64, in place (as PyTorch)."""
+        return self._cast(np.float64)
+
+    def float(self):
+        return self._cast(np.float32)
+
+    def to(self, dtype=None, backend_name=None):
+        """``to('float64')``, ``to(np.float32)``, or ``to(backend_name='cupy')``."""
+        if dtype in ("numpy", "cupy"):
+            dtype, backend_name = None, dtype
+        if dtype is not None:
+            self._cast(dtype)
+        if backend_name is not None:
+            for m in self.modules():
+                for p in m._parameters.values():
+                    if p is not None:
+                        p.data = backend.to_backend(p.data, backend_name)
+                        p.grad = None
+                for b, _ in m._buffers.values():
+                    if b is not None:
+                        b.data = backend.to_backend(b.data, backend_name)
+        return self
+
+    # ------------------------------------------------------------------ state dicts
+    def state_dict(self):
+        """name -> NumPy array (a copy), parameters and persistent buffers, in PyTorch's order."""
+        out = OrderedDict()
+        self._collect_state(out, "")
+        return out
+
+    def _collect_state(self, out, prefix):
+        for name, p in self._parameters.items():
+            if p is not None:
+                out[prefix + name] = backend.to_numpy(p.data).copy()
+        for name, (b, persistent) in self._buffers.items():
+            if b is not None and persistent:
+                out[prefix + name] = backend.to_numpy(b.data).copy()
+        for name, m in self._modules.items():
+            if m is not None:
+                m._collect_state(out, prefix + name + ".")
+
+    def _state_targets(self):
+        targets = OrderedDict()
+        for mprefix, m in self.named_modules():
+            pre = mprefix + "." if mprefix else ""
+            for name, p in m._parameters.items():
+                if p is not None:
+                    targets[pre + name] = p
+            for name, (b, persistent) in m._buffers.items():
+                if b is not None and persistent:
+                    targets[pre + name] = b
+        return targets
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy arrays (NumPy, CuPy, tinyattn tensors, or anything with ``.numpy()``, such as
+        torch tensors) into this module's parameters and buffers, in the module's dtype.
+
+        With ``strict`` (the default) every key must match and every shape agree; otherwise one
+        error lists all missing, unexpected and mis-shaped keys. Returns (missing, unexpected).
+        """
+        targets = self._state_targets()
+        missing = [k for k in targets if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in targets]
+        arrays, misshaped = {}, []
+        for k, v in state_dict.items():
+            if k not in targets:
+                continue
+            arr = _to_numpy_array(v)
+            if tuple(arr.shape) != tuple(targets[k].shape):
+                misshaped.append(f"{k}: checkpoint {tuple(arr.shape)} vs model {tuple(targets[k].shape)}")
+            arrays[k] = arr
+        if misshaped or (strict and (missing or unexpected)):
+            lines = [f"load_state_dict for {type(self).__name__}:"]
+            if missing:
+                lines.append("  missing keys: " + ", ".join(missing))
+            if unexpected:
+                lines.append("  unexpected keys: " + ", ".join(unexpected))
+            if misshaped:
+                lines.append("  shape mismatches: " + "; ".join(misshaped))
+            lines.append("  (strict=False ignores missing/unexpected keys, never shape mismatches)")
+            raise KeyError("\n".join(lines))
+        with no_grad():
+            for k, arr in arrays.items():
+                t = targets[k]
+                t.data = backend.to_backend(arr.astype(t.data.dtype, copy=True),
+                                            "cupy" if t.device == "cuda" else "numpy")
+                t._version += 1
+        return missing, unexpected
+
+    # ------------------------------------------------------------------ calling
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__}({self.extra_repr()}"]
+        for name, m in self._modules.items():
+            sub = repr(m).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {sub}")
+        return lines[0] + ")" if len(lines) == 1 else "\n".join(lines) + "\n)"
+
+
+def _to_numpy_array(v):
+    if isinstance(v, Tensor):
+        return backend.to_numpy(v.data)
+    if backend.is_array(v):
+        return backend.to_numpy(v)
+    if hasattr(v, "detach") and hasattr(v, "numpy"):      # a torch tensor
+        return v.detach().cpu().numpy()
+    return np.asarray(v)

@@ -1,0 +1,204 @@
+"""The public op functions (``tinyattn.exp``, ``tinyattn.matmul``, ...) and the Tensor methods and
+operators that call them. Each is a thin wrapper over one ``Function`` in the files beside this."""
+from __future__ import annotations
+
+from ..autograd.tensor import Tensor
+from ..backend import get_array_module
+from .elementwise import (Abs, Add, Cast, Clip, Div, Exp, Gelu, Log, Maximum, Minimum, Mul, Neg,
+                          Pow, Relu, Sigmoid, Softplus, Sqrt, Sub, Tanh, Where)
+from .indexing import GetItem
+from .linalg import MatMul
+from .reduce import LogSumExp, Max, Mean, Min, Sum, Var
+from .shape import BroadcastTo, Concatenate, Pad, Permute, Reshape, Split, Stack
+from .softmax import LogSoftmax, Softmax
+
+
+def _shape_arg(shape):
+    """reshape(2, 3) and reshape((2, 3)) both mean shape (2, 3)."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(int(s) for s in shape)
+
+
+def _plain(x):
+    """A mask or index given as a Tensor is used as its array."""
+    return x.data if isinstance(x, Tensor) else x
+
+
+# ---------------------------------------------------------------------- elementwise
+def add(a, b): return Add.apply(a, b)
+def sub(a, b): return Sub.apply(a, b)
+def mul(a, b): return Mul.apply(a, b)
+def div(a, b): return Div.apply(a, b)
+def pow(a, b): return Pow.apply(a, b)  # noqa: A001 - mirrors torch.pow
+def neg(x): return Neg.apply(x)
+def exp(x): return Exp.apply(x)
+def log(x): return Log.apply(x)
+def sqrt(x): return Sqrt.apply(x)
+def abs(x): return Abs.apply(x)  # noqa: A001
+def maximum(a, b): return Maximum.apply(a, b)
+def minimum(a, b): return Minimum.apply(a, b)
+def clip(x, lo=None, hi=None): return Clip.apply(x, lo=lo, hi=hi)
+def sigmoid(x): return Sigmoid.apply(x)
+def tanh(x): return Tanh.apply(x)
+def relu(x): return Relu.apply(x)
+def gelu(x, approximate="none"): return Gelu.apply(x, approximate=approximate)
+def softplus(x, beta=1.0, threshold=20.0): return Softplus.apply(x, beta=beta, threshold=threshold)
+
+
+def where(cond, a, b):
+    """a where cond else b (cond: bool tensor/array, not differentiated)."""
+    return Where.apply(_plain(cond), a, b)
+
+
+def astype(x, dtype):
+    """A copy in another dtype; gradients flow back in the original dtype."""
+    return Cast.apply(x, dtype=dtype)
+
+
+# ---------------------------------------------------------------------- reductions
+def sum(x, axis=None, keepdims=False): return Sum.apply(x, axis=axis, keepdims=keepdims)  # noqa: A001
+def mean(x, axis=None, keepdims=False): return Mean.apply(x, axis=axis, keepdims=keepdims)
+def max(x, axis=None, keepdims=False): return Max.apply(x, axis=axis, keepdims=keepdims)  # noqa: A001
+def min(x, axis=None, keepdims=False): return Min.apply(x, axis=axis, keepdims=keepdims)  # noqa: A001
+def var(x, axis=None, keepdims=False, ddof=0): return Var.apply(x, axis=axis, keepdims=keepdims, ddof=ddof)
+def logsumexp(x, axis=None, keepdims=False): return LogSumExp.apply(x, axis=axis, keepdims=keepdims)
+
+
+def softmax(x, axis=-1, mask=None):
+    """Softmax along ``axis``; optional boolean ``mask`` (True = keep)."""
+    return Softmax.apply(x, axis=axis, mask=_plain(mask))
+
+
+def log_softmax(x, axis=-1):
+    return LogSoftmax.apply(x, axis=axis)
+
+
+# ---------------------------------------------------------------------- shapes
+def reshape(x, *shape): return Reshape.apply(x, shape=_shape_arg(shape))
+
+
+def permute(x, *axes):
+    return Permute.apply(x, axes=_shape_arg(axes) if axes else None)
+
+
+def transpose(x, axes=None):
+    """NumPy's transpose: reverse the axes, or permute them by ``axes``."""
+    return Permute.apply(x, axes=None if axes is None else tuple(axes))
+
+
+def swapaxes(x, a, b):
+    order = list(range(x.ndim))
+    order[a], order[b] = order[b], order[a]
+    return Permute.apply(x, axes=tuple(order))
+
+
+def broadcast_to(x, shape): return BroadcastTo.apply(x, shape=tuple(shape))
+
+
+def expand(x, *shape):
+    """PyTorch's expand: -1 keeps an axis as it is."""
+    shape = _shape_arg(shape)
+    lead = len(shape) - x.ndim
+    shape = tuple(x.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
+    return BroadcastTo.apply(x, shape=shape)
+
+
+def squeeze(x, axis=None):
+    shape = x.shape
+    if axis is None:
+        new = tuple(n for n in shape if n != 1)
+    else:
+        axes = {a % x.ndim for a in ((axis,) if isinstance(axis, int) else axis)}
+        for a in axes:
+            if shape[a] != 1:
+                raise ValueError(f"squeeze: axis {a} has length {shape[a]}, not 1 (shape {shape})")
+        new = tuple(n for i, n in enumerate(shape) if i not in axes)
+    return Reshape.apply(x, shape=new)
+
+
+def unsqueeze(x, axis):
+    nd = x.ndim + 1
+    axis = axis % nd
+    shape = list(x.shape)
+    shape.insert(axis, 1)
+    return Reshape.apply(x, shape=tuple(shape))
+
+
+def concatenate(tensors, axis=0):
+    return Concatenate.apply(*tensors, axis=axis)
+
+
+def stack(tensors, axis=0):
+    return Stack.apply(*tensors, axis=axis)
+
+
+def split(x, sections, axis=0):
+    """NumPy's split: ``sections`` equal parts, or the list of indices where to cut."""
+    return list(Split.apply(x, sections=sections, axis=axis))
+
+
+def pad(x, pad_width, value=0.0):
+    return Pad.apply(x, pad_width=pad_width, value=value)
+
+
+def matmul(a, b): return MatMul.apply(a, b)
+
+
+def getitem(x, index):
+    if isinstance(index, Tensor) or (isinstance(index, tuple) and any(isinstance(i, Tensor) for i in index)):
+        index = tuple(_plain(i) for i in index) if isinstance(index, tuple) else _plain(index)
+    if isinstance(index, list):           # a list of ints means integer-array indexing, as in NumPy
+        index = get_array_module(x.data).asarray(index)
+    return GetItem.apply(x, index=index)
+
+
+# ---------------------------------------------------------------------- Tensor methods and operators
+def _compare(op):
+    def method(self, other):
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor(getattr(self.data, op)(other))
+    return method
+
+
+def _bind():
+    T = Tensor
+    T.__add__ = lambda a, b: Add.apply(a, b)
+    T.__radd__ = lambda a, b: Add.apply(b, a)
+    T.__sub__ = lambda a, b: Sub.apply(a, b)
+    T.__rsub__ = lambda a, b: Sub.apply(b, a)
+    T.__mul__ = lambda a, b: Mul.apply(a, b)
+    T.__rmul__ = lambda a, b: Mul.apply(b, a)
+    T.__truediv__ = lambda a, b: Div.apply(a, b)
+    T.__rtruediv__ = lambda a, b: Div.apply(b, a)
+    T.__pow__ = lambda a, b: Pow.apply(a, b)
+    T.__rpow__ = lambda a, b: Pow.apply(b, a)
+    T.__neg__ = lambda a: Neg.apply(a)
+    T.__matmul__ = lambda a, b: MatMul.apply(a, b)
+    T.__rmatmul__ = lambda a, b: MatMul.apply(b, a)
+    T.__getitem__ = getitem
+    for name, op in (("__lt__", "__lt__"), ("__le__", "__le__"), ("__gt__", "__gt__"),
+                     ("__ge__", "__ge__"), ("__eq__", "__eq__"), ("__ne__", "__ne__")):
+        setattr(T, name, _compare(op))
+    T.__invert__ = lambda a: Tensor(~a.data)
+    T.__and__ = lambda a, b: Tensor(a.data & _plain(b))
+    T.__or__ = lambda a, b: Tensor(a.data | _plain(b))
+
+    for fn in (exp, log, sqrt, abs, sigmoid, tanh, relu, gelu, softplus, clip, sum, mean, max,
+               min, var, logsumexp, softmax, log_softmax, reshape, permute, transpose, swapaxes,
+               broadcast_to, expand, squeeze, unsqueeze, pad, matmul, split, astype):
+        setattr(T, fn.__name__, fn)
+    T.T = property(lambda a: Permute.apply(a, axes=None))
+    T.view = reshape
+    T.float = lambda a: Cast.apply(a, dtype="float32")
+    T.double = lambda a: Cast.apply(a, dtype="float64")
+    T.clone = lambda a: Add.apply(a, 0)   # a fresh array, still in the graph
+    T.any = lambda a, axis=None: Tensor(a.data.any(axis=axis))
+    T.all = lambda a, axis=None: Tensor(a.data.all(axis=axis))
+    T.argmax = lambda a, axis=None, keepdims=False: Tensor(a.data.argmax(axis=axis, keepdims=keepdims))
+    T.argmin = lambda a, axis=None, keepdims=False: Tensor(a.data.argmin(axis=axis, keepdims=keepdims))
+
+
+_bind()
+
+__all__ = [n for n in dir() if not n.startswith("_")]

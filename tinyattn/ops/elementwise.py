@@ -1,0 +1,339 @@
+"""Elementwise ops: arithmetic, exp/log, activations. Forward and backward side by side.
+
+Every op works on plain arrays of any backend (``xp`` is numpy or cupy, asked of the array).
+Broadcast gradients are returned at the broadcast shape; the engine sums them down.
+"""
+from __future__ import annotations
+
+import math
+
+from ..autograd.function import Function
+from ..autograd.registry import register
+from ..backend import get_array_module
+from .special import erf
+
+
+# ----------------------------------------------------------------------------- arithmetic
+@register("add")
+class Add(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return a + b
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, g
+
+
+@register("sub")
+class Sub(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return a - b
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, -g
+
+
+@register("mul")
+class Mul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved
+        return g * b, g * a
+
+
+@register("div")
+class Div(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a / b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved
+        ga = g / b
+        return ga, -ga * a / b
+
+
+@register("pow")
+class Pow(Function):
+    """a ** b for tensor/number on either side. d/da = b a^(b-1); d/db = a^b log a (a > 0)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        out = a ** b
+        ctx.save_for_backward(a, b, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b, out = ctx.saved
+        xp = get_array_module(a, b)
+        ga = g * b * a ** (b - 1) if ctx.needs_input_grad[0] else None
+        gb = None
+        if ctx.needs_input_grad[1]:
+            safe = xp.where(a > 0, a, 1)           # log a is only defined for a > 0
+            gb = g * out * xp.log(safe)
+        return ga, gb
+
+
+@register("neg")
+class Neg(Function):
+    @staticmethod
+    def forward(ctx, a):
+        return -a
+
+    @staticmethod
+    def backward(ctx, g):
+        return -g
+
+
+# ----------------------------------------------------------------------------- exp, log, ...
+@register("exp")
+class Exp(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = get_array_module(x).exp(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved
+        return g * y
+
+
+@register("log")
+class Log(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return get_array_module(x).log(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return g / x
+
+
+@register("sqrt")
+class Sqrt(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = get_array_module(x).sqrt(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved
+        return g / (2 * y)
+
+
+@register("abs")
+class Abs(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return get_array_module(x).abs(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return g * get_array_module(x).sign(x)
+
+
+@register("maximum")
+class Maximum(Function):
+    """Elementwise max. At ties the gradient is shared equally, as in PyTorch."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return get_array_module(a, b).maximum(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved
+        wa = (a > b) + 0.5 * (a == b)
+        return g * wa, g * (1 - wa)
+
+
+@register("minimum")
+class Minimum(Function):
+    """Elementwise min. At ties the gradient is shared equally, as in PyTorch."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return get_array_module(a, b).minimum(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved
+        wa = (a < b) + 0.5 * (a == b)
+        return g * wa, g * (1 - wa)
+
+
+@register("clip")
+class Clip(Function):
+    """Clamp into [lo, hi]; the gradient passes where lo <= x <= hi (PyTorch's clamp)."""
+
+    @staticmethod
+    def forward(ctx, x, lo=None, hi=None):
+        ctx.save_for_backward(x)
+        ctx.lo, ctx.hi = lo, hi
+        return get_array_module(x).clip(x, lo, hi)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        keep = True
+        if ctx.lo is not None:
+            keep = keep & (x >= ctx.lo)
+        if ctx.hi is not None:
+            keep = keep & (x <= ctx.hi)
+        return g * keep
+
+
+@register("where")
+class Where(Function):
+    """where(cond, a, b): a where cond is True, else b. cond gets no gradient."""
+
+    @staticmethod
+    def forward(ctx, cond, a, b):
+        xp = get_array_module(cond, a, b)
+        cond = xp.asarray(cond, dtype=bool)
+        ctx.save_for_backward(cond)
+        return xp.where(cond, a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        (cond,) = ctx.saved
+        return None, g * cond, g * ~cond
+
+
+# ----------------------------------------------------------------------------- activations
+def stable_sigmoid(x):
+    """1 / (1 + e^-x) without overflow: e^-|x| never exceeds 1 (the sign-split formula)."""
+    xp = get_array_module(x)
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+@register("sigmoid")
+class Sigmoid(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = stable_sigmoid(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved
+        return g * y * (1 - y)
+
+
+@register("tanh")
+class Tanh(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = get_array_module(x).tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved
+        return g * (1 - y * y)
+
+
+@register("relu")
+class Relu(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * (x > 0)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return g * (x > 0)
+
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@register("gelu")
+class Gelu(Function):
+    """GELU. approximate='none': x Φ(x) with the exact normal CDF (erf);
+    approximate='tanh': 0.5 x (1 + tanh(√(2/π)(x + 0.044715 x³))). Same names as PyTorch."""
+
+    @staticmethod
+    def forward(ctx, x, approximate="none"):
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+        xp = get_array_module(x)
+        ctx.approximate = approximate
+        ctx.save_for_backward(x)
+        if approximate == "tanh":
+            return 0.5 * x * (1 + xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)))
+        return 0.5 * x * (1 + erf(x * _INV_SQRT_2))
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        xp = get_array_module(x)
+        if ctx.approximate == "tanh":
+            inner = _SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)
+            t = xp.tanh(inner)
+            d_inner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+            return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * d_inner)
+        cdf = 0.5 * (1 + erf(x * _INV_SQRT_2))
+        pdf = _INV_SQRT_2PI * xp.exp(-0.5 * x * x)
+        return g * (cdf + x * pdf)
+
+
+@register("softplus")
+class Softplus(Function):
+    """log(1 + e^(βx)) / β, and x itself where βx > threshold (PyTorch's definition)."""
+
+    @staticmethod
+    def forward(ctx, x, beta=1.0, threshold=20.0):
+        xp = get_array_module(x)
+        bx = beta * x
+        ctx.save_for_backward(x)
+        ctx.beta, ctx.threshold = beta, threshold
+        soft = (xp.log1p(xp.exp(-xp.abs(bx))) + xp.maximum(bx, 0)) / beta   # never overflows
+        return xp.where(bx > threshold, x, soft)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        bx = ctx.beta * x
+        return g * get_array_module(x).where(bx > ctx.threshold, 1, stable_sigmoid(bx))
+
+
+@register("cast")
+class Cast(Function):
+    """Change dtype; the gradient is cast back to the input's dtype."""
+
+    @staticmethod
+    def forward(ctx, x, dtype=None):
+        ctx.in_dtype = x.dtype
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.astype(ctx.in_dtype)

@@ -1,0 +1,40 @@
+"""Indexing: ``x[idx]`` with slices, None, ellipsis, boolean masks and integer arrays (gather).
+Backward scatters the gradient back; repeated integer indices add up."""
+from __future__ import annotations
+
+from ..autograd.function import Function
+from ..autograd.registry import register
+from ..backend import get_array_module, is_array, scatter_add
+
+
+def _is_basic(idx):
+    """True when idx uses only ints, slices, None and Ellipsis (a view; no repeats possible)."""
+    parts = idx if isinstance(idx, tuple) else (idx,)
+    return all(p is None or p is Ellipsis or isinstance(p, (int, slice)) for p in parts)
+
+
+@register("getitem")
+class GetItem(Function):
+    @staticmethod
+    def forward(ctx, x, index=None):
+        ctx.in_shape, ctx.dtype, ctx.index = x.shape, x.dtype, index
+        try:
+            return x[index]
+        except IndexError as exc:
+            raise IndexError(f"getitem: index {_describe(index)} is out of range for a tensor of "
+                             f"shape {x.shape} ({exc}).") from None
+
+    @staticmethod
+    def backward(ctx, g):
+        xp = get_array_module(g)
+        out = xp.zeros(ctx.in_shape, dtype=g.dtype)
+        if _is_basic(ctx.index):
+            out[ctx.index] = g
+        else:
+            scatter_add(out, ctx.index, g)    # gather's adjoint: repeated rows accumulate
+        return out
+
+
+def _describe(index):
+    parts = index if isinstance(index, tuple) else (index,)
+    return "[" + ", ".join(f"array{tuple(p.shape)}" if is_array(p) else repr(p) for p in parts) + "]"

@@ -1,0 +1,47 @@
+"""Matrix product, with NumPy's rules for 1-D operands and broadcast batch axes."""
+from __future__ import annotations
+
+from ..autograd.function import Function
+from ..autograd.registry import register
+from ..autograd.tensor import sum_to_shape
+from ..backend import get_array_module
+
+
+@register("matmul")
+class MatMul(Function):
+    """a @ b. 1-D a is a row (k,), 1-D b a column (k,); leading axes broadcast as batches.
+
+    Backward: dA = dC Bᵀ, dB = Aᵀ dC on the 2-D (matrix) view, summed over broadcast batches.
+    """
+
+    @staticmethod
+    def forward(ctx, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError("matmul: both operands need at least 1 dimension; use * for scalars.")
+        if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+            k_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
+            raise ValueError(
+                f"matmul: inner dimensions differ: a has shape {a.shape} (last axis "
+                f"{a.shape[-1]}), b has shape {b.shape} ({'second-to-last' if b.ndim > 1 else 'only'}"
+                f" axis {k_b}). For a @ b the last axis of a must equal the "
+                f"{'second-to-last' if b.ndim > 1 else 'length'} of b; transpose one of them "
+                f"(e.g. a @ b.T) if you meant that.")
+        ctx.save_for_backward(a, b)
+        return get_array_module(a, b).matmul(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved
+        xp = get_array_module(a, b)
+        a2 = a[None, :] if a.ndim == 1 else a          # treat vectors as 1-row / 1-column matrices
+        b2 = b[:, None] if b.ndim == 1 else b
+        if a.ndim == 1:
+            g = g[..., None, :] if b.ndim > 1 else g[..., None]
+        if b.ndim == 1:
+            g = g[..., :, None] if a.ndim > 1 else g[..., None]
+        ga = gb = None
+        if ctx.needs_input_grad[0]:
+            ga = sum_to_shape(xp.matmul(g, xp.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
+        if ctx.needs_input_grad[1]:
+            gb = sum_to_shape(xp.matmul(xp.swapaxes(a2, -1, -2), g), b2.shape).reshape(b.shape)
+        return ga, gb

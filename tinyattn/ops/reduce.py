@@ -1,0 +1,129 @@
+"""Reductions with NumPy's ``axis`` and ``keepdims``: sum, mean, max, min, var, logsumexp."""
+from __future__ import annotations
+
+from ..autograd.function import Function
+from ..autograd.registry import register
+from ..backend import get_array_module
+
+
+def _norm_axis(axis, ndim):
+    """axis as a sorted tuple of non-negative ints (None -> all axes)."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= a < max(ndim, 1):
+            raise ValueError(f"reduction: axis {a} is out of range for a tensor with {ndim} dims")
+        out.append(a % ndim if ndim else 0)
+    return tuple(sorted(out))
+
+
+def _expand(g, in_shape, axes, keepdims):
+    """Put back the reduced axes (as length 1) so g broadcasts against the input."""
+    if not keepdims:
+        shape = [1 if i in axes else n for i, n in enumerate(in_shape)]
+        g = g.reshape(shape)
+    return g
+
+
+@register("sum")
+class Sum(Function):
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ctx.in_shape, ctx.axes, ctx.keepdims = x.shape, _norm_axis(axis, x.ndim), keepdims
+        return x.sum(axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, g):
+        xp = get_array_module(g)
+        return xp.broadcast_to(_expand(g, ctx.in_shape, ctx.axes, ctx.keepdims), ctx.in_shape)
+
+
+@register("mean")
+class Mean(Function):
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ctx.in_shape, ctx.axes, ctx.keepdims = x.shape, _norm_axis(axis, x.ndim), keepdims
+        ctx.count = 1
+        for a in ctx.axes:
+            ctx.count *= x.shape[a]
+        return x.mean(axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, g):
+        xp = get_array_module(g)
+        g = _expand(g, ctx.in_shape, ctx.axes, ctx.keepdims) / ctx.count
+        return xp.broadcast_to(g, ctx.in_shape)
+
+
+class _Extreme(Function):
+    """max/min: the gradient goes to the extreme element(s), shared equally among ties."""
+    reducer = "max"
+
+    @classmethod
+    def forward(cls, ctx, x, axis=None, keepdims=False):
+        out = getattr(x, cls.reducer)(axis=axis, keepdims=True)
+        ctx.save_for_backward(x, out)
+        ctx.in_shape, ctx.axes, ctx.keepdims = x.shape, _norm_axis(axis, x.ndim), keepdims
+        return out if keepdims else out.reshape([n for i, n in enumerate(x.shape) if i not in ctx.axes])
+
+    @staticmethod
+    def backward(ctx, g):
+        x, out = ctx.saved
+        hit = x == out
+        count = hit.sum(axis=ctx.axes, keepdims=True)
+        return _expand(g, ctx.in_shape, ctx.axes, ctx.keepdims) * hit / count
+
+
+@register("max")
+class Max(_Extreme):
+    reducer = "max"
+
+
+@register("min")
+class Min(_Extreme):
+    reducer = "min"
+
+
+@register("var")
+class Var(Function):
+    """Variance with NumPy's convention: ddof=0 unless asked (PyTorch's default is ddof=1)."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False, ddof=0):
+        axes = _norm_axis(axis, x.ndim)
+        n = 1
+        for a in axes:
+            n *= x.shape[a]
+        centred = x - x.mean(axis=axes, keepdims=True)
+        ctx.save_for_backward(centred)
+        ctx.in_shape, ctx.axes, ctx.keepdims, ctx.denom = x.shape, axes, keepdims, n - ddof
+        return (centred * centred).sum(axis=axes, keepdims=keepdims) / (n - ddof)
+
+    @staticmethod
+    def backward(ctx, g):
+        (centred,) = ctx.saved
+        return _expand(g, ctx.in_shape, ctx.axes, ctx.keepdims) * (2 / ctx.denom) * centred
+
+
+@register("logsumexp")
+class LogSumExp(Function):
+    """log Σ exp(x), computed as m + log Σ exp(x - m) so it never overflows."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        xp = get_array_module(x)
+        axes = _norm_axis(axis, x.ndim)
+        m = x.max(axis=axes, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0)           # all -inf rows: keep -inf, avoid nan
+        out = xp.log(xp.exp(x - m).sum(axis=axes, keepdims=True)) + m
+        ctx.save_for_backward(x, out)
+        ctx.in_shape, ctx.axes, ctx.keepdims = x.shape, axes, keepdims
+        return out if keepdims else out.reshape([n for i, n in enumerate(x.shape) if i not in axes])
+
+    @staticmethod
+    def backward(ctx, g):
+        x, out = ctx.saved
+        xp = get_array_module(x)
+        return _expand(g, ctx.in_shape, ctx.axes, ctx.keepdims) * xp.exp(x - out)

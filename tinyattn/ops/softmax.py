@@ -1,0 +1,41 @@
+"""softmax and log_softmax: hand-written backward for speed and stability; fast paths via kernels."""
+from __future__ import annotations
+
+from .. import kernels
+from ..autograd.function import Function
+from ..autograd.registry import register
+
+
+@register("softmax")
+class Softmax(Function):
+    """softmax(x)_i = e^{x_i} / Σ_j e^{x_j} along ``axis``. ``mask`` (bool, True = may attend,
+    broadcastable to x) sends masked entries to exactly 0; fully masked rows give 0, not NaN."""
+
+    @staticmethod
+    def forward(ctx, x, axis=-1, mask=None):
+        y = kernels.get("softmax_forward", x)(x, axis, mask)
+        ctx.save_for_backward(y)
+        ctx.axis = axis
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved
+        return kernels.get("softmax_backward", y)(y, g, ctx.axis)
+
+
+@register("log_softmax")
+class LogSoftmax(Function):
+    """log_softmax(x) = x - logsumexp(x), computed stably."""
+
+    @staticmethod
+    def forward(ctx, x, axis=-1):
+        out = kernels.get("log_softmax_forward", x)(x, axis)
+        ctx.save_for_backward(out)
+        ctx.axis = axis
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved
+        return kernels.get("log_softmax_backward", out)(out, g, ctx.axis)

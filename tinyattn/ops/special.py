@@ -1,0 +1,39 @@
+"""Special functions NumPy lacks: erf (for exact GELU), on any backend."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..backend import get_array_module
+
+_np_erf = None
+
+
+def _numpy_erf():
+    """erf for NumPy arrays: a Numba ufunc of math.erf (exact, fast), or a plain ufunc fallback."""
+    global _np_erf
+    if _np_erf is None:
+        try:
+            import numba  # noqa: PLC0415
+
+            @numba.vectorize(["float32(float32)", "float64(float64)"], cache=True)
+            def _erf(x):
+                return math.erf(x)
+
+            _erf(np.zeros(1))   # NUMBA_DISABLE_JIT=1 gives a plain function: use the fallback
+            _np_erf = _erf
+        except Exception:  # noqa: BLE001 - numba missing or JIT disabled
+            plain = np.vectorize(math.erf, otypes=[np.float64])
+            _np_erf = lambda x: plain(x).astype(np.result_type(x, np.float32))  # noqa: E731
+    return _np_erf
+
+
+def erf(x):
+    """The error function, elementwise, keeping dtype."""
+    xp = get_array_module(x)
+    if xp is np:
+        return _numpy_erf()(x)
+    from cupyx.scipy.special import erf as cupy_erf  # noqa: PLC0415
+
+    return cupy_erf(x)
