@@ -11,6 +11,19 @@ import tinyattn as ta
 _HERE = pathlib.Path(__file__).parent
 
 
+def _import_everything():
+    """Import every tinyattn submodule so every op has registered itself."""
+    import pkgutil
+
+    for info in pkgutil.walk_packages(ta.__path__, "tinyattn."):
+        if info.name.split(".")[-1] in ("bench", "__main__"):
+            continue
+        importlib.import_module(info.name)
+
+
+_import_everything()
+
+
 def _all_cases():
     cases = []
     for path in sorted(_HERE.glob("gradcases_*.py")):
