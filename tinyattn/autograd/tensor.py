@@ -72,7 +72,7 @@ class Tensor:
         arr = as_array(data, dtype)
         if not backend.is_array(arr):
             arr = backend.active_module().asarray(arr, dtype=dtype)
-            if dtype is None and arr.dtype == np.float64 and isinstance(data, float):
+            if dtype is None and arr.dtype == np.float64 and isinstance(data, float) and not isinstance(data, np.generic):
                 arr = arr.astype(_DEFAULT_DTYPE)
         if requires_grad and arr.dtype.kind not in "fc":
             raise TypeError(
