@@ -2,7 +2,7 @@
 These are the definitions; the compiled kernels must agree with them."""
 from __future__ import annotations
 
-from ..backend import get_array_module
+from ..backend import get_array_module, scatter_add
 from . import register
 
 
@@ -39,3 +39,189 @@ def log_softmax_forward(x, axis=-1):
 def log_softmax_backward(out, g, axis=-1):
     xp = get_array_module(out)
     return g - xp.exp(out) * g.sum(axis=axis, keepdims=True)
+
+
+# ---------------------------------------------------------------------------------- layer norm
+@register("layer_norm_forward", "numpy")
+def layer_norm_forward(x, weight, bias, eps):
+    """Rows of x (M, N) normalised to zero mean and unit (biased) variance, then scaled and shifted:
+
+        mean = Σ x / N,   var = Σ (x - mean)² / N,   rstd = 1 / sqrt(var + eps)
+        y = (x - mean) · rstd · weight + bias          weight, bias: (N,) or None
+
+    Returns y (M, N), mean (M,), rstd (M,): backward needs the last two."""
+    xp = get_array_module(x)
+    mean = x.mean(axis=1)
+    centred = x - mean[:, None]
+    var = (centred * centred).mean(axis=1)
+    rstd = 1.0 / xp.sqrt(var + eps)
+    y = centred * rstd[:, None]
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y, mean, rstd
+
+
+@register("layer_norm_backward", "numpy")
+def layer_norm_backward(g, x, mean, rstd, weight):
+    """Gradients of layer_norm for rows x (M, N), upstream g (M, N).
+
+    With x̂ = (x - mean)·rstd and ĝ = g·weight (or g):
+        dx = rstd · (ĝ - mean(ĝ) - x̂ · mean(ĝ ⊙ x̂))      (means along the row)
+        dweight = Σ_rows g ⊙ x̂,   dbias = Σ_rows g
+    Returns dx, dweight, dbias (the last two computed even without weight/bias; the op drops them)."""
+    xhat = (x - mean[:, None]) * rstd[:, None]
+    gh = g * weight if weight is not None else g
+    dx = rstd[:, None] * (gh - gh.mean(axis=1, keepdims=True)
+                          - xhat * (gh * xhat).mean(axis=1, keepdims=True))
+    return dx, (g * xhat).sum(axis=0), g.sum(axis=0)
+
+
+# ---------------------------------------------------------------------------------- cross-entropy
+@register("cross_entropy_forward", "numpy")
+def cross_entropy_forward(logits, target, class_weight, ignore_index, label_smoothing):
+    """Per-row loss of log-softmax + negative log-likelihood, with PyTorch's label smoothing.
+
+    logits (N, C), target (N,) ints, class_weight (C,) or None (then all ones), ε = label_smoothing:
+
+        logp = log_softmax(logits)
+        loss_n = (1 - ε) · w[y_n] · (-logp[n, y_n])  +  (ε / C) · Σ_c w_c · (-logp[n, c])
+        loss_n = 0 where y_n == ignore_index
+
+    Returns loss (N,), weight_of_row (N,) = w[y_n] (0 where ignored: the 'mean' denominator is its
+    sum) and logp (N, C), which backward turns into the softmax."""
+    xp = get_array_module(logits)
+    n, c = logits.shape
+    m = logits.max(axis=1, keepdims=True)
+    shifted = logits - m
+    logp = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+    keep = target != ignore_index
+    safe_target = xp.where(keep, target, 0)
+    w = xp.ones(c, dtype=logits.dtype) if class_weight is None else class_weight
+    row_weight = xp.where(keep, w[safe_target], 0).astype(logits.dtype)
+    picked = logp[xp.arange(n), safe_target]
+    loss = (1.0 - label_smoothing) * row_weight * (-picked)
+    if label_smoothing > 0:
+        smooth = -(logp * w).sum(axis=1)
+        loss = loss + (label_smoothing / c) * xp.where(keep, smooth, 0)
+    return loss, row_weight, logp
+
+
+@register("cross_entropy_backward", "numpy")
+def cross_entropy_backward(g_rows, logp, target, class_weight, ignore_index, label_smoothing):
+    """d loss / d logits for upstream per-row gradients g_rows (N,); with p = softmax = exp(logp),
+    k = (1 - ε)·w[y] + (ε / C)·Σ_c w_c:
+
+        dlogits[n, j] = g_n · ( p_j · k - (1 - ε) · w[y_n] · [j == y_n] - (ε / C) · w_j )
+
+    and 0 for ignored rows."""
+    xp = get_array_module(logp)
+    n, c = logp.shape
+    keep = target != ignore_index
+    safe_target = xp.where(keep, target, 0)
+    w = xp.ones(c, dtype=logp.dtype) if class_weight is None else class_weight
+    wy = w[safe_target]
+    k = (1.0 - label_smoothing) * wy + (label_smoothing / c) * w.sum()
+    d = xp.exp(logp) * k[:, None] - (label_smoothing / c) * w
+    d[xp.arange(n), safe_target] -= (1.0 - label_smoothing) * wy
+    g_rows = xp.where(keep, g_rows, 0)
+    return d * g_rows[:, None]
+
+
+# ---------------------------------------------------------------------------------- embedding
+@register("embedding_backward", "numpy")
+def embedding_backward(indices, g, num_embeddings, padding_idx):
+    """dweight (V, D): row v is the sum of g[k] over every position k with indices[k] == v.
+
+    indices (K,) ints, g (K, D). The plain twin lets the array library do the scatter-add
+    (np.add.at / cupyx.scatter_add); the padding row gets no gradient."""
+    xp = get_array_module(g)
+    dweight = xp.zeros((num_embeddings, g.shape[1]), dtype=g.dtype)
+    scatter_add(dweight, indices, g)
+    if padding_idx is not None:
+        dweight[padding_idx] = 0
+    return dweight
+
+
+# ---------------------------------------------------------------------------------- LSTM
+def _sigmoid(z):
+    xp = get_array_module(z)
+    e = xp.exp(-xp.abs(z))                      # never overflows
+    return xp.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+@register("lstm_forward", "numpy")
+def lstm_forward(x_proj, w_hh, h0, c0, lengths):
+    """The LSTM recurrence over T steps, gate order i, f, g, o (as PyTorch):
+
+        z = x_proj[t] + h @ w_hh.T                 (B, 4H)
+        i, f, o = σ(z_i), σ(z_f), σ(z_o);  g = tanh(z_g)
+        c' = f ⊙ c + i ⊙ g;   h' = o ⊙ tanh(c')
+
+    Sequence b only advances while t < lengths[b]; afterwards its state is frozen and out[t, b] = 0.
+    Returns out (T, B, H), gates (T, B, 4H) after their activations, cs (T+1, B, H) (cs[0] = c0)
+    and hs (T+1, B, H) (hs[0] = h0); the last three are what backward needs."""
+    xp = get_array_module(x_proj)
+    T, B, H4 = x_proj.shape
+    H = H4 // 4
+    out = xp.zeros((T, B, H), dtype=x_proj.dtype)
+    gates = xp.empty((T, B, H4), dtype=x_proj.dtype)
+    hs = xp.empty((T + 1, B, H), dtype=x_proj.dtype)
+    cs = xp.empty((T + 1, B, H), dtype=x_proj.dtype)
+    hs[0], cs[0] = h0, c0
+    for t in range(T):
+        h, c = hs[t], cs[t]
+        z = x_proj[t] + h @ w_hh.T
+        i, f, o = _sigmoid(z[:, :H]), _sigmoid(z[:, H:2 * H]), _sigmoid(z[:, 3 * H:])
+        g = xp.tanh(z[:, 2 * H:3 * H])
+        c_new = f * c + i * g
+        h_new = o * xp.tanh(c_new)
+        gates[t] = xp.concatenate([i, f, g, o], axis=1)
+        if lengths is None:
+            hs[t + 1], cs[t + 1], out[t] = h_new, c_new, h_new
+        else:
+            valid = (t < lengths)[:, None]
+            hs[t + 1] = xp.where(valid, h_new, h)
+            cs[t + 1] = xp.where(valid, c_new, c)
+            out[t] = xp.where(valid, h_new, 0)
+    return out, gates, cs, hs
+
+
+@register("lstm_backward", "numpy")
+def lstm_backward(g_out, g_hn, g_cn, gates, cs, hs, w_hh, lengths):
+    """Backpropagation through time for ``lstm_forward``. Walking t = T-1 ... 0 with dh, dc the
+    gradients reaching the state after step t:
+
+        dh += g_out[t];  tc = tanh(c_t+1)
+        do = dh ⊙ tc;  dc += dh ⊙ o ⊙ (1 - tc²)
+        di = dc ⊙ g;  dg = dc ⊙ i;  df = dc ⊙ c_t
+        dz = [di·i(1-i), df·f(1-f), dg·(1-g²), do·o(1-o)]          (B, 4H)
+        dx_proj[t] = dz;  dw_hh += dz.T @ h_t;  dh = dz @ w_hh;  dc = dc ⊙ f
+
+    Rows past their length pass dh, dc through unchanged and get dz = 0.
+    Returns dx_proj (T, B, 4H), dw_hh (4H, H), dh0 (B, H), dc0 (B, H)."""
+    xp = get_array_module(gates)
+    T, B, H4 = gates.shape
+    H = H4 // 4
+    dx = xp.empty_like(gates)
+    dw = xp.zeros_like(w_hh)
+    dh, dc = g_hn.copy(), g_cn.copy()
+    for t in range(T - 1, -1, -1):
+        i, f, g, o = gates[t, :, :H], gates[t, :, H:2 * H], gates[t, :, 2 * H:3 * H], gates[t, :, 3 * H:]
+        valid = None if lengths is None else (t < lengths)[:, None]
+        dh_t = dh + g_out[t]
+        tc = xp.tanh(cs[t + 1])
+        dc_t = dc + dh_t * o * (1 - tc * tc)
+        dz = xp.concatenate([dc_t * g * i * (1 - i), dc_t * cs[t] * f * (1 - f),
+                             dc_t * i * (1 - g * g), dh_t * tc * o * (1 - o)], axis=1)
+        if valid is not None:
+            dz = xp.where(valid, dz, 0)
+        dx[t] = dz
+        dw += dz.T @ hs[t]
+        dh_prev, dc_prev = dz @ w_hh, dc_t * f
+        if valid is None:
+            dh, dc = dh_prev, dc_prev
+        else:
+            dh, dc = xp.where(valid, dh_prev, dh), xp.where(valid, dc_prev, dc)
+    return dx, dw, dh, dc

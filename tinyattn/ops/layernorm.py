@@ -1,0 +1,74 @@
+"""layer_norm: normalise over the trailing ``normalized_shape`` axes, hand-written fused backward.
+
+PyTorch semantics: mean and *biased* variance over the last len(normalized_shape) axes,
+
+    y = (x - mean) / sqrt(var + eps) * weight + bias
+
+The arithmetic lives in the kernels ``layer_norm_forward`` / ``layer_norm_backward`` (a plain NumPy
+twin and a compiled one); this op only flattens x to rows (M, N) and back.
+"""
+from __future__ import annotations
+
+import math
+
+from .. import kernels
+from ..autograd.function import Function
+from ..autograd.registry import register
+from ..autograd.tensor import Tensor
+
+
+@register("layer_norm")
+class LayerNorm(Function):
+    """x (..., *normalized_shape), then weight and/or bias (*normalized_shape) when present
+    (``has_weight`` / ``has_bias`` say which, since only arrays are passed positionally) -> y like x."""
+
+    @staticmethod
+    def forward(ctx, x, *params, normalized_shape=(), eps=1e-5, has_weight=False, has_bias=False):
+        n = math.prod(normalized_shape)
+        rows = x.reshape(-1, n)
+        params = list(params)
+        w = params.pop(0).reshape(n) if has_weight else None
+        b = params.pop(0).reshape(n) if has_bias else None
+        y, mean, rstd = kernels.get("layer_norm_forward", rows)(rows, w, b, eps)
+        ctx.save_for_backward(rows, mean, rstd, w)
+        ctx.x_shape, ctx.has_weight, ctx.has_bias = x.shape, has_weight, has_bias
+        ctx.normalized_shape = normalized_shape
+        return y.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        rows, mean, rstd, w = ctx.saved
+        g_rows = g.reshape(rows.shape)
+        dx, dw, db = kernels.get("layer_norm_backward", rows)(g_rows, rows, mean, rstd, w)
+        grads = [dx.reshape(ctx.x_shape)]
+        if ctx.has_weight:
+            grads.append(dw.reshape(ctx.normalized_shape))
+        if ctx.has_bias:
+            grads.append(db.reshape(ctx.normalized_shape))
+        return tuple(grads)
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Layer normalisation as ``torch.nn.functional.layer_norm``.
+
+    x: Tensor (..., *normalized_shape); normalized_shape: int or tuple of the trailing axes;
+    weight, bias: Tensors of shape normalized_shape, or None."""
+    if isinstance(normalized_shape, int):
+        normalized_shape = (normalized_shape,)
+    normalized_shape = tuple(int(s) for s in normalized_shape)
+    k = len(normalized_shape)
+    if k == 0 or tuple(x.shape[x.ndim - k:]) != normalized_shape or x.ndim < k:
+        raise ValueError(
+            f"layer_norm: input of shape {tuple(x.shape)} must end with normalized_shape "
+            f"{normalized_shape}. Pass the trailing axes to normalise over, e.g. "
+            f"normalized_shape={tuple(x.shape[-1:])} for the last axis.")
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and tuple(p.shape) != normalized_shape:
+            raise ValueError(f"layer_norm: {name} has shape {tuple(p.shape)} but normalized_shape "
+                             f"is {normalized_shape}; they must be equal.")
+    if eps < 0:
+        raise ValueError(f"layer_norm: eps must be >= 0, got {eps}.")
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    params = [p for p in (weight, bias) if p is not None]
+    return LayerNorm.apply(x, *params, normalized_shape=normalized_shape, eps=float(eps),
+                           has_weight=weight is not None, has_bias=bias is not None)

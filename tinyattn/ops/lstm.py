@@ -1,0 +1,71 @@
+"""lstm_sequence: the whole LSTM time loop as one op, with backpropagation through time by hand.
+
+The caller computes the input projection for every step at once, ``x_proj = x @ W_ih.T + b_ih +
+b_hh`` (T, B, 4H): one big matrix product instead of T small ones. What is left is inherently
+sequential - each step needs the previous h - so it runs as one kernel (``lstm_forward`` /
+``lstm_backward``; a plain NumPy loop and a compiled one with the gate arithmetic fused) instead of
+~15 tiny graph ops per step.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import kernels
+from ..autograd.function import Function
+from ..autograd.registry import register
+from ..autograd.tensor import Tensor
+from ..backend import get_array_module, to_numpy
+
+
+@register("lstm_sequence")
+class LSTMSequence(Function):
+    """x_proj (T, B, 4H), w_hh (4H, H), h0 (B, H), c0 (B, H) -> out (T, B, H), h_n (B, H), c_n (B, H).
+
+    Static ``lengths`` (B,) ints or None: sequence b only advances for t < lengths[b]."""
+
+    @staticmethod
+    def forward(ctx, x_proj, w_hh, h0, c0, lengths=None):
+        out, gates, cs, hs = kernels.get("lstm_forward", x_proj)(x_proj, w_hh, h0, c0, lengths)
+        ctx.save_for_backward(gates, cs, hs, w_hh)
+        ctx.lengths = lengths
+        return out, hs[-1].copy(), cs[-1].copy()
+
+    @staticmethod
+    def backward(ctx, g_out, g_hn, g_cn):
+        gates, cs, hs, w_hh = ctx.saved
+        return kernels.get("lstm_backward", gates)(g_out, g_hn, g_cn, gates, cs, hs, w_hh,
+                                                   ctx.lengths)
+
+
+def lstm_sequence(x_proj, w_hh, h0, c0, lengths=None):
+    """Run an LSTM over a whole (padded) batch of sequences; gate order i, f, g, o as PyTorch.
+
+    x_proj: Tensor (T, B, 4H) = x @ W_ih.T + b_ih + b_hh for all steps; w_hh: Tensor (4H, H);
+    h0, c0: Tensors (B, H); lengths: optional ints (B,) in [0, T] - past its length a sequence's state
+    is frozen and its outputs are 0 (as PyTorch packed sequences), so h_n, c_n are the states after
+    each sequence's last valid step. Returns (out (T, B, H), h_n (B, H), c_n (B, H))."""
+    x_proj, w_hh, h0, c0 = (t if isinstance(t, Tensor) else Tensor(t) for t in (x_proj, w_hh, h0, c0))
+    if x_proj.ndim != 3 or x_proj.shape[2] % 4:
+        raise ValueError(f"lstm_sequence: x_proj must be (T, B, 4H), got {tuple(x_proj.shape)}.")
+    T, B, H4 = x_proj.shape
+    H = H4 // 4
+    for name, t, shape in (("w_hh", w_hh, (H4, H)), ("h0", h0, (B, H)), ("c0", c0, (B, H))):
+        if tuple(t.shape) != shape:
+            raise ValueError(f"lstm_sequence: {name} has shape {tuple(t.shape)}, expected {shape} "
+                             f"for x_proj of shape {(T, B, H4)} (T, B, 4H with H = {H}).")
+    dtypes = {t.dtype for t in (x_proj, w_hh, h0, c0)}
+    if len(dtypes) != 1:
+        raise TypeError(f"lstm_sequence: inputs have mixed dtypes {sorted(map(str, dtypes))}; "
+                        f"convert them to one (e.g. all float32).")
+    if lengths is not None:
+        xp = get_array_module(x_proj.data)
+        lengths = lengths.data if isinstance(lengths, Tensor) else xp.asarray(lengths)
+        host = to_numpy(lengths)
+        if host.dtype.kind not in "iu" or host.shape != (B,):
+            raise ValueError(f"lstm_sequence: lengths must be {B} integers (one per sequence), got "
+                             f"shape {host.shape} dtype {host.dtype}.")
+        if B and (host.min() < 0 or host.max() > T):
+            raise ValueError(f"lstm_sequence: lengths must lie in [0, T={T}], got min {host.min()} "
+                             f"max {host.max()}.")
+        lengths = lengths.astype(np.int64, copy=False)
+    return LSTMSequence.apply(x_proj, w_hh, h0, c0, lengths=lengths)
