@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import backend
-from .autograd.tensor import Tensor, get_default_dtype
+from .autograd.tensor import Tensor, as_array, get_default_dtype
 from .random import generator
 
 
@@ -23,13 +23,18 @@ def tensor(data, requires_grad=False, dtype=None):
     Python floats become float32 unless ``dtype`` says otherwise; NumPy arrays keep their dtype."""
     if isinstance(data, Tensor):
         data = data.data
-    xp = backend.active_module()
+    if isinstance(data, np.generic):       # a NumPy scalar keeps its dtype, like an array
+        data = np.asarray(data)
     if backend.is_array(data):
         arr = backend.to_backend(data).astype(dtype or data.dtype, copy=True)
     else:
-        arr = xp.asarray(data, dtype=dtype)
-        if dtype is None and arr.dtype == np.float64:
-            arr = arr.astype(get_default_dtype())
+        arr = as_array(data, dtype)
+        if not backend.is_array(arr):      # a Python number
+            arr = backend.active_module().asarray(arr, dtype=dtype)
+            if dtype is None and arr.dtype == np.float64:
+                arr = arr.astype(get_default_dtype())
+        elif arr is data:                  # never share memory with the caller's data
+            arr = arr.copy()
     return Tensor(arr, requires_grad=requires_grad)
 
 

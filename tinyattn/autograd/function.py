@@ -27,6 +27,8 @@ from __future__ import annotations
 import contextlib
 import threading
 
+import numpy as np
+
 _state = threading.local()
 
 
@@ -72,21 +74,25 @@ class Context:
         self._saved_versions = ()
 
     def save_for_backward(self, *arrays):
-        """Keep arrays for backward. In-place changes to input tensors whose arrays are saved
-        are detected (version counter) and reported instead of giving wrong gradients."""
+        """Keep arrays for backward. If one of them is the array of an input or output tensor,
+        in-place changes to that tensor are detected later (version counter) and reported
+        instead of silently giving wrong gradients."""
         self.saved = arrays
-        ids = {id(a) for a in arrays}
-        self._saved_versions = tuple((t, t._version) for t in self.inputs
+
+    def _remember_versions(self, tensors):
+        """Note the version of every tensor whose array was saved (called by ``apply``)."""
+        ids = {id(a) for a in self.saved}
+        self._saved_versions = tuple((t._versions, t._versions.value, t.shape) for t in tensors
                                      if t is not None and id(t.data) in ids)
 
     def check_versions(self):
-        for t, v in self._saved_versions:
-            if t._version != v:
+        for counter, seen, shape in self._saved_versions:
+            if counter.value != seen:
                 raise RuntimeError(
-                    f"{self.fn.__name__}.backward: a tensor of shape {t.shape} that this op saved "
+                    f"{self.fn.__name__}.backward: a tensor of shape {shape} that this op saved "
                     f"for its gradient was modified in place after the forward pass (version "
-                    f"{v} -> {t._version}). Gradients would be wrong. Use an out-of-place op "
-                    f"(y = x + 1 instead of x += 1), or .clone() the tensor before changing it.")
+                    f"{seen} -> {counter.value}). Gradients would be wrong. Use an out-of-place "
+                    f"op (y = x + 1 instead of x += 1), or .clone() the tensor before changing it.")
 
     def release(self):
         """Free what backward needed, so memory is returned once the graph has been used."""
@@ -96,8 +102,22 @@ class Context:
         self.released = True
 
 
+def _base(a):
+    """The array that owns the memory ``a`` looks at (``a`` itself unless it is a view)."""
+    while getattr(a, "base", None) is not None and hasattr(a.base, "base"):
+        a = a.base
+    return a
+
+
 class Function:
-    """Base class of every op. Subclasses define static ``forward`` and ``backward``."""
+    """Base class of every op. Subclasses define static ``forward`` and ``backward``.
+
+    ``keeps_dtype`` (True): an op never turns float32 or integer inputs into float64 by NumPy's
+    promotion rules (int / int, float32 + int64, ...); like PyTorch, such results come out in the
+    default dtype. Only ``Cast`` opts out, since changing dtype is its job.
+    """
+
+    keeps_dtype = True
 
     @staticmethod
     def forward(ctx, *args, **kwargs):  # pragma: no cover - abstract
@@ -116,14 +136,39 @@ class Function:
         track = is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
         ctx = Context(cls, tensors if track else ())
         out = cls.forward(ctx, *arrays, **static)
-        if isinstance(out, tuple):        # an op with several outputs (split, LSTM, ...)
-            outs = tuple(Tensor(o, requires_grad=track, _ctx=ctx if track else None, _idx=i)
-                         for i, o in enumerate(out))
-            if track:
-                ctx.n_outputs = len(out)
-                ctx.out_meta = tuple((o.shape, o.dtype) for o in out)
-            return outs
+        several = isinstance(out, tuple)       # an op with several outputs (split, LSTM, ...)
+        if cls.keeps_dtype:
+            out = tuple(_keep_dtype(o, arrays) for o in out) if several else _keep_dtype(out, arrays)
+        outs = tuple(Tensor(o, requires_grad=track, _ctx=ctx if track else None, _idx=i)
+                     for i, o in enumerate(out if several else (out,)))
+        _share_versions_with_views(outs, tensors)
         if track:
-            ctx.out_meta = ((out.shape, out.dtype),)
-            return Tensor(out, requires_grad=True, _ctx=ctx)
-        return Tensor(out)
+            ctx.n_outputs = len(outs)
+            ctx.out_meta = tuple((o.shape, o.dtype) for o in outs)
+            if ctx.saved:
+                ctx._remember_versions(tensors + outs)
+        return outs if several else outs[0]
+
+
+def _keep_dtype(out, arrays):
+    """float64 only comes out of an op if a float64 array went in (see Function.keeps_dtype)."""
+    if getattr(out, "dtype", None) != np.float64:
+        return out
+    if any(getattr(a, "dtype", None) == np.float64 for a in arrays):
+        return out
+    from .tensor import get_default_dtype  # noqa: PLC0415
+
+    return out.astype(get_default_dtype(), copy=False)
+
+
+def _share_versions_with_views(outs, tensors):
+    """An output that is a view of an input (reshape, transpose, x[1:]) shares its version
+    counter, so an in-place change through either is seen by ops that saved the other."""
+    for o in outs:
+        if o.data.base is None:
+            continue
+        base = _base(o.data)
+        for t in tensors:
+            if t is not None and _base(t.data) is base:
+                o._versions = t._versions
+                break

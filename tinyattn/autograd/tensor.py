@@ -26,7 +26,11 @@ def get_default_dtype():
 
 def as_array(x, dtype=None):
     """Plain array on the active backend from an array, a Python number or a (nested) list.
-    Python floats become the default dtype (float32), as in PyTorch; arrays keep theirs."""
+
+    Python numbers stay Python numbers, so that NumPy treats them as "weak" and ``x + 2.5`` keeps
+    x's dtype. NumPy scalars (``np.float64(2)``) are turned into Python numbers for the same reason:
+    in PyTorch ``float32 tensor + np.float64 scalar`` stays float32. Lists of floats become the
+    default dtype (float32); arrays keep theirs."""
     if isinstance(x, Tensor):
         return x.data
     if backend.is_array(x):
@@ -34,9 +38,14 @@ def as_array(x, dtype=None):
         if backend.get_array_module(arr) is not backend.active_module():
             arr = backend.to_backend(arr)
         return arr if dtype is None else arr.astype(dtype, copy=False)
+    if dtype is None:
+        if isinstance(x, np.generic):
+            return x.item()
+        if isinstance(x, (bool, int, float)):
+            return x
     xp = backend.active_module()
-    if isinstance(x, (bool, int, float, np.generic)) and dtype is None:
-        return x                       # scalars stay scalars: NumPy's promotion keeps the tensor's dtype
+    if isinstance(x, (list, tuple)) and _contains_tensor(x):
+        x = _unwrap_nested(x)
     arr = xp.asarray(x, dtype=dtype)
     if dtype is None and arr.dtype == np.float64 and not _has_float64_array(x):
         arr = arr.astype(_DEFAULT_DTYPE)
@@ -47,32 +56,69 @@ def _has_float64_array(x):
     return isinstance(x, np.ndarray) and x.dtype == np.float64
 
 
+def _contains_tensor(x):
+    return any(isinstance(e, Tensor) or (isinstance(e, (list, tuple)) and _contains_tensor(e))
+               for e in x)
+
+
+def _unwrap_nested(x):
+    """[tensor(1.), tensor(2.)] -> [array(1.), array(2.)] (moved to NumPy), so asarray can stack them."""
+    if isinstance(x, Tensor):
+        return x.numpy()
+    if isinstance(x, (list, tuple)):
+        return [_unwrap_nested(e) for e in x]
+    return x
+
+
 def sum_to_shape(grad, shape):
-    """Undo broadcasting: sum ``grad`` down to ``shape`` (the one place this is done)."""
-    if grad.shape == tuple(shape):
+    """Undo broadcasting: sum ``grad`` down to ``shape`` (the one place this is done).
+
+    Leading axes that broadcasting added are summed away; axes where ``shape`` has length 1 but
+    ``grad`` does not are summed with keepdims. Anything else is a shape bug in an op's backward.
+    """
+    shape = tuple(shape)
+    if grad.shape == shape:
         return grad
     extra = grad.ndim - len(shape)
     if extra > 0:
         grad = grad.sum(axis=tuple(range(extra)))
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-    if axes:
-        grad = grad.sum(axis=axes, keepdims=True)
-    return grad.reshape(shape)
+    if grad.ndim == len(shape):
+        axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+        if axes:
+            grad = grad.sum(axis=axes, keepdims=True)
+    if grad.shape != shape:
+        raise ValueError(f"sum_to_shape: a gradient of shape {grad.shape} cannot be summed down "
+                         f"to shape {shape}")
+    return grad
+
+
+class _VersionCounter:
+    """How many times a tensor's array was changed in place. Shared by a tensor, its views and its
+    detached copies, because changing one changes the others' numbers too."""
+
+    __slots__ = ("value",)
+
+    def __init__(self):
+        self.value = 0
 
 
 class Tensor:
     """An n-dimensional array that can remember how it was made, for autograd."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_idx", "_version", "name", "__weakref__")
-    __array_priority__ = 1000   # so that ndarray + Tensor calls Tensor.__radd__
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_idx", "_versions", "name", "__weakref__")
+    __array_priority__ = 1000   # NumPy scalars and arrays defer to Tensor's reflected operators
+    __array_ufunc__ = None      # ... and never try to run a ufunc on a Tensor (np.float64(2) + t)
 
     def __init__(self, data, requires_grad=False, dtype=None, _ctx=None, _idx=0):
         if isinstance(data, Tensor):
             data = data.data
-        arr = as_array(data, dtype)
-        if not backend.is_array(arr):
+        if isinstance(data, np.generic):      # e.g. what NumPy returns for x.sum(): keep its dtype
+            arr = backend.active_module().asarray(data, dtype=dtype)
+        else:
+            arr = as_array(data, dtype)
+        if not backend.is_array(arr):         # a Python number
             arr = backend.active_module().asarray(arr, dtype=dtype)
-            if dtype is None and arr.dtype == np.float64 and isinstance(data, float) and not isinstance(data, np.generic):
+            if dtype is None and arr.dtype == np.float64:
                 arr = arr.astype(_DEFAULT_DTYPE)
         if requires_grad and arr.dtype.kind not in "fc":
             raise TypeError(
@@ -84,7 +130,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self._ctx = _ctx            # the Context of the op that produced this tensor (None: a leaf)
         self._idx = _idx            # which output of that op this tensor is
-        self._version = 0           # bumped by in-place ops; checked by backward
+        self._versions = _VersionCounter()   # bumped by in-place ops; checked by backward
         self.name = None
 
     # ------------------------------------------------------------------ basic properties
@@ -112,22 +158,47 @@ class Tensor:
     def device(self):
         return "cpu" if isinstance(self.data, np.ndarray) else "cuda"
 
+    @property
+    def _version(self):
+        return self._versions.value
+
+    @_version.setter
+    def _version(self, value):
+        self._versions.value = value
+
     def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor (a single number) is not defined; use .item().")
         return len(self.data)
 
     def numpy(self):
         """The values as a NumPy array (copied from the GPU if needed), detached from the graph."""
         return backend.to_numpy(self.data)
 
+    def __array__(self, dtype=None, copy=None):
+        """np.asarray(t) and matplotlib see the values (never the graph)."""
+        arr = self.numpy()
+        if dtype is not None:
+            arr = arr.astype(dtype, copy=False)
+        return arr.copy() if copy else arr
+
     def item(self):
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item(): the tensor has shape {self.shape} ({self.data.size} "
+                             f"elements); only a one-element tensor can become a Python number. "
+                             f"Reduce it first (e.g. .sum()) or use .tolist().")
         return self.data.item()
 
     def tolist(self):
         return self.numpy().tolist()
 
     def detach(self):
-        """The same values, cut off from the graph (no gradient flows through)."""
-        return Tensor(self.data)
+        """The same values (shared, not copied), cut off from the graph: no gradient flows through.
+        In-place changes to either are seen by both, so they share one version counter."""
+        out = Tensor(self.data)
+        out._versions = self._versions
+        return out
 
     def requires_grad_(self, flag=True):
         if flag and self.data.dtype.kind not in "fc":
@@ -140,8 +211,17 @@ class Tensor:
         self.grad = None
 
     def to_backend(self, name):
-        """A copy on backend ``name`` ('numpy' or 'cupy'); a leaf, as PyTorch's .to(device)."""
+        """A copy on backend ``name`` ('numpy' or 'cupy'); a new leaf, as PyTorch's .to(device)
+        of a leaf (no gradient flows back across the move)."""
         return Tensor(backend.to_backend(self.data, name), requires_grad=self.requires_grad)
+
+    def cpu(self):
+        """This tensor on the CPU (NumPy): itself if it is already there."""
+        return self if self.device == "cpu" else self.to_backend("numpy")
+
+    def cuda(self):
+        """This tensor on the GPU (CuPy): itself if it is already there."""
+        return self if self.device == "cuda" else self.to_backend("cupy")
 
     def __repr__(self):
         body = np.array2string(self.numpy(), precision=4, separator=", ", prefix="tensor(")
@@ -156,33 +236,53 @@ class Tensor:
         return bool(self.data)
 
     def __float__(self):
-        return float(self.data)
+        return float(self.item())
 
     def __int__(self):
-        return int(self.data)
+        return int(self.item())
 
     def __index__(self):
-        return int(self.data)
+        if self.data.dtype.kind not in "iub":
+            raise TypeError(f"a tensor of dtype {self.data.dtype} cannot be used as an index; "
+                            "use an integer tensor.")
+        return int(self.item())
 
     __hash__ = object.__hash__
 
     # ------------------------------------------------------------------ in-place (version counted)
+    def _check_inplace(self, op, value=None):
+        """In-place ops are not recorded in the graph, so they are refused where they would make
+        gradients wrong: on tensors that take part in autograd, and with values that need grad."""
+        if not is_grad_enabled():
+            return
+        if self.requires_grad:
+            what = "a leaf tensor that requires grad" if self.is_leaf else "a tensor in the graph"
+            raise RuntimeError(
+                f"{op}: {what} (shape {self.shape}) cannot be changed in place: the change would "
+                f"not be recorded and gradients would be wrong. Build a new tensor instead (x + 1, "
+                f"tinyattn.where(mask, a, b), concatenate, ...), or, for an update that must not be "
+                f"differentiated (an optimiser step), do it under `with tinyattn.no_grad():`.")
+        if isinstance(value, Tensor) and value.requires_grad:
+            raise RuntimeError(
+                f"{op}: the value written requires grad, but an in-place write cannot carry a "
+                f"gradient. Build the result out of place (tinyattn.where, concatenate, stack).")
+
     def _bump(self):
-        self._version += 1
+        self._versions.value += 1
 
     def __setitem__(self, idx, value):
-        if self.requires_grad and self.is_leaf and is_grad_enabled():
-            raise RuntimeError("__setitem__: a leaf tensor that requires grad cannot be changed in "
-                               "place; do it under tinyattn.no_grad(), or build a new tensor.")
+        self._check_inplace("__setitem__", value)
         self.data[_unwrap_index(idx)] = as_array(value)
         self._bump()
 
     def copy_(self, other):
+        self._check_inplace("copy_", other)
         self.data[...] = as_array(other)
         self._bump()
         return self
 
     def fill_(self, value):
+        self._check_inplace("fill_")
         self.data.fill(value)
         self._bump()
         return self
@@ -191,11 +291,13 @@ class Tensor:
         return self.fill_(0)
 
     def add_(self, other, alpha=1.0):
+        self._check_inplace("add_", other)
         self.data += alpha * as_array(other) if alpha != 1.0 else as_array(other)
         self._bump()
         return self
 
     def mul_(self, other):
+        self._check_inplace("mul_", other)
         self.data *= as_array(other)
         self._bump()
         return self
@@ -204,51 +306,19 @@ class Tensor:
     def backward(self, grad=None, retain_graph=False):
         """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
 
-        ``grad`` is d(loss)/d(self); it may be omitted only for a single-element tensor.
+        ``grad`` is d(loss)/d(self); it may be omitted only for a single-element tensor. The graph
+        is freed afterwards unless ``retain_graph=True``.
         """
-        if not self.requires_grad:
-            raise RuntimeError("backward: this tensor does not require grad and has no graph. "
-                               "Create the inputs with requires_grad=True (and not under no_grad()).")
-        xp = backend.get_array_module(self.data)
-        if grad is None:
-            if self.data.size != 1:
-                raise RuntimeError(
-                    f"backward: output has shape {self.shape}, so a gradient must be given: "
-                    f"call .backward(grad) with an array of that shape, or reduce first "
-                    f"(e.g. loss = out.sum()).")
-            grad = xp.ones_like(self.data)
-        else:
-            grad = as_array(grad.data if isinstance(grad, Tensor) else grad)
-            if tuple(grad.shape) != tuple(self.shape):
-                raise ValueError(f"backward: gradient of shape {tuple(grad.shape)} does not match "
-                                 f"the output's shape {self.shape}.")
-            grad = grad.astype(self.dtype, copy=False)
+        grad = self._initial_grad(grad)
         if self._ctx is None:                         # a lone leaf: d(self)/d(self) = 1
             self._accumulate(grad)
             return
-        # 1. topological order of the ops (contexts), iteratively: no recursion limit
-        order, seen, stack = [], {id(self._ctx)}, [(self._ctx, False)]
-        while stack:
-            ctx, expanded = stack.pop()
-            if ctx.released:
-                raise RuntimeError(
-                    f"backward: the graph through {ctx.fn.__name__} was already freed by an earlier "
-                    "backward(). Call .backward(retain_graph=True) the first time if you need to "
-                    "backpropagate through the same graph twice.")
-            if expanded:
-                order.append(ctx)
-                continue
-            stack.append((ctx, True))
-            for t in ctx.inputs:
-                if t is not None and t._ctx is not None and id(t._ctx) not in seen:
-                    seen.add(id(t._ctx))
-                    stack.append((t._ctx, False))
-        # 2. walk it backwards, accumulating gradients per op output
-        grads = {id(self._ctx): [None] * self._ctx.n_outputs}
+        xp = backend.get_array_module(self.data)
+        grads = {id(self._ctx): [None] * self._ctx.n_outputs}    # op -> gradient of each output
         grads[id(self._ctx)][self._idx] = grad
-        for ctx in reversed(order):
+        for ctx in _topological_order(self._ctx):    # every op after all the ops that use it
             out_grads = grads.pop(id(ctx), None)
-            if out_grads is None:           # no gradient reached this op
+            if out_grads is None:                     # no gradient reached this op
                 continue
             ctx.check_versions()
             out_grads = [g if g is not None else xp.zeros(shape, dtype)
@@ -259,7 +329,7 @@ class Tensor:
             for t, g in zip(ctx.inputs, in_grads):
                 if t is None or g is None or not t.requires_grad:
                     continue
-                g = sum_to_shape(g, t.shape)
+                g = _fit_gradient(g, t, ctx)           # undo broadcasting, match dtype
                 if t._ctx is None:
                     t._accumulate(g)
                 else:
@@ -268,9 +338,61 @@ class Tensor:
             if not retain_graph:
                 ctx.release()
 
+    def _initial_grad(self, grad):
+        """d(self)/d(self): ones for a one-element tensor, else the gradient the caller gave."""
+        if not self.requires_grad:
+            raise RuntimeError("backward: this tensor does not require grad and has no graph. "
+                               "Create the inputs with requires_grad=True (and not under no_grad()).")
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward: output has shape {self.shape}, so a gradient must be given: "
+                    f"call .backward(grad) with an array of that shape, or reduce first "
+                    f"(e.g. loss = out.sum()).")
+            return backend.get_array_module(self.data).ones_like(self.data)
+        grad = as_array(grad.data if isinstance(grad, Tensor) else grad)
+        if tuple(getattr(grad, "shape", ())) != tuple(self.shape):
+            raise ValueError(f"backward: gradient of shape {tuple(getattr(grad, 'shape', ()))} "
+                             f"does not match the output's shape {self.shape}.")
+        return backend.get_array_module(self.data).asarray(grad, dtype=self.dtype)
+
     def _accumulate(self, g):
         g = g.astype(self.data.dtype, copy=False)
         self.grad = g.copy() if self.grad is None else self.grad + g
+
+
+def _topological_order(root):
+    """The ops (contexts) of the graph that ends at ``root``, each listed before the ops that
+    produced its inputs: an iterative depth-first search (no recursion limit on long chains)."""
+    post, visited, stack = [], set(), [(root, False)]
+    while stack:
+        ctx, inputs_done = stack.pop()
+        if inputs_done:                    # everything below ctx is already in `post`
+            post.append(ctx)
+            continue
+        if id(ctx) in visited:
+            continue
+        if ctx.released:
+            raise RuntimeError(
+                f"backward: the graph through {ctx.fn.__name__} was already freed by an earlier "
+                "backward(). Call .backward(retain_graph=True) the first time if you need to "
+                "backpropagate through the same graph twice.")
+        visited.add(id(ctx))
+        stack.append((ctx, True))
+        for t in ctx.inputs:
+            if t is not None and t._ctx is not None and id(t._ctx) not in visited:
+                stack.append((t._ctx, False))
+    return reversed(post)
+
+
+def _fit_gradient(g, t, ctx):
+    """An op's gradient for input ``t``, summed over broadcast axes and in t's dtype."""
+    try:
+        g = sum_to_shape(g, t.shape)
+    except ValueError:
+        raise RuntimeError(f"{ctx.fn.__name__}.backward returned a gradient of shape {g.shape} "
+                           f"for an input of shape {t.shape}: a bug in that op's backward.") from None
+    return g if g.dtype == t.dtype else g.astype(t.dtype)
 
 
 def _unwrap_index(idx):

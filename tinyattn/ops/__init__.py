@@ -82,12 +82,26 @@ def permute(x, *axes):
     return Permute.apply(x, axes=_shape_arg(axes) if axes else None)
 
 
-def transpose(x, axes=None):
-    """NumPy's transpose: reverse the axes, or permute them by ``axes``."""
-    return Permute.apply(x, axes=None if axes is None else tuple(axes))
+def transpose(x, *axes):
+    """Three spellings, none ambiguous:
+
+    - ``transpose(x)``: reverse the axes (NumPy; same as ``x.T``);
+    - ``transpose(x, dim0, dim1)`` with two ints: swap those two axes (PyTorch, so the attention
+      idiom ``k.transpose(-2, -1)`` means what it says, on any number of axes);
+    - ``transpose(x, (2, 0, 1))`` or three or more ints: a permutation (NumPy; same as ``permute``).
+    """
+    if not axes or axes == (None,):
+        return Permute.apply(x, axes=None)
+    if len(axes) == 2 and all(isinstance(a, int) for a in axes):
+        return swapaxes(x, *axes)
+    return Permute.apply(x, axes=_shape_arg(axes))
 
 
 def swapaxes(x, a, b):
+    for axis in (a, b):
+        if not -x.ndim <= axis < x.ndim:
+            raise ValueError(f"swapaxes: axis {axis} is out of range for a tensor of shape "
+                             f"{x.shape} ({x.ndim} axes)")
     order = list(range(x.ndim))
     order[a], order[b] = order[b], order[a]
     return Permute.apply(x, axes=tuple(order))
@@ -148,8 +162,11 @@ def matmul(a, b): return MatMul.apply(a, b)
 def getitem(x, index):
     if isinstance(index, Tensor) or (isinstance(index, tuple) and any(isinstance(i, Tensor) for i in index)):
         index = tuple(_plain(i) for i in index) if isinstance(index, tuple) else _plain(index)
+    xp = get_array_module(x.data)
     if isinstance(index, list):           # a list of ints means integer-array indexing, as in NumPy
-        index = get_array_module(x.data).asarray(index)
+        index = xp.asarray(index)
+    elif isinstance(index, tuple) and any(isinstance(i, list) for i in index):
+        index = tuple(xp.asarray(i) if isinstance(i, list) else i for i in index)
     return GetItem.apply(x, index=index)
 
 
@@ -176,23 +193,27 @@ def _bind():
     T.__neg__ = lambda a: Neg.apply(a)
     T.__matmul__ = lambda a, b: MatMul.apply(a, b)
     T.__rmatmul__ = lambda a, b: MatMul.apply(b, a)
+    T.__abs__ = lambda a: Abs.apply(a)
+    T.__pos__ = lambda a: a
     T.__getitem__ = getitem
     for name, op in (("__lt__", "__lt__"), ("__le__", "__le__"), ("__gt__", "__gt__"),
                      ("__ge__", "__ge__"), ("__eq__", "__eq__"), ("__ne__", "__ne__")):
         setattr(T, name, _compare(op))
     T.__invert__ = lambda a: Tensor(~a.data)
-    T.__and__ = lambda a, b: Tensor(a.data & _plain(b))
-    T.__or__ = lambda a, b: Tensor(a.data | _plain(b))
+    T.__and__ = T.__rand__ = lambda a, b: Tensor(a.data & _plain(b))
+    T.__or__ = T.__ror__ = lambda a, b: Tensor(a.data | _plain(b))
+    T.__xor__ = T.__rxor__ = lambda a, b: Tensor(a.data ^ _plain(b))
 
     for fn in (exp, log, sqrt, abs, sigmoid, tanh, relu, gelu, softplus, clip, sum, mean, max,
                min, var, logsumexp, softmax, log_softmax, reshape, permute, transpose, swapaxes,
-               broadcast_to, expand, squeeze, unsqueeze, pad, matmul, split, astype):
+               broadcast_to, expand, squeeze, unsqueeze, pad, matmul, split, astype, maximum,
+               minimum):
         setattr(T, fn.__name__, fn)
     T.T = property(lambda a: Permute.apply(a, axes=None))
     T.view = reshape
     T.float = lambda a: Cast.apply(a, dtype="float32")
     T.double = lambda a: Cast.apply(a, dtype="float64")
-    T.clone = lambda a: Add.apply(a, 0)   # a fresh array, still in the graph
+    T.clone = lambda a: Cast.apply(a, dtype=a.dtype)   # a fresh array, still in the graph
     T.any = lambda a, axis=None: Tensor(a.data.any(axis=axis))
     T.all = lambda a, axis=None: Tensor(a.data.all(axis=axis))
     T.argmax = lambda a, axis=None, keepdims=False: Tensor(a.data.argmax(axis=axis, keepdims=keepdims))

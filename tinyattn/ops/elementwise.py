@@ -13,12 +13,24 @@ from ..backend import get_array_module
 from .special import erf
 
 
+def broadcasting(op, fn, a, b):
+    """fn(a, b), with NumPy's broadcasting error turned into one that names the op and the fix."""
+    try:
+        return fn(a, b)
+    except ValueError:
+        sa, sb = getattr(a, "shape", ()), getattr(b, "shape", ())
+        raise ValueError(
+            f"{op}: shapes {tuple(sa)} and {tuple(sb)} cannot be broadcast together. Aligned from "
+            f"the right, each pair of axis lengths must be equal or one of them 1; reshape or "
+            f"unsqueeze an operand (e.g. b.unsqueeze(0)) so that they line up.") from None
+
+
 # ----------------------------------------------------------------------------- arithmetic
 @register("add")
 class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
-        return a + b
+        return broadcasting("add", lambda p, q: p + q, a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -29,7 +41,7 @@ class Add(Function):
 class Sub(Function):
     @staticmethod
     def forward(ctx, a, b):
-        return a - b
+        return broadcasting("sub", lambda p, q: p - q, a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -41,7 +53,7 @@ class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return a * b
+        return broadcasting("mul", lambda p, q: p * q, a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -54,7 +66,7 @@ class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return a / b
+        return broadcasting("div", lambda p, q: p / q, a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -69,7 +81,7 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        out = a ** b
+        out = broadcasting("pow", lambda p, q: p ** q, a, b)
         ctx.save_for_backward(a, b, out)
         return out
 
@@ -158,7 +170,7 @@ class Maximum(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return get_array_module(a, b).maximum(a, b)
+        return broadcasting("maximum", get_array_module(a, b).maximum, a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -174,7 +186,7 @@ class Minimum(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return get_array_module(a, b).minimum(a, b)
+        return broadcasting("minimum", get_array_module(a, b).minimum, a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -213,7 +225,13 @@ class Where(Function):
         xp = get_array_module(cond, a, b)
         cond = xp.asarray(cond, dtype=bool)
         ctx.save_for_backward(cond)
-        return xp.where(cond, a, b)
+        try:
+            return xp.where(cond, a, b)
+        except ValueError:
+            shapes = [tuple(getattr(v, "shape", ())) for v in (cond, a, b)]
+            raise ValueError(f"where: cond, a and b have shapes {shapes[0]}, {shapes[1]} and "
+                             f"{shapes[2]}, which cannot be broadcast together; reshape them so "
+                             f"that, aligned from the right, each axis is equal or 1.") from None
 
     @staticmethod
     def backward(ctx, g):
@@ -329,10 +347,12 @@ class Softplus(Function):
 class Cast(Function):
     """Change dtype; the gradient is cast back to the input's dtype."""
 
+    keeps_dtype = False     # changing the dtype is the point
+
     @staticmethod
     def forward(ctx, x, dtype=None):
         ctx.in_dtype = x.dtype
-        return x.astype(dtype)
+        return x.astype(dtype, copy=True)     # always a new array: clone() relies on it
 
     @staticmethod
     def backward(ctx, g):

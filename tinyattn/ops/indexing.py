@@ -21,8 +21,8 @@ class GetItem(Function):
         try:
             return x[index]
         except IndexError as exc:
-            raise IndexError(f"getitem: index {_describe(index)} is out of range for a tensor of "
-                             f"shape {x.shape} ({exc}).") from None
+            raise IndexError(f"getitem: cannot index a tensor of shape {x.shape} with "
+                             f"{_describe(index)}: {exc}.") from None
 
     @staticmethod
     def backward(ctx, g):

@@ -109,15 +109,18 @@ class Var(Function):
 
 @register("logsumexp")
 class LogSumExp(Function):
-    """log Σ exp(x), computed as m + log Σ exp(x - m) so it never overflows."""
+    """log Σ exp(x), computed as m + log Σ exp(x - m) with m = max x, so it never overflows.
+    A slice that is all -inf gives -inf (the log of an empty sum) and a zero gradient."""
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         xp = get_array_module(x)
         axes = _norm_axis(axis, x.ndim)
         m = x.max(axis=axes, keepdims=True)
-        m = xp.where(xp.isfinite(m), m, 0)           # all -inf rows: keep -inf, avoid nan
-        out = xp.log(xp.exp(x - m).sum(axis=axes, keepdims=True)) + m
+        finite = xp.isfinite(m)
+        m = xp.where(finite, m, 0)                    # all -inf slices: shift by 0, avoid inf - inf
+        s = xp.exp(x - m).sum(axis=axes, keepdims=True)
+        out = xp.where(s > 0, xp.log(xp.where(s > 0, s, 1)), -xp.inf) + m
         ctx.save_for_backward(x, out)
         ctx.in_shape, ctx.axes, ctx.keepdims = x.shape, axes, keepdims
         return out if keepdims else out.reshape([n for i, n in enumerate(x.shape) if i not in axes])
@@ -126,4 +129,6 @@ class LogSumExp(Function):
     def backward(ctx, g):
         x, out = ctx.saved
         xp = get_array_module(x)
-        return _expand(g, ctx.in_shape, ctx.axes, ctx.keepdims) * xp.exp(x - out)
+        weights = xp.exp(x - xp.where(xp.isfinite(out), out, 0))   # softmax; 0 on -inf slices
+        weights = xp.where(xp.isfinite(out), weights, 0)
+        return _expand(g, ctx.in_shape, ctx.axes, ctx.keepdims) * weights

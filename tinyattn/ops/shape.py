@@ -2,6 +2,8 @@
 Their backward is the inverse movement."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..autograd.function import Function
 from ..autograd.registry import register
 from ..backend import get_array_module
@@ -69,8 +71,13 @@ class Concatenate(Function):
     def forward(ctx, *xs, axis=0):
         xp = get_array_module(*xs)
         ctx.axis = axis
+        try:
+            out = xp.concatenate(xs, axis=axis)
+        except (ValueError, IndexError) as exc:
+            raise ValueError(f"concatenate: cannot join shapes {[tuple(x.shape) for x in xs]} along "
+                             f"axis {axis} ({exc}); all axes except the joined one must match.") from None
         ctx.sizes = [x.shape[axis] for x in xs]
-        return xp.concatenate(xs, axis=axis)
+        return out
 
     @staticmethod
     def backward(ctx, g):
@@ -88,7 +95,11 @@ class Stack(Function):
     def forward(ctx, *xs, axis=0):
         xp = get_array_module(*xs)
         ctx.axis, ctx.n = axis, len(xs)
-        return xp.stack(xs, axis=axis)
+        try:
+            return xp.stack(xs, axis=axis)
+        except (ValueError, IndexError) as exc:
+            raise ValueError(f"stack: cannot stack shapes {[tuple(x.shape) for x in xs]} along "
+                             f"axis {axis} ({exc}); every tensor must have the same shape.") from None
 
     @staticmethod
     def backward(ctx, g):
@@ -105,7 +116,12 @@ class Split(Function):
     def forward(ctx, x, sections=2, axis=0):
         xp = get_array_module(x)
         ctx.in_shape, ctx.dtype, ctx.axis = x.shape, x.dtype, axis
-        parts = xp.split(x, sections, axis=axis)
+        try:
+            parts = xp.split(x, sections, axis=axis)
+        except (ValueError, IndexError) as exc:
+            raise ValueError(f"split: cannot split a tensor of shape {x.shape} into {sections!r} "
+                             f"along axis {axis} ({exc}). For unequal parts give the cut "
+                             f"indices, e.g. split(x, [2, 5], axis).") from None
         return tuple(parts)
 
     @staticmethod
@@ -116,20 +132,29 @@ class Split(Function):
 
 @register("pad")
 class Pad(Function):
-    """Constant padding with NumPy's ``pad_width`` ((before, after) per axis)."""
+    """Constant padding with NumPy's ``pad_width``: an int (same before and after on every axis),
+    one (before, after) pair for every axis, or one pair per axis."""
 
     @staticmethod
     def forward(ctx, x, pad_width=None, value=0.0):
         xp = get_array_module(x)
-        if isinstance(pad_width, int):
-            pad_width = [(pad_width, pad_width)] * x.ndim
-        pad_width = [tuple(p) if not isinstance(p, int) else (p, p) for p in pad_width]
-        if len(pad_width) != x.ndim:
-            raise ValueError(f"pad: pad_width has {len(pad_width)} entries but the tensor has "
-                             f"{x.ndim} axes (shape {x.shape}); give one (before, after) per axis.")
+        pad_width = _pad_pairs(pad_width, x.shape)
         ctx.slices = tuple(slice(b, b + n) for (b, _), n in zip(pad_width, x.shape))
         return xp.pad(x, pad_width, mode="constant", constant_values=value)
 
     @staticmethod
     def backward(ctx, g):
         return g[ctx.slices]
+
+
+def _pad_pairs(pad_width, shape):
+    """NumPy's pad_width rule spelled out: broadcast to one (before, after) pair per axis."""
+    try:
+        pairs = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (len(shape), 2))
+    except (ValueError, TypeError):
+        pairs = None
+    if pairs is None or (pairs < 0).any():
+        raise ValueError(f"pad: pad_width {pad_width!r} does not fit a tensor of shape {shape}: "
+                         f"give an int, one (before, after) pair, or one pair per axis "
+                         f"({len(shape)} pairs), all >= 0.")
+    return [(int(b), int(a)) for b, a in pairs]

@@ -13,6 +13,8 @@ class Softmax(Function):
 
     @staticmethod
     def forward(ctx, x, axis=-1, mask=None):
+        if mask is not None:
+            _check_mask(mask, x.shape)
         y = kernels.get("softmax_forward", x)(x, axis, mask)
         ctx.save_for_backward(y)
         ctx.axis = axis
@@ -39,3 +41,18 @@ class LogSoftmax(Function):
     def backward(ctx, g):
         (out,) = ctx.saved
         return kernels.get("log_softmax_backward", out)(out, g, ctx.axis)
+
+
+def _check_mask(mask, shape):
+    """A mask must be boolean (True = keep) and broadcast to the scores' shape."""
+    dtype = getattr(mask, "dtype", None)
+    if dtype is None or dtype.kind != "b":
+        raise TypeError(
+            f"softmax: mask must be a boolean array or tensor (True = keep, False = masked out), "
+            f"got {dtype if dtype is not None else type(mask).__name__}. For 0/1 masks use "
+            f"mask == 1; an additive mask (0 / -inf) is added to the scores instead.")
+    mshape = tuple(mask.shape)
+    if len(mshape) > len(shape) or any(m not in (1, n) for m, n in zip(mshape[::-1], shape[::-1])):
+        raise ValueError(f"softmax: mask of shape {mshape} does not broadcast to the scores' "
+                         f"shape {tuple(shape)}; aligned from the right, each axis of the mask "
+                         f"must equal the scores' axis or be 1.")
