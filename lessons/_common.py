@@ -117,7 +117,10 @@ class Lesson:
         ours_a = np.asarray(_to_builtin(ours), dtype=float)
         doc_a = np.asarray(doc, dtype=float)
         same = ours_a.shape == doc_a.shape and bool(np.all(np.abs(ours_a - doc_a) <= tol + 1e-12))
-        fmt = lambda a: np.array2string(a, precision=4, separator=", ", suppress_small=True)  # noqa: E731
+        def fmt(a):
+            if a.ndim == 0:
+                return f"{float(a):.6g}"
+            return np.array2string(a, precision=4, separator=", ", suppress_small=True)
         mark = "   agrees" if same else "   <-- differs"
         print(f"  {label:<14} tinyattn {fmt(ours_a):<26} document {fmt(doc_a):<22}{mark}")
         if note and not same:

@@ -105,7 +105,7 @@ def heatmap_grid(maps, row_labels=None, col_labels=None, *, titles=None, suptitl
         titles = [f"map {i}" for i in range(k)]
     n, m = arrays[0].shape
     fig, axes = plt.subplots(nrows, ncols, squeeze=False,
-                             figsize=(ncols * (1.6 + 0.3 * max(4, m)), nrows * (1.2 + 0.3 * max(3, n))))
+                             figsize=(ncols * (1.6 + 0.3 * max(4, m)), nrows * (1.6 + 0.35 * max(3, n))))
     for idx, ax in enumerate(axes.ravel()):
         if idx >= k:
             ax.axis("off")
