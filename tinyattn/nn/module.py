@@ -12,11 +12,14 @@ import numpy as np
 
 from .. import backend
 from ..autograd.function import no_grad
-from ..autograd.tensor import Tensor, as_array
+from ..autograd.tensor import Tensor, as_array, get_default_dtype
 
 
 class Parameter(Tensor):
-    """A tensor that a Module trains: a leaf with ``requires_grad=True``."""
+    """A tensor that a Module trains: a leaf with ``requires_grad=True``.
+
+    ``Parameter(t)`` shares ``t``'s array (as in PyTorch); a list or number becomes the default
+    dtype (float32)."""
 
     __slots__ = ()
 
@@ -25,7 +28,7 @@ class Parameter(Tensor):
             data = data.data
         arr = as_array(data)
         if not backend.is_array(arr):
-            arr = backend.active_module().asarray(arr, dtype=np.float32)
+            arr = backend.active_module().asarray(arr, dtype=get_default_dtype())
         super().__init__(arr, requires_grad=requires_grad)
 
     def __repr__(self):
@@ -46,6 +49,11 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}: call super().__init__() before "
                                  "assigning attributes in __init__.")
+        if name in self._buffers and (value is None or (isinstance(value, Tensor)
+                                                         and not isinstance(value, Parameter))):
+            self._buffers[name] = (value, self._buffers[name][1])    # still a buffer, as PyTorch
+            object.__setattr__(self, name, value)
+            return
         for store in (self._parameters, self._buffers, self._modules):
             store.pop(name, None)
         if isinstance(value, Parameter):
@@ -230,7 +238,7 @@ class Module:
             if misshaped:
                 lines.append("  shape mismatches: " + "; ".join(misshaped))
             lines.append("  (strict=False ignores missing/unexpected keys, never shape mismatches)")
-            raise KeyError("\n".join(lines))
+            raise RuntimeError("\n".join(lines))
         with no_grad():
             for k, arr in arrays.items():
                 t = targets[k]
@@ -255,6 +263,13 @@ class Module:
             sub = repr(m).replace("\n", "\n  ")
             lines.append(f"  ({name}): {sub}")
         return lines[0] + ")" if len(lines) == 1 else "\n".join(lines) + "\n)"
+
+
+def empty_parameter(shape, dtype=None):
+    """A Parameter of ``shape`` (zeros until a layer's ``reset_parameters`` fills it) in ``dtype``
+    (default: the default dtype, float32), on the active backend."""
+    dtype = get_default_dtype() if dtype is None else np.dtype(dtype)
+    return Parameter(backend.active_module().zeros(tuple(shape), dtype=dtype))
 
 
 def _to_numpy_array(v):

@@ -1,0 +1,260 @@
+"""The functional API, ``import tinyattn.functional as F``, with PyTorch's names and arguments.
+
+Layers (``tinyattn.nn``) are built from these functions. Arguments follow
+``torch.nn.functional``: ``dim=`` rather than ``axis=``, ``reduction='mean'|'sum'|'none'``,
+``ignore_index=-100``. Index and target arguments may be tinyattn tensors or NumPy arrays.
+
+The fused, hand-differentiated ops (layer_norm, cross_entropy, embedding) live in ``tinyattn.ops``;
+the rest are written here from Tensor operations, so autograd differentiates them.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from . import ops
+from .autograd.registry import register
+from .autograd.tensor import Tensor, as_array
+from .backend import get_array_module
+from .ops.cross_entropy import cross_entropy as _cross_entropy_rows
+from .ops.embedding import embedding as _embedding
+from .ops.layernorm import layer_norm as _layer_norm
+from .random import generator
+
+__all__ = ["cross_entropy", "dropout", "embedding", "gelu", "layer_norm", "linear", "log_softmax",
+           "mse_loss", "nll_loss", "relu", "sigmoid", "softmax", "tanh"]
+
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+def _tensor(x):
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def _plain(x, xp=None):
+    """An index/target/mask given as a Tensor or any array-like, as a plain array."""
+    if isinstance(x, Tensor):
+        return x.data
+    return as_array(x) if xp is None else xp.asarray(x)
+
+
+def _check_reduction(fn, reduction):
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{fn}: reduction must be one of {_REDUCTIONS}, got {reduction!r}.")
+
+
+# ---------------------------------------------------------------------------- layers
+@register("F.linear")
+def linear(input, weight, bias=None):
+    """y = input @ weightᵀ + bias.
+
+    input (..., in_features); weight (out_features, in_features); bias (out_features,) or None
+    -> (..., out_features). Leading axes are flattened into one matrix product (one BLAS call, and
+    the weight's gradient comes out of it already summed over the batch)."""
+    input = _tensor(input)
+    in_features = weight.shape[-1]
+    if input.ndim == 0 or input.shape[-1] != in_features:
+        raise ValueError(
+            f"linear: input has shape {tuple(input.shape)} but the weight has shape "
+            f"{tuple(weight.shape)} (out_features, in_features); the input's last axis must have "
+            f"in_features={in_features} entries.")
+    lead = input.shape[:-1]
+    flat = input if input.ndim == 2 else input.reshape(-1, in_features)
+    out = flat @ weight.T
+    if bias is not None:
+        out = out + bias
+    return out if input.ndim == 2 else out.reshape(*lead, weight.shape[0])
+
+
+def embedding(input, weight, padding_idx=None):
+    """Rows of ``weight`` (num_embeddings, dim) picked by integer ``input`` (any shape; Tensor or
+    NumPy array) -> (*input.shape, dim). Row ``padding_idx`` receives no gradient."""
+    return _embedding(input, weight, padding_idx)
+
+
+@register("F.dropout")
+def dropout(input, p=0.5, training=True, inplace=False):
+    """Zero each element with probability ``p`` and scale the survivors by 1/(1-p), so the expected
+    value is unchanged; the identity when ``training`` is False or p == 0. The mask is drawn from
+    tinyattn's seeded generator (``tinyattn.manual_seed``)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be a probability in [0, 1], got {p}.")
+    input = _tensor(input)
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    keep = generator().random(input.shape) >= p
+    scale = get_array_module(input.data).asarray(1.0 / (1.0 - p), dtype=input.dtype)
+    return input * (keep * scale)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalise over the trailing ``normalized_shape`` axes (biased variance), then
+    ``* weight + bias``. input (..., *normalized_shape) -> same shape."""
+    return _layer_norm(_tensor(input), normalized_shape, weight, bias, eps)
+
+
+# ---------------------------------------------------------------------------- activations
+def relu(input):
+    return ops.relu(_tensor(input))
+
+
+def gelu(input, approximate="none"):
+    return ops.gelu(_tensor(input), approximate=approximate)
+
+
+def tanh(input):
+    return ops.tanh(_tensor(input))
+
+
+def sigmoid(input):
+    return ops.sigmoid(_tensor(input))
+
+
+def _implicit_dim(fn, ndim):
+    """PyTorch's legacy rule when ``dim`` is not given (deprecated there too)."""
+    warnings.warn(f"{fn}: implicit dimension choice is deprecated; pass dim= explicitly.",
+                  UserWarning, stacklevel=3)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def softmax(input, dim=None, dtype=None):
+    """exp(x_i) / Σ_j exp(x_j) along ``dim``; ``dtype`` casts the input first, as in PyTorch."""
+    input = _tensor(input)
+    if dtype is not None:
+        input = input.astype(dtype)
+    if dim is None:
+        dim = _implicit_dim("softmax", input.ndim)
+    return ops.softmax(input, axis=dim)
+
+
+def log_softmax(input, dim=None, dtype=None):
+    """x_i - log Σ_j exp(x_j) along ``dim``, computed stably."""
+    input = _tensor(input)
+    if dtype is not None:
+        input = input.astype(dtype)
+    if dim is None:
+        dim = _implicit_dim("log_softmax", input.ndim)
+    return ops.log_softmax(input, axis=dim)
+
+
+# ---------------------------------------------------------------------------- losses
+def _classes_last(fn, input, target):
+    """PyTorch puts classes on axis 1: (N, C, d1, ...) with target (N, d1, ...), or (C,) with a
+    scalar target. Return input as rows (M, C), target as (M,), and the shape 'none' returns."""
+    if input.ndim == 1:
+        return input.reshape(1, -1), target.reshape(1), ()
+    if input.ndim == 2:
+        return input, target, (input.shape[0],)
+    n, c = input.shape[0], input.shape[1]
+    if tuple(target.shape) != (n, *input.shape[2:]):
+        raise ValueError(f"{fn}: input has shape {tuple(input.shape)} (N, C, d1, ...) so target "
+                         f"must have shape {(n, *input.shape[2:])}, got {tuple(target.shape)}.")
+    axes = (0, *range(2, input.ndim), 1)
+    return input.permute(*axes).reshape(-1, c), target.reshape(-1), tuple(target.shape)
+
+
+@register("F.cross_entropy")
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
+                  label_smoothing=0.0):
+    """Cross-entropy between logits and targets, as ``torch.nn.functional.cross_entropy``.
+
+    input: logits (N, C), (C,) or (N, C, d1, ...); target: class indices (N,) / () / (N, d1, ...)
+    in [0, C) or ``ignore_index`` (Tensor or NumPy array), or class probabilities with the
+    input's shape (floats). weight: optional (C,) class weights. 'mean' divides by the summed
+    weights of the counted targets (by N for probability targets). label_smoothing ε mixes the
+    target with the uniform distribution: (1 - ε)·target + ε/C.
+    """
+    input = _tensor(input)
+    _check_reduction("cross_entropy", reduction)
+    target_arr = _plain(target, get_array_module(input.data))
+    if target_arr.dtype.kind == "f":
+        return _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing)
+    if input.ndim == 1 and target_arr.ndim != 0:
+        raise ValueError(f"cross_entropy: unbatched logits of shape {tuple(input.shape)} need a "
+                         f"scalar target, got shape {tuple(target_arr.shape)}.")
+    rows, flat_target, out_shape = _classes_last("cross_entropy", input, target_arr)
+    loss = _cross_entropy_rows(rows, flat_target, weight=weight, ignore_index=ignore_index,
+                               reduction=reduction, label_smoothing=label_smoothing)
+    if reduction == "none" and input.ndim != 2:
+        loss = loss.reshape(*out_shape)
+    return loss
+
+
+def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing):
+    """Soft targets: loss_n = -Σ_c w_c q_nc log p_nc with q = (1-ε)·target + ε/C."""
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"cross_entropy: probability targets must have the input's shape "
+                         f"{tuple(input.shape)}, got {tuple(target.shape)}.")
+    c = input.shape[0] if input.ndim == 1 else input.shape[1]
+    class_axis = 0 if input.ndim == 1 else 1
+    q = _tensor(target)
+    if label_smoothing > 0:
+        q = q * (1.0 - label_smoothing) + label_smoothing / c
+    terms = ops.log_softmax(input, axis=class_axis) * q
+    if weight is not None:
+        w = _plain(weight).astype(input.dtype)
+        shape = [1] * input.ndim
+        shape[class_axis] = c
+        terms = terms * w.reshape(shape)
+    loss = -terms.sum(axis=class_axis)
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    n = 1 if input.ndim == 1 else loss.size
+    return loss.sum() / n
+
+
+@register("F.nll_loss")
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """Negative log-likelihood of log-probabilities: loss_n = -w[y_n] · input[n, y_n].
+
+    input (N, C), (C,) or (N, C, d1, ...) of log-probabilities (e.g. from log_softmax); target
+    class indices as in ``cross_entropy``. 'mean' divides by Σ w[y_n] over non-ignored rows."""
+    input = _tensor(input)
+    _check_reduction("nll_loss", reduction)
+    xp = get_array_module(input.data)
+    target_arr = _plain(target, xp)
+    if target_arr.dtype.kind not in "iu":
+        raise TypeError(f"nll_loss: target must hold integer class indices, got dtype "
+                        f"{target_arr.dtype}; convert with .astype('int64').")
+    rows, flat, out_shape = _classes_last("nll_loss", input, target_arr)
+    n, c = rows.shape
+    if tuple(flat.shape) != (n,):
+        raise ValueError(f"nll_loss: input has {n} rows of {c} classes but target has shape "
+                         f"{tuple(target_arr.shape)}.")
+    counted = flat != ignore_index
+    bad = counted & ((flat < 0) | (flat >= c))
+    if bool(bad.any()):
+        raise IndexError(f"nll_loss: target value {int(flat[bad][0])} is out of range for {c} "
+                         f"classes; targets must lie in [0, {c - 1}] or equal "
+                         f"ignore_index={ignore_index}.")
+    safe = xp.where(counted, flat, 0).astype(np.int64)
+    w = xp.ones(c, dtype=input.dtype) if weight is None else _plain(weight, xp).astype(input.dtype)
+    row_weight = w[safe] * counted
+    loss = -(rows[xp.arange(n), safe] * row_weight)
+    if reduction == "none":
+        return loss.reshape(*out_shape) if input.ndim != 2 else loss
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / row_weight.sum()        # all ignored: 0/0 = nan, as in PyTorch
+
+
+@register("F.mse_loss")
+def mse_loss(input, target, reduction="mean"):
+    """(input - target)², averaged/summed/kept. Both may require grad; shapes must match
+    (PyTorch broadcasts with a warning; here a mismatch is an error, since it is nearly always a
+    bug)."""
+    _check_reduction("mse_loss", reduction)
+    input = _tensor(input)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"mse_loss: input has shape {tuple(input.shape)} but target has shape "
+                         f"{tuple(target.shape)}; they must be equal (reshape one of them).")
+    diff = input - target
+    sq = diff * diff
+    if reduction == "none":
+        return sq
+    return sq.sum() if reduction == "sum" else sq.mean()

@@ -1,0 +1,46 @@
+"""LayerNorm: normalise each example over its last axes, then scale and shift (PyTorch's layout)."""
+from __future__ import annotations
+
+from .. import functional as F
+from ..autograd.registry import register
+from . import init
+from .module import Module, empty_parameter
+
+
+@register("nn.LayerNorm")
+class LayerNorm(Module):
+    """x (..., *normalized_shape) -> the same shape.
+
+    weight (*normalized_shape) starts at ones, bias at zeros; ``elementwise_affine=False`` has
+    neither, ``bias=False`` only the weight (as in PyTorch >= 2.1).
+    """
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=None):
+        super().__init__()
+        if isinstance(normalized_shape, int):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(int(s) for s in normalized_shape)
+        self.eps, self.elementwise_affine = eps, elementwise_affine
+        if elementwise_affine:
+            self.weight = empty_parameter(self.normalized_shape, dtype)
+            if bias:
+                self.bias = empty_parameter(self.normalized_shape, dtype)
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+    def forward(self, input):
+        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
