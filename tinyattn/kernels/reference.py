@@ -197,7 +197,7 @@ def lstm_backward(g_out, g_hn, g_cn, gates, cs, hs, w_hh, lengths):
         do = dh ⊙ tc;  dc += dh ⊙ o ⊙ (1 - tc²)
         di = dc ⊙ g;  dg = dc ⊙ i;  df = dc ⊙ c_t
         dz = [di·i(1-i), df·f(1-f), dg·(1-g²), do·o(1-o)]          (B, 4H)
-        dx_proj[t] = dz;  dw_hh += dz.T @ h_t;  dh = dz @ w_hh;  dc = dc ⊙ f
+        dx_proj[t] = dz;  dh = dz @ w_hh;  dc = dc ⊙ f;   and at the end dw_hh = Σ_t dz_tᵀ h_t
 
     Rows past their length pass dh, dc through unchanged and get dz = 0.
     Returns dx_proj (T, B, 4H), dw_hh (4H, H), dh0 (B, H), dc0 (B, H)."""
@@ -205,7 +205,6 @@ def lstm_backward(g_out, g_hn, g_cn, gates, cs, hs, w_hh, lengths):
     T, B, H4 = gates.shape
     H = H4 // 4
     dx = xp.empty_like(gates)
-    dw = xp.zeros_like(w_hh)
     dh, dc = g_hn.copy(), g_cn.copy()
     for t in range(T - 1, -1, -1):
         i, f, g, o = gates[t, :, :H], gates[t, :, H:2 * H], gates[t, :, 2 * H:3 * H], gates[t, :, 3 * H:]
@@ -218,10 +217,11 @@ def lstm_backward(g_out, g_hn, g_cn, gates, cs, hs, w_hh, lengths):
         if valid is not None:
             dz = xp.where(valid, dz, 0)
         dx[t] = dz
-        dw += dz.T @ hs[t]
         dh_prev, dc_prev = dz @ w_hh, dc_t * f
         if valid is None:
             dh, dc = dh_prev, dc_prev
         else:
             dh, dc = xp.where(valid, dh_prev, dh), xp.where(valid, dc_prev, dc)
+    # dw_hh = Σ_t dz_t.T @ h_t: one big product once the loop is done, not T small ones
+    dw = dx.reshape(T * B, H4).T @ hs[:-1].reshape(T * B, H)
     return dx, dw, dh, dc

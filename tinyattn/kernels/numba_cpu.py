@@ -1,0 +1,388 @@
+"""The compiled twins: the same kernels as ``reference.py``, as explicit loops compiled by Numba.
+
+Read each one next to its plain twin (same name, same sections, same formulas). The plain twin
+walks whole arrays several times and allocates a temporary for every intermediate; the loops here
+visit each row once, keep the running sums in registers, and fuse the arithmetic.
+
+Rules every kernel here follows:
+  * ``cache=True``: a second Python process loads the machine code from disk instead of compiling.
+  * ``fastmath=False``: no reassociation, so the results agree with the twin to ~1e-15 (the tests
+    ask for 1e-12 in float64).
+  * ``parallel=True`` + ``prange`` only over rows that never write to the same place (softmax rows,
+    batch rows, query blocks). The one scatter (embedding backward) is a plain serial loop.
+  * ``NUMBA_DISABLE_JIT=1`` turns every ``@njit`` into the plain Python function it decorates, so
+    the kernels can be stepped through in a debugger (slowly).
+Only NumPy arrays arrive here; CuPy arrays are sent to the xp twins by ``kernels.get``.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from . import register
+
+_JIT = dict(cache=True, fastmath=False)
+
+
+def _rows(x, axis):
+    """View x as contiguous rows (M, N) with ``axis`` last; and how to undo it."""
+    moved = np.moveaxis(x, axis, -1)
+    rows = np.ascontiguousarray(moved).reshape(-1, moved.shape[-1])
+    return rows, lambda r: np.moveaxis(r.reshape(moved.shape), -1, axis)
+
+
+# ---------------------------------------------------------------------------------- softmax
+@njit(parallel=True, **_JIT)
+def _softmax_rows(x, keep, out):
+    """out[r] = softmax(x[r]) over the kept entries (keep is (M, N) bool, or (0, 0): keep all)."""
+    masked = keep.shape[0] > 0
+    for r in prange(x.shape[0]):
+        m = -np.inf
+        for j in range(x.shape[1]):
+            if (not masked or keep[r, j]) and x[r, j] > m:
+                m = x[r, j]
+        if m == -np.inf:                    # nothing kept (or all -inf): a row of zeros, not NaN
+            m = 0.0
+        s = 0.0
+        for j in range(x.shape[1]):
+            e = math.exp(x[r, j] - m) if (not masked or keep[r, j]) else 0.0
+            out[r, j] = e
+            s += e
+        inv = 1.0 / s if s != 0 else 1.0
+        for j in range(x.shape[1]):
+            out[r, j] = out[r, j] * inv
+
+
+@register("softmax_forward", "numba")
+def softmax_forward(x, axis=-1, mask=None):
+    rows, back = _rows(x, axis)
+    if mask is None:
+        keep = np.zeros((0, 0), dtype=np.bool_)
+    else:
+        keep, _ = _rows(np.broadcast_to(mask, x.shape), axis)
+    out = np.empty_like(rows)
+    _softmax_rows(rows, keep, out)
+    return back(out)
+
+
+@njit(parallel=True, **_JIT)
+def _softmax_backward_rows(y, g, out):
+    """out[r] = y[r] ⊙ (g[r] - Σ_j g[r, j] y[r, j])."""
+    for r in prange(y.shape[0]):
+        dot = 0.0
+        for j in range(y.shape[1]):
+            dot += g[r, j] * y[r, j]
+        for j in range(y.shape[1]):
+            out[r, j] = y[r, j] * (g[r, j] - dot)
+
+
+@register("softmax_backward", "numba")
+def softmax_backward(y, g, axis=-1):
+    y_rows, back = _rows(y, axis)
+    g_rows, _ = _rows(g, axis)
+    out = np.empty_like(y_rows)
+    _softmax_backward_rows(y_rows, g_rows, out)
+    return back(out)
+
+
+@njit(parallel=True, **_JIT)
+def _log_softmax_rows(x, out):
+    """out[r] = x[r] - max - log Σ exp(x[r] - max)."""
+    for r in prange(x.shape[0]):
+        m = -np.inf
+        for j in range(x.shape[1]):
+            if x[r, j] > m:
+                m = x[r, j]
+        if not np.isfinite(m):
+            m = 0.0
+        s = 0.0
+        for j in range(x.shape[1]):
+            s += math.exp(x[r, j] - m)
+        log_s = math.log(s)
+        for j in range(x.shape[1]):
+            out[r, j] = (x[r, j] - m) - log_s
+
+
+@register("log_softmax_forward", "numba")
+def log_softmax_forward(x, axis=-1):
+    rows, back = _rows(x, axis)
+    out = np.empty_like(rows)
+    _log_softmax_rows(rows, out)
+    return back(out)
+
+
+@njit(parallel=True, **_JIT)
+def _log_softmax_backward_rows(out, g, dx):
+    """dx[r] = g[r] - exp(out[r]) · Σ_j g[r, j]."""
+    for r in prange(out.shape[0]):
+        s = 0.0
+        for j in range(out.shape[1]):
+            s += g[r, j]
+        for j in range(out.shape[1]):
+            dx[r, j] = g[r, j] - math.exp(out[r, j]) * s
+
+
+@register("log_softmax_backward", "numba")
+def log_softmax_backward(out, g, axis=-1):
+    out_rows, back = _rows(out, axis)
+    g_rows, _ = _rows(g, axis)
+    dx = np.empty_like(out_rows)
+    _log_softmax_backward_rows(out_rows, g_rows, dx)
+    return back(dx)
+
+
+# ---------------------------------------------------------------------------------- layer norm
+@njit(parallel=True, **_JIT)
+def _layer_norm_rows(x, weight, bias, eps, y, mean, rstd):
+    """Per row: mean, biased variance (two passes, as the twin), then y = x̂ · weight + bias.
+    weight / bias of length 0 mean 'none'."""
+    n = x.shape[1]
+    for r in prange(x.shape[0]):
+        s = 0.0
+        for j in range(n):
+            s += x[r, j]
+        mu = s / n
+        v = 0.0
+        for j in range(n):
+            d = x[r, j] - mu
+            v += d * d
+        inv = 1.0 / math.sqrt(v / n + eps)
+        mean[r], rstd[r] = mu, inv
+        for j in range(n):
+            val = (x[r, j] - mu) * inv
+            if weight.shape[0] > 0:
+                val = val * weight[j]
+            if bias.shape[0] > 0:
+                val = val + bias[j]
+            y[r, j] = val
+
+
+@register("layer_norm_forward", "numba")
+def layer_norm_forward(x, weight, bias, eps):
+    x = np.ascontiguousarray(x)
+    m, n = x.shape
+    none = np.zeros(0, dtype=x.dtype)
+    y = np.empty_like(x)
+    mean, rstd = np.empty(m, dtype=x.dtype), np.empty(m, dtype=x.dtype)
+    _layer_norm_rows(x, none if weight is None else weight, none if bias is None else bias,
+                     eps, y, mean, rstd)
+    return y, mean, rstd
+
+
+@njit(parallel=True, **_JIT)
+def _layer_norm_backward_rows(g, x, mean, rstd, weight, dx, dweight, dbias):
+    m, n = x.shape
+    for r in prange(m):                     # dx: rows are independent
+        sum_gh, sum_gh_xhat = 0.0, 0.0
+        for j in range(n):
+            gh = g[r, j] * weight[j] if weight.shape[0] > 0 else g[r, j]
+            sum_gh += gh
+            sum_gh_xhat += gh * (x[r, j] - mean[r]) * rstd[r]
+        a, b = sum_gh / n, sum_gh_xhat / n
+        for j in range(n):
+            gh = g[r, j] * weight[j] if weight.shape[0] > 0 else g[r, j]
+            xhat = (x[r, j] - mean[r]) * rstd[r]
+            dx[r, j] = rstd[r] * (gh - a - xhat * b)
+    for j in prange(n):                     # dweight, dbias: each thread owns whole columns
+        sw, sb = 0.0, 0.0
+        for r in range(m):
+            sw += g[r, j] * (x[r, j] - mean[r]) * rstd[r]
+            sb += g[r, j]
+        dweight[j], dbias[j] = sw, sb
+
+
+@register("layer_norm_backward", "numba")
+def layer_norm_backward(g, x, mean, rstd, weight):
+    g, x = np.ascontiguousarray(g), np.ascontiguousarray(x)
+    n = x.shape[1]
+    dx = np.empty_like(x)
+    dweight, dbias = np.empty(n, dtype=x.dtype), np.empty(n, dtype=x.dtype)
+    _layer_norm_backward_rows(g, x, mean, rstd,
+                              np.zeros(0, dtype=x.dtype) if weight is None else weight,
+                              dx, dweight, dbias)
+    return dx, dweight, dbias
+
+
+# ---------------------------------------------------------------------------------- cross-entropy
+@njit(parallel=True, **_JIT)
+def _cross_entropy_rows(logits, target, w, ignore_index, eps, loss, row_weight, logp):
+    n, c = logits.shape
+    for r in prange(n):
+        m = -np.inf
+        for j in range(c):
+            if logits[r, j] > m:
+                m = logits[r, j]
+        s = 0.0
+        for j in range(c):
+            s += math.exp(logits[r, j] - m)
+        log_s = math.log(s)
+        smooth = 0.0
+        for j in range(c):
+            lp = (logits[r, j] - m) - log_s
+            logp[r, j] = lp
+            smooth -= lp * w[j]
+        y = target[r]
+        if y == ignore_index:
+            loss[r], row_weight[r] = 0.0, 0.0
+            continue
+        row_weight[r] = w[y]
+        loss[r] = (1.0 - eps) * w[y] * (-logp[r, y])
+        if eps > 0:
+            loss[r] += (eps / c) * smooth
+
+
+@register("cross_entropy_forward", "numba")
+def cross_entropy_forward(logits, target, class_weight, ignore_index, label_smoothing):
+    logits = np.ascontiguousarray(logits)
+    n, c = logits.shape
+    w = np.ones(c, dtype=logits.dtype) if class_weight is None else class_weight
+    loss, row_weight = np.empty(n, dtype=logits.dtype), np.empty(n, dtype=logits.dtype)
+    logp = np.empty_like(logits)
+    _cross_entropy_rows(logits, target, w, ignore_index, label_smoothing, loss, row_weight, logp)
+    return loss, row_weight, logp
+
+
+@njit(parallel=True, **_JIT)
+def _cross_entropy_backward_rows(g_rows, logp, target, w, ignore_index, eps, d):
+    n, c = logp.shape
+    w_sum = 0.0
+    for j in range(c):
+        w_sum += w[j]
+    for r in prange(n):
+        y = target[r]
+        if y == ignore_index:
+            for j in range(c):
+                d[r, j] = 0.0
+            continue
+        k = (1.0 - eps) * w[y] + (eps / c) * w_sum
+        for j in range(c):
+            d[r, j] = (math.exp(logp[r, j]) * k - (eps / c) * w[j]) * g_rows[r]
+        d[r, y] -= (1.0 - eps) * w[y] * g_rows[r]
+
+
+@register("cross_entropy_backward", "numba")
+def cross_entropy_backward(g_rows, logp, target, class_weight, ignore_index, label_smoothing):
+    c = logp.shape[1]
+    w = np.ones(c, dtype=logp.dtype) if class_weight is None else class_weight
+    d = np.empty_like(logp)
+    _cross_entropy_backward_rows(np.ascontiguousarray(g_rows), logp, target, w, ignore_index,
+                                 label_smoothing, d)
+    return d
+
+
+# ---------------------------------------------------------------------------------- embedding
+@njit(**_JIT)
+def _scatter_add_rows(indices, g, dweight):
+    """dweight[indices[k]] += g[k] for k = 0, 1, ...: one thread, in order, so repeated indices
+    simply accumulate (a parallel loop here would race on shared rows)."""
+    for k in range(indices.shape[0]):
+        row = indices[k]
+        for j in range(g.shape[1]):
+            dweight[row, j] += g[k, j]
+
+
+@register("embedding_backward", "numba")
+def embedding_backward(indices, g, num_embeddings, padding_idx):
+    dweight = np.zeros((num_embeddings, g.shape[1]), dtype=g.dtype)
+    _scatter_add_rows(np.ascontiguousarray(indices), np.ascontiguousarray(g), dweight)
+    if padding_idx is not None:
+        dweight[padding_idx] = 0
+    return dweight
+
+
+# ---------------------------------------------------------------------------------- LSTM
+@njit(inline="always", **_JIT)
+def _sigmoid(z):
+    e = math.exp(-abs(z))                   # never overflows
+    return 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
+
+
+@njit(parallel=True, **_JIT)
+def _lstm_forward_loop(x_proj, w_hh_t, lengths, out, gates, cs, hs):
+    """The recurrence. Per step one (B, H) @ (H, 4H) product (BLAS), then every gate of every
+    unit in one fused pass - no (B, 4H) temporaries for σ, tanh, c', h'."""
+    T, B, H4 = x_proj.shape
+    H = H4 // 4
+    z = np.empty((B, H4), dtype=x_proj.dtype)
+    for t in range(T):
+        np.dot(hs[t], w_hh_t, z)
+        for b in prange(B):
+            valid = t < lengths[b]
+            for j in range(H):
+                i = _sigmoid(x_proj[t, b, j] + z[b, j])
+                f = _sigmoid(x_proj[t, b, H + j] + z[b, H + j])
+                g = math.tanh(x_proj[t, b, 2 * H + j] + z[b, 2 * H + j])
+                o = _sigmoid(x_proj[t, b, 3 * H + j] + z[b, 3 * H + j])
+                gates[t, b, j], gates[t, b, H + j] = i, f
+                gates[t, b, 2 * H + j], gates[t, b, 3 * H + j] = g, o
+                if valid:
+                    c_new = f * cs[t, b, j] + i * g
+                    h_new = o * math.tanh(c_new)
+                    cs[t + 1, b, j], hs[t + 1, b, j], out[t, b, j] = c_new, h_new, h_new
+                else:                       # past the end: state frozen, output 0
+                    cs[t + 1, b, j], hs[t + 1, b, j], out[t, b, j] = cs[t, b, j], hs[t, b, j], 0.0
+
+
+def _full_lengths(lengths, T, B):
+    return np.full(B, T, dtype=np.int64) if lengths is None else np.ascontiguousarray(lengths)
+
+
+@register("lstm_forward", "numba")
+def lstm_forward(x_proj, w_hh, h0, c0, lengths):
+    T, B, H4 = x_proj.shape
+    H = H4 // 4
+    dt = x_proj.dtype
+    out, gates = np.empty((T, B, H), dtype=dt), np.empty((T, B, H4), dtype=dt)
+    hs, cs = np.empty((T + 1, B, H), dtype=dt), np.empty((T + 1, B, H), dtype=dt)
+    hs[0], cs[0] = h0, c0
+    _lstm_forward_loop(np.ascontiguousarray(x_proj), np.ascontiguousarray(w_hh.T),
+                       _full_lengths(lengths, T, B), out, gates, cs, hs)
+    return out, gates, cs, hs
+
+
+@njit(parallel=True, **_JIT)
+def _lstm_backward_loop(g_out, gates, cs, hs, w_hh, lengths, dx, dh, dc):
+    """Backpropagation through time (formulas in the twin). dh, dc hold the gradient reaching the
+    state after step t and are updated in place down to step 0."""
+    T, B, H4 = gates.shape
+    H = H4 // 4
+    dh_prev = np.empty((B, H), dtype=gates.dtype)
+    for t in range(T - 1, -1, -1):
+        for b in prange(B):
+            if t >= lengths[b]:             # padding: no gradient into this step, dh/dc pass through
+                for j in range(H4):
+                    dx[t, b, j] = 0.0
+                continue
+            for j in range(H):
+                i, f = gates[t, b, j], gates[t, b, H + j]
+                g, o = gates[t, b, 2 * H + j], gates[t, b, 3 * H + j]
+                dh_t = dh[b, j] + g_out[t, b, j]
+                tc = math.tanh(cs[t + 1, b, j])
+                dc_t = dc[b, j] + dh_t * o * (1 - tc * tc)
+                dx[t, b, j] = dc_t * g * i * (1 - i)
+                dx[t, b, H + j] = dc_t * cs[t, b, j] * f * (1 - f)
+                dx[t, b, 2 * H + j] = dc_t * i * (1 - g * g)
+                dx[t, b, 3 * H + j] = dh_t * tc * o * (1 - o)
+                dc[b, j] = dc_t * f
+        np.dot(dx[t], w_hh, dh_prev)        # dh for the previous step, through the recurrence
+        for b in prange(B):
+            if t < lengths[b]:
+                for j in range(H):
+                    dh[b, j] = dh_prev[b, j]
+
+
+@register("lstm_backward", "numba")
+def lstm_backward(g_out, g_hn, g_cn, gates, cs, hs, w_hh, lengths):
+    T, B, H4 = gates.shape
+    H = H4 // 4
+    dx = np.empty_like(gates)
+    dh, dc = np.array(g_hn, copy=True), np.array(g_cn, copy=True)
+    _lstm_backward_loop(np.ascontiguousarray(g_out), gates, cs, hs, np.ascontiguousarray(w_hh),
+                        _full_lengths(lengths, T, B), dx, dh, dc)
+    dw = dx.reshape(T * B, H4).T @ hs[:-1].reshape(T * B, H)   # as the twin: one product at the end
+    return dx, dw, dh, dc
+
+
