@@ -6,7 +6,10 @@ gradient of L(x) = Σ v · f(x) computed by backward must equal, element by elem
     (L(x + eps e_j) - L(x - eps e_j)) / (2 eps)
 
 For inputs with many elements we check random directions d instead of every e_j. When the output
-is small we also check the full Jacobian row by row (one one-hot cotangent per output element).
+is small we also check the full Jacobian: one backward pass per output element (a one-hot
+cotangent) gives each Jacobian row, compared with the same finite differences. Finally a zero
+cotangent must give zero gradients, and two backward passes through a retained graph must agree.
+A failure reports the worst element, not merely the first.
 """
 from __future__ import annotations
 
@@ -25,39 +28,54 @@ class GradcheckError(AssertionError):
     """Analytic and numerical gradients disagree."""
 
 
-def _outputs(out):
+def _float_outputs(out):
+    """The floating-point output tensors of fn (integer/bool outputs have no gradient)."""
     outs = out if isinstance(out, (tuple, list)) else (out,)
-    return [o for o in outs if isinstance(o, Tensor)]
+    return [o for o in outs if isinstance(o, Tensor) and o.dtype.kind in "fc"]
 
 
-def _loss_value(fn, inputs, cotangents):
+def _flat_values(fn, inputs):
+    """All floating outputs of fn(*inputs), as one float64 NumPy vector (no graph built)."""
     with no_grad():
-        outs = _outputs(fn(*inputs))
-    return sum(float((backend.to_numpy(o.data).astype(np.float64) * v).sum())
-               for o, v in zip(outs, cotangents))
+        outs = _float_outputs(fn(*inputs))
+    return np.concatenate([backend.to_numpy(o.data).astype(np.float64).ravel() for o in outs])
 
 
-def _analytic(fn, inputs, cotangents, checked):
+def _backward(fn, inputs, cotangents, checked, retain_graph=False):
+    """Gradients of Σ_k cotangents[k] · output_k w.r.t. each checked input (zeros where none)."""
     for t in checked:
         t.grad = None
-    outs = _outputs(fn(*inputs))
+    outs = _float_outputs(fn(*inputs))
     total = None
     for o, v in zip(outs, cotangents):
-        if not o.requires_grad:
-            continue
-        term = (o * Tensor(backend.to_backend(v.astype(o.dtype)))).sum()
-        total = term if total is None else total + term
+        if o.requires_grad:
+            term = (o * Tensor(backend.to_backend(v.astype(o.dtype)))).sum()
+            total = term if total is None else total + term
     if total is not None:
-        total.backward()
-    xp = backend.active_module()
-    return [backend.to_numpy(t.grad) if t.grad is not None else np.zeros(t.shape)
-            for t in checked], xp
+        total.backward(retain_graph=retain_graph)
+    grads = [np.zeros(t.shape) if t.grad is None else backend.to_numpy(t.grad).copy()
+             for t in checked]
+    return grads, total
 
 
-def _fail(msg, raise_exception):
-    if raise_exception:
-        raise GradcheckError(msg)
-    return False
+def _split_cotangent(flat, shapes):
+    """A flat vector over all outputs, cut back into one array per output."""
+    parts, start = [], 0
+    for shape in shapes:
+        n = int(np.prod(shape, dtype=np.int64))
+        parts.append(flat[start:start + n].reshape(shape))
+        start += n
+    return parts
+
+
+def _output_position(r, shapes):
+    """Flat output index r -> 'out1[2, 0]'."""
+    for i, shape in enumerate(shapes):
+        n = int(np.prod(shape, dtype=np.int64))
+        if r < n:
+            return f"out{i}[{', '.join(map(str, np.unravel_index(r, shape)))}]"
+        r -= n
+    return f"out?[{r}]"
 
 
 def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, seed=0):
@@ -65,105 +83,113 @@ def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=Tru
 
     Returns True, or False on failure when ``raise_exception=False``; by default a failure raises
     ``GradcheckError`` naming the input, the worst element, both values and the tolerances.
-    Inputs should be float64 (the check is meaningless in float32: eps would drown in rounding).
+    Inputs must be float64 (in float32, eps would drown in rounding error); an element passes
+    when |analytic - numeric| <= atol + rtol * |numeric|.
     """
     inputs = list(inputs)
     checked = [t for t in inputs if isinstance(t, Tensor) and t.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input has requires_grad=True, so there is nothing to check.")
-    for i, t in enumerate(checked):
+    position = {id(t): i for i, t in enumerate(inputs) if isinstance(t, Tensor)}
+    names = {id(t): t.name or f"input {position[id(t)]}" for t in checked}
+    for t in checked:
         if t.dtype != np.float64:
-            raise TypeError(f"gradcheck: input {i} has dtype {t.dtype}; finite differences need "
-                            f"float64. Create it with dtype='float64' (or call .double()).")
-    rng = np.random.default_rng(seed)
+            raise TypeError(f"gradcheck: {names[id(t)]} has dtype {t.dtype}; finite differences "
+                            f"need float64. Create it with dtype='float64' (or call .double()).")
     with no_grad():
-        outs = _outputs(fn(*inputs))
-    cot = [rng.uniform(0.5, 1.5, o.shape) * rng.choice([-1.0, 1.0], o.shape) for o in outs]
+        outs = _float_outputs(fn(*inputs))
+    if not outs:
+        raise ValueError("gradcheck: fn returned no floating-point tensor, so there is no gradient.")
+    for i, o in enumerate(outs):
+        if o.dtype != np.float64:
+            raise TypeError(f"gradcheck: output {i} has dtype {o.dtype} although the inputs are "
+                            "float64: the function loses precision somewhere (a cast, or an op "
+                            "that does not keep float64).")
+    shapes = [o.shape for o in outs]
+    n_out = sum(o.size for o in outs)
 
-    analytic, _ = _analytic(fn, inputs, cot, checked)
-    names = {id(t): (t.name or f"input {inputs.index(t)}") for t in checked}
+    rng = np.random.default_rng(seed)
+    cot_flat = rng.uniform(0.5, 1.5, n_out) * rng.choice([-1.0, 1.0], n_out)
+    analytic, _ = _backward(fn, inputs, _split_cotangent(cot_flat, shapes), checked)
+    rows = []      # rows[r][k]: gradient of output element r w.r.t. checked input k
+    if n_out <= FULL_ROWS_MAX_OUTPUTS:
+        for r in range(n_out):
+            rows.append(_backward(fn, inputs, _split_cotangent(np.eye(n_out)[r], shapes), checked)[0])
 
-    for t, grad in zip(checked, analytic):
+    for k, t in enumerate(checked):
         name = names[id(t)]
-        if tuple(grad.shape) != tuple(t.shape):
-            return _fail(f"gradcheck: {name}: gradient has shape {grad.shape}, input has {t.shape}",
-                         raise_exception)
-        original = t.data.copy()
-        flat_orig = backend.to_numpy(original).ravel()
+        if tuple(analytic[k].shape) != tuple(t.shape):
+            return _fail(f"gradcheck: {name}: gradient has shape {analytic[k].shape}, input has "
+                         f"{t.shape}", raise_exception)
+        message = _compare_with_finite_differences(fn, inputs, t, k, name, analytic, rows,
+                                                   cot_flat, shapes, rng, eps, atol, rtol)
+        if message:
+            return _fail(message, raise_exception)
 
-        def loss_at(direction, step):
-            t.data = backend.to_backend((flat_orig + step * direction).reshape(t.shape))
-            return _loss_value(fn, inputs, cot)
-
-        try:
-            if t.size <= FULL_JACOBIAN_MAX_ELEMENTS:
-                directions = np.eye(t.size)
-            else:
-                directions = rng.standard_normal((N_DIRECTIONS, t.size))
-            for k, d in enumerate(directions):
-                numeric = (loss_at(d, eps) - loss_at(d, -eps)) / (2 * eps)
-                exact = float(grad.ravel() @ d)
-                if abs(exact - numeric) > atol + rtol * abs(numeric):
-                    where = (f"element {np.unravel_index(k, t.shape)}" if t.size <= FULL_JACOBIAN_MAX_ELEMENTS
-                             else f"random direction {k}")
-                    return _fail(
-                        f"gradcheck failed for {name} (shape {t.shape}) at {where}: analytic "
-                        f"{exact:.10g} vs numeric {numeric:.10g} (difference {abs(exact - numeric):.3g} > "
-                        f"atol {atol:g} + rtol {rtol:g} * |numeric|).", raise_exception)
-        finally:
-            t.data = original
-
-    # The full Jacobian, row by row, when the output is small.
-    if sum(o.size for o in outs) <= FULL_ROWS_MAX_OUTPUTS:
-        for oi, o in enumerate(outs):
-            for r in range(o.size):
-                onehot = [np.zeros(p.shape) for p in outs]
-                onehot[oi].ravel()[r] = 1.0
-                row, _ = _analytic(fn, inputs, onehot, checked)
-                for t, g in zip(checked, row):
-                    flat = backend.to_numpy(t.data).ravel().copy()
-                    orig = t.data.copy()
-                    for j in range(t.size):
-                        e = np.zeros(t.size)
-                        e[j] = eps
-                        t.data = backend.to_backend((flat + e).reshape(t.shape))
-                        plus = _loss_value(fn, inputs, onehot)
-                        t.data = backend.to_backend((flat - e).reshape(t.shape))
-                        minus = _loss_value(fn, inputs, onehot)
-                        t.data = orig
-                        numeric = (plus - minus) / (2 * eps)
-                        exact = float(g.ravel()[j])
-                        if abs(exact - numeric) > atol + rtol * abs(numeric):
-                            return _fail(
-                                f"gradcheck failed for {names[id(t)]}: Jacobian entry d out{oi}"
-                                f"[{r}] / d x[{j}]: analytic {exact:.10g} vs numeric {numeric:.10g}"
-                                f" (atol {atol:g}, rtol {rtol:g}).", raise_exception)
-
-    # A zero cotangent must give zero gradients.
-    zero, _ = _analytic(fn, inputs, [np.zeros(o.shape) for o in outs], checked)
+    zero, _ = _backward(fn, inputs, [np.zeros(s) for s in shapes], checked)
     for t, g in zip(checked, zero):
         if np.any(g != 0):
             return _fail(f"gradcheck: {names[id(t)]}: a zero output gradient gave a non-zero input "
                          f"gradient (max {np.abs(g).max():.3g}).", raise_exception)
 
-    # Backward twice through a retained graph must give the same gradients.
-    for t in checked:
-        t.grad = None
-    outs_g = _outputs(fn(*inputs))
-    total = sum(((o * Tensor(backend.to_backend(v))).sum() for o, v in zip(outs_g, cot)
-                 if o.requires_grad), Tensor(0.0, dtype="float64"))
-    if total.requires_grad:
-        total.backward(retain_graph=True)
-        first = [None if t.grad is None else t.grad.copy() for t in checked]
+    first, total = _backward(fn, inputs, _split_cotangent(cot_flat, shapes), checked,
+                             retain_graph=True)
+    if total is not None:
         for t in checked:
             t.grad = None
         total.backward()
         for t, a in zip(checked, first):
-            b = t.grad
-            if (a is None) != (b is None) or (a is not None and not np.allclose(
-                    backend.to_numpy(a), backend.to_numpy(b), rtol=1e-12, atol=0)):
+            b = np.zeros(t.shape) if t.grad is None else backend.to_numpy(t.grad)
+            if not np.allclose(a, b, rtol=1e-12, atol=0):
                 return _fail(f"gradcheck: {names[id(t)]}: two backward passes through the same "
                              "graph gave different gradients.", raise_exception)
     for t in checked:
         t.grad = None
     return True
+
+
+def _compare_with_finite_differences(fn, inputs, t, k, name, analytic, rows, cot_flat, shapes,
+                                     rng, eps, atol, rtol):
+    """Perturb input t along each direction; return a message about the worst mismatch, or None."""
+    elementwise = t.size <= FULL_JACOBIAN_MAX_ELEMENTS
+    directions = np.eye(t.size) if elementwise else rng.standard_normal((N_DIRECTIONS, t.size))
+    original = t.data
+    flat = backend.to_numpy(original).astype(np.float64).ravel()
+    worst, n_bad, n_checked = None, 0, 0
+    try:
+        for j, d in enumerate(directions):
+            t.data = backend.to_backend((flat + eps * d).reshape(t.shape))
+            plus = _flat_values(fn, inputs)
+            t.data = backend.to_backend((flat - eps * d).reshape(t.shape))
+            minus = _flat_values(fn, inputs)
+            slope = (plus - minus) / (2 * eps)       # d(every output)/d(direction)
+            where = (f"element {tuple(int(i) for i in np.unravel_index(j, t.shape))}"
+                     if elementwise else f"random direction {j} of {N_DIRECTIONS}")
+            pairs = [(float(analytic[k].ravel() @ d), float(cot_flat @ slope),
+                      f"{where} (random output cotangent)")]
+            for r, row in enumerate(rows):
+                pairs.append((float(row[k].ravel() @ d), float(slope[r]),
+                              f"Jacobian entry d {_output_position(r, shapes)} / d {where}"))
+            for exact, numeric, label in pairs:
+                n_checked += 1
+                allowed = atol + rtol * abs(numeric)
+                ratio = abs(exact - numeric) / allowed
+                if ratio > 1 or not np.isfinite(ratio):
+                    n_bad += 1
+                    if worst is None or not ratio <= worst[0]:
+                        worst = (ratio, exact, numeric, allowed, label)
+    finally:
+        t.data = original
+    if worst is None:
+        return None
+    _, exact, numeric, allowed, label = worst
+    return (f"gradcheck failed for {name} (shape {t.shape}): worst at {label}: analytic "
+            f"{exact:.10g} vs numeric {numeric:.10g} (difference {abs(exact - numeric):.3g} > "
+            f"atol {atol:g} + rtol {rtol:g} * |numeric| = {allowed:.3g}); {n_bad} of {n_checked} "
+            f"checks failed.")
+
+
+def _fail(msg, raise_exception):
+    if raise_exception:
+        raise GradcheckError(msg)
+    return False
