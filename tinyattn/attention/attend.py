@@ -1,0 +1,159 @@
+"""Putting it together: weights from scores, then the weighted sum of the values.
+
+    context_i = Σ_j w_ij v_j,   i.e.  context = W @ V       W: (..., Tq, Tk), V: (..., Tk, dv)
+
+``attend`` works from any scores with any weighting; ``scaled_dot_product_attention`` is the
+Transformer's softmax(q kᵀ / √d + mask) v with PyTorch's exact signature and semantics.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .. import ops, random
+from ..autograd.registry import register
+from ..autograd.tensor import Tensor
+from ..backend import get_array_module
+from ._checks import as_tensor, broadcasts_to, check_queries_keys, check_values, plain_mask
+from .hard import hard_attention
+from .local import local_p_weights
+from .sparsemax import sparsemax
+from .weights import sigmoid_weights, softmax
+
+WEIGHTINGS = {
+    "softmax": softmax,            # options: temperature
+    "sigmoid": sigmoid_weights,
+    "sparsemax": sparsemax,
+    "hard": hard_attention,        # options: gradient ('none' | 'straight_through'), temperature
+    "local_p": local_p_weights,    # options: positions, window (both required)
+}
+
+
+@register("attention.attend")
+def attend(scores, values, mask=None, weights="softmax", **options):
+    """context, weights = attend(scores, values, mask, weights="softmax")
+
+    scores: (..., Tq, Tk); values: (..., Tk, dv); mask: bool broadcastable to scores, True = may
+    attend. ``weights`` names how scores become weights: 'softmax', 'sigmoid', 'sparsemax', 'hard'
+    or 'local_p' (see WEIGHTINGS; extra keyword ``options`` go to that function), or is a callable
+    ``f(scores, mask=mask, **options)``.
+    Returns (context (..., Tq, dv), weights (..., Tq, Tk)), context = weights @ values.
+    """
+    scores = as_tensor(scores, "attend", "scores")
+    values = as_tensor(values, "attend", "values")
+    if callable(weights):
+        weigh = weights
+    elif weights in WEIGHTINGS:
+        weigh = WEIGHTINGS[weights]
+    else:
+        raise ValueError(f"attend: unknown weights {weights!r}; choose one of {sorted(WEIGHTINGS)} "
+                         f"or pass a function f(scores, mask=None, ...).")
+    check_values("attend", scores.shape, values)
+    w = weigh(scores, mask=mask, **options)
+    return w @ values, w
+
+
+def _check_dropout(dropout_p):
+    if not isinstance(dropout_p, numbers.Real) or not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1), got {dropout_p!r}.")
+
+
+def _repeat_heads(x, groups):
+    """(..., H, T, d) -> (..., H·groups, T, d), head h repeated ``groups`` times in a row
+    (torch.repeat_interleave along the head axis): query head i reads key/value head i // groups."""
+    if groups == 1:
+        return x
+    *lead, H, T, d = x.shape
+    x = ops.unsqueeze(x, -3)                                         # (..., H, 1, T, d)
+    x = ops.broadcast_to(x, (*lead, H, groups, T, d))
+    return ops.reshape(x, (*lead, H * groups, T, d))
+
+
+def _memory_efficient(q, k, v, is_causal, scale):
+    """The kernels engineer's streaming attention, if present in this checkout (else None)."""
+    try:
+        from ..ops.flash_attention import memory_efficient_attention  # noqa: PLC0415
+    except ImportError:
+        return None
+    return memory_efficient_attention(q, k, v, causal=is_causal, scale=scale)
+
+
+# Above this many score entries per (batch, head), and when nobody asks for the weights, the
+# streaming kernel (if installed) is used: it never holds the (Tq, Tk) matrix.
+STREAMING_MIN_SCORES = 1024 * 1024
+
+
+@register("attention.scaled_dot_product_attention")
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
+                                 scale=None, enable_gqa=False, *, return_weights=False):
+    """softmax(q kᵀ · scale + mask) v, exactly as torch.nn.functional.scaled_dot_product_attention.
+
+    query: (N, ..., Hq, L, E); key: (N, ..., H, S, E); value: (N, ..., H, S, Ev)
+    -> output (N, ..., Hq, L, Ev); with ``return_weights=True`` -> (output, weights (N, ..., Hq, L, S)).
+
+    attn_mask: broadcastable to (N, ..., L, S). Boolean: True = this query may attend to this key.
+               Float: added to the scores (use -inf to forbid). It may require grad (e.g. a learnt
+               position bias). Not allowed together with is_causal, as in PyTorch.
+    dropout_p: probability of zeroing each weight (survivors scaled by 1/(1 - p)); random draws
+               come from ``tinyattn.random.generator()``. Pass 0.0 when evaluating.
+    is_causal: query i sees keys 0..i (the top-left aligned lower triangle, PyTorch's convention
+               when L != S).
+    scale:     defaults to 1/√E.
+    enable_gqa: grouped-query attention: Hq may be a multiple of H, and query head i uses key/value
+               head i // (Hq/H).
+
+    The one deliberate difference from PyTorch: a query row whose keys are all masked gets weights
+    0 and output 0 (and zero gradient), where PyTorch returns NaN.
+    The returned weights are the ones that multiplied V, i.e. after dropout when dropout_p > 0.
+    """
+    name = "scaled_dot_product_attention"
+    q, k, v = as_tensor(query, name, "query"), as_tensor(key, name, "key"), as_tensor(value, name, "value")
+    if v.ndim < 2 or k.ndim < 2 or v.shape[-2] != k.shape[-2]:
+        raise ValueError(f"{name}: value must have shape (..., S, Ev) with S = {k.shape[-2]} (the "
+                         f"number of keys, key shape {tuple(k.shape)}); got {tuple(v.shape)}.")
+    if is_causal and attn_mask is not None:
+        raise ValueError(f"{name}: attn_mask and is_causal=True were both given; PyTorch forbids "
+                         f"this too. Build one mask (causal_mask(L, S) & your_mask) and pass it as "
+                         f"attn_mask.")
+    _check_dropout(dropout_p)
+    if enable_gqa:
+        if q.ndim < 3 or k.ndim < 3 or q.shape[-3] % k.shape[-3] or k.shape[-3] != v.shape[-3]:
+            raise ValueError(f"{name}: enable_gqa needs query heads Hq (axis -3 of {tuple(q.shape)}) "
+                             f"to be a multiple of the key/value heads H (key {tuple(k.shape)}, "
+                             f"value {tuple(v.shape)}).")
+        groups = q.shape[-3] // k.shape[-3]
+        k, v = _repeat_heads(k, groups), _repeat_heads(v, groups)
+    check_queries_keys(name, q, k)
+    L, S, E = q.shape[-2], k.shape[-2], q.shape[-1]
+    scale = 1.0 / math.sqrt(E) if scale is None else float(scale)
+
+    if (not return_weights and dropout_p == 0.0 and attn_mask is None and L * S >= STREAMING_MIN_SCORES):
+        out = _memory_efficient(q, k, v, is_causal, scale)
+        if out is not None:
+            return out
+
+    scores = (q * scale) @ ops.swapaxes(k, -1, -2)                # (N, ..., Hq, L, S)
+    bool_mask = None
+    if is_causal:
+        xp = get_array_module(scores.data)
+        bool_mask = xp.arange(S)[None, :] <= xp.arange(L)[:, None]
+    elif attn_mask is not None:
+        dtype = (attn_mask.dtype if isinstance(attn_mask, Tensor) or hasattr(attn_mask, "dtype")
+                 else np.asarray(attn_mask).dtype)
+        if dtype == np.bool_:
+            bool_mask = plain_mask(name, attn_mask, scores.shape)
+        else:
+            bias = as_tensor(attn_mask, name, "attn_mask")
+            if not broadcasts_to(bias.shape, scores.shape):
+                raise ValueError(f"{name}: attn_mask of shape {tuple(bias.shape)} does not broadcast "
+                                 f"to the scores' shape {tuple(scores.shape)} (N, ..., L, S).")
+            scores = scores + bias                                  # -inf entries weigh exactly 0
+    w = ops.softmax(scores, axis=-1, mask=bool_mask)
+    if dropout_p > 0.0:
+        xp = get_array_module(w.data)
+        keep = xp.asarray(random.generator().random(w.shape)) >= dropout_p
+        w = w * (keep / (1.0 - dropout_p)).astype(w.dtype)
+    out = w @ v
+    return (out, w) if return_weights else out
