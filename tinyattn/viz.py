@@ -78,7 +78,9 @@ def heatmap_grid(maps, row_labels=None, col_labels=None, *, titles=None, suptitl
     """Several attention maps side by side: heads of a layer, layers of a model, or methods.
 
     ``maps`` is a list of 2-D matrices, an array (k, n, m), or (layers, heads, n, m) (one row of the
-    grid per layer). Each panel gets its own title (``titles``) and colour bar. Returns the Figure.
+    grid per layer). Each panel gets its own title (``titles``) and colour bar. ``row_labels`` and
+    ``col_labels`` are one list of tokens shared by every panel, or a list of such lists (one per
+    panel, for maps of different sizes). Returns the Figure.
     """
     plt = _plt()
     if isinstance(maps, (list, tuple)):
@@ -103,14 +105,21 @@ def heatmap_grid(maps, row_labels=None, col_labels=None, *, titles=None, suptitl
         nrows = -(-k // ncols)
     if titles is None:
         titles = [f"map {i}" for i in range(k)]
-    n, m = arrays[0].shape
+    def per_panel(labels):
+        if labels is not None and len(labels) and isinstance(labels[0], (list, tuple)):
+            return list(labels)
+        return [labels] * k
+
+    rows_each, cols_each = per_panel(row_labels), per_panel(col_labels)
+    n = max(a.shape[0] for a in arrays)
+    m = max(a.shape[1] for a in arrays)
     fig, axes = plt.subplots(nrows, ncols, squeeze=False,
                              figsize=(ncols * (1.6 + 0.3 * max(4, m)), nrows * (1.6 + 0.35 * max(3, n))))
     for idx, ax in enumerate(axes.ravel()):
         if idx >= k:
             ax.axis("off")
             continue
-        heatmap(arrays[idx], row_labels, col_labels, ax=ax, title=titles[idx], xlabel=xlabel,
+        heatmap(arrays[idx], rows_each[idx], cols_each[idx], ax=ax, title=titles[idx], xlabel=xlabel,
                 ylabel=ylabel, vmin=vmin, vmax=vmax, annotate=annotate, cmap=cmap)
     if suptitle:
         fig.suptitle(suptitle)
