@@ -8,6 +8,7 @@ import numpy as np
 from gradcases import GradCase, rnd
 from tinyattn.ops.cross_entropy import cross_entropy
 from tinyattn.ops.embedding import embedding
+from tinyattn.ops.flash_attention import memory_efficient_attention
 from tinyattn.ops.layernorm import layer_norm
 from tinyattn.ops.lstm import lstm_sequence
 
@@ -30,6 +31,11 @@ def _lstm_inputs(T=4, B=3, H=2, seed=0):
     return named((rnd(T, B, 4 * H, seed=seed), "x_proj"),
                  (rnd(4 * H, H, seed=seed + 1, lo=-0.7, hi=0.7), "w_hh"),
                  (rnd(B, H, seed=seed + 2), "h0"), (rnd(B, H, seed=seed + 3), "c0"))
+
+
+def _qkv(tq=5, tk=5, d=3, lead=(2,), seed=0):
+    return named((rnd(*lead, tq, d, seed=seed), "q"), (rnd(*lead, tk, d, seed=seed + 1), "k"),
+                 (rnd(*lead, tk, d + 1, seed=seed + 2), "v"))
 
 
 def _lstm_all_outputs(lengths=None):
@@ -62,4 +68,16 @@ CASES = [
              lambda: [rnd(6, 4)], "padding_idx not looked up"),
     GradCase("lstm_sequence", _lstm_all_outputs(), _lstm_inputs, "full length"),
     GradCase("lstm_sequence", _lstm_all_outputs(np.array([4, 2, 0])), _lstm_inputs, "lengths"),
+    GradCase("memory_efficient_attention", lambda q, k, v: memory_efficient_attention(q, k, v),
+             _qkv, "plain"),
+    GradCase("memory_efficient_attention",
+             lambda q, k, v: memory_efficient_attention(q, k, v, causal=True,
+                                                        key_lengths=np.array([4, 0])),
+             _qkv, "causal, key_lengths incl. an empty sequence"),
+    GradCase("memory_efficient_attention",
+             lambda q, k, v: memory_efficient_attention(q, k, v, window=1, scale=0.7),
+             lambda: _qkv(tq=6, tk=6), "window"),
+    GradCase("memory_efficient_attention",
+             lambda q, k, v: memory_efficient_attention(q, k, v, causal=True),
+             lambda: _qkv(tq=3, tk=5, lead=(1, 2)), "Tq != Tk, two leading axes"),
 ]
