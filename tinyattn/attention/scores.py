@@ -16,6 +16,7 @@ PyTorch's ``(out_features, in_features)`` layout wherever a weight acts like a L
 from __future__ import annotations
 
 import math
+import numbers
 
 from .. import ops
 from ..autograd.registry import register
@@ -163,7 +164,9 @@ def concat_sigmoid_score(values, W_a, b=None):
     pad = [(0, 0)] * (previous.ndim - 1) + [(1, 0)]
     previous = ops.pad(previous, pad)[..., :-1]      # position i now holds W_a[d:] · v_{i-1}; v_{-1} = 0
     s = current + previous
-    if b is not None:
+    if isinstance(b, numbers.Real):
+        s = s + float(b)                             # a plain number keeps the values' dtype
+    elif b is not None:
         b = as_tensor(b, name, "b")
         if b.size != 1:
             raise ValueError(f"{name}: b must be a single number (shape () or (1,)), got {tuple(b.shape)}.")
