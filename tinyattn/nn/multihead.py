@@ -1,0 +1,323 @@
+"""MultiheadAttention: PyTorch's ``nn.MultiheadAttention``, parameter for parameter, built from
+Tensor ops (no hand-written backward).
+
+The computation, for h heads of size d = embed_dim / h::
+
+    Q = query W_qᵀ + b_q    K = key W_kᵀ + b_k    V = value W_vᵀ + b_v        (in-projection)
+    split Q, K, V into h heads of width d
+    head_i = softmax(Q_i K_iᵀ / √d + mask) V_i                               (per head)
+    out = concat(head_1 .. head_h) W_oᵀ + b_o                                 (out_proj)
+
+Masks follow PyTorch's *MultiheadAttention* convention, which is the opposite of
+``scaled_dot_product_attention``'s: a **bool mask is True where attention is NOT allowed**; a float
+mask is *added* to the scores (0 = allowed, -inf = blocked, anything else = a bias).
+
+One deliberate difference: a query row whose keys are all blocked gets all-zero weights (so its
+output is just ``out_proj.bias``) and a zero gradient, where PyTorch returns NaN.
+"""
+from __future__ import annotations
+
+import math
+
+from .. import functional as F
+from .. import ops
+from ..autograd.registry import register
+from ..autograd.tensor import Tensor
+from ..backend import active_module, get_array_module
+from . import init
+from .linear import Linear
+from .module import Module, empty_parameter
+
+__all__ = ["MultiheadAttention"]
+
+
+def _plain(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+def as_additive_mask(mask, name, dtype, owner="MultiheadAttention"):
+    """PyTorch's MHA mask convention -> something to add to the scores.
+
+    bool (True = blocked) becomes 0 / -inf; a float mask is used as it is (a Tensor that requires
+    grad stays in the graph, so a learned bias such as ALiBi gets its gradient). Other dtypes are
+    an error, as in PyTorch. Returns None, a plain array, or a Tensor.
+    """
+    if mask is None:
+        return None
+    if isinstance(mask, Tensor) and mask.requires_grad:
+        if mask.dtype.kind != "f":
+            raise TypeError(f"{owner}: {name} must be bool or floating point, got {mask.dtype}.")
+        return mask if mask.dtype == dtype else ops.astype(mask, dtype)
+    arr = _plain(mask)
+    if not hasattr(arr, "dtype"):
+        arr = active_module().asarray(arr)
+    xp = get_array_module(arr)
+    if arr.dtype == bool:
+        return xp.where(arr, -xp.inf, 0.0).astype(dtype)
+    if arr.dtype.kind == "f":
+        return arr.astype(dtype, copy=False)
+    raise TypeError(f"{owner}: {name} has dtype {arr.dtype}; only bool masks (True = not allowed "
+                    f"to attend) and float masks (added to the scores) are supported. Convert it, "
+                    f"e.g. mask.astype(bool).")
+
+
+def _mask_shape(mask):
+    return tuple(_plain(mask).shape)
+
+
+def _pad_last(mask, n):
+    """Append n allowed (0) columns to a mask: for the extra bias_k / zero-attention keys."""
+    if mask is None or n == 0:
+        return mask
+    if isinstance(mask, Tensor):
+        return ops.pad(mask, [(0, 0)] * (mask.ndim - 1) + [(0, n)])
+    xp = get_array_module(mask)
+    return xp.pad(mask, [(0, 0)] * (mask.ndim - 1) + [(0, n)])
+
+
+@register("nn.MultiheadAttention")
+class MultiheadAttention(Module):
+    """Multi-head attention with PyTorch's parameters, names, masks and return values.
+
+    Parameters (state_dict names as PyTorch):
+      in_proj_weight (3E, E) and in_proj_bias (3E,) — when key and value have width E;
+      q_proj_weight (E, E), k_proj_weight (E, kdim), v_proj_weight (E, vdim) instead when
+      ``kdim`` or ``vdim`` differ from ``embed_dim`` (in_proj_bias still packs all three biases);
+      out_proj.weight (E, E), out_proj.bias (E,); bias_k, bias_v (1, 1, E) with ``add_bias_kv``.
+
+    Shapes (N batch, L target length, S source length, E embed_dim):
+      query (L, N, E), key (S, N, kdim), value (S, N, vdim), or (N, L, E) ... with
+      ``batch_first=True``, or unbatched (L, E), (S, kdim), (S, vdim).
+      key_padding_mask (N, S) (or (S,) unbatched): True / -inf marks a padding key to ignore.
+      attn_mask (L, S), or (N*num_heads, L, S) for a mask per batch element and head.
+    Returns (output, weights): output like query; weights (N, L, S) averaged over heads, or
+    (N, num_heads, L, S) with ``average_attn_weights=False``, or None with ``need_weights=False``.
+    """
+
+    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, add_bias_kv=False,
+                 add_zero_attn=False, kdim=None, vdim=None, batch_first=False, dtype=None):
+        super().__init__()
+        if embed_dim <= 0 or num_heads <= 0:
+            raise ValueError(f"MultiheadAttention: embed_dim and num_heads must be positive, got "
+                             f"embed_dim={embed_dim}, num_heads={num_heads}.")
+        if embed_dim % num_heads != 0:
+            raise ValueError(
+                f"MultiheadAttention: embed_dim={embed_dim} is not divisible by "
+                f"num_heads={num_heads}, so the heads cannot split it evenly. Choose num_heads "
+                f"among the divisors of {embed_dim} "
+                f"({[h for h in range(1, embed_dim + 1) if embed_dim % h == 0]}) or change embed_dim.")
+        if not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"MultiheadAttention: dropout must be in [0, 1], got {dropout}.")
+        self.embed_dim = int(embed_dim)
+        self.kdim = int(kdim) if kdim is not None else self.embed_dim
+        self.vdim = int(vdim) if vdim is not None else self.embed_dim
+        self._qkv_same_embed_dim = self.kdim == self.embed_dim and self.vdim == self.embed_dim
+        self.num_heads = int(num_heads)
+        self.dropout = float(dropout)
+        self.batch_first = bool(batch_first)
+        self.head_dim = self.embed_dim // self.num_heads
+        E = self.embed_dim
+
+        if self._qkv_same_embed_dim:
+            self.in_proj_weight = empty_parameter((3 * E, E), dtype)
+            self.register_parameter("q_proj_weight", None)
+            self.register_parameter("k_proj_weight", None)
+            self.register_parameter("v_proj_weight", None)
+        else:
+            self.q_proj_weight = empty_parameter((E, E), dtype)
+            self.k_proj_weight = empty_parameter((E, self.kdim), dtype)
+            self.v_proj_weight = empty_parameter((E, self.vdim), dtype)
+            self.register_parameter("in_proj_weight", None)
+        if bias:
+            self.in_proj_bias = empty_parameter((3 * E,), dtype)
+        else:
+            self.register_parameter("in_proj_bias", None)
+        self.out_proj = Linear(E, E, bias=bias, dtype=dtype)
+        if add_bias_kv:
+            self.bias_k = empty_parameter((1, 1, E), dtype)
+            self.bias_v = empty_parameter((1, 1, E), dtype)
+        else:
+            self.register_parameter("bias_k", None)
+            self.register_parameter("bias_v", None)
+        self.add_zero_attn = bool(add_zero_attn)
+        self._reset_parameters()
+
+    def _reset_parameters(self):
+        """PyTorch's choice: Xavier-uniform projections, zero in/out biases, Xavier-normal bias_k/v
+        (out_proj.weight keeps Linear's own initialisation)."""
+        if self._qkv_same_embed_dim:
+            init.xavier_uniform_(self.in_proj_weight)
+        else:
+            init.xavier_uniform_(self.q_proj_weight)
+            init.xavier_uniform_(self.k_proj_weight)
+            init.xavier_uniform_(self.v_proj_weight)
+        if self.in_proj_bias is not None:
+            init.zeros_(self.in_proj_bias)
+            init.zeros_(self.out_proj.bias)
+        if self.bias_k is not None:
+            init.xavier_normal_(self.bias_k)
+            init.xavier_normal_(self.bias_v)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
+                average_attn_weights=True, is_causal=False):
+        batched = self._check_inputs(query, key, value, key_padding_mask, attn_mask)
+        if not batched:                       # unbatched (L, E): a batch of one
+            query, key, value = (ops.unsqueeze(t, 0) for t in (query, key, value))
+            if key_padding_mask is not None:
+                key_padding_mask = _plain(key_padding_mask)[None]
+        elif not self.batch_first:            # work batch-first inside: (N, L, E)
+            query, key, value = self._transposed(query, key, value)
+
+        out, weights = self._attend(query, key, value, key_padding_mask, need_weights, attn_mask,
+                                    average_attn_weights, is_causal)
+        if not batched:
+            out = ops.squeeze(out, 0)
+            weights = None if weights is None else ops.squeeze(weights, 0)
+        elif not self.batch_first:
+            out = ops.swapaxes(out, 0, 1)
+        return out, weights
+
+    @staticmethod
+    def _transposed(query, key, value):
+        """(L, N, E) -> (N, L, E), transposing a tensor used twice only once."""
+        q = ops.swapaxes(query, 0, 1)
+        k = q if key is query else ops.swapaxes(key, 0, 1)
+        v = k if value is key else (q if value is query else ops.swapaxes(value, 0, 1))
+        return q, k, v
+
+    def _project(self, query, key, value):
+        """The in-projection. Self-attention (query is key is value) does one matrix product with
+        the packed (3E, E) weight and splits it; otherwise each input gets its own third."""
+        E = self.embed_dim
+        b = self.in_proj_bias
+        bq, bk, bv = (None, None, None) if b is None else (b[:E], b[E:2 * E], b[2 * E:])
+        if self._qkv_same_embed_dim:
+            W = self.in_proj_weight
+            if query is key and key is value:
+                return tuple(ops.split(F.linear(query, W, b), 3, axis=-1))
+            q = F.linear(query, W[:E], bq)
+            if key is value:
+                k, v = ops.split(F.linear(key, W[E:], None if b is None else b[E:]), 2, axis=-1)
+                return q, k, v
+            return q, F.linear(key, W[E:2 * E], bk), F.linear(value, W[2 * E:], bv)
+        return (F.linear(query, self.q_proj_weight, bq), F.linear(key, self.k_proj_weight, bk),
+                F.linear(value, self.v_proj_weight, bv))
+
+    def _attend(self, query, key, value, key_padding_mask, need_weights, attn_mask,
+                average_attn_weights, is_causal):
+        """Batch-first core: query (N, L, E), key (N, S, kdim), value (N, S, vdim)."""
+        N, L, E = query.shape
+        H, D = self.num_heads, self.head_dim
+        dtype = query.dtype
+        xp = get_array_module(query.data)
+        if is_causal and attn_mask is None:
+            raise RuntimeError(
+                "MultiheadAttention: is_causal=True is only a hint that attn_mask is the causal "
+                "mask; pass the mask too, e.g. attn_mask=Transformer.generate_square_subsequent_mask"
+                f"({L}), as in PyTorch.")
+        kpm = as_additive_mask(key_padding_mask, "key_padding_mask", dtype)
+        # As PyTorch: with no padding mask and no weights requested, is_causal means "use the causal
+        # mask" (whatever attn_mask holds); otherwise attn_mask itself is used.
+        use_causal = bool(is_causal) and kpm is None and not need_weights
+        amask = None if use_causal else as_additive_mask(attn_mask, "attn_mask", dtype)
+        if amask is not None and amask.ndim == 3:            # (N*H, L, S) -> (N, H, L, S)
+            amask = (ops.reshape(amask, (N, H, L, -1)) if isinstance(amask, Tensor)
+                     else amask.reshape(N, H, L, -1))
+
+        q, k, v = self._project(query, key, value)           # (N, L, E), (N, S, E), (N, S, E)
+        extra = 0                                            # keys added beyond the S given
+        if self.bias_k is not None:                          # one learned key/value for everyone
+            k = ops.concatenate([k, ops.broadcast_to(self.bias_k, (N, 1, E))], axis=1)
+            v = ops.concatenate([v, ops.broadcast_to(self.bias_v, (N, 1, E))], axis=1)
+            extra += 1
+        q = ops.permute(ops.reshape(q, (N, L, H, D)), (0, 2, 1, 3))             # (N, H, L, D)
+        k = ops.permute(ops.reshape(k, (N, k.shape[1], H, D)), (0, 2, 1, 3))    # (N, H, S, D)
+        v = ops.permute(ops.reshape(v, (N, v.shape[1], H, D)), (0, 2, 1, 3))
+        if self.add_zero_attn:                               # a zero key/value per head
+            zeros = Tensor(xp.zeros((N, H, 1, D), dtype=dtype))
+            k = ops.concatenate([k, zeros], axis=2)
+            v = ops.concatenate([v, zeros], axis=2)
+            extra += 1
+        S = k.shape[2]
+
+        scores = ops.matmul(q * (1.0 / math.sqrt(D)), ops.swapaxes(k, -1, -2))   # (N, H, L, S)
+        allowed = None                                       # bool, True = may attend
+        if use_causal:
+            allowed = xp.tril(xp.ones((L, S), dtype=bool))
+        if amask is not None:
+            amask = _pad_last(amask, extra)
+            scores = scores + amask
+            allowed = xp.isfinite(_plain(amask)) | (_plain(amask) > 0)
+        if kpm is not None:
+            kpm = _pad_last(kpm, extra)[:, None, None, :]     # (N, 1, 1, S)
+            scores = scores + kpm
+            ok = xp.isfinite(_plain(kpm)) | (_plain(kpm) > 0)
+            allowed = ok if allowed is None else allowed & ok
+        # Blocked entries are dropped by the mask, so a fully blocked row gives zeros, not NaN.
+        weights = ops.softmax(scores, axis=-1, mask=allowed)
+        if self.training and self.dropout > 0:
+            weights = F.dropout(weights, self.dropout, True)
+        heads = ops.matmul(weights, v)                                          # (N, H, L, D)
+        out = self.out_proj(ops.reshape(ops.permute(heads, (0, 2, 1, 3)), (N, L, E)))
+        if not need_weights:
+            return out, None
+        if average_attn_weights:
+            weights = ops.mean(weights, axis=1)                                 # (N, L, S)
+        return out, weights
+
+    # ------------------------------------------------------------------ input checks
+    def _check_inputs(self, query, key, value, key_padding_mask, attn_mask):
+        """Raise a clear error for inconsistent shapes; return True for batched input."""
+        name = "MultiheadAttention"
+        for what, t in (("query", query), ("key", key), ("value", value)):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"{name}: {what} must be a tinyattn Tensor, got "
+                                f"{type(t).__name__}. Wrap it with tinyattn.tensor(...).")
+        if query.ndim not in (2, 3):
+            raise ValueError(f"{name}: query must be unbatched 2-D (L, E) or batched 3-D "
+                             f"({'N, L, E' if self.batch_first else 'L, N, E'}); got shape "
+                             f"{tuple(query.shape)}.")
+        batched = query.ndim == 3
+        if key.ndim != query.ndim or value.ndim != query.ndim:
+            raise ValueError(f"{name}: query, key and value must all be {query.ndim}-D; got query "
+                             f"{tuple(query.shape)}, key {tuple(key.shape)}, value "
+                             f"{tuple(value.shape)}.")
+        for what, t, width in (("query", query, self.embed_dim), ("key", key, self.kdim),
+                               ("value", value, self.vdim)):
+            if t.shape[-1] != width:
+                hint = "" if what == "query" else (
+                    f" Pass {'kdim' if what == 'key' else 'vdim'}={t.shape[-1]} to the "
+                    f"constructor if {what}s really have that width.")
+                raise ValueError(f"{name}: {what} has feature size {t.shape[-1]} (shape "
+                                 f"{tuple(t.shape)}) but the module expects "
+                                 f"{'embed_dim' if what == 'query' else what[0] + 'dim'}={width}.{hint}")
+        seq_ax = 1 if (batched and self.batch_first) else 0
+        batch_ax = 0 if self.batch_first else 1
+        if key.shape[seq_ax] != value.shape[seq_ax]:
+            raise ValueError(f"{name}: key and value must have the same sequence length; got key "
+                             f"{tuple(key.shape)} and value {tuple(value.shape)}.")
+        if batched and not (query.shape[batch_ax] == key.shape[batch_ax] == value.shape[batch_ax]):
+            raise ValueError(f"{name}: query, key and value have different batch sizes: "
+                             f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)} "
+                             f"(batch axis {batch_ax}, batch_first={self.batch_first}).")
+        N = query.shape[batch_ax] if batched else 1
+        L, S = query.shape[seq_ax], key.shape[seq_ax]
+        if key_padding_mask is not None:
+            want = (N, S) if batched else (S,)
+            if _mask_shape(key_padding_mask) != want:
+                raise ValueError(f"{name}: key_padding_mask must have shape {want} (batch, source "
+                                 f"length), got {_mask_shape(key_padding_mask)}.")
+        if attn_mask is not None:
+            shape = _mask_shape(attn_mask)
+            heads = N * self.num_heads
+            if shape not in ((L, S), (heads, L, S)):
+                raise ValueError(
+                    f"{name}: attn_mask must have shape (L, S) = {(L, S)} or (N*num_heads, L, S) = "
+                    f"{(heads, L, S)} for query {tuple(query.shape)} and key {tuple(key.shape)}; "
+                    f"got {shape}.")
+        return batched
+
+    def extra_repr(self):
+        return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, "
+                f"batch_first={self.batch_first}")
