@@ -1,0 +1,44 @@
+"""Gradient clipping: rescale all gradients together when their joint norm is too large."""
+from __future__ import annotations
+
+import math
+
+from ..autograd.tensor import Tensor
+from ..backend import active_module, get_array_module
+
+
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+    """Scale every gradient by min(1, max_norm / (total_norm + 1e-6)), where total_norm is the
+    norm of all gradients concatenated (as torch.nn.utils.clip_grad_norm_). Returns total_norm as
+    a 0-d Tensor. ``norm_type`` may be a number or ``inf``."""
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return Tensor(active_module().asarray(0.0, dtype="float32"))
+    xp = get_array_module(grads[0])
+    norm_type = float(norm_type)
+    if norm_type == math.inf:
+        norms = xp.stack([xp.abs(g).max() for g in grads])
+        total = norms.max()
+    else:
+        norms = xp.stack([(xp.abs(g) ** norm_type).sum() ** (1.0 / norm_type) for g in grads])
+        total = (norms ** norm_type).sum() ** (1.0 / norm_type)
+    if error_if_nonfinite and not bool(xp.isfinite(total)):
+        raise RuntimeError(f"clip_grad_norm_: the total norm of the gradients is {float(total)}; "
+                           f"a loss or gradient is nan/inf. Set error_if_nonfinite=False to clip "
+                           f"anyway.")
+    coef = xp.minimum(max_norm / (total + 1e-6), 1.0)
+    for p in parameters:
+        if p.grad is not None:
+            p.grad = p.grad * coef.astype(p.grad.dtype)
+    return Tensor(total)
+
+
+def clip_grad_value_(parameters, clip_value):
+    """Clamp every gradient element to [-clip_value, clip_value]."""
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    for p in parameters:
+        if p.grad is not None:
+            p.grad = get_array_module(p.grad).clip(p.grad, -clip_value, clip_value)

@@ -1,0 +1,150 @@
+"""Optimizer: the bookkeeping every optimiser shares (parameter groups, per-parameter state,
+zero_grad, state_dict / load_state_dict), laid out as PyTorch lays it out.
+
+A subclass only writes ``_update(p, grad, state, group)``: change ``p.data`` in place from the
+gradient and the state it keeps for that parameter.
+
+State dict format (the same structure as PyTorch's)::
+
+    {"state": {0: {"step": 3, "exp_avg": array, ...}, 1: {...}},     # by parameter index
+     "param_groups": [{"lr": 0.001, "betas": (0.9, 0.999), ..., "params": [0, 1, 2]}]}
+
+Parameters are numbered in the order they appear across groups; arrays are NumPy copies.
+``tinyattn.save(opt.state_dict(), path)`` writes it to an .npz (each array under a name such as
+``state/0/exp_avg``; numbers, tuples and the structure in a JSON entry), and ``tinyattn.load``
+gives the same dict back, ready for ``load_state_dict``.
+"""
+from __future__ import annotations
+
+import copy
+
+from .. import backend
+from ..autograd.function import no_grad
+from ..autograd.tensor import Tensor
+
+
+class Optimizer:
+    """Base class. ``params``: an iterable of Parameters, or of dicts {"params": [...], **options}
+    to give groups their own options (e.g. no weight decay for biases)."""
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.param_groups = []
+        self.state = {}           # id(param) -> dict of this parameter's state
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list. Pass "
+                             f"model.parameters() (did the model register its layers as attributes?).")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        for g in groups:
+            self.add_param_group(g)
+
+    def add_param_group(self, group):
+        group = dict(group)
+        params = group["params"]
+        group["params"] = [params] if isinstance(params, Tensor) else list(params)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        for p in group["params"]:
+            if not isinstance(p, Tensor) or not p.is_leaf:
+                raise TypeError(f"{type(self).__name__}: can only optimise leaf tensors "
+                                f"(Parameters), got {type(p).__name__}.")
+            if id(p) in seen:
+                raise ValueError(f"{type(self).__name__}: a parameter of shape {p.shape} appears "
+                                 f"in more than one group.")
+            seen.add(id(p))
+        for k, v in self.defaults.items():
+            group.setdefault(k, v)
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none=True):
+        """Forget the gradients before the next backward (which would otherwise add to them)."""
+        for g in self.param_groups:
+            for p in g["params"]:
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                else:
+                    p.grad = p.grad * 0
+
+    def step(self):
+        """One update of every parameter that has a gradient."""
+        with no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    state = self.state.setdefault(id(p), {})
+                    self._update(p, p.grad, state, group)
+                    p._version += 1        # the array changed: graphs that saved it are stale
+
+    def _update(self, p, grad, state, group):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ state dicts
+    def _all_params(self):
+        return [p for g in self.param_groups for p in g["params"]]
+
+    def state_dict(self):
+        """{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]} - copies."""
+        index = {id(p): i for i, p in enumerate(self._all_params())}
+        state = {}
+        for p in self._all_params():
+            if id(p) in self.state:
+                state[index[id(p)]] = {k: (backend.to_numpy(v).copy() if backend.is_array(v)
+                                           else copy.deepcopy(v))
+                                       for k, v in self.state[id(p)].items()}
+        groups = []
+        for g in self.param_groups:
+            d = {k: copy.deepcopy(v) for k, v in g.items() if k != "params"}
+            d["params"] = [index[id(p)] for p in g["params"]]
+            groups.append(d)
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore hyperparameters and per-parameter state saved by ``state_dict`` (or read back by
+        ``tinyattn.load``), so that training continues exactly where it stopped. The optimiser must
+        have been built over the same parameters, in the same order and groups."""
+        name = type(self).__name__
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"{name}.load_state_dict: the saved state has {len(saved_groups)} "
+                             f"parameter groups, this optimiser has {len(self.param_groups)}.")
+        for i, (sg, g) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(sg["params"]) != len(g["params"]):
+                raise ValueError(f"{name}.load_state_dict: group {i} has {len(sg['params'])} "
+                                 f"parameters in the saved state but {len(g['params'])} here; "
+                                 f"build the optimiser over the same model.")
+        by_index = {}
+        for sg, g in zip(saved_groups, self.param_groups):
+            for i, p in zip(sg["params"], g["params"]):
+                by_index[int(i)] = p
+        new_state = {}
+        for i, s in state_dict["state"].items():
+            p = by_index.get(int(i))
+            if p is None:
+                raise ValueError(f"{name}.load_state_dict: state for parameter {i}, which no "
+                                 f"group lists.")
+            entry = {}
+            for k, v in s.items():
+                if backend.is_array(v) and v.ndim > 0:
+                    if tuple(v.shape) != tuple(p.shape):
+                        raise ValueError(f"{name}.load_state_dict: state '{k}' of parameter {i} "
+                                         f"has shape {tuple(v.shape)}, the parameter has "
+                                         f"{tuple(p.shape)}.")
+                    v = backend.to_backend(v.astype(p.dtype, copy=True),
+                                           "cupy" if p.device == "cuda" else "numpy")
+                elif backend.is_array(v):
+                    v = v.item()            # a 0-d array (e.g. from a PyTorch-style step)
+                entry[k] = v
+            new_state[id(p)] = entry
+        for sg, g in zip(saved_groups, self.param_groups):
+            for k, v in sg.items():
+                if k != "params":
+                    g[k] = copy.deepcopy(v)
+        self.state = new_state
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for i, g in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {v}" for k, v in sorted(g.items()) if k != "params"]
+        return "\n".join(lines) + "\n)"
