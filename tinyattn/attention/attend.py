@@ -104,8 +104,9 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     enable_gqa: grouped-query attention: Hq may be a multiple of H, and query head i uses key/value
                head i // (Hq/H).
 
-    The one deliberate difference from PyTorch: a query row whose keys are all masked gets weights
-    0 and output 0 (and zero gradient), where PyTorch returns NaN.
+    A query row whose keys are all masked gets weights 0, output 0 and zero gradient, never NaN.
+    PyTorch's sdpa does the same since version 2.5 (older versions, and a plain masked
+    torch.softmax, give NaN there).
     The returned weights are the ones that multiplied V, i.e. after dropout when dropout_p > 0.
     """
     name = "scaled_dot_product_attention"
