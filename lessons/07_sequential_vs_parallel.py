@@ -1,0 +1,196 @@
+"""Lesson 07 - sequential versus parallel attention.
+
+What it teaches: attention does not have to be computed one query at a time. A loop that takes
+each query in turn (score it against every key, softmax, weighted sum) and one batched matrix
+product softmax(Q Kᵀ) V compute the same numbers; the batched form is the one that is fast.
+On the way we run the document's two PyTorch classes exactly as printed, see why every attention
+weight they compute is exactly 1 (the normalisation runs over an axis of length 1), see where they
+crash, and fix them.
+
+Reproduces: docs/004_cac0c20fb062a056.txt §4.1 (SequentialAttention, x of shape (3, 10)) and
+§4.2 (ParallelAttention, x of shape (3, 10, 2)); §3.1-3.2 describe "sequential" and "parallel"
+attention with the same formulas.
+Criterion: the loop and the batched product agree to 1e-12 (float64); the document's bug is
+reproduced (all weights exactly 1, then the shape errors) and explained.
+"""
+# %%
+from _common import Lesson
+
+import time
+
+import numpy as np
+
+import tinyattn as ta
+import tinyattn.nn as nn
+from tinyattn import attention as A
+
+lesson = Lesson(7, "sequential vs parallel attention")
+rng = lesson.rng
+input_dim, hidden_dim, output_dim = 10, 20, 5          # the document's sizes
+
+# %% [markdown]
+# ## 1. The document's SequentialAttention, as printed (§4.1)
+#     h = tanh(linear1(x));  a = exp(attention(h));  a = a / sum(a, dim=1, keepdim=True)
+#     y = sum(a * h, dim=1);  y = linear2(y)
+# with x = randn(3, input_dim). Follow the shapes.
+
+# %%
+lesson.section("1. doc 004 §4.1 SequentialAttention as printed, x of shape (3, 10)")
+linear1 = nn.Linear(input_dim, hidden_dim, dtype="float64")
+linear2 = nn.Linear(hidden_dim, output_dim, dtype="float64")
+attention = nn.Linear(hidden_dim, 1, dtype="float64")
+x = ta.tensor(rng.normal(size=(3, input_dim)), dtype="float64")
+h = ta.tanh(linear1(x))
+a = ta.exp(attention(h))
+print(f"h = tanh(linear1(x)): shape {h.shape};  a = exp(attention(h)): shape {a.shape}")
+a = a / a.sum(axis=1, keepdims=True)                  # dim=1 has length 1: each a is divided by itself
+print("a after 'normalising' over dim=1 =", a.numpy().ravel().tolist())
+doc_all_ones = bool((a.numpy() == 1.0).all())
+print(f"every weight exactly 1.0: {doc_all_ones}. Axis 1 of a (3, 1) array has one entry, so "
+      "a / sum(a) = a / a = 1: the 3 positions are never compared with each other.")
+y = (a * h).sum(axis=1)
+print(f"y = sum(a * h, dim=1): shape {y.shape} - it summed the 20 hidden features, not the positions.")
+seq_error = None
+try:
+    linear2(y)
+except ValueError as exc:                              # PyTorch fails here too (mat1 and mat2 shapes)
+    seq_error = str(exc)
+print(f"linear2(y) fails: {seq_error}")
+
+# %% [markdown]
+# ## 2. The document's ParallelAttention, as printed (§4.2)
+# Same layers, x = randn(3, input_dim, 2), and the sum over dim=2. A Linear layer acts on the
+# *last* axis, which has length 2, not input_dim = 10: it fails at the first line.
+
+# %%
+lesson.section("2. doc 004 §4.2 ParallelAttention as printed, x of shape (3, 10, 2)")
+x3 = ta.tensor(rng.normal(size=(3, input_dim, 2)), dtype="float64")
+par_error = None
+try:
+    linear1(x3)
+except ValueError as exc:
+    par_error = str(exc)
+print(f"linear1(x) fails: {par_error}")
+print("Transposing to (3, 2, 10) would run, but the normalisation over dim=1 and the sum over dim=2 "
+      "would then pick the wrong axes again; the shapes need to be fixed as a whole.")
+
+# %% [markdown]
+# ## 3. The corrected attention pooling
+# Give the input a sequence axis: x of shape (batch, T, input_dim). Score each position, normalise
+# over the positions (axis 1, length T), and take the weighted sum over the positions:
+#     h = tanh(W1 x_t);  s_t = w·h_t;  a = softmax_t(s);  y = Σ_t a_t h_t;  out = W2 y
+
+# %%
+lesson.section("3. corrected: weights over the T positions of each sequence")
+
+
+class AttentionPooling(nn.Module):
+    """The document's layers with the axes fixed: (batch, T, input_dim) -> (batch, output_dim)."""
+
+    def __init__(self, linear1, attention, linear2):
+        super().__init__()
+        self.linear1, self.attention, self.linear2 = linear1, attention, linear2
+
+    def forward(self, x):
+        h = ta.tanh(self.linear1(x))                        # (B, T, hidden)
+        s = self.attention(h)                               # (B, T, 1): one score per position
+        a = ta.softmax(s, axis=1)                           # normalise over the positions
+        y = (a * h).sum(axis=1)                             # (B, hidden): weighted sum of positions
+        return self.linear2(y), a[..., 0]
+
+
+pool = AttentionPooling(linear1, attention, linear2)
+T = 7
+xs = ta.tensor(rng.normal(size=(3, T, input_dim)), dtype="float64")
+out, weights = pool(xs)
+print(f"x {xs.shape} -> output {out.shape}; weights {weights.shape}, each row sums to "
+      f"{weights.numpy().sum(axis=1).round(12).tolist()}")
+print("weights of sequence 0 over its 7 positions:", weights.numpy()[0].round(3).tolist())
+
+# %% [markdown]
+# ## 4. A loop over queries versus one batched product
+# "Sequential" attention computes one query at a time; "parallel" attention all at once:
+#     loop:    for each i: s = K q_i;  w = softmax(s);  out_i = w V
+#     batched: softmax(Q Kᵀ / √d) V
+# Same arithmetic, same numbers (to rounding); the batched version hands the work to one big
+# matrix product instead of n small ones.
+
+# %%
+lesson.section("4. loop over queries vs one batched product")
+
+
+def attention_loop(Q, K, V):
+    scale = 1.0 / np.sqrt(Q.shape[-1])
+    rows = []
+    for i in range(Q.shape[0]):                    # one query at a time
+        s = (K @ Q[i]) * scale                     # (n_keys,) scores of query i
+        w = ta.softmax(s, axis=-1)
+        rows.append(w @ V)                         # (d_v,)
+    return ta.stack(rows, axis=0)
+
+
+def attention_batched(Q, K, V):
+    return A.scaled_dot_product_attention(Q, K, V)
+
+
+def best_time(fn, *args, repeats=3):
+    """The fastest of a few runs (after one warm-up run, which may compile kernels)."""
+    fn(*args)
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = fn(*args)
+        best = min(best, time.perf_counter() - t0)
+    return result, best
+
+
+worst = 0.0
+timings = []
+for n, dk in [(16, 8), (128, 32), (512, 64)]:
+    Q, K, V = (ta.tensor(rng.normal(size=(n, dk)), dtype="float64") for _ in range(3))
+    loop_out, t_loop = best_time(attention_loop, Q, K, V)
+    batch_out, t_batch = best_time(attention_batched, Q, K, V)
+    diff = float(np.abs(loop_out.numpy() - batch_out.numpy()).max())
+    worst = max(worst, diff)
+    timings.append({"n": n, "d": dk, "loop_s": t_loop, "batched_s": t_batch, "max_diff": diff})
+    print(f"  n = {n:>3} queries/keys, d = {dk:>2}: max |loop - batched| = {diff:.1e};  loop "
+          f"{1e3 * t_loop:7.2f} ms, batched {1e3 * t_batch:6.2f} ms ({t_loop / t_batch:5.1f}x)")
+
+# The gradients agree too: backpropagate the same loss through both.
+Q, K, V = (ta.tensor(rng.normal(size=(32, 16)), dtype="float64", requires_grad=True) for _ in range(3))
+g = ta.tensor(rng.normal(size=(32, 16)), dtype="float64")
+(attention_loop(Q, K, V) * g).sum().backward()
+grads_loop = [t.grad.copy() for t in (Q, K, V)]
+for t in (Q, K, V):
+    t.grad = None
+(attention_batched(Q, K, V) * g).sum().backward()
+grad_diff = max(float(np.abs(a_ - t.grad).max()) for a_, t in zip(grads_loop, (Q, K, V)))
+print(f"gradients w.r.t. Q, K, V: max |loop - batched| = {grad_diff:.1e}")
+print("(Best of 3 runs on this machine, so they vary from run to run; the loop pays Python's "
+      "overhead once per query, so its cost grows with n even when each query is cheap.)")
+
+# %%
+import matplotlib.pyplot as plt  # noqa: E402
+
+from tinyattn import viz  # noqa: E402
+
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
+viz.heatmap(a.numpy().reshape(3, 1), [f"position {i}" for i in range(3)], ["weight"], ax=axes[0],
+            vmin=0, vmax=1.5, title="doc §4.1 as printed: weights over an axis of length 1",
+            xlabel="(nothing to compare)", ylabel="position")
+viz.heatmap(weights, [f"seq {b}" for b in range(3)], [f"t{t}" for t in range(T)], ax=axes[1],
+            title="corrected: softmax over the 7 positions of each sequence",
+            xlabel="position (key)", ylabel="sequence (one pooling query each)")
+lesson.savefig(fig, "doc_vs_corrected_weights")
+
+# %%
+lesson.section("criterion")
+lesson.record(doc_weights=a.numpy().ravel(), doc_all_ones=doc_all_ones, sequential_error=seq_error,
+              parallel_error=par_error, loop_vs_batched_max_diff=worst, grad_max_diff=grad_diff,
+              timings=timings)
+lesson.check("loop and batched product agree to 1e-12", worst <= 1e-12 and grad_diff <= 1e-12,
+             f"outputs {worst:.1e}, gradients {grad_diff:.1e}")
+lesson.check("document's bug reproduced and explained",
+             doc_all_ones and seq_error is not None and par_error is not None,
+             "all 3 weights exactly 1.0 (softmax over a length-1 axis); linear2 and linear1 shape errors")
+lesson.finish()
