@@ -3,6 +3,8 @@ gradients (bool mask, float mask, causal, scale, Tq != Tk, grouped heads), and t
 that PyTorch also has."""
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -172,3 +174,23 @@ def test_general_score_matches_torch_bilinear():
     ref = F.bilinear(torch.tensor(q)[:, None].expand(3, 5, 4), torch.tensor(k)[None].expand(3, 5, 2),
                      torch.tensor(W)[None])[..., 0]
     _close(A.general_score(ta.tensor(q), ta.tensor(k), ta.tensor(W)).numpy(), ref)
+
+
+def test_sdpa_hands_long_sequences_to_the_streaming_kernel(monkeypatch):
+    """Above the size threshold (lowered here) sdpa calls memory_efficient_attention: same values
+    and gradients, unless weights, a mask or dropout are asked for."""
+    flash = pytest.importorskip("tinyattn.ops.flash_attention")
+    attend_module = importlib.import_module("tinyattn.attention.attend")   # the module, not the function
+
+    calls = []
+    real = flash.memory_efficient_attention
+    monkeypatch.setattr(flash, "memory_efficient_attention", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
+    monkeypatch.setattr(attend_module, "STREAMING_MIN_SCORES", 16)
+    _compare_sdpa([(2, 2, 6, 4), (2, 2, 5, 4), (2, 2, 5, 3)], is_causal=True)
+    _compare_sdpa([(2, 6, 4), (2, 5, 4), (2, 5, 3)], scale=0.5)
+    assert [c["causal"] for c in calls] == [True, False]
+    q = ta.tensor(rng.normal(size=(2, 6, 4)))
+    A.scaled_dot_product_attention(q, q, q, return_weights=True)
+    A.scaled_dot_product_attention(q, q, q, attn_mask=np.ones((6, 6), dtype=bool))
+    A.scaled_dot_product_attention(q, q, q[:1])                                # broadcast leading axes
+    assert len(calls) == 2

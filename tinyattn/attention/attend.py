@@ -72,16 +72,20 @@ def _repeat_heads(x, groups):
 
 
 def _memory_efficient(q, k, v, is_causal, scale):
-    """The kernels engineer's streaming attention, if present in this checkout (else None)."""
+    """The streaming attention of ``tinyattn.ops.flash_attention`` (never holds the L x S
+    matrix), when the inputs fit its contract (same leading axes, one dtype); else None."""
+    if not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2] and q.dtype == k.dtype == v.dtype):
+        return None
     try:
-        from ..ops.flash_attention import memory_efficient_attention  # noqa: PLC0415
+        from ..ops import flash_attention  # noqa: PLC0415 - optional fast path
     except ImportError:
         return None
-    return memory_efficient_attention(q, k, v, causal=is_causal, scale=scale)
+    return flash_attention.memory_efficient_attention(q, k, v, causal=is_causal, scale=scale)
 
 
-# Above this many score entries per (batch, head), and when nobody asks for the weights, the
-# streaming kernel (if installed) is used: it never holds the (Tq, Tk) matrix.
+# From this many score entries per (batch, head) on, when nobody asks for the weights and there is
+# no dropout and no explicit mask, sdpa hands over to the streaming kernel: same numbers, memory
+# O(L + S) instead of O(L·S).
 STREAMING_MIN_SCORES = 1024 * 1024
 
 
@@ -108,6 +112,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     PyTorch's sdpa does the same since version 2.5 (older versions, and a plain masked
     torch.softmax, give NaN there).
     The returned weights are the ones that multiplied V, i.e. after dropout when dropout_p > 0.
+    Long sequences (L·S >= STREAMING_MIN_SCORES) without attn_mask, dropout or return_weights go
+    through ``memory_efficient_attention``, which never builds the (L, S) matrix.
     """
     name = "scaled_dot_product_attention"
     q, k, v = as_tensor(query, name, "query"), as_tensor(key, name, "key"), as_tensor(value, name, "value")
