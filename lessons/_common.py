@@ -39,6 +39,10 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 os.environ.setdefault("MPLBACKEND", "Agg")   # figures go to files; no window ever opens
+# Lessons work on small arrays, where waking a second thread costs far more than the work itself
+# (on a busy 2-core machine a parallel Numba softmax of 16 numbers took ~20 ms instead of ~20 us).
+# So compiled kernels run on one thread here; set NUMBA_NUM_THREADS yourself to override.
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 

@@ -1,0 +1,171 @@
+"""Every lesson's criterion, asserted on the numbers the lesson wrote to result.json.
+
+Each test runs one lesson script once, in a subprocess (exactly as a learner runs it), with its
+output folder in a temporary directory, then checks the exit status, the CRITERION line and the
+measured values themselves, so a lesson cannot pass by printing PASS.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LESSONS = os.path.join(ROOT, "lessons")
+
+pytestmark = pytest.mark.slow
+
+
+def run_lesson(name, out_dir, *args):
+    """Run lessons/<name>.py; return (completed process, result.json as a dict or None)."""
+    env = dict(os.environ, MPLBACKEND="Agg")
+    proc = subprocess.run([sys.executable, os.path.join(LESSONS, f"{name}.py"), "--out", str(out_dir), *args],
+                          capture_output=True, text=True, env=env, timeout=300)
+    path = os.path.join(out_dir, "result.json")
+    result = None
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            result = json.load(f)
+    return proc, result
+
+
+def assert_passed(proc, result):
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "CRITERION: PASS" in proc.stdout
+    assert result is not None and result["passed"] is True
+    assert all(c["passed"] for c in result["checks"])
+    for fig in result["figures"]:
+        assert fig.endswith(".png")
+
+
+def test_01_autograd(tmp_path):
+    proc, r = run_lesson("01_tensors_and_autograd", tmp_path)
+    assert_passed(proc, r)
+    v = r["values"]
+    assert v["n_ops"] >= 25
+    assert max(v["per_op_relative_error"].values()) <= 1e-6
+    assert v["worst_relative_error"] <= 1e-6
+    assert v["hand_chain_rule_error"] <= 1e-12
+
+
+def test_02_sigmoid_vs_softmax(tmp_path):
+    proc, r = run_lesson("02_sigmoid_vs_softmax", tmp_path)
+    assert_passed(proc, r)
+    v = r["values"]
+    X = np.array([[1., 2, 3], [4, 5, 6], [7, 8, 9]])
+    np.testing.assert_array_equal(v["scores"], X @ X.T)
+    np.testing.assert_allclose(v["sigmoid_weights"], 1 / (1 + np.exp(-(X @ X.T))), rtol=1e-12)
+    np.testing.assert_allclose(v["H_sigmoid"], (1 / (1 + np.exp(-(X @ X.T)))) @ X, rtol=1e-12)
+    np.testing.assert_allclose(v["h_total"], [36, 45, 54], atol=1e-4)
+    np.testing.assert_allclose(np.sum(v["softmax_weights"], axis=1), 1, atol=1e-12)
+    # the document's numbers flagged, each with its specific reason
+    flagged = v["flagged"]
+    for i in (1, 2, 3):
+        for j in (1, 2, 3):
+            assert "first components" in flagged[f"s_{i}{j}"]
+            assert f"a_{i}{j}" in flagged
+    assert "0.63 needs s in [0.51, 0.55)" in flagged["a_11"]
+    assert "unequal" in flagged["h"]
+    assert "x2 instead of x1" in flagged["h line 2"]
+    assert v["doc_scores_are_first_components"] is True
+    assert v["monotonicity_violations"] > 0
+    np.testing.assert_allclose(v["doc_line2_value"], [37.46, 45.82, 54.18], atol=1e-9)
+    assert "<-- differs" in proc.stdout and "why:" in proc.stdout
+
+
+def test_03_attention_pooling(tmp_path):
+    proc, r = run_lesson("03_attention_pooling", tmp_path)
+    assert_passed(proc, r)
+    v = r["values"]
+    assert v["worst_row_sum_error"] <= 1e-12 and v["any_nan"] is False
+    assert v["mse_gaussian_05"] < 0.5 * v["mse_constant"]
+    losses = v["loo_losses"]
+    assert losses[-1] < losses[0]
+    assert all(b <= a + 1e-12 for a, b in zip(losses, losses[1:]))
+    assert 0.05 < v["learned_width"] < 2.0
+    assert set(v["test_mse"]) == {"gaussian", "boxcar", "epanechnikov", "constant"}
+
+
+def test_04_masks(tmp_path):
+    proc, r = run_lesson("04_masks_and_irregular_sequences", tmp_path)
+    assert_passed(proc, r)
+    v = r["values"]
+    assert v["n_masked"] > 0 and v["masked_weight_max"] == 0.0
+    assert v["length0_all_zero"] is True and v["nan_free"] is True
+    assert v["padded_vs_alone"] <= 1e-12 < 0.01 < v["padded_vs_alone_without_mask"]
+    assert len(v["causal_bit_identical"]) == 7 and all(v["causal_bit_identical"])
+
+
+def test_05_scoring_functions(tmp_path):
+    proc, r = run_lesson("05_scoring_functions", tmp_path)
+    assert_passed(proc, r)
+    v = r["values"]
+    assert v["dims"][0] == 4 and v["dims"][-1] == 512
+    scaled = np.array(v["score_std"]["1/sqrt(d_k)"])
+    assert np.all(np.abs(scaled - 1) <= 0.10)
+    raw = np.array(v["score_std"]["none"])
+    np.testing.assert_allclose(raw, np.sqrt(v["dims"]), rtol=0.1)      # std(q.k) = sqrt(d)
+    wrong = v["softmax_stats"]["1/sqrt(num_heads)"]
+    right = v["softmax_stats"]["1/sqrt(d_k)"]
+    assert wrong["entropy"][-1] < 0.5 * right["entropy"][-1]
+    assert wrong["max_weight"][-1] > 0.5 > right["max_weight"][-1]
+    assert wrong["grad"][-1] < right["grad"][-1]
+
+
+def test_07_sequential_vs_parallel(tmp_path):
+    proc, r = run_lesson("07_sequential_vs_parallel", tmp_path)
+    assert_passed(proc, r)
+    v = r["values"]
+    assert v["loop_vs_batched_max_diff"] <= 1e-12 and v["grad_max_diff"] <= 1e-12
+    assert v["doc_all_ones"] is True and v["doc_weights"] == [1.0, 1.0, 1.0]
+    assert "in_features=20" in v["sequential_error"]
+    assert "in_features=10" in v["parallel_error"]
+
+
+def test_lesson_is_deterministic_for_a_seed(tmp_path):
+    a, ra = run_lesson("03_attention_pooling", tmp_path / "a", "--seed", "5")
+    b, rb = run_lesson("03_attention_pooling", tmp_path / "b", "--seed", "5")
+    assert ra["values"] == rb["values"]
+    c, rc = run_lesson("03_attention_pooling", tmp_path / "c", "--seed", "6")
+    assert rc["values"]["test_mse"] != ra["values"]["test_mse"]
+
+
+def test_bad_arguments_and_missing_cupy(tmp_path):
+    proc, _ = run_lesson("01_tensors_and_autograd", tmp_path, "--backend", "tpu")
+    assert proc.returncode == 2                                   # argparse
+    try:
+        import cupy  # noqa: F401
+        pytest.skip("CuPy is installed: the missing-backend message cannot be tested here")
+    except ImportError:
+        pass
+    proc, _ = run_lesson("01_tensors_and_autograd", tmp_path, "--backend", "cupy")
+    assert proc.returncode == 3
+    assert "CuPy/GPU not available" in proc.stdout
+
+
+def test_runner_summary_and_index(tmp_path):
+    proc = subprocess.run([sys.executable, os.path.join(LESSONS, "run_all.py"), "01", "02", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ, MPLBACKEND="Agg"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "01_tensors_and_autograd" in proc.stdout and "02_sigmoid_vs_softmax" in proc.stdout
+    assert "2/2 lessons passed" in proc.stdout
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert page.index("Lesson 01") < page.index("Lesson 02")          # in order
+    assert "lessons/02/weights_sigmoid_vs_softmax.png" in page
+    assert (tmp_path / "lessons" / "02" / "weights_sigmoid_vs_softmax.png").exists()
+    assert (tmp_path / "lessons" / "01" / "output.txt").read_text().count("CRITERION: PASS") == 1
+
+
+def test_every_lesson_has_a_test():
+    """A new lesson NN_*.py needs a test here (test_NN_...)."""
+    names = sorted(f[:2] for f in os.listdir(LESSONS) if f[:2].isdigit() and f.endswith(".py"))
+    here = open(__file__, encoding="utf-8").read()
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    others = "".join(open(os.path.join(tests_dir, f), encoding="utf-8").read()
+                     for f in os.listdir(tests_dir) if f.startswith("test_lessons") and f.endswith(".py"))
+    for nn in names:
+        assert f"def test_{nn}_" in here + others, f"lesson {nn} has no test_{nn}_... in tests/test_lessons*.py"
