@@ -138,6 +138,17 @@ class Module:
             else:
                 p.grad = p.grad * 0
 
+    def apply(self, fn):
+        """Call ``fn(module)`` on every sub-module and then on this one (e.g. custom init)."""
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    def num_parameters(self, trainable_only=False):
+        """How many numbers the model learns (each parameter counted once)."""
+        return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
+
     def requires_grad_(self, flag=True):
         for p in self.parameters():
             p.requires_grad = flag
