@@ -240,7 +240,8 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
         return loss.reshape(*out_shape) if input.ndim != 2 else loss
     if reduction == "sum":
         return loss.sum()
-    return loss.sum() / row_weight.sum()        # all ignored: 0/0 = nan, as in PyTorch
+    with np.errstate(invalid="ignore", divide="ignore"):   # all ignored: 0/0 = nan, as PyTorch
+        return loss.sum() / row_weight.sum()
 
 
 @register("F.mse_loss")
