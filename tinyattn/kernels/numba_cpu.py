@@ -386,3 +386,168 @@ def lstm_backward(g_out, g_hn, g_cn, gates, cs, hs, w_hh, lengths):
     return dx, dw, dh, dc
 
 
+
+
+# ---------------------------------------------------------------------------------- attention
+QUERY_TILE = 64     # queries per tile: one thread's unit of work in the forward
+KEY_TILE = 64       # keys per tile: the (QUERY_TILE, KEY_TILE) scores are all that exist at once
+
+
+@njit(inline="always", **_JIT)
+def _key_range(i0, i1, n_keys, causal, window):
+    """Keys [lo, hi) that queries i0..i1-1 may see (the twin's ``key_range``; window < 0: none)."""
+    lo, hi = 0, n_keys
+    if causal:
+        hi = min(hi, i1)
+    if window >= 0:
+        lo, hi = max(lo, i0 - window), min(hi, i1 + window)
+    return lo, max(lo, hi)
+
+
+@njit(inline="always", **_JIT)
+def _allowed(i, j, n_valid, causal, window):
+    return j < n_valid and (not causal or j <= i) and (window < 0 or abs(i - j) <= window)
+
+
+@njit(inline="always", **_JIT)
+def _tile_is_unmasked(i0, i1, j0, j1, n_valid, causal, window):
+    """True when every (i, j) of the tile is allowed, so the per-element test can be skipped."""
+    if j1 > n_valid or (causal and j1 - 1 > i0):
+        return False
+    return window < 0 or (j1 - 1 - i0 <= window and i1 - 1 - j0 <= window)
+
+
+@njit(parallel=True, **_JIT)
+def _attention_forward_tiles(q, k, v, lengths, causal, scale, window, out, lse):
+    """Online softmax. For one tile of queries, walk the key tiles keeping per query the running
+    maximum m, the running sum l = Σ exp(s - m) and the running output acc = Σ exp(s - m) v. When a
+    new tile raises the maximum to m', the old sums are rescaled by exp(m - m'). At the end
+    out = acc / l and lse = m + log l. The scores of one (query tile, key tile) pair are all that
+    ever exist. Threads take whole (sequence, query tile) pairs: they never share an output row."""
+    n_seq, tq, _ = q.shape
+    tk, dv = k.shape[1], v.shape[2]
+    n_tiles = (tq + QUERY_TILE - 1) // QUERY_TILE
+    for task in prange(n_seq * n_tiles):
+        bh = task // n_tiles
+        i0 = (task % n_tiles) * QUERY_TILE
+        i1 = min(tq, i0 + QUERY_TILE)
+        n = i1 - i0
+        m = np.full(n, -np.inf, dtype=q.dtype)     # in q's dtype: float32 inputs get float32 exp
+        l = np.zeros(n, dtype=q.dtype)
+        acc = np.zeros((n, dv), dtype=q.dtype)
+        q_tile = q[bh, i0:i1]
+        lo, hi = _key_range(i0, i1, tk, causal, window)
+        hi = min(hi, lengths[bh])
+        for j0 in range(lo, hi, KEY_TILE):
+            j1 = min(hi, j0 + KEY_TILE)
+            s = np.dot(q_tile, k[bh, j0:j1].T)
+            full = _tile_is_unmasked(i0, i1, j0, j1, lengths[bh], causal, window)
+            for r in range(n):
+                i = i0 + r
+                m_new = m[r]                # the running maximum, raised by this tile
+                for c in range(j1 - j0):
+                    if full or _allowed(i, j0 + c, lengths[bh], causal, window):
+                        s[r, c] = s[r, c] * scale
+                        if s[r, c] > m_new:
+                            m_new = s[r, c]
+                    else:
+                        s[r, c] = -np.inf
+                if m_new == -np.inf:        # no key allowed yet for this query
+                    for c in range(j1 - j0):
+                        s[r, c] = 0.0
+                    continue
+                alpha = math.exp(m[r] - m_new)
+                row_sum = 0.0
+                for c in range(j1 - j0):
+                    p = math.exp(s[r, c] - m_new)
+                    s[r, c] = p
+                    row_sum += p
+                l[r] = l[r] * alpha + row_sum
+                m[r] = m_new
+                if alpha != 1.0:
+                    for d in range(dv):
+                        acc[r, d] *= alpha
+            acc += np.dot(s, v[bh, j0:j1])
+        for r in range(n):
+            if l[r] == 0.0:
+                lse[bh, i0 + r] = -np.inf
+                for d in range(dv):
+                    out[bh, i0 + r, d] = 0.0
+            else:
+                lse[bh, i0 + r] = m[r] + math.log(l[r])
+                for d in range(dv):
+                    out[bh, i0 + r, d] = acc[r, d] / l[r]
+
+
+@register("attention_forward", "numba")
+def attention_forward(q, k, v, key_lengths, causal, scale, window):
+    q, k, v = (np.ascontiguousarray(a) for a in (q, k, v))
+    out = np.empty((q.shape[0], q.shape[1], v.shape[2]), dtype=q.dtype)
+    lse = np.empty(q.shape[:2], dtype=q.dtype)
+    scale = q.dtype.type(scale)             # keep float32 arithmetic in float32
+    _attention_forward_tiles(q, k, v, np.ascontiguousarray(key_lengths), causal, scale,
+                             -1 if window is None else window, out, lse)
+    return out, lse
+
+
+@njit(parallel=True, **_JIT)
+def _attention_backward_tiles(g, q, k, v, out, lse, lengths, causal, scale, window, dq, dk, dv):
+    """Recompute P tile by tile from q, k and lse (formulas in the twin). Each thread owns whole
+    sequences (bh): it walks key tiles, and for each the query tiles that can see them, adding into
+    that key tile's dk, dv and into dq of its own sequence - no two threads write the same place."""
+    n_seq, tq, _ = q.shape
+    tk = k.shape[1]
+    for bh in prange(n_seq):
+        d_rows = np.empty(tq)
+        for i in range(tq):
+            acc = 0.0
+            for d in range(g.shape[2]):
+                acc += g[bh, i, d] * out[bh, i, d]
+            d_rows[i] = acc
+        dq[bh] = 0.0
+        n_valid = lengths[bh]
+        for j0 in range(0, min(tk, n_valid), KEY_TILE):
+            j1 = min(tk, n_valid, j0 + KEY_TILE)
+            k_tile, v_tile = k[bh, j0:j1], v[bh, j0:j1]
+            dk_tile = np.zeros((j1 - j0, k.shape[2]), dtype=q.dtype)
+            dv_tile = np.zeros((j1 - j0, v.shape[2]), dtype=q.dtype)
+            # the queries that can see keys j0..j1-1: i >= j0 if causal, |i - j| <= window
+            qlo, qhi = 0, tq
+            if causal:
+                qlo = j0
+            if window >= 0:
+                qlo, qhi = max(qlo, j0 - window), min(qhi, j1 + window)
+            for i0 in range(qlo, qhi, QUERY_TILE):
+                i1 = min(qhi, i0 + QUERY_TILE)
+                q_tile, g_tile = q[bh, i0:i1], g[bh, i0:i1]
+                p = np.dot(q_tile, k_tile.T)
+                full = _tile_is_unmasked(i0, i1, j0, j1, n_valid, causal, window)
+                for r in range(i1 - i0):
+                    i = i0 + r
+                    row_lse = lse[bh, i]
+                    for c in range(j1 - j0):
+                        if row_lse != -np.inf and (full or _allowed(i, j0 + c, n_valid, causal,
+                                                                       window)):
+                            p[r, c] = math.exp(p[r, c] * scale - row_lse)
+                        else:
+                            p[r, c] = 0.0
+                dv_tile += np.dot(p.T, g_tile)
+                ds = np.dot(g_tile, v_tile.T)          # dP, turned into dS in place
+                for r in range(i1 - i0):
+                    for c in range(j1 - j0):
+                        ds[r, c] = p[r, c] * (ds[r, c] - d_rows[i0 + r])
+                dq[bh, i0:i1] += np.dot(ds, k_tile) * scale
+                dk_tile += np.dot(ds.T, q_tile) * scale
+            dk[bh, j0:j1] = dk_tile
+            dv[bh, j0:j1] = dv_tile
+        dk[bh, n_valid:] = 0.0              # padding keys: no gradient
+        dv[bh, n_valid:] = 0.0
+
+
+@register("attention_backward", "numba")
+def attention_backward(g, q, k, v, out, lse, key_lengths, causal, scale, window):
+    g, q, k, v = (np.ascontiguousarray(a) for a in (g, q, k, v))
+    dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
+    _attention_backward_tiles(g, q, k, v, out, lse, np.ascontiguousarray(key_lengths), causal,
+                              q.dtype.type(scale), -1 if window is None else window, dq, dk, dv)
+    return dq, dk, dv

@@ -1,0 +1,225 @@
+"""The compiled kernels equal their plain twins (float64, 1e-12 relative) on awkward shapes, the
+fast path passes the same gradient checks, and the switch and the debugger escape hatch work."""
+from __future__ import annotations
+
+import importlib
+import os
+import pathlib
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+
+import tinyattn as ta
+from tinyattn import kernels
+
+pytest.importorskip("numba")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def twin_outputs(name, *args):
+    plain = kernels._KERNELS[name]["numpy"](*args)
+    fast = kernels._KERNELS[name]["numba"](*args)
+    return ((plain,), (fast,)) if not isinstance(plain, tuple) else (plain, fast)
+
+
+def assert_twins_agree(name, *args):
+    plain, fast = twin_outputs(name, *args)
+    assert len(plain) == len(fast)
+    for a, b in zip(plain, fast):
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.shape == b.shape and a.dtype == b.dtype, (name, a.shape, b.shape, a.dtype, b.dtype)
+        finite = np.isfinite(a)
+        assert np.array_equal(finite, np.isfinite(b)), f"{name}: inf/nan in different places"
+        scale = np.abs(a[finite]).max() if finite.any() else 0.0
+        np.testing.assert_allclose(b[finite], a[finite], rtol=1e-12, atol=1e-12 * scale,
+                                   err_msg=name)
+        assert np.array_equal(a[~finite], b[~finite])
+
+
+def rng_for(*key):
+    """A generator seeded from the test's parameters: reproducible across runs (unlike hash())."""
+    return np.random.default_rng(zlib.crc32(repr(key).encode()))
+
+
+def test_every_kernel_has_both_twins():
+    for name in kernels.names():
+        assert {"numpy", "numba"} <= set(kernels.available(name)), name
+
+
+# ---------------------------------------------------------------------------------- softmax family
+SHAPES = [(1,), (7,), (1, 1), (3, 1), (1, 5), (4, 9, 3), (2, 3, 1, 17)]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_softmax_family_twins(shape):
+    rng = rng_for("softmax", shape)
+    x = rng.standard_normal(shape) * 5
+    g = rng.standard_normal(shape)
+    for axis in range(-len(shape), len(shape)):
+        assert_twins_agree("softmax_forward", x, axis, None)
+        y = kernels._KERNELS["softmax_forward"]["numpy"](x, axis, None)
+        assert_twins_agree("softmax_backward", y, g, axis)
+        assert_twins_agree("log_softmax_forward", x, axis)
+        out = kernels._KERNELS["log_softmax_forward"]["numpy"](x, axis)
+        assert_twins_agree("log_softmax_backward", out, g, axis)
+
+
+def test_masked_softmax_twins_with_fully_masked_rows():
+    rng = rng_for("mask")
+    x = rng.standard_normal((3, 5, 6))
+    mask = rng.random((5, 6)) > 0.4
+    mask[1] = False                      # a row with nothing to attend to
+    for m in (mask, mask[None], rng.random((3, 5, 1)) > 0.5):
+        assert_twins_agree("softmax_forward", x, -1, m)
+        y = kernels._KERNELS["softmax_forward"]["numba"](x, -1, m)
+        assert np.all(np.isfinite(y))
+    assert np.all(kernels._KERNELS["softmax_forward"]["numba"](x, -1, mask)[:, 1] == 0)
+
+
+# ---------------------------------------------------------------------------------- layer norm
+@pytest.mark.parametrize("m,n", [(1, 1), (5, 1), (1, 7), (13, 33)])
+@pytest.mark.parametrize("affine", [True, False])
+def test_layer_norm_twins(m, n, affine):
+    rng = rng_for("ln", m, n)
+    x = rng.standard_normal((m, n)) * 3 + 2
+    w, b = (rng.standard_normal(n), rng.standard_normal(n)) if affine else (None, None)
+    assert_twins_agree("layer_norm_forward", x, w, b, 1e-5)
+    _, mean, rstd = kernels._KERNELS["layer_norm_forward"]["numpy"](x, w, b, 1e-5)
+    assert_twins_agree("layer_norm_backward", rng.standard_normal((m, n)), x, mean, rstd, w)
+
+
+# ---------------------------------------------------------------------------------- cross-entropy
+@pytest.mark.parametrize("n,c", [(1, 1), (1, 4), (6, 1), (11, 7)])
+@pytest.mark.parametrize("smoothing", [0.0, 0.3])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_cross_entropy_twins(n, c, smoothing, weighted):
+    rng = rng_for("ce", n, c, smoothing, weighted)
+    logits = rng.standard_normal((n, c)) * 4
+    target = rng.integers(0, c, n)
+    target[::3] = -100                    # ignored rows, including the first
+    w = rng.uniform(0.1, 2, c) if weighted else None
+    assert_twins_agree("cross_entropy_forward", logits, target, w, -100, smoothing)
+    logp = kernels._KERNELS["cross_entropy_forward"]["numpy"](logits, target, w, -100, smoothing)[2]
+    assert_twins_agree("cross_entropy_backward", rng.standard_normal(n), logp, target, w, -100,
+                       smoothing)
+
+
+# ---------------------------------------------------------------------------------- embedding
+@pytest.mark.parametrize("k,v,d", [(1, 1, 1), (50, 3, 4), (7, 10, 1)])
+@pytest.mark.parametrize("padding_idx", [None, 0])
+def test_embedding_backward_twins(k, v, d, padding_idx):
+    rng = rng_for("emb", k, v, d)
+    assert_twins_agree("embedding_backward", rng.integers(0, v, k), rng.standard_normal((k, d)), v,
+                       padding_idx)
+
+
+# ---------------------------------------------------------------------------------- LSTM
+@pytest.mark.parametrize("T,B,H", [(1, 1, 1), (7, 3, 5), (4, 1, 2)])
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_lstm_twins(T, B, H, with_lengths):
+    rng = rng_for("lstm", T, B, H)
+    x_proj = rng.standard_normal((T, B, 4 * H))
+    w_hh = rng.standard_normal((4 * H, H)) * 0.5
+    h0, c0 = rng.standard_normal((B, H)), rng.standard_normal((B, H))
+    lengths = rng.integers(0, T + 1, B) if with_lengths else None
+    assert_twins_agree("lstm_forward", x_proj, w_hh, h0, c0, lengths)
+    out, gates, cs, hs = kernels._KERNELS["lstm_forward"]["numpy"](x_proj, w_hh, h0, c0, lengths)
+    assert_twins_agree("lstm_backward", rng.standard_normal(out.shape),
+                       rng.standard_normal((B, H)), rng.standard_normal((B, H)), gates, cs, hs,
+                       w_hh, lengths)
+
+
+# ---------------------------------------------------------------------------------- attention
+@pytest.mark.parametrize("bh,tq,tk,d,dv", [(1, 1, 1, 1, 1), (2, 67, 67, 5, 3), (3, 130, 70, 4, 4),
+                                           (1, 9, 200, 3, 2)])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("window", [None, 0, 7])
+def test_attention_twins(bh, tq, tk, d, dv, causal, window):
+    rng = rng_for("attn", bh, tq, tk, d, causal, window)
+    q, k = rng.standard_normal((bh, tq, d)), rng.standard_normal((bh, tk, d))
+    v, g = rng.standard_normal((bh, tk, dv)), rng.standard_normal((bh, tq, dv))
+    lengths = rng.integers(0, tk + 1, bh)
+    lengths[0] = tk
+    for key_lengths in (np.full(bh, tk), lengths):
+        args = (key_lengths, causal, 0.37, window)
+        assert_twins_agree("attention_forward", q, k, v, *args)
+        out, lse = kernels._KERNELS["attention_forward"]["numpy"](q, k, v, *args)
+        assert_twins_agree("attention_backward", g, q, k, v, out, lse, *args)
+
+
+def test_attention_empty_rows_give_zeros_not_nan():
+    q = k = v = np.ones((2, 4, 3))
+    for provider in ("numpy", "numba"):
+        out, lse = kernels._KERNELS["attention_forward"][provider](q, k, v, np.array([0, 4]), True,
+                                                                    1.0, None)
+        assert np.all(out[0] == 0) and np.all(lse[0] == -np.inf) and np.all(np.isfinite(out))
+        dq, dk, dv = kernels._KERNELS["attention_backward"][provider](
+            np.ones_like(out), q, k, v, out, lse, np.array([0, 4]), True, 1.0, None)
+        assert np.all(dq[0] == 0) and np.all(dk[0] == 0) and np.all(dv[0] == 0)
+
+
+# ---------------------------------------------------------------------------------- gradchecks
+_FAST_OPS = {"softmax", "log_softmax", "layer_norm", "cross_entropy", "embedding", "lstm_sequence",
+             "memory_efficient_attention"}
+
+
+def _cases():
+    sys.path.insert(0, str(ROOT / "tests"))
+    cases = []
+    for path in sorted((ROOT / "tests").glob("gradcases_*.py")):
+        cases += [c for c in importlib.import_module(path.stem).CASES if c.op in _FAST_OPS]
+    return cases
+
+
+@pytest.mark.parametrize("provider", ["numba", "numpy"])
+@pytest.mark.parametrize("case", _cases(), ids=lambda c: c.id)
+def test_gradchecks_pass_on_both_paths(case, provider):
+    with kernels.using(provider):
+        assert ta.gradcheck(case.fn, case.inputs(), **case.kwargs)
+
+
+# ---------------------------------------------------------------------------------- the switch
+def test_use_switches_the_implementation_and_rejects_unknown_names():
+    x = np.zeros((2, 3))
+    with kernels.using("numpy"):
+        assert kernels.get("softmax_forward", x) is kernels._KERNELS["softmax_forward"]["numpy"]
+    with kernels.using("numba"):
+        assert kernels.get("softmax_forward", x) is kernels._KERNELS["softmax_forward"]["numba"]
+    with pytest.raises(ValueError, match="unknown provider 'cuda'"):
+        kernels.use("cuda")
+    with pytest.raises(KeyError, match="no kernel named"):
+        kernels.get("no_such_kernel")
+
+
+def test_numba_disable_jit_runs_the_same_kernels_as_plain_python():
+    """NUMBA_DISABLE_JIT=1 (for stepping through in a debugger) must still give the twin's numbers."""
+    script = r"""
+import numpy as np
+from tinyattn import kernels
+from tinyattn.kernels import numba_cpu
+assert not hasattr(numba_cpu._softmax_rows, "signatures")   # a plain Python function now
+rng = np.random.default_rng(0)
+x = rng.standard_normal((3, 5))
+def same(name, *args):
+    a = kernels._KERNELS[name]["numpy"](*args)
+    b = kernels._KERNELS[name]["numba"](*args)
+    for u, v in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+        np.testing.assert_allclose(v, u, rtol=1e-12, atol=1e-12)
+same("softmax_forward", x, -1, x > 0)
+same("layer_norm_forward", x, None, None, 1e-5)
+same("cross_entropy_forward", x, np.array([1, -100, 4]), None, -100, 0.1)
+same("embedding_backward", np.array([0, 2, 0]), x, 4, None)
+same("lstm_forward", rng.standard_normal((3, 2, 8)), rng.standard_normal((8, 2)),
+     np.zeros((2, 2)), np.zeros((2, 2)), np.array([3, 1]))
+q = rng.standard_normal((1, 5, 2))
+same("attention_forward", q, q, q, np.array([4]), True, 0.5, None)
+print("ok")
+"""
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1", PYTHONPATH=str(ROOT))
+    res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.strip().endswith("ok")
