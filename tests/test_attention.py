@@ -453,3 +453,26 @@ def test_score_errors_are_clear():
                          t64(np.zeros((6, 3))), t64(np.zeros(6)))
     with pytest.raises(ValueError, match="batch axes"):
         A.dot_score(t64(np.zeros((2, 3, 4))), t64(np.zeros((3, 3, 4))))
+
+
+def test_float32_in_float32_out_for_every_function():
+    r = np.random.default_rng(0)
+
+    def f(*shape):
+        return ta.tensor(r.normal(size=shape).astype(np.float32), requires_grad=True)
+
+    q, k, v = f(2, 3, 4), f(2, 5, 4), f(2, 5, 3)
+    s = f(2, 3, 5)                       # a leaf, so each output below has its own graph
+    outs = [A.dot_score(q, k), A.scaled_dot_score(q, k), A.general_score(q, k, f(4, 4)),
+            A.additive_score(q, k, f(6, 4), f(6, 4), f(6), f(6)), A.cosine_score(q, k),
+            A.euclidean_score(q, k, squared=False), A.concat_sigmoid_score(v, f(6), 0.2),
+            A.softmax(s, temperature=0.5), A.sigmoid_weights(s), A.sparsemax(s),
+            A.hard_attention(s, gradient="straight_through"),
+            A.reinforce_loss(A.stochastic_hard_attention(s)[1], [1.0, 2.0, 3.0]),
+            A.local_p_weights(s, A.local_p_positions(q, f(3, 4), f(3), [5, 4]), window=1.5),
+            A.attend(s, v)[0], A.scaled_dot_product_attention(q, k, v, dropout_p=0.1),
+            A.scaled_dot_product_attention(q, k, v, attn_mask=np.zeros((3, 5)))]   # float64 mask
+    for out in outs:
+        assert out.dtype == np.float32
+        out.sum().backward()
+    assert q.grad.dtype == np.float32 and np.all(np.isfinite(q.grad))

@@ -156,6 +156,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
             if not broadcasts_to(bias.shape, scores.shape):
                 raise ValueError(f"{name}: attn_mask of shape {tuple(bias.shape)} does not broadcast "
                                  f"to the scores' shape {tuple(scores.shape)} (N, ..., L, S).")
+            if bias.dtype != scores.dtype:                          # a float64 mask must not turn
+                bias = ops.astype(bias, scores.dtype)               # float32 attention into float64
             scores = scores + bias                                  # -inf entries weigh exactly 0
     w = ops.softmax(scores, axis=-1, mask=bool_mask)
     if dropout_p > 0.0:
