@@ -133,6 +133,8 @@ def test_sdpa_dropout_is_seeded_and_scales_survivors():
     assert 0.65 < kept.mean() < 0.85                                     # about 1 - p survive
     np.testing.assert_allclose(w1.numpy()[kept], w0.numpy()[kept] / 0.75, rtol=1e-14)
     np.testing.assert_allclose(out1.numpy(), w1.numpy() @ v.numpy(), rtol=1e-13)
+    with pytest.raises(TypeError, match="attn_mask has dtype int64"):
+        A.scaled_dot_product_attention(q, k, v, attn_mask=np.ones((8, 16), dtype=np.int64))
     with pytest.raises(ValueError, match="dropout_p"):
         A.scaled_dot_product_attention(q, k, v, dropout_p=1.0)
 

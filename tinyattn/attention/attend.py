@@ -14,11 +14,11 @@ import numpy as np
 
 from .. import ops, random
 from ..autograd.registry import register
-from ..autograd.tensor import Tensor
 from ..backend import get_array_module
 from ._checks import as_tensor, broadcasts_to, check_queries_keys, check_values, plain_mask
 from .hard import hard_attention
 from .local import local_p_weights
+from .masks import causal_mask
 from .sparsemax import sparsemax
 from .weights import sigmoid_weights, softmax
 
@@ -144,13 +144,15 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     scores = (q * scale) @ ops.swapaxes(k, -1, -2)                # (N, ..., Hq, L, S)
     bool_mask = None
     if is_causal:
-        xp = get_array_module(scores.data)
-        bool_mask = xp.arange(S)[None, :] <= xp.arange(L)[:, None]
+        bool_mask = causal_mask(L, S).data
     elif attn_mask is not None:
-        dtype = (attn_mask.dtype if isinstance(attn_mask, Tensor) or hasattr(attn_mask, "dtype")
-                 else np.asarray(attn_mask).dtype)
+        dtype = attn_mask.dtype if hasattr(attn_mask, "dtype") else np.asarray(attn_mask).dtype
         if dtype == np.bool_:
             bool_mask = plain_mask(name, attn_mask, scores.shape)
+        elif dtype.kind != "f":
+            raise TypeError(f"{name}: attn_mask has dtype {dtype}; it must be boolean (True = may "
+                            f"attend) or floating point (added to the scores), as in PyTorch. For a "
+                            f"0/1 mask meaning 'may attend' use mask.astype(bool).")
         else:
             bias = as_tensor(attn_mask, name, "attn_mask")
             if not broadcasts_to(bias.shape, scores.shape):
