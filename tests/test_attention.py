@@ -339,6 +339,8 @@ def test_reinforce_loss_value_and_constants():
     np.testing.assert_allclose(lp.grad, [-0.5 / 3, 0.5 / 3, -1.5 / 3])
     assert reward.grad is None                                        # the reward is a constant
     assert A.reinforce_loss(lp, 1.0, reduction="sum").item() == pytest.approx(3.5)
+    with pytest.raises(ValueError, match="reinforce_loss: reward.*without enlarging"):
+        A.reinforce_loss(t64([[-0.5], [-1.0]]), np.array([1.0, 2.0]))   # (2, 1) with (2,) -> (2, 2)
 
 
 # ---------------------------------------------------------------------- masks

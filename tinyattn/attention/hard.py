@@ -17,7 +17,7 @@ from ..autograd.function import Function
 from ..autograd.registry import register
 from ..autograd.tensor import Tensor
 from ..backend import get_array_module
-from ._checks import as_tensor, plain_mask
+from ._checks import as_tensor, broadcasts_to, plain_mask
 from .weights import _check_temperature
 
 
@@ -129,6 +129,11 @@ def reinforce_loss(log_prob, reward, baseline=0.0, reduction="mean"):
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reinforce_loss: reduction must be 'mean' or 'sum', got {reduction!r}.")
     advantage = _constant(reward, log_prob.dtype) - _constant(baseline, log_prob.dtype)
+    if not broadcasts_to(getattr(advantage, "shape", ()), log_prob.shape):
+        # e.g. log_prob (N, 1) with reward (N,) would silently become an (N, N) loss
+        raise ValueError(f"reinforce_loss: reward/baseline of shape {tuple(advantage.shape)} must "
+                         f"broadcast to log_prob's shape {tuple(log_prob.shape)} without enlarging "
+                         f"it; reshape the reward to {tuple(log_prob.shape)}.")
     loss = -(log_prob * advantage)
     return loss.mean() if reduction == "mean" else loss.sum()
 
