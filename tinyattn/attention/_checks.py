@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import backend
 from ..autograd.tensor import Tensor
 
 
@@ -61,14 +62,15 @@ def check_values(name: str, scores_shape, values) -> None:
 def plain_mask(name: str, mask, scores_shape):
     """A boolean mask (True = may attend) as a plain array, checked against the scores' shape.
 
-    The mask must broadcast to the scores *without* growing them, so a (B, Tk) mask against
-    (B, Tq, Tk) scores (which would silently pair batch b with query b) is caught when B != Tq only
-    if the shapes clash; we therefore also insist the mask has no more dims than the scores."""
+    The mask must broadcast to the scores *without* enlarging them. A key-padding mask given as
+    (B, Tk) instead of (B, 1, Tk) against (B, Tq, Tk) scores is caught this way when B != Tq; when
+    B == Tq it would line batch b up with query b, which no shape check can see - that is why
+    padding_mask returns (B, 1, Tk)."""
     if mask is None:
         return None
     m = mask.data if isinstance(mask, Tensor) else mask
     if not hasattr(m, "dtype"):
-        m = np.asarray(m)
+        m = backend.active_module().asarray(m)
     if m.dtype != np.bool_:
         raise TypeError(f"{name}: mask must be boolean (True = may attend), got dtype {m.dtype}. "
                         f"Build it with causal_mask / padding_mask / local_window_mask, or compare "
