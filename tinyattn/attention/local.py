@@ -5,6 +5,9 @@ near there.
     a_t(s) = align_t(s) · exp(-(s - p_t)² / (2 σ²)),  σ = D / 2
     align_t(s) = softmax over the keys in the window |s - p_t| <= D (others get 0)
 
+(Luong's other local variant, local-m, takes p_t = t with no Gaussian: that is attention under
+``local_window_mask(Tq, Tk, window=D)``.)
+
 Source positions s are 0, 1, ..., T-1. The window edges are fixed from the value of p_t (moving
 p_t by a hair does not change which keys are inside), so the gradient with respect to p_t flows
 through the Gaussian, which is what makes the centre learnable.
