@@ -8,8 +8,11 @@ Rules every kernel here follows:
   * ``cache=True``: a second Python process loads the machine code from disk instead of compiling.
   * ``fastmath=False``: no reassociation, so the results agree with the twin to ~1e-15 (the tests
     ask for 1e-12 in float64).
-  * ``parallel=True`` + ``prange`` only over rows that never write to the same place (softmax rows,
-    batch rows, query blocks). The one scatter (embedding backward) is a plain serial loop.
+  * Threads only where each has plenty to do: attention runs ``prange`` over (sequence, query tile)
+    pairs that never write to the same place. The row kernels (softmax, layer norm, cross-entropy)
+    and the LSTM step are serial: at the sizes the lessons use, waking a second thread costs more
+    than the work (and on a busy machine a parallel region can wait milliseconds for a core). The
+    one scatter (embedding backward) must be serial anyway: threads would race on repeated rows.
   * ``NUMBA_DISABLE_JIT=1`` turns every ``@njit`` into the plain Python function it decorates, so
     the kernels can be stepped through in a debugger (slowly).
 Only NumPy arrays arrive here; CuPy arrays are sent to the xp twins by ``kernels.get``.
@@ -35,11 +38,11 @@ def _rows(x, axis):
 
 
 # ---------------------------------------------------------------------------------- softmax
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def _softmax_rows(x, keep, out):
     """out[r] = softmax(x[r]) over the kept entries (keep is (M, N) bool, or (0, 0): keep all)."""
     masked = keep.shape[0] > 0
-    for r in prange(x.shape[0]):
+    for r in range(x.shape[0]):
         m = -np.inf
         for j in range(x.shape[1]):
             if (not masked or keep[r, j]) and x[r, j] > m:
@@ -68,10 +71,10 @@ def softmax_forward(x, axis=-1, mask=None):
     return back(out)
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def _softmax_backward_rows(y, g, out):
     """out[r] = y[r] ⊙ (g[r] - Σ_j g[r, j] y[r, j])."""
-    for r in prange(y.shape[0]):
+    for r in range(y.shape[0]):
         dot = 0.0
         for j in range(y.shape[1]):
             dot += g[r, j] * y[r, j]
@@ -88,10 +91,10 @@ def softmax_backward(y, g, axis=-1):
     return back(out)
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def _log_softmax_rows(x, out):
     """out[r] = x[r] - max - log Σ exp(x[r] - max)."""
-    for r in prange(x.shape[0]):
+    for r in range(x.shape[0]):
         m = -np.inf
         for j in range(x.shape[1]):
             if x[r, j] > m:
@@ -114,10 +117,10 @@ def log_softmax_forward(x, axis=-1):
     return back(out)
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def _log_softmax_backward_rows(out, g, dx):
     """dx[r] = g[r] - exp(out[r]) · Σ_j g[r, j]."""
-    for r in prange(out.shape[0]):
+    for r in range(out.shape[0]):
         s = 0.0
         for j in range(out.shape[1]):
             s += g[r, j]
@@ -135,12 +138,12 @@ def log_softmax_backward(out, g, axis=-1):
 
 
 # ---------------------------------------------------------------------------------- layer norm
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def _layer_norm_rows(x, weight, bias, eps, y, mean, rstd):
     """Per row: mean, biased variance (two passes, as the twin), then y = x̂ · weight + bias.
     weight / bias of length 0 mean 'none'."""
     n = x.shape[1]
-    for r in prange(x.shape[0]):
+    for r in range(x.shape[0]):
         s = 0.0
         for j in range(n):
             s += x[r, j]
@@ -172,26 +175,25 @@ def layer_norm_forward(x, weight, bias, eps):
     return y, mean, rstd
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def _layer_norm_backward_rows(g, x, mean, rstd, weight, dx, dweight, dbias):
+    """One pass per row for dx (two row sums first), adding the row's share into dweight, dbias."""
     m, n = x.shape
-    for r in prange(m):                     # dx: rows are independent
+    dweight[:] = 0.0
+    dbias[:] = 0.0
+    for r in range(m):
         sum_gh, sum_gh_xhat = 0.0, 0.0
         for j in range(n):
             gh = g[r, j] * weight[j] if weight.shape[0] > 0 else g[r, j]
             sum_gh += gh
-            sum_gh_xhat += gh * (x[r, j] - mean[r]) * rstd[r]
+            sum_gh_xhat += gh * ((x[r, j] - mean[r]) * rstd[r])
         a, b = sum_gh / n, sum_gh_xhat / n
         for j in range(n):
             gh = g[r, j] * weight[j] if weight.shape[0] > 0 else g[r, j]
             xhat = (x[r, j] - mean[r]) * rstd[r]
             dx[r, j] = rstd[r] * (gh - a - xhat * b)
-    for j in prange(n):                     # dweight, dbias: each thread owns whole columns
-        sw, sb = 0.0, 0.0
-        for r in range(m):
-            sw += g[r, j] * (x[r, j] - mean[r]) * rstd[r]
-            sb += g[r, j]
-        dweight[j], dbias[j] = sw, sb
+            dweight[j] += g[r, j] * xhat
+            dbias[j] += g[r, j]
 
 
 @register("layer_norm_backward", "numba")
@@ -207,10 +209,10 @@ def layer_norm_backward(g, x, mean, rstd, weight):
 
 
 # ---------------------------------------------------------------------------------- cross-entropy
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def _cross_entropy_rows(logits, target, w, ignore_index, eps, loss, row_weight, logp):
     n, c = logits.shape
-    for r in prange(n):
+    for r in range(n):
         m = -np.inf
         for j in range(c):
             if logits[r, j] > m:
@@ -245,13 +247,13 @@ def cross_entropy_forward(logits, target, class_weight, ignore_index, label_smoo
     return loss, row_weight, logp
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def _cross_entropy_backward_rows(g_rows, logp, target, w, ignore_index, eps, d):
     n, c = logp.shape
     w_sum = 0.0
     for j in range(c):
         w_sum += w[j]
-    for r in prange(n):
+    for r in range(n):
         y = target[r]
         if y == ignore_index:
             for j in range(c):
@@ -300,7 +302,7 @@ def _sigmoid(z):
     return 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def _lstm_forward_loop(x_proj, w_hh_t, lengths, out, gates, cs, hs):
     """The recurrence. Per step one (B, H) @ (H, 4H) product (BLAS), then every gate of every
     unit in one fused pass - no (B, 4H) temporaries for σ, tanh, c', h'."""
@@ -309,7 +311,7 @@ def _lstm_forward_loop(x_proj, w_hh_t, lengths, out, gates, cs, hs):
     z = np.empty((B, H4), dtype=x_proj.dtype)
     for t in range(T):
         np.dot(hs[t], w_hh_t, z)
-        for b in prange(B):
+        for b in range(B):
             valid = t < lengths[b]
             for j in range(H):
                 i = _sigmoid(x_proj[t, b, j] + z[b, j])
@@ -343,7 +345,7 @@ def lstm_forward(x_proj, w_hh, h0, c0, lengths):
     return out, gates, cs, hs
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def _lstm_backward_loop(g_out, gates, cs, hs, w_hh, lengths, dx, dh, dc):
     """Backpropagation through time (formulas in the twin). dh, dc hold the gradient reaching the
     state after step t and are updated in place down to step 0."""
@@ -351,7 +353,7 @@ def _lstm_backward_loop(g_out, gates, cs, hs, w_hh, lengths, dx, dh, dc):
     H = H4 // 4
     dh_prev = np.empty((B, H), dtype=gates.dtype)
     for t in range(T - 1, -1, -1):
-        for b in prange(B):
+        for b in range(B):
             if t >= lengths[b]:             # padding: no gradient into this step, dh/dc pass through
                 for j in range(H4):
                     dx[t, b, j] = 0.0
@@ -368,7 +370,7 @@ def _lstm_backward_loop(g_out, gates, cs, hs, w_hh, lengths, dx, dh, dc):
                 dx[t, b, 3 * H + j] = dh_t * tc * o * (1 - o)
                 dc[b, j] = dc_t * f
         np.dot(dx[t], w_hh, dh_prev)        # dh for the previous step, through the recurrence
-        for b in prange(B):
+        for b in range(B):
             if t < lengths[b]:
                 for j in range(H):
                     dh[b, j] = dh_prev[b, j]
