@@ -116,6 +116,19 @@ def test_05_scoring_functions(tmp_path):
     assert wrong["grad"][-1] < right["grad"][-1]
 
 
+def test_06_global_local_soft_hard(tmp_path):
+    proc, r = run_lesson("06_global_local_soft_hard", tmp_path)
+    assert_passed(proc, r)
+    v = r["values"]
+    acc = v["test_accuracy"]
+    assert acc["soft global"] >= 0.99
+    assert abs(acc["local window"] - v["share_inside_window"]) <= 0.05
+    assert 0.25 < v["share_inside_window"] < 0.45                 # 7 of 20 positions
+    assert v["steps_to_90"]["hard"] > v["steps_to_90"]["soft global"]
+    assert v["hard_at_soft_90"] < 0.9
+    assert set(v["history"]) == {"soft global", "local window", "local-p", "hard"}
+
+
 def test_07_sequential_vs_parallel(tmp_path):
     proc, r = run_lesson("07_sequential_vs_parallel", tmp_path)
     assert_passed(proc, r)

@@ -1,0 +1,219 @@
+"""Lesson 06 - global, local, soft and hard attention on one task.
+
+What it teaches: the four kinds of attention differ in *where* a query may look (global: every
+position; local: a window) and *how* it looks (soft: a differentiable weighted average; hard: one
+position, chosen by sampling, trained with REINFORCE because a choice has no gradient). We train
+each kind on the same synthetic task and look at where each one attends.
+
+The task: a sequence of 20 tokens, each with a value in 0..31; one position carries a marker.
+Answer the value at the marked position. The attention score of a position comes from its token
+(so the marker can be learnt), the context is the attended token, and a linear layer reads the
+value from it.
+
+Reproduces: docs/000_96f94899e8cb914e.txt §2.1 (global, local, soft and hard attention, defined
+there in words only; here each is run and compared on the same input).
+Criterion: soft global attention reaches >= 99% test accuracy; the local window's accuracy is
+within 5 points of the share of test targets inside its window; hard attention's slower learning
+is shown (its accuracy after the soft model's budget, and the steps each needs to reach 90%).
+"""
+# %%
+from _common import Lesson, Progress
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+import tinyattn as ta
+import tinyattn.functional as F
+import tinyattn.nn as nn
+from tinyattn import attention as A
+from tinyattn import optim, viz
+
+lesson = Lesson(6, "global, local, soft and hard attention")
+rng = lesson.rng
+T, C = 20, 32                      # sequence length, number of values
+D_IN = C + 1                       # one-hot value + marker bit
+CENTRE, WINDOW = 9, 3              # the local window: positions 6..12 (7 of 20)
+LR = 0.02
+
+# %% [markdown]
+# ## 1. The data
+# x[b, t] = [one-hot(value), marker]; the target is the value at the marked position. The
+# marked position is also given to local-p as a coarse hint (its normalised position), the way
+# a decoder state knows roughly where in the source it is; local-p must learn to turn that hint
+# into the centre of its window.
+
+# %%
+lesson.section("1. data: retrieve the value at the marked position (length 20)")
+
+
+def make_batch(n):
+    values = rng.integers(0, C, size=(n, T))
+    marked = rng.integers(0, T, size=n)
+    x = np.zeros((n, T, D_IN), dtype=np.float32)
+    x[np.arange(n)[:, None], np.arange(T)[None, :], values] = 1.0
+    x[np.arange(n), marked, C] = 1.0
+    hint = np.stack([2.0 * marked / (T - 1) - 1.0, np.ones(n)], axis=1).astype(np.float32)
+    return ta.tensor(x), ta.tensor(hint[:, None, :]), values[np.arange(n), marked], marked
+
+
+x_test, hint_test, y_test, marked_test = make_batch(2000)
+share_inside = float((np.abs(marked_test - CENTRE) <= WINDOW).mean())
+print(f"test set: 2000 sequences; {share_inside:.1%} of their marked positions fall in the local "
+      f"window {CENTRE - WINDOW}..{CENTRE + WINDOW}; chance accuracy 1/{C} = {1 / C:.1%}")
+
+# %% [markdown]
+# ## 2. One model, four ways of attending
+# score s_t = u·x_t + b (one number per position); weights w over positions; context Σ_t w_t x_t;
+# logits = Linear(context). Each model must learn both where to look and how to read the value.
+
+# %%
+
+
+class Retriever(nn.Module):
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+        self.score = nn.Linear(D_IN, 1)
+        self.read = nn.Linear(D_IN, C)
+        if kind == "local-p":          # p = T·σ(v_pᵀ tanh(W_p h)) from the 2-number hint h
+            self.W_p = nn.Parameter(ta.randn(8, 2) * 0.5)
+            self.v_p = nn.Parameter(ta.randn(8) * 0.5)
+
+    def weights(self, x, hint, sample=False):
+        s = self.score(x)[..., 0][:, None, :]                        # (B, 1, T): one query
+        if self.kind == "soft global":
+            return A.softmax(s), None
+        if self.kind == "local window":
+            window = A.local_window_mask(T, window=WINDOW).numpy()[CENTRE]   # (T,) True inside
+            return A.softmax(s, mask=window), None
+        if self.kind == "local-p":
+            p = A.local_p_positions(hint, self.W_p, self.v_p, T - 1)      # (B, 1) centre in (0, T-1)
+            return A.local_p_weights(s, p, window=WINDOW), None
+        if self.kind == "hard":
+            if sample:                                               # training: sample a position
+                return A.stochastic_hard_attention(s)
+            return A.hard_attention(s), None                         # testing: the most likely one
+        raise ValueError(self.kind)
+
+    def forward(self, x, hint, sample=False):
+        w, log_prob = self.weights(x, hint, sample)
+        context = (w @ x)[:, 0, :]                                   # (B, D_IN)
+        return self.read(context), w[:, 0, :], log_prob
+
+
+def weight_on_target(model, x, hint, marked):
+    """Mean attention on the marked position. For hard attention: the probability that its
+    sampling policy softmax(s) picks the marked position (what REINFORCE trains)."""
+    with ta.no_grad():
+        if model.kind == "hard":
+            w = A.softmax(model.score(x)[..., 0])
+        else:
+            w = model.weights(x, hint)[0][:, 0, :]
+    return float(w.numpy()[np.arange(len(marked)), marked].mean())
+
+
+def accuracy(model, x, hint, y):
+    with ta.no_grad():
+        logits, _, _ = model(x, hint)
+    return float((logits.numpy().argmax(axis=1) == y).mean())
+
+
+# %% [markdown]
+# ## 3. Training
+# Soft and local models: cross-entropy, Adam. Hard attention: the sampled position has no
+# gradient, so the scorer learns from REINFORCE: raise log p(sampled position) in proportion to
+# (reward - baseline), reward = -cross-entropy of the answer, baseline = its running mean.
+
+# %%
+lesson.section(f"2. training (batch 64, Adam lr {LR})")
+STEPS = {"soft global": 200, "local window": 200, "local-p": 200, "hard": 400}
+x_val, hint_val, y_val, marked_val = make_batch(500)
+history, models, steps_to_90 = {}, {}, {}
+for kind, n_steps in STEPS.items():
+    ta.manual_seed(lesson.seed)
+    model = Retriever(kind)
+    opt = optim.Adam(model.parameters(), lr=LR)
+    baseline = None
+    curve = {"step": [], "acc": [], "loss": [], "on_target": []}
+    progress = Progress(n_steps, every=50, label=f"{kind:<12} ")
+    for step in range(1, n_steps + 1):
+        x, hint, y, _ = make_batch(64)
+        logits, _, log_prob = model(x, hint, sample=(kind == "hard"))
+        ce = F.cross_entropy(logits, y, reduction="none")
+        loss = ce.mean()
+        if kind == "hard":
+            reward = -ce.numpy()
+            baseline = reward.mean() if baseline is None else 0.9 * baseline + 0.1 * reward.mean()
+            loss = loss + A.reinforce_loss(log_prob[:, 0], reward, baseline)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 5 == 0 or step == n_steps:
+            acc = accuracy(model, x_val, hint_val, y_val)
+            curve["step"].append(step)
+            curve["acc"].append(acc)
+            curve["loss"].append(float(ce.numpy().mean()))
+            curve["on_target"].append(weight_on_target(model, x_val, hint_val, marked_val))
+            if acc >= 0.9 and kind not in steps_to_90:
+                steps_to_90[kind] = step
+            progress(step, float(ce.numpy().mean()), acc, weight_on_marked=curve["on_target"][-1])
+    history[kind], models[kind] = curve, model
+
+# %%
+lesson.section("3. test accuracy (2000 sequences)")
+test_acc = {kind: accuracy(m, x_test, hint_test, y_test) for kind, m in models.items()}
+for kind, acc in test_acc.items():
+    note = ""
+    if kind == "local window":
+        note = (f"  (share of targets inside the window: {share_inside:.1%}; with chance on the rest: "
+                f"{share_inside + (1 - share_inside) / C:.1%})")
+    reached = f"after {steps_to_90[kind]} steps" if kind in steps_to_90 else "never"
+    print(f"  {kind:<13} accuracy {acc:7.1%};  90% validation accuracy {reached}; final weight on the marked position {history[kind]['on_target'][-1]:.2f}{note}")
+soft_90 = steps_to_90.get("soft global", STEPS["soft global"])
+hard_at_soft_90 = next(a for s_, a in zip(history["hard"]["step"], history["hard"]["acc"]) if s_ >= soft_90)
+print(f"when soft global first reached 90% (step {soft_90}), hard attention was at {hard_at_soft_90:.1%}.")
+print("Soft attention gets an exact gradient through every weight. Hard attention gets only a REINFORCE "
+      "estimate from one sampled position per example, and its reward says little until the read-out "
+      "layer has learnt to decode values, so it needs more steps. (Hard attention is tested by its "
+      "argmax, which needs the marked position only to score highest: that is why its final weight on "
+      "the marked position can exceed soft attention's, which stops sharpening once the answer is right.)")
+
+# %%
+fig = viz.training_curves({k: {"step": h["step"], "loss": h["loss"], "acc": h["acc"]} for k, h in history.items()},
+                          title="retrieve the marked value: four kinds of attention")
+lesson.savefig(fig, "training_curves")
+fig, ax = plt.subplots(figsize=(6.5, 4))
+viz.plot_curves({k: (h["step"], h["on_target"]) for k, h in history.items()}, ax=ax, xlabel="training step",
+                ylabel="mean weight on the marked position",
+                title="how fast each kind learns where to look")
+ax.axhline(0.9, color="gray", ls=":")
+lesson.savefig(fig, "learning_where_to_look")
+
+example = slice(0, 1)
+rows, labels = [], []
+for kind, m in models.items():
+    with ta.no_grad():
+        _, w, _ = m(x_test[example], hint_test[example])
+    rows.append(w.numpy()[0])
+    labels.append(kind)
+k0 = int(marked_test[0])
+cols = [f"{t}*" if t == k0 else str(t) for t in range(T)]
+fig, ax = plt.subplots(figsize=(11, 3.2))
+viz.heatmap(np.array(rows), labels, cols, ax=ax, annotate=False, vmin=0, vmax=1,
+            xlabel=f"position (the marked one is {k0}*)", ylabel="kind of attention",
+            title="where each kind looks on one test sequence")
+lesson.savefig(fig, "where_each_looks")
+
+# %%
+lesson.section("criterion")
+lesson.record(test_accuracy=test_acc, share_inside_window=share_inside, steps_to_90=steps_to_90,
+              history=history, steps=STEPS, hard_at_soft_90=hard_at_soft_90)
+lesson.check("soft global >= 99%", test_acc["soft global"] >= 0.99, f"{test_acc['soft global']:.1%}")
+gap = abs(test_acc["local window"] - share_inside)
+lesson.check("local window within 5 points of the share inside it", gap <= 0.05,
+             f"{test_acc['local window']:.1%} vs {share_inside:.1%} ({100 * gap:.1f} points)")
+slower = steps_to_90.get("hard", np.inf) > steps_to_90.get("soft global", np.inf) and hard_at_soft_90 < 0.9
+lesson.check("hard attention learns more slowly", slower,
+             f"90% accuracy after {steps_to_90.get('hard', 'never')} (hard) vs "
+             f"{steps_to_90.get('soft global', 'never')} (soft) steps; hard at {hard_at_soft_90:.1%} when soft got there")
+lesson.finish()
