@@ -478,3 +478,27 @@ def test_float32_in_float32_out_for_every_function():
         assert out.dtype == np.float32
         out.sum().backward()
     assert q.grad.dtype == np.float32 and np.all(np.isfinite(q.grad))
+
+
+@pytest.mark.parametrize("weights", ["softmax", "sigmoid", "sparsemax", "hard"])
+def test_every_weighting_survives_float32_scores_of_1e4(weights):
+    s = np.array([[[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4 + 0.5], [1e4, 1e4, -1e4]]], dtype=np.float32)
+    x = ta.tensor(s, requires_grad=True)
+    v = ta.tensor(np.arange(6, dtype=np.float32).reshape(1, 3, 2))
+    mask = np.array([[True, True, True], [True, True, True], [False, False, False]])
+    ctx, w = A.attend(x, v, mask=mask, weights=weights)
+    ctx.sum().backward()
+    assert np.all(np.isfinite(w.numpy())) and np.all(np.isfinite(x.grad))
+    assert np.all(w.numpy()[0, 2] == 0) and np.all(ctx.numpy()[0, 2] == 0)   # the all-masked row
+    if weights != "sigmoid":
+        np.testing.assert_array_equal(w.numpy()[0, 0], [1.0, 0.0, 0.0])     # the 1e4 key wins outright
+
+
+def test_sdpa_float32_queries_and_keys_with_huge_scores():
+    q = ta.tensor(np.array([[[100.0, 0.0], [-100.0, 0.0]]], dtype=np.float32), requires_grad=True)
+    k = ta.tensor(np.array([[[141.0, 0.0], [-141.0, 0.0], [0.0, 1.0]]], dtype=np.float32))
+    v = ta.tensor(np.array([[[1.0], [2.0], [3.0]]], dtype=np.float32))
+    out, w = A.scaled_dot_product_attention(q, k, v, return_weights=True)   # scores ≈ ±1e4
+    np.testing.assert_array_equal(out.numpy()[0, :, 0], [1.0, 2.0])
+    out.sum().backward()
+    assert np.all(np.isfinite(q.grad))
