@@ -129,25 +129,36 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **static):
-        from .tensor import Tensor, as_array  # noqa: PLC0415 - circular at import time
-
-        tensors = tuple(a if isinstance(a, Tensor) else None for a in args)
-        arrays = tuple(a.data if isinstance(a, Tensor) else as_array(a) for a in args)
+        Tensor, as_array = _tensor_api()
+        tensors = [a if isinstance(a, Tensor) else None for a in args]
+        arrays = [a.data if isinstance(a, Tensor) else as_array(a) for a in args]
         track = is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-        ctx = Context(cls, tensors if track else ())
+        ctx = Context(cls, tuple(tensors) if track else ())
         out = cls.forward(ctx, *arrays, **static)
         several = isinstance(out, tuple)       # an op with several outputs (split, LSTM, ...)
-        if cls.keeps_dtype:
-            out = tuple(_keep_dtype(o, arrays) for o in out) if several else _keep_dtype(out, arrays)
-        outs = tuple(Tensor(o, requires_grad=track, _ctx=ctx if track else None, _idx=i)
+        outs = tuple(Tensor._output(_keep_dtype(o, arrays) if cls.keeps_dtype else o,
+                                    ctx if track else None, i)
                      for i, o in enumerate(out if several else (out,)))
         _share_versions_with_views(outs, tensors)
         if track:
             ctx.n_outputs = len(outs)
             ctx.out_meta = tuple((o.shape, o.dtype) for o in outs)
             if ctx.saved:
-                ctx._remember_versions(tensors + outs)
+                ctx._remember_versions(ctx.inputs + outs)
         return outs if several else outs[0]
+
+
+_TENSOR_API = None
+
+
+def _tensor_api():
+    """(Tensor, as_array), imported on first use: tensor.py itself imports this module."""
+    global _TENSOR_API
+    if _TENSOR_API is None:
+        from .tensor import Tensor, as_array  # noqa: PLC0415
+
+        _TENSOR_API = (Tensor, as_array)
+    return _TENSOR_API
 
 
 def _keep_dtype(out, arrays):

@@ -133,6 +133,17 @@ class Tensor:
         self._versions = _VersionCounter()   # bumped by in-place ops; checked by backward
         self.name = None
 
+    @classmethod
+    def _output(cls, arr, ctx, idx):
+        """The tensor an op returns (the fast path of __init__: ``arr`` is already an array of
+        the right backend, or a NumPy scalar from a full reduction)."""
+        if type(arr) is not np.ndarray and not backend.is_array(arr):
+            arr = np.asarray(arr) if isinstance(arr, np.generic) else Tensor(arr).data
+        t = object.__new__(cls)
+        t.data, t.grad, t.requires_grad, t._ctx, t._idx = arr, None, ctx is not None, ctx, idx
+        t._versions, t.name = _VersionCounter(), None
+        return t
+
     # ------------------------------------------------------------------ basic properties
     @property
     def shape(self):
