@@ -39,6 +39,12 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 os.environ.setdefault("MPLBACKEND", "Agg")   # figures go to files; no window ever opens
+# One BLAS thread: lesson matrices are small, so OpenBLAS threads cost more than they save, and
+# on a shared machine (the test suite, several lessons at once) they oversubscribe the cores - a
+# small Transformer step measured 30x slower with the default threads on 2 busy cores. Must be set
+# before NumPy is imported; set the variable yourself to override.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 # Lessons work on small arrays, where waking a second thread costs far more than the work itself
 # (on a busy 2-core machine a parallel Numba softmax of 16 numbers took ~20 ms instead of ~20 us).
 # So compiled kernels run on one thread here; set NUMBA_NUM_THREADS yourself to override.
