@@ -384,3 +384,13 @@ def test_indexing_with_int_tensors_and_bool_tensor_masks():
     x[ta.tensor([2, 2])].sum().backward()
     np.testing.assert_array_equal(x.grad, [[0, 0], [0, 0], [2, 2]])
     assert x[ta.tensor(1)].shape == (2,)
+
+
+def test_iterating_a_single_number_is_an_error_not_an_empty_loop():
+    with pytest.raises(TypeError, match="0-d tensor"):
+        list(ta.tensor(1.0))
+
+
+def test_max_of_an_empty_tensor_is_a_clear_error():
+    with pytest.raises(ValueError, match="max: the tensor of shape \\(0,\\) is empty"):
+        ta.zeros(0).max()

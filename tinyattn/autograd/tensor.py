@@ -182,6 +182,11 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor (a single number) is not defined; use .item().")
         return len(self.data)
 
+    def __iter__(self):
+        """Iterate over the first axis (each item is ``self[i]``, so gradients flow)."""
+        for i in range(len(self)):
+            yield self[i]
+
     def numpy(self):
         """The values as a NumPy array (copied from the GPU if needed), detached from the graph."""
         return backend.to_numpy(self.data)

@@ -31,8 +31,20 @@ class GetItem(Function):
         if _is_basic(ctx.index):
             out[ctx.index] = g
         else:
-            scatter_add(out, ctx.index, g)    # gather's adjoint: repeated rows accumulate
+            scatter_add(out, _without_masks(ctx.index), g)   # gather's adjoint: repeats accumulate
         return out
+
+
+def _without_masks(index):
+    """Boolean masks replaced by the integer positions they select (x[m] == x[m.nonzero()]), so
+    every backend's scatter-add accepts the index."""
+    parts = index if isinstance(index, tuple) else (index,)
+    if not any(is_array(p) and p.dtype == bool for p in parts):
+        return index
+    out = []
+    for p in parts:
+        out.extend(p.nonzero() if is_array(p) and p.dtype == bool and p.ndim > 0 else (p,))
+    return tuple(out)
 
 
 def _describe(index):

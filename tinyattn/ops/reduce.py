@@ -6,7 +6,7 @@ from ..autograd.registry import register
 from ..backend import get_array_module
 
 
-def _norm_axis(axis, ndim):
+def _norm_axis(axis, ndim, op="reduction"):
     """axis as a sorted tuple of non-negative ints (None -> all axes)."""
     if axis is None:
         return tuple(range(ndim))
@@ -14,7 +14,8 @@ def _norm_axis(axis, ndim):
     out = []
     for a in axes:
         if not -ndim <= a < max(ndim, 1):
-            raise ValueError(f"reduction: axis {a} is out of range for a tensor with {ndim} dims")
+            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} axes "
+                             f"(valid: {-ndim} .. {ndim - 1})")
         out.append(a % ndim if ndim else 0)
     return tuple(sorted(out))
 
@@ -31,7 +32,7 @@ def _expand(g, in_shape, axes, keepdims):
 class Sum(Function):
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
-        ctx.in_shape, ctx.axes, ctx.keepdims = x.shape, _norm_axis(axis, x.ndim), keepdims
+        ctx.in_shape, ctx.axes, ctx.keepdims = x.shape, _norm_axis(axis, x.ndim, "sum"), keepdims
         return x.sum(axis=axis, keepdims=keepdims)
 
     @staticmethod
@@ -44,7 +45,7 @@ class Sum(Function):
 class Mean(Function):
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
-        ctx.in_shape, ctx.axes, ctx.keepdims = x.shape, _norm_axis(axis, x.ndim), keepdims
+        ctx.in_shape, ctx.axes, ctx.keepdims = x.shape, _norm_axis(axis, x.ndim, "mean"), keepdims
         ctx.count = 1
         for a in ctx.axes:
             ctx.count *= x.shape[a]
@@ -63,9 +64,12 @@ class _Extreme(Function):
 
     @classmethod
     def forward(cls, ctx, x, axis=None, keepdims=False):
+        ctx.in_shape, ctx.axes, ctx.keepdims = x.shape, _norm_axis(axis, x.ndim, cls.reducer), keepdims
+        if x.size == 0:
+            raise ValueError(f"{cls.reducer}: the tensor of shape {x.shape} is empty, so it has no "
+                             f"{cls.reducer}imum.")
         out = getattr(x, cls.reducer)(axis=axis, keepdims=True)
         ctx.save_for_backward(x, out)
-        ctx.in_shape, ctx.axes, ctx.keepdims = x.shape, _norm_axis(axis, x.ndim), keepdims
         return out if keepdims else out.reshape([n for i, n in enumerate(x.shape) if i not in ctx.axes])
 
     @staticmethod
@@ -92,7 +96,7 @@ class Var(Function):
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False, ddof=0):
-        axes = _norm_axis(axis, x.ndim)
+        axes = _norm_axis(axis, x.ndim, "var")
         n = 1
         for a in axes:
             n *= x.shape[a]
@@ -115,7 +119,7 @@ class LogSumExp(Function):
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         xp = get_array_module(x)
-        axes = _norm_axis(axis, x.ndim)
+        axes = _norm_axis(axis, x.ndim, "logsumexp")
         m = x.max(axis=axes, keepdims=True)
         finite = xp.isfinite(m)
         m = xp.where(finite, m, 0)                    # all -inf slices: shift by 0, avoid inf - inf
