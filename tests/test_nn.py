@@ -307,3 +307,18 @@ def test_lstm_learns_a_running_sum():
     with ta.no_grad():
         after = float(F.mse_loss(model(x_test), y_test))
     assert after < 0.05 * before, f"loss {before:.3f} -> {after:.3f}"
+
+
+def test_pytorch_constructor_keywords_and_assignment_errors():
+    lin = nn.Linear(2, 3, device="cpu", dtype="float64")
+    assert lin.weight.dtype == np.float64 and lin.weight.device == "cpu"
+    assert nn.LSTM(2, 3, device=None, dtype=np.float64).weight_hh_l0.dtype == np.float64
+    assert lin.to("cpu") is lin
+    with pytest.raises(ValueError, match="device"):
+        nn.LayerNorm(3, device="tpu")
+    with pytest.raises(NotImplementedError, match="max_norm"):
+        nn.Embedding(4, 2, max_norm=1.0)
+    with pytest.raises(TypeError, match="nn.Parameter"):
+        lin.weight = ta.zeros(3, 2)
+    lin.weight = nn.Parameter(np.zeros((3, 2)))          # a Parameter replaces it, registered
+    assert dict(lin.named_parameters())["weight"] is lin.weight

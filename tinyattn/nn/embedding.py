@@ -17,13 +17,17 @@ class Embedding(Module):
     ``padding_idx`` that row starts at zero and never receives a gradient, so it stays zero.
     """
 
-    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, _weight=None, _freeze=False,
-                 dtype=None):
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None,
+                 norm_type=2.0, scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False,
+                 device=None, dtype=None):
         super().__init__()
+        if max_norm is not None or scale_grad_by_freq or sparse:
+            raise NotImplementedError("Embedding: max_norm, scale_grad_by_freq and sparse are not "
+                                      "implemented; leave them at their defaults.")
         self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
         self.padding_idx = _normalise_padding_idx(padding_idx, self.num_embeddings)
         if _weight is None:
-            self.weight = empty_parameter((self.num_embeddings, self.embedding_dim), dtype)
+            self.weight = empty_parameter((self.num_embeddings, self.embedding_dim), dtype, device)
             self.reset_parameters()
         else:
             w = _weight.data if isinstance(_weight, Tensor) else _weight

@@ -17,12 +17,12 @@ class Linear(Module):
     PyTorch (kaiming_uniform with a = √5 for the weight).
     """
 
-    def __init__(self, in_features, out_features, bias=True, dtype=None):
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
         self.in_features, self.out_features = int(in_features), int(out_features)
-        self.weight = empty_parameter((self.out_features, self.in_features), dtype)
+        self.weight = empty_parameter((self.out_features, self.in_features), dtype, device)
         if bias:
-            self.bias = empty_parameter((self.out_features,), dtype)
+            self.bias = empty_parameter((self.out_features,), dtype, device)
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()

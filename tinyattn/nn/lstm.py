@@ -50,14 +50,14 @@ class LSTMCell(Module):
     """One LSTM step. input (B, input_size) or (input_size,); hx = (h, c), each (B, H) or (H,),
     zeros when omitted -> (h', c'), each (B, H) (or (H,) for unbatched input)."""
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=None):
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
         super().__init__()
         self.input_size, self.hidden_size, self.bias = int(input_size), int(hidden_size), bias
-        self.weight_ih = empty_parameter((4 * self.hidden_size, self.input_size), dtype)
-        self.weight_hh = empty_parameter((4 * self.hidden_size, self.hidden_size), dtype)
+        self.weight_ih = empty_parameter((4 * self.hidden_size, self.input_size), dtype, device)
+        self.weight_hh = empty_parameter((4 * self.hidden_size, self.hidden_size), dtype, device)
         if bias:
-            self.bias_ih = empty_parameter((4 * self.hidden_size,), dtype)
-            self.bias_hh = empty_parameter((4 * self.hidden_size,), dtype)
+            self.bias_ih = empty_parameter((4 * self.hidden_size,), dtype, device)
+            self.bias_hh = empty_parameter((4 * self.hidden_size,), dtype, device)
         else:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
@@ -124,7 +124,7 @@ class LSTM(Module):
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, proj_size=0, dtype=None):
+                 dropout=0.0, bidirectional=False, proj_size=0, device=None, dtype=None):
         super().__init__()
         if proj_size:
             raise NotImplementedError("LSTM: proj_size (projected LSTM) is not implemented; use "
@@ -141,15 +141,19 @@ class LSTM(Module):
         for k in range(self.num_layers):
             layer_in = self.input_size if k == 0 else H * self.num_directions
             for suffix in ("", "_reverse")[:self.num_directions]:
-                setattr(self, f"weight_ih_l{k}{suffix}", empty_parameter((4 * H, layer_in), dtype))
-                setattr(self, f"weight_hh_l{k}{suffix}", empty_parameter((4 * H, H), dtype))
+                setattr(self, f"weight_ih_l{k}{suffix}", empty_parameter((4 * H, layer_in), dtype, device))
+                setattr(self, f"weight_hh_l{k}{suffix}", empty_parameter((4 * H, H), dtype, device))
                 if bias:
-                    setattr(self, f"bias_ih_l{k}{suffix}", empty_parameter((4 * H,), dtype))
-                    setattr(self, f"bias_hh_l{k}{suffix}", empty_parameter((4 * H,), dtype))
+                    setattr(self, f"bias_ih_l{k}{suffix}", empty_parameter((4 * H,), dtype, device))
+                    setattr(self, f"bias_hh_l{k}{suffix}", empty_parameter((4 * H,), dtype, device))
         self.reset_parameters()
 
     def reset_parameters(self):
         _init_uniform(self, self.hidden_size)
+
+    def flatten_parameters(self):
+        """PyTorch compacts weights for cuDNN here; nothing to do in tinyattn (kept so that code
+        written for PyTorch runs unchanged)."""
 
     # ------------------------------------------------------------------ checks
     def _time_major(self, input):

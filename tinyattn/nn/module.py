@@ -54,6 +54,11 @@ class Module:
             self._buffers[name] = (value, self._buffers[name][1])    # still a buffer, as PyTorch
             object.__setattr__(self, name, value)
             return
+        if name in self._parameters and value is not None and not isinstance(value, Parameter):
+            raise TypeError(f"{type(self).__name__}: cannot assign a {type(value).__name__} to "
+                            f"parameter '{name}'; wrap it as nn.Parameter(...), or change the "
+                            f"values in place with `with tinyattn.no_grad(): "
+                            f"self.{name}.copy_(...)`.")
         for store in (self._parameters, self._buffers, self._modules):
             store.pop(name, None)
         if isinstance(value, Parameter):
@@ -176,9 +181,11 @@ class Module:
         return self._cast(np.float32)
 
     def to(self, dtype=None, backend_name=None):
-        """``to('float64')``, ``to(np.float32)``, or ``to(backend_name='cupy')``."""
-        if dtype in ("numpy", "cupy"):
-            dtype, backend_name = None, dtype
+        """``to('float64')``, ``to(np.float32)``, or a device: ``to('cupy')`` / ``to('cuda')`` (GPU),
+        ``to('numpy')`` / ``to('cpu')``. In place, returning the module, as in PyTorch."""
+        devices = {"numpy": "numpy", "cpu": "numpy", "cupy": "cupy", "cuda": "cupy"}
+        if isinstance(dtype, str) and dtype in devices:
+            dtype, backend_name = None, devices[dtype]
         if dtype is not None:
             self._cast(dtype)
         if backend_name is not None:
@@ -276,11 +283,21 @@ class Module:
         return lines[0] + ")" if len(lines) == 1 else "\n".join(lines) + "\n)"
 
 
-def empty_parameter(shape, dtype=None):
+_DEVICES = {None: None, "cpu": "numpy", "numpy": "numpy", "cuda": "cupy", "cupy": "cupy"}
+
+
+def empty_parameter(shape, dtype=None, device=None):
     """A Parameter of ``shape`` (zeros until a layer's ``reset_parameters`` fills it) in ``dtype``
-    (default: the default dtype, float32), on the active backend."""
+    (default: the default dtype, float32), on ``device`` ('cpu' / 'cuda'; default: the active
+    backend). Layers take PyTorch's ``device=`` and ``dtype=`` keywords and pass them here."""
     dtype = get_default_dtype() if dtype is None else np.dtype(dtype)
-    return Parameter(backend.active_module().zeros(tuple(shape), dtype=dtype))
+    if device not in _DEVICES:
+        raise ValueError(f"device must be 'cpu' or 'cuda' (or None for the active backend), got "
+                         f"{device!r}.")
+    arr = backend.active_module().zeros(tuple(shape), dtype=dtype)
+    if _DEVICES[device] is not None:
+        arr = backend.to_backend(arr, _DEVICES[device])
+    return Parameter(arr)
 
 
 def _to_numpy_array(v):

@@ -15,16 +15,17 @@ class LayerNorm(Module):
     neither, ``bias=False`` only the weight (as in PyTorch >= 2.1).
     """
 
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=None):
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None,
+                 dtype=None):
         super().__init__()
         if isinstance(normalized_shape, int):
             normalized_shape = (normalized_shape,)
         self.normalized_shape = tuple(int(s) for s in normalized_shape)
         self.eps, self.elementwise_affine = eps, elementwise_affine
         if elementwise_affine:
-            self.weight = empty_parameter(self.normalized_shape, dtype)
+            self.weight = empty_parameter(self.normalized_shape, dtype, device)
             if bias:
-                self.bias = empty_parameter(self.normalized_shape, dtype)
+                self.bias = empty_parameter(self.normalized_shape, dtype, device)
             else:
                 self.register_parameter("bias", None)
         else:
