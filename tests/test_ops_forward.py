@@ -243,6 +243,9 @@ def test_broadcast_expand_squeeze_unsqueeze():
     same(t(x).squeeze((1, 2)), np.squeeze(x, (1, 2)))
     with pytest.raises(ValueError, match="squeeze: axis 0 has length 2"):
         t(x).squeeze(0)
+    same(t(X3).flatten(), X3.reshape(-1))
+    same(ta.flatten(t(X3), 1), X3.reshape(2, 12))
+    same(t(X3).flatten(0, 1), X3.reshape(6, 4))
     same(t(A).unsqueeze(0), A[None])
     same(ta.unsqueeze(t(A), -1), A[..., None])
 

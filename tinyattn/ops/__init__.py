@@ -131,6 +131,20 @@ def squeeze(x, axis=None):
     return Reshape.apply(x, shape=new)
 
 
+def flatten(x, start_axis=0, end_axis=-1):
+    """Merge axes start_axis..end_axis into one (PyTorch's flatten; ``flatten(x)`` is 1-D)."""
+    if x.ndim == 0:
+        return Reshape.apply(x, shape=(1,))
+    start, end = start_axis % x.ndim, end_axis % x.ndim
+    if start > end:
+        raise ValueError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis} for a "
+                         f"tensor of shape {x.shape}")
+    merged = 1
+    for n in x.shape[start:end + 1]:
+        merged *= n
+    return Reshape.apply(x, shape=x.shape[:start] + (merged,) + x.shape[end + 1:])
+
+
 def unsqueeze(x, axis):
     nd = x.ndim + 1
     axis = axis % nd
@@ -206,8 +220,8 @@ def _bind():
 
     for fn in (exp, log, sqrt, abs, sigmoid, tanh, relu, gelu, softplus, clip, sum, mean, max,
                min, var, logsumexp, softmax, log_softmax, reshape, permute, transpose, swapaxes,
-               broadcast_to, expand, squeeze, unsqueeze, pad, matmul, split, astype, maximum,
-               minimum):
+               broadcast_to, expand, squeeze, unsqueeze, flatten, pad, matmul, split, astype,
+               maximum, minimum):
         setattr(T, fn.__name__, fn)
     T.T = property(lambda a: Permute.apply(a, axes=None))
     T.view = reshape

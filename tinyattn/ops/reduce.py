@@ -59,7 +59,8 @@ class Mean(Function):
 
 
 class _Extreme(Function):
-    """max/min: the gradient goes to the extreme element(s), shared equally among ties."""
+    """max/min: the gradient goes to the extreme element(s), shared equally among ties (as
+    PyTorch's amax/amin and full x.max(); torch.max(x, dim) instead picks one index)."""
     reducer = "max"
 
     @classmethod
