@@ -147,6 +147,19 @@ def test_lesson_is_deterministic_for_a_seed(tmp_path):
     assert rc["values"]["test_mse"] != ra["values"]["test_mse"]
 
 
+def test_08_lstm_sigmoid_gated_attention(tmp_path):
+    proc, r = run_lesson("08_lstm_sigmoid_gated_attention", tmp_path)
+    assert_passed(proc, r)
+    v = r["values"]
+    assert abs(v["doc_loss"] - 0.0766) < 1e-4
+    assert 0.06 < v["mean_predictor_loss"] < 0.11                 # ~ 1/12 for uniform targets
+    assert v["fresh_data_loss"] >= 0.9 / 12                       # no model beats the mean on new noise
+    assert "not evidence" in v["verdict"]
+    assert "integers" in v["embedding_error"]
+    assert v["signal_test_mse"]["gated"] < v["signal_test_mse"]["plain"] < v["signal_mean_predictor"]
+    assert v["gate_on_mark"] > 0.5 > v["gate_elsewhere"]
+
+
 def test_bad_arguments_and_missing_cupy(tmp_path):
     proc, _ = run_lesson("01_tensors_and_autograd", tmp_path, "--backend", "tpu")
     assert proc.returncode == 2                                   # argparse
