@@ -29,6 +29,8 @@ import threading
 
 import numpy as np
 
+from . import anomaly
+
 _state = threading.local()
 
 
@@ -140,6 +142,8 @@ class Function:
                                     ctx if track else None, i)
                      for i, o in enumerate(out if several else (out,)))
         _share_versions_with_views(outs, tensors)
+        if anomaly.enabled:                     # with tinyattn.detect_anomaly(): NaN/Inf check
+            anomaly.check_forward(cls, ctx, arrays, outs)
         if track:
             ctx.n_outputs = len(outs)
             ctx.out_meta = tuple((o.shape, o.dtype) for o in outs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from . import anomaly
 from .function import is_grad_enabled
 
 _DEFAULT_DTYPE = np.float32
@@ -342,6 +343,8 @@ class Tensor:
             in_grads = ctx.fn.backward(ctx, *out_grads)
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
+            if anomaly.enabled:                       # with tinyattn.detect_anomaly()
+                anomaly.check_backward(ctx, out_grads, in_grads)
             for t, g in zip(ctx.inputs, in_grads):
                 if t is None or g is None or not t.requires_grad:
                     continue
