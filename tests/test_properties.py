@@ -206,3 +206,36 @@ def test_concatenate_stack_split_roundtrip(shape, seed, n):
                                   np.stack(xs, axis=axis))
     assert ta.gradcheck(lambda *ts: ta.split(ta.concatenate(list(ts), axis=axis), n, axis=axis)[0] * 2
                         + ta.stack(list(ts), axis=0).sum(axis=0), [leaf(x) for x in xs])
+
+
+@FAST
+@given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=3, max_side=3),
+       seed=st.integers(0, 2 ** 16))
+def test_where_with_random_broadcasting(shapes, seed):
+    rng = np.random.default_rng(seed)
+    s_cond, s_a, s_b = shapes.input_shapes
+    cond = rng.uniform(size=s_cond) < 0.5
+    a, b = rng.uniform(-1, 1, s_a), rng.uniform(-1, 1, s_b)
+    np.testing.assert_array_equal(ta.where(cond, leaf(a), leaf(b)).numpy(), np.where(cond, a, b))
+    assert ta.gradcheck(lambda p, q: ta.where(ta.tensor(cond), p, q), [leaf(a), leaf(b)])
+
+
+@FAST
+@given(x=arrays(hnp.array_shapes(min_dims=1, max_dims=2, max_side=5)),
+       lo=st.sampled_from([None, -1.0, -0.5]), hi=st.sampled_from([None, 0.5, 1.0]))
+def test_clip_random_bounds(x, lo, hi):
+    x = off_grid(x)                    # odd eighths: never on a bound (bounds are quarter multiples)
+    np.testing.assert_array_equal(ta.clip(leaf(x), lo, hi).numpy(), np.clip(x, lo, hi))
+    assert ta.gradcheck(lambda a: ta.clip(a, lo, hi), [leaf(x)])
+
+
+@FAST
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=4), data=st.data())
+def test_basic_slicing_random(shape, data):
+    x = np.random.default_rng(0).uniform(-1, 1, shape)
+    index = data.draw(hnp.basic_indices(shape, allow_newaxis=True, allow_ellipsis=True))
+    expected = x[index]
+    out = leaf(x)[index]
+    np.testing.assert_array_equal(out.numpy(), expected)
+    if out.size:
+        assert ta.gradcheck(lambda a: a[index], [leaf(x)])
