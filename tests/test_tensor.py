@@ -118,6 +118,8 @@ def test_factories_shapes_and_dtypes():
     assert r.dtype == np.float32 and 0 <= r.numpy().min() and r.numpy().max() < 1
     assert ta.zeros(2, requires_grad=True).requires_grad
     assert ta.zeros_like(ta.ones(2, 3, dtype="float64")).dtype == np.float64
+    r = ta.randint(0, 3, 50).numpy()
+    assert r.shape == (50,) and r.dtype == np.int64 and set(r.tolist()) <= {0, 1, 2}
 
 
 def test_same_seed_same_numbers_different_seed_different_numbers():

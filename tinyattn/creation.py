@@ -82,4 +82,6 @@ def rand(*shape, dtype=None, requires_grad=False):
 
 
 def randint(low, high, shape):
-    return Tensor(generator().integers(low, high, size=tuple(shape)).astype(np.int64))
+    """Integers drawn uniformly from [low, high), as an int64 tensor."""
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    return Tensor(generator().integers(low, high, size=shape).astype(np.int64))
