@@ -77,6 +77,10 @@ CASES = [
     _module("nn.LSTM", lambda: nn.LSTM(2, 2, num_layers=2, dropout=0.3),
             lambda: [rnd(3, 2, 2, seed=5)], label="dropout between layers (training)"),
     _module("nn.LSTM", lambda: nn.LSTM(2, 2), lambda: [rnd(3, 2, seed=6)], label="unbatched"),
+    _module("nn.CrossEntropyLoss", lambda: nn.CrossEntropyLoss(label_smoothing=0.1, ignore_index=0),
+            lambda: [rnd(4, 3), np.array([0, 2, 1, 2])], label="label smoothing, ignore_index"),
+    _module("nn.NLLLoss", lambda: nn.NLLLoss(reduction="sum"), lambda: [rnd(3, 4), np.array([3, 0, 1])]),
+    _module("nn.MSELoss", nn.MSELoss, lambda: [rnd(2, 3), rnd(2, 3, seed=1)], label="both sides"),
     # ------------------------------------------------------------------ functional
     GradCase("F.linear", lambda x, w, b: F.linear(x, w, b),
              lambda: [rnd(2, 3, 4), rnd(5, 4, seed=1), rnd(5, seed=2)], label="3-d input"),
