@@ -59,8 +59,8 @@ def test_loss_errors_name_the_problem():
         F.cross_entropy(logits, np.array([0, 1, 2, 0]), reduction="avg")
     with pytest.raises(ValueError, match="target must have shape"):
         F.cross_entropy(ta.randn(2, 3, 4), np.zeros((2, 5), dtype=np.int64))
-    with pytest.raises(ValueError, match="must be equal"):
-        F.mse_loss(ta.randn(3, 1), ta.randn(3))
+    with pytest.warns(UserWarning, match="broadcast"):           # as PyTorch: warn, broadcast
+        assert F.mse_loss(ta.randn(3, 1), ta.randn(3), reduction="none").shape == (3, 3)
     with pytest.raises(ValueError, match="in_features=2"):
         F.linear(ta.randn(3, 4), ta.randn(5, 2))
 

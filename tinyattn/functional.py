@@ -246,14 +246,16 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
 
 @register("F.mse_loss")
 def mse_loss(input, target, reduction="mean"):
-    """(input - target)², averaged/summed/kept. Both may require grad; shapes must match
-    (PyTorch broadcasts with a warning; here a mismatch is an error, since it is nearly always a
-    bug)."""
+    """(input - target)², averaged ('mean'), summed ('sum') or kept ('none'). Both sides may
+    require grad. Different shapes are broadcast with a warning, as in PyTorch - nearly always a
+    bug, e.g. predictions (N, 1) against targets (N,) give an (N, N) matrix of differences."""
     _check_reduction("mse_loss", reduction)
     input = _tensor(input)
     if tuple(target.shape) != tuple(input.shape):
-        raise ValueError(f"mse_loss: input has shape {tuple(input.shape)} but target has shape "
-                         f"{tuple(target.shape)}; they must be equal (reshape one of them).")
+        warnings.warn(f"mse_loss: input shape {tuple(input.shape)} and target shape "
+                      f"{tuple(target.shape)} differ; they are broadcast together, which is "
+                      f"probably not what you want. Reshape one of them so they match.",
+                      UserWarning, stacklevel=2)
     diff = input - target
     sq = diff * diff
     if reduction == "none":
