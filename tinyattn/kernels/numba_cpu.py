@@ -33,7 +33,8 @@ _JIT = dict(cache=True, fastmath=False)
 def _rows(x, axis):
     """View x as contiguous rows (M, N) with ``axis`` last; and how to undo it."""
     moved = np.moveaxis(x, axis, -1)
-    rows = np.ascontiguousarray(moved).reshape(-1, moved.shape[-1])
+    # the row count is spelled out, since reshape(-1, 0) is ambiguous for an empty last axis
+    rows = np.ascontiguousarray(moved).reshape(math.prod(moved.shape[:-1]), moved.shape[-1])
     return rows, lambda r: np.moveaxis(r.reshape(moved.shape), -1, axis)
 
 
