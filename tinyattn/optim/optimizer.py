@@ -30,7 +30,7 @@ class Optimizer:
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
         self.param_groups = []
-        self.state = {}           # id(param) -> dict of this parameter's state
+        self.state = {}           # Parameter -> dict of its state (as PyTorch: opt.state[p])
         params = list(params)
         if not params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list. Pass "
@@ -72,7 +72,7 @@ class Optimizer:
                 for p in group["params"]:
                     if p.grad is None:
                         continue
-                    state = self.state.setdefault(id(p), {})
+                    state = self.state.setdefault(p, {})
                     self._update(p, p.grad, state, group)
                     p._version += 1        # the array changed: graphs that saved it are stale
 
@@ -88,10 +88,10 @@ class Optimizer:
         index = {id(p): i for i, p in enumerate(self._all_params())}
         state = {}
         for p in self._all_params():
-            if id(p) in self.state:
+            if p in self.state:
                 state[index[id(p)]] = {k: (backend.to_numpy(v).copy() if backend.is_array(v)
                                            else copy.deepcopy(v))
-                                       for k, v in self.state[id(p)].items()}
+                                       for k, v in self.state[p].items()}
         groups = []
         for g in self.param_groups:
             d = {k: copy.deepcopy(v) for k, v in g.items() if k != "params"}
@@ -135,7 +135,7 @@ class Optimizer:
                 elif backend.is_array(v):
                     v = v.item()            # a 0-d array (e.g. from a PyTorch-style step)
                 entry[k] = v
-            new_state[id(p)] = entry
+            new_state[p] = entry
         for sg, g in zip(saved_groups, self.param_groups):
             for k, v in sg.items():
                 if k != "params":
