@@ -24,12 +24,6 @@ def distinct(*shape, seed=0):
     return ta.tensor(vals.reshape(shape), requires_grad=True, dtype="float64")
 
 
-def transposed(*shape, seed=0, **kw):
-    """A non-contiguous input: the transpose of a (reversed-shape) leaf. Its gradient flows through
-    Permute to the leaf, so the leaf is what gradcheck perturbs."""
-    return rnd(*reversed(shape), seed=seed, **kw)
-
-
 def bools(*shape, seed=0, p=0.5):
     return np.random.default_rng(seed).uniform(size=shape) < p
 

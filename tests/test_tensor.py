@@ -396,3 +396,22 @@ def test_iterating_a_single_number_is_an_error_not_an_empty_loop():
 def test_max_of_an_empty_tensor_is_a_clear_error():
     with pytest.raises(ValueError, match="max: the tensor of shape \\(0,\\) is empty"):
         ta.zeros(0).max()
+
+
+def test_format_spec_on_a_one_element_tensor():
+    assert f"{ta.tensor(0.123456):.3f}" == "0.123"
+    assert f"{ta.tensor([2.0]):.1f}" == "2.0"
+    assert "tensor(" in f"{ta.tensor([1.0, 2.0])}"
+
+
+def test_sum_to_shape_handles_rank_and_length_one_axes_and_refuses_the_rest():
+    from tinyattn.autograd import sum_to_shape
+
+    g = np.arange(24.0).reshape(2, 3, 4)
+    np.testing.assert_array_equal(sum_to_shape(g, (3, 4)), g.sum(axis=0))
+    np.testing.assert_array_equal(sum_to_shape(g, (3, 1)), g.sum(axis=(0, 2))[:, None])
+    np.testing.assert_array_equal(sum_to_shape(g, (1, 1, 4)), g.sum(axis=(0, 1), keepdims=True))
+    assert sum_to_shape(g, ()) == g.sum()
+    assert sum_to_shape(g, (2, 3, 4)) is g
+    with pytest.raises(ValueError, match="cannot be summed down"):
+        sum_to_shape(g, (4, 3))

@@ -247,6 +247,12 @@ class Tensor:
             extra = f", dtype={self.data.dtype}" + extra
         return f"tensor({body}{extra})"
 
+    def __format__(self, spec):
+        """f"{loss:.4f}" works for a one-element tensor, as in PyTorch."""
+        if spec and self.data.size == 1:
+            return format(self.item(), spec)
+        return format(repr(self), spec)
+
     def __bool__(self):
         if self.data.size != 1:
             raise ValueError(f"bool(tensor of shape {self.shape}) is ambiguous; use .any() or .all().")
