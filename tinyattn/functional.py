@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from . import ops
+from .attention.attend import scaled_dot_product_attention  # noqa: F401 - torch's F has it too
 from .autograd.registry import register
 from .autograd.tensor import Tensor, as_array
 from .backend import get_array_module
@@ -23,7 +24,8 @@ from .ops.layernorm import layer_norm as _layer_norm
 from .random import generator
 
 __all__ = ["cross_entropy", "dropout", "embedding", "gelu", "layer_norm", "linear", "log_softmax",
-           "mse_loss", "nll_loss", "relu", "sigmoid", "softmax", "tanh"]
+           "mse_loss", "nll_loss", "relu", "scaled_dot_product_attention", "sigmoid", "softmax",
+           "tanh"]
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -97,7 +99,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
 
 
 # ---------------------------------------------------------------------------- activations
-def relu(input):
+def relu(input, inplace=False):
+    """max(x, 0). ``inplace`` is accepted for PyTorch compatibility; a new tensor is returned."""
     return ops.relu(_tensor(input))
 
 
