@@ -13,6 +13,7 @@ class Softmax(Function):
 
     @staticmethod
     def forward(ctx, x, axis=-1, mask=None):
+        _check_axis("softmax", axis, x.shape)
         if mask is not None:
             _check_mask(mask, x.shape)
         y = kernels.get("softmax_forward", x)(x, axis, mask)
@@ -32,6 +33,7 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx, x, axis=-1):
+        _check_axis("log_softmax", axis, x.shape)
         out = kernels.get("log_softmax_forward", x)(x, axis)
         ctx.save_for_backward(out)
         ctx.axis = axis
@@ -56,3 +58,13 @@ def _check_mask(mask, shape):
         raise ValueError(f"softmax: mask of shape {mshape} does not broadcast to the scores' "
                          f"shape {tuple(shape)}; aligned from the right, each axis of the mask "
                          f"must equal the scores' axis or be 1.")
+
+
+def _check_axis(op, axis, shape):
+    """One axis of x, as an int in [-ndim, ndim): a clear error instead of NumPy's AxisError."""
+    ndim = len(shape)
+    ok = hasattr(axis, "__index__") and not isinstance(axis, bool) and -ndim <= axis < ndim
+    if not ok:
+        raise ValueError(f"{op}: axis {axis!r} is out of range for a tensor of shape "
+                         f"{tuple(shape)} (valid: one int in {-ndim} .. {ndim - 1}; the "
+                         f"default -1 is the last axis).")
