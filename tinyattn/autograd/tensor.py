@@ -47,10 +47,29 @@ def as_array(x, dtype=None):
     xp = backend.active_module()
     if isinstance(x, (list, tuple)) and _contains_tensor(x):
         x = _unwrap_nested(x)
-    arr = xp.asarray(x, dtype=dtype)
+    try:
+        arr = xp.asarray(x, dtype=dtype)
+    except (ValueError, TypeError) as e:
+        raise type(e)(f"tensor: cannot make an array of numbers from {_preview(x)}: "
+                      f"{str(e).rstrip('.')}. Nested lists must be rectangular (pad shorter "
+                      f"rows, e.g. with 0) and hold only numbers.") from None
+    _check_numeric(arr, x)
     if dtype is None and arr.dtype == np.float64 and not _has_float64_array(x):
         arr = arr.astype(_DEFAULT_DTYPE)
     return arr
+
+
+def _preview(x):
+    text = repr(x)
+    return f"{type(x).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def _check_numeric(arr, x):
+    """Tensors hold bools and numbers; strings and Python objects are refused here, at once."""
+    if arr.dtype.kind not in "biufc":
+        raise TypeError(f"tensor: cannot make a tensor from {_preview(x)} (NumPy dtype "
+                        f"{arr.dtype}); tensors hold numbers or bools. Convert the data first "
+                        f"(e.g. token strings to integer ids with a vocabulary).")
 
 
 def _has_float64_array(x):
@@ -121,6 +140,8 @@ class Tensor:
             arr = backend.active_module().asarray(arr, dtype=dtype)
             if dtype is None and arr.dtype == np.float64:
                 arr = arr.astype(_DEFAULT_DTYPE)
+        if arr.dtype.kind not in "biufc":
+            _check_numeric(arr, data)
         if requires_grad and arr.dtype.kind not in "fc":
             raise TypeError(
                 f"tensor(requires_grad=True): only floating-point tensors can require gradients, "
