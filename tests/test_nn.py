@@ -322,3 +322,14 @@ def test_pytorch_constructor_keywords_and_assignment_errors():
         lin.weight = ta.zeros(3, 2)
     lin.weight = nn.Parameter(np.zeros((3, 2)))          # a Parameter replaces it, registered
     assert dict(lin.named_parameters())["weight"] is lin.weight
+
+
+def test_deepcopy_gives_independent_parameters():
+    import copy
+
+    m = nn.Sequential(nn.Linear(2, 3), nn.LayerNorm(3))
+    c = copy.deepcopy(m)
+    assert c[0].weight is not m[0].weight and isinstance(c[0].weight, nn.Parameter)
+    assert np.array_equal(c[0].weight.numpy(), m[0].weight.numpy())
+    c[0](ta.randn(1, 2)).sum().backward()
+    assert c[0].weight.grad is not None and m[0].weight.grad is None
