@@ -84,7 +84,11 @@ class Lesson:
         parser.add_argument("--out", default=None,
                             help=f"folder for figures and result.json (default out/lessons/{number:02d})")
         # parse_known_args: inside Jupyter the kernel passes its own flags, which we ignore
-        args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+        args, unknown = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+        if unknown and "ipykernel" not in sys.modules:    # a typo (--sed 5) must not be ignored
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        if args.out is not None and os.path.exists(args.out) and not os.path.isdir(args.out):
+            parser.error(f"--out {args.out!r} is a file; give a folder for figures and result.json")
 
         self.number, self.title = number, title
         self.seed, self.backend = args.seed, args.backend

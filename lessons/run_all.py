@@ -107,6 +107,8 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(ROOT, "out"), help="output root (default out/)")
     parser.add_argument("--timeout", type=int, default=300, help="seconds before a lesson is stopped")
     args = parser.parse_args(argv)
+    if args.timeout <= 0:
+        parser.error(f"--timeout must be a positive number of seconds, got {args.timeout}")
 
     lessons = discover()
     if args.only:
