@@ -160,6 +160,17 @@ def test_08_lstm_sigmoid_gated_attention(tmp_path):
     assert v["gate_on_mark"] > 0.5 > v["gate_elsewhere"]
 
 
+def test_09_seq2seq_date_translation(tmp_path):
+    proc, r = run_lesson("09_seq2seq_date_translation", tmp_path)
+    assert_passed(proc, r)
+    v = r["values"]
+    assert v["n_test"] == 1000 and v["train_test_overlap"] == 0
+    em = v["exact_match"]
+    assert em["with attention"] >= 0.95
+    assert em["with attention"] >= em["without attention"] + 0.10
+    assert "alignments.png" in r["figures"]
+
+
 def test_bad_arguments_and_missing_cupy(tmp_path):
     proc, _ = run_lesson("01_tensors_and_autograd", tmp_path, "--backend", "tpu")
     assert proc.returncode == 2                                   # argparse
