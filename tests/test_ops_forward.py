@@ -198,6 +198,13 @@ def test_masked_softmax_zeroes_masked_entries_and_fully_masked_rows():
     same(ta.softmax(t(x), mask=mask[None, 2]), ta.softmax(t(x)).numpy())   # broadcast mask
 
 
+def test_softmax_axis_must_exist():
+    with pytest.raises(ValueError, match="softmax: axis 2 is not an axis"):
+        ta.softmax(t(A), axis=2)
+    with pytest.raises(ValueError, match="log_softmax: axis"):
+        ta.log_softmax(t(A), axis=(0, 1))
+
+
 def test_softmax_mask_must_be_boolean_and_broadcastable():
     with pytest.raises(TypeError, match="mask must be a boolean"):
         ta.softmax(t(A), mask=np.ones((3, 4)))

@@ -1,6 +1,8 @@
 """softmax and log_softmax: hand-written backward for speed and stability; fast paths via kernels."""
 from __future__ import annotations
 
+import numpy as np
+
 from .. import kernels
 from ..autograd.function import Function
 from ..autograd.registry import register
@@ -68,3 +70,9 @@ def _check_axis(op, axis, shape):
         raise ValueError(f"{op}: axis {axis!r} is out of range for a tensor of shape "
                          f"{tuple(shape)} (valid: one int in {-ndim} .. {ndim - 1}; the "
                          f"default -1 is the last axis).")
+
+
+def _check_axis(op, axis, shape):
+    if not isinstance(axis, (int, np.integer)) or not -len(shape) <= axis < len(shape):
+        raise ValueError(f"{op}: axis {axis!r} is not an axis of a tensor of shape {tuple(shape)}; "
+                         f"give one int in {-len(shape)} .. {len(shape) - 1} (usually -1).")
