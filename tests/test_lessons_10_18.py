@@ -1,0 +1,29 @@
+"""Lessons 10-18: each lesson's criterion, asserted on the numbers it wrote to result.json.
+
+Same scheme as tests/test_lessons.py: run the script once in a subprocess (as a learner would),
+then check the exit status, the CRITERION line and the measured values themselves.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_lessons import assert_passed, run_lesson  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def test_12_transformer_encoder(tmp_path):
+    proc, r = run_lesson("12_transformer_encoder", tmp_path)
+    assert_passed(proc, r)
+    v = r["values"]
+    np.testing.assert_allclose(v["layernorm_1000"], [3 ** 0.5, -(3 ** -0.5), -(3 ** -0.5), -(3 ** -0.5)], atol=1e-4)
+    assert v["sort_sequence_accuracy"]["post-norm"] >= 0.99 and v["n_test"] == 229
+    rms = v["activation_rms"]
+    assert max(abs(x - 1) for x in rms["post-norm (2017 paper)"]) < 0.05      # LayerNorm after every layer
+    assert rms["pre-norm"][-1] > rms["pre-norm"][0]                             # residual stream grows
+    assert len(r["figures"]) == 2
