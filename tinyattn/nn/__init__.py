@@ -19,18 +19,13 @@ __all__ = ["CrossEntropyLoss", "Dropout", "Embedding", "GELU", "LSTM", "LSTMCell
            "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh", "init"]
 
 # The transformer engineer's layers.
-from . import utils
+from . import utils  # noqa: E402
 from .multihead import *  # noqa: E402,F401,F403
 from .positional import *  # noqa: E402,F401,F403
+from .seq2seq import *  # noqa: E402,F401,F403
 from .transformer import *  # noqa: E402,F401,F403
-from . import multihead as _multihead, positional as _positional, transformer as _transformer  # noqa: E402
+from . import multihead as _multihead, positional as _positional  # noqa: E402
+from . import seq2seq as _seq2seq, transformer as _transformer  # noqa: E402
 
-__all__ += ["utils", *_multihead.__all__, *_positional.__all__, *_transformer.__all__]
-
-try:  # seq2seq.py (the doc-003 attention decoder) is still being written; strict once it lands
-    from .seq2seq import *  # noqa: F401,F403
-    from . import seq2seq as _seq2seq
-    __all__ += list(getattr(_seq2seq, "__all__", []))
-except ImportError as _exc:  # pragma: no cover
-    if "seq2seq" not in str(_exc):
-        raise
+__all__ += ["utils", *_multihead.__all__, *_positional.__all__, *_seq2seq.__all__,
+            *_transformer.__all__]
