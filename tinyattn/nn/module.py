@@ -239,15 +239,18 @@ class Module:
         targets = self._state_targets()
         missing = [k for k in targets if k not in state_dict]
         unexpected = [k for k in state_dict if k not in targets]
-        arrays, misshaped = {}, []
+        arrays, misshaped, bad_dtypes = {}, [], []
         for k, v in state_dict.items():
             if k not in targets:
                 continue
             arr = _to_numpy_array(v)
             if tuple(arr.shape) != tuple(targets[k].shape):
                 misshaped.append(f"{k}: checkpoint {tuple(arr.shape)} vs model {tuple(targets[k].shape)}")
+            if arr.dtype.kind not in "biuf" and not (arr.dtype.kind == "c" == targets[k].dtype.kind):
+                bad_dtypes.append(f"{k}: checkpoint {arr.dtype} cannot become the model's "
+                                  f"{targets[k].dtype}")
             arrays[k] = arr
-        if misshaped or (strict and (missing or unexpected)):
+        if misshaped or bad_dtypes or (strict and (missing or unexpected)):
             lines = [f"load_state_dict for {type(self).__name__}:"]
             if missing:
                 lines.append("  missing keys: " + ", ".join(missing))
@@ -255,6 +258,9 @@ class Module:
                 lines.append("  unexpected keys: " + ", ".join(unexpected))
             if misshaped:
                 lines.append("  shape mismatches: " + "; ".join(misshaped))
+            if bad_dtypes:
+                lines.append("  dtype mismatches (numbers only; complex only into complex): "
+                             + "; ".join(bad_dtypes))
             lines.append("  (strict=False ignores missing/unexpected keys, never shape mismatches)")
             raise RuntimeError("\n".join(lines))
         with no_grad():
