@@ -167,11 +167,15 @@ def load(path):
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}   # reads (and CRC-checks) everything
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
+    except ValueError as exc:
+        if "allow_pickle" not in str(exc):
+            raise _unreadable(path, exc) from None
         raise CheckpointError(
-            f"tinyattn.load: {path!r} is not a readable checkpoint - the file is truncated or "
-            f"corrupt ({type(exc).__name__}: {exc}). If a save was interrupted, this file is not "
-            f"the one it was writing (saves are atomic); restore it from an earlier copy.") from None
+            f"tinyattn.load: {path!r} holds a pickled Python object (an array of dtype object). "
+            f"tinyattn never unpickles, since unpickling can run arbitrary code: re-save the "
+            f"checkpoint with numeric arrays only (tinyattn.save does this).") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError) as exc:
+        raise _unreadable(path, exc) from None
     if META_KEY not in arrays:
         _check_kinds(path, arrays)
         return arrays                                  # a plain .npz: name -> array
@@ -197,6 +201,13 @@ def load(path):
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"tinyattn.load: {path!r} has an unreadable description entry "
                               f"{META_KEY!r} ({type(exc).__name__}: {exc}).") from None
+
+
+def _unreadable(path, exc):
+    return CheckpointError(
+        f"tinyattn.load: {path!r} is not a readable checkpoint - the file is truncated or "
+        f"corrupt ({type(exc).__name__}: {exc}). If a save was interrupted, this file is not "
+        f"the one it was writing (saves are atomic); restore it from an earlier copy.")
 
 
 def _check_kinds(path, arrays):
