@@ -63,16 +63,6 @@ def _check_mask(mask, shape):
 
 
 def _check_axis(op, axis, shape):
-    """One axis of x, as an int in [-ndim, ndim): a clear error instead of NumPy's AxisError."""
-    ndim = len(shape)
-    ok = hasattr(axis, "__index__") and not isinstance(axis, bool) and -ndim <= axis < ndim
-    if not ok:
-        raise ValueError(f"{op}: axis {axis!r} is out of range for a tensor of shape "
-                         f"{tuple(shape)} (valid: one int in {-ndim} .. {ndim - 1}; the "
-                         f"default -1 is the last axis).")
-
-
-def _check_axis(op, axis, shape):
     if not isinstance(axis, (int, np.integer)) or not -len(shape) <= axis < len(shape):
         raise ValueError(f"{op}: axis {axis!r} is not an axis of a tensor of shape {tuple(shape)}; "
                          f"give one int in {-len(shape)} .. {len(shape) - 1} (usually -1).")
