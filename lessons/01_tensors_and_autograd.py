@@ -164,6 +164,19 @@ for name, fn, make in OPS:
 # 1e-16 / eps. Both are far below 1e-6. A wrong backward formula would show errors near 1.
 
 # %%
+import matplotlib.pyplot as plt  # noqa: E402
+
+fig, ax = plt.subplots(figsize=(10, 4))
+ax.bar(range(len(rows)), list(rows.values()), color="tab:blue")
+ax.axhline(1e-6, color="red", ls="--", label="criterion: 1e-6")
+ax.set_yscale("log")
+ax.set_xticks(range(len(rows)), list(rows), rotation=70, ha="right")
+ax.set(ylabel="relative error (log scale)", xlabel="op",
+       title="autograd vs central finite differences, float64, per op")
+ax.legend()
+lesson.savefig(fig, "finite_difference_errors")
+
+# %%
 lesson.section("criterion")
 lesson.record(per_op_relative_error=rows, worst_relative_error=worst, hand_chain_rule_error=err_hand,
               n_ops=len(OPS))

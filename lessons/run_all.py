@@ -20,6 +20,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -133,7 +134,13 @@ def main(argv=None):
     print(f"{'lesson':<{width}}  {'seconds':>7}  criterion")
     print(f"{'-' * width}  {'-' * 7}  {'-' * 60}")
     for _, name, status, seconds, criterion, _ in rows:
-        print(f"{name:<{width}}  {seconds:7.1f}  {status} {criterion}")
+        # one line per check, wrapped, so the table stays readable in an 100-column terminal
+        lines = []
+        for part in f"{status} {criterion}".split("; "):
+            lines += textwrap.wrap(part, width=max(40, 100 - width - 11), subsequent_indent="    ")
+        print(f"{name:<{width}}  {seconds:7.1f}  {lines[0]}")
+        for line in lines[1:]:
+            print(f"{'':<{width}}  {'':7}       {line.strip()}")
     index = write_index(args.out, rows)
     n_pass = sum(r[2] in ("PASS", "SKIP") for r in rows)
     print(f"\n{n_pass}/{len(rows)} lessons passed (SKIP counts as passed: backend unavailable); "
