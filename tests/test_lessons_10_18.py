@@ -27,3 +27,18 @@ def test_12_transformer_encoder(tmp_path):
     assert max(abs(x - 1) for x in rms["post-norm (2017 paper)"]) < 0.05      # LayerNorm after every layer
     assert rms["pre-norm"][-1] > rms["pre-norm"][0]                             # residual stream grows
     assert len(r["figures"]) == 2
+
+
+def test_10_self_attention_multihead(tmp_path):
+    proc, r = run_lesson("10_self_attention_multihead", tmp_path)
+    assert_passed(proc, r)
+    v = r["values"]
+    assert v["loop_vs_batched"] <= 1e-10 and v["grad_loop_vs_batched"] <= 1e-10
+    assert v["mha_vs_ours"] <= 1e-10 and v["mha_weights_vs_ours"] <= 1e-10
+    # the hand-made heads do what they were built for: previous / next token
+    assert v["strongest_key"]["1"][1:] == [0, 1, 2, 3, 4]
+    assert v["strongest_key"]["2"][:5] == [1, 2, 3, 4, 5]
+    # the document's scale (1/sqrt(4) instead of 1/sqrt(8)) changes the output and sharpens the softmax
+    assert v["doc_vs_correct"] > 1e-3 and v["entropy_doc"] < v["entropy_correct"]
+    assert v["doc_scale_factor"]["16/4"] == 1.0 and abs(v["doc_scale_factor"]["512/8"] - 8 ** 0.5) < 1e-12
+    assert v["n_parameters"] == 4 * 32 * 32 + 4 * 32
