@@ -283,3 +283,81 @@ def test_errors_name_the_problem_and_fix():
           tgt_mask=generate_square_subsequent_mask(S))
     with pytest.raises(ValueError, match="num_layers must be >= 1"):
         TransformerEncoder(TransformerEncoderLayer(D, NH), 0)
+
+
+# ---------------------------------------------------------------------- inference (no_grad) parity
+def _left_padding():
+    kpm = np.zeros((N, S), dtype=bool)
+    kpm[0, -2:] = True
+    kpm[1, 1:] = True
+    return kpm
+
+
+@pytest.mark.parametrize("pad_kind", ["end", "middle", "none"])
+@pytest.mark.parametrize("cfg", [dict(batch_first=True), dict(batch_first=True, activation="gelu"),
+                                 dict(batch_first=True, norm_first=True), dict()], ids=_cid)
+def test_encoder_inference_matches_torch_fast_path(cfg, pad_kind):
+    """Under no_grad in eval mode PyTorch's encoder returns zeros at padded positions (its nested
+    tensor fast path) when the layers allow it; we reproduce exactly when, and what."""
+    torch = pytest.importorskip("torch")
+    from torch_parity import Const, check_inference_against_torch
+    kpm = {"end": _left_padding(), "none": None}.get(pad_kind)
+    if pad_kind == "middle":
+        kpm = np.zeros((N, S), dtype=bool)
+        kpm[0, 1] = True
+    torch.manual_seed(0)
+    theirs = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(D, NH, FF, **cfg), 2,
+                                         norm=torch.nn.LayerNorm(D))
+    ours = TransformerEncoder(TransformerEncoderLayer(D, NH, FF, **cfg), 2, norm=LayerNorm(D))
+    out = check_inference_against_torch(ours, theirs, [Const(_x(S, cfg.get("batch_first"), 0)),
+                                                       Const(kpm)],
+                                        lambda m, x, p: m(x, src_key_padding_mask=p))[0]
+    if pad_kind == "end" and cfg == dict(batch_first=True):
+        bias = ours.norm.bias.numpy()
+        assert np.allclose(out.numpy()[0, -2:], bias)       # zeros through the final norm
+
+
+@pytest.mark.parametrize("bf", [False, True])
+def test_transformer_inference_matches_torch(bf):
+    torch = pytest.importorskip("torch")
+    from torch_parity import Const, check_inference_against_torch
+    torch.manual_seed(0)
+    theirs = torch.nn.Transformer(D, NH, 2, 2, FF, batch_first=bf)
+    ours = Transformer(D, NH, 2, 2, FF, batch_first=bf)
+    check_inference_against_torch(
+        ours, theirs, [Const(_x(S, bf, 0)), Const(_x(T, bf, 1)), Const(_left_padding()),
+                       Const(_causal(T))],
+        lambda m, s, t, p, tm: m(s, t, src_key_padding_mask=p, tgt_mask=tm))
+
+
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_layers_and_attention_inference_match_torch(need_weights):
+    torch = pytest.importorskip("torch")
+    from torch_parity import Const, check_inference_against_torch
+    from tinyattn.nn.multihead import MultiheadAttention
+    torch.manual_seed(0)
+    x = _x(S, True, 0)
+    check_inference_against_torch(
+        MultiheadAttention(D, NH, batch_first=True), torch.nn.MultiheadAttention(D, NH, batch_first=True),
+        [Const(x), Const(_left_padding())],
+        lambda m, x, p: m(x, x, x, key_padding_mask=p, need_weights=need_weights))
+    check_inference_against_torch(
+        TransformerEncoderLayer(D, NH, FF, batch_first=True),
+        torch.nn.TransformerEncoderLayer(D, NH, FF, batch_first=True),
+        [Const(x), Const(_left_padding())], lambda m, x, p: m(x, src_key_padding_mask=p))
+    check_inference_against_torch(
+        TransformerDecoderLayer(D, NH, FF, batch_first=True),
+        torch.nn.TransformerDecoderLayer(D, NH, FF, batch_first=True),
+        [Const(_x(T, True, 1)), Const(x), Const(_left_padding()), Const(_causal(T))],
+        lambda m, t, mem, p, tm: m(t, mem, tgt_mask=tm, memory_key_padding_mask=p))
+
+
+def test_padded_positions_are_computed_normally_when_gradients_are_wanted():
+    ta.manual_seed(0)
+    enc = TransformerEncoder(TransformerEncoderLayer(D, NH, FF, batch_first=True), 1).eval()
+    x = ta.tensor(_x(S, True, 0), requires_grad=True)
+    out = enc(x, src_key_padding_mask=_left_padding())
+    assert np.all(np.abs(out.numpy()[0, -2:]).sum(-1) > 0)
+    with ta.no_grad():
+        out = enc(ta.tensor(_x(S, True, 0)), src_key_padding_mask=_left_padding())
+    assert np.all(out.numpy()[0, -2:] == 0)

@@ -107,3 +107,33 @@ def check_against_torch(ours, theirs, inputs, call, dtype="float64", seed=0):
         assert p.grad is not None, f"parameter {name} got no gradient"
         assert_close(p.grad, q.grad.numpy(), tol, f"gradient of {name}")
     return ours_out
+
+
+def check_inference_against_torch(ours, theirs, inputs, call, dtype="float64"):
+    """Outputs only, with gradients off on both sides (``torch.no_grad()`` / ``ta.no_grad()``):
+    the setting in which PyTorch takes its inference fast paths."""
+    import torch
+    tol = TOL[dtype]
+    theirs = theirs.to(torch.float64 if dtype == "float64" else torch.float32).eval()
+    load_torch_state(ours, theirs)
+    ours.to(dtype).eval()
+    ta_in, th_in = [], []
+    for item in inputs:
+        a = item.array
+        if a is None:
+            ta_in.append(None)
+            th_in.append(None)
+            continue
+        a = np.asarray(a)
+        if a.dtype.kind == "f":
+            a = a.astype(dtype)
+        ta_in.append(ta.tensor(a))
+        th_in.append(torch.from_numpy(a.copy()))
+    with torch.no_grad():
+        theirs_out = _torch_outputs(call(theirs, *th_in))
+    with ta.no_grad():
+        ours_out = flatten_outputs(call(ours, *ta_in))
+    assert len(ours_out) == len(theirs_out)
+    for i, (o, t) in enumerate(zip(ours_out, theirs_out)):
+        assert_close(o.numpy(), t.numpy(), tol, f"output {i} (inference)")
+    return ours_out

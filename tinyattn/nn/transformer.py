@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 
 from .. import functional as F
+from ..autograd.function import is_grad_enabled
 from ..autograd.registry import register
 from ..autograd.tensor import Tensor, get_default_dtype
 from ..backend import active_module, get_array_module
@@ -58,6 +59,16 @@ def _activation_fn(activation, owner):
         return activation
     raise TypeError(f"{owner}: activation must be 'relu', 'gelu' or a callable, got "
                     f"{type(activation).__name__}.")
+
+
+def _relu_or_gelu(activation):
+    """1 for ReLU, 2 for GELU, 0 otherwise (PyTorch's ``activation_relu_or_gelu``)."""
+    from .activation import GELU, ReLU   # noqa: PLC0415 - a leaf module; keeps imports in one place
+    if activation is F.relu or isinstance(activation, ReLU):
+        return 1
+    if activation is F.gelu or isinstance(activation, GELU):
+        return 2
+    return 0
 
 
 def _is_causal_mask(mask, is_causal, size):
@@ -100,6 +111,7 @@ class TransformerEncoderLayer(Module):
         self.dropout1 = Dropout(dropout)
         self.dropout2 = Dropout(dropout)
         self.activation = _activation_fn(activation, "TransformerEncoderLayer")
+        self.activation_relu_or_gelu = _relu_or_gelu(self.activation)
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
         x = src
@@ -179,6 +191,19 @@ class TransformerDecoderLayer(Module):
         return self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(x)))))
 
 
+def _nested_capable(layer):
+    """PyTorch's ``use_nested_tensor`` test on the layer given to TransformerEncoder."""
+    attn = getattr(layer, "self_attn", None)
+    return (isinstance(layer, TransformerEncoderLayer) and not layer.norm_first
+            and attn.batch_first and attn._qkv_same_embed_dim and attn.in_proj_bias is not None
+            and layer.activation_relu_or_gelu != 0 and layer.norm1.eps == layer.norm2.eps
+            and attn.num_heads % 2 == 0)
+
+
+def _plain_array(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
 def _clones(layer, n, owner):
     if not isinstance(layer, Module):
         raise TypeError(f"{owner}: expected a layer Module to copy, got {type(layer).__name__}.")
@@ -203,18 +228,44 @@ class TransformerEncoder(Module):
         self.norm = norm
         self.enable_nested_tensor = enable_nested_tensor
         self.mask_check = mask_check
+        self.use_nested_tensor = bool(enable_nested_tensor) and _nested_capable(encoder_layer)
 
     def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
         first = self.layers[0]
         batch_first = getattr(getattr(first, "self_attn", None), "batch_first", False)
         is_causal = _is_causal_mask(mask, is_causal, _seq_len(src, batch_first))
+        zero_padding = self._padding_zeroed_as_pytorch(src, mask, src_key_padding_mask)
         output = src
         for layer in self.layers:
             output = layer(output, src_mask=mask, is_causal=is_causal,
                            src_key_padding_mask=src_key_padding_mask)
+        if zero_padding is not None:
+            output = output * Tensor(zero_padding[..., None].astype(output.dtype))
         if self.norm is not None:
             output = self.norm(output)
         return output
+
+    def _padding_zeroed_as_pytorch(self, src, mask, src_key_padding_mask):
+        """PyTorch compatibility. In inference (eval mode, and no gradient wanted), PyTorch's
+        encoder packs the sequences into a nested tensor, skips the padding, and returns zeros at
+        padded positions (before the final norm). Only the padded positions' values differ from
+        the plain computation, but a decoder that reads them (no memory_key_padding_mask) sees the
+        difference, so we reproduce it: returns the (N, S) keep-mask to multiply by, or None.
+        The conditions are PyTorch's: batch_first post-norm layers with biases, ReLU/GELU, even
+        heads (``use_nested_tensor``), a padding mask at the end of each sequence, no src mask."""
+        if (not self.use_nested_tensor or self.layers[0].training or src.ndim != 3
+                or src_key_padding_mask is None or mask is not None):
+            return None
+        layer = self.layers[0]
+        if is_grad_enabled() and (src.requires_grad or any(
+                p.requires_grad for p in layer.parameters())):
+            return None
+        pad = as_additive_mask(src_key_padding_mask, "src_key_padding_mask", src.dtype,
+                               owner="TransformerEncoder")
+        keep = _plain_array(pad) == 0
+        if not bool((keep[:, 1:] <= keep[:, :-1]).all()):     # padding not only at the end
+            return None
+        return keep
 
 
 @register("nn.TransformerDecoder")
