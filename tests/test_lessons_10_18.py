@@ -42,3 +42,15 @@ def test_10_self_attention_multihead(tmp_path):
     assert v["doc_vs_correct"] > 1e-3 and v["entropy_doc"] < v["entropy_correct"]
     assert v["doc_scale_factor"]["16/4"] == 1.0 and abs(v["doc_scale_factor"]["512/8"] - 8 ** 0.5) < 1e-12
     assert v["n_parameters"] == 4 * 32 * 32 + 4 * 32
+
+
+def test_11_positional_encoding(tmp_path):
+    proc, r = run_lesson("11_positional_encoding", tmp_path)
+    assert_passed(proc, r)
+    v = r["values"]
+    assert v["n_test"] == 2000
+    assert v["accuracy_without_positions"] <= 0.20 and v["accuracy_with_positions"] >= 0.99
+    # no position-blind model can beat the counting ceiling (small slack for sampling noise)
+    assert v["accuracy_without_positions"] <= v["ceiling_without_positions"] + 0.02 < 0.20
+    assert v["equivariance_error"] <= 1e-12 and v["distance_only_spread"] <= 1e-9
+    assert v["anti_diagonal_mass"] > 0.3                       # it attends to the mirrored position
