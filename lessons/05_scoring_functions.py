@@ -115,7 +115,7 @@ for dk in dims:
         stats[name]["saturated"].append(float((wn.max(axis=-1) > 0.99).mean()))   # share of one-hot rows
 print("H = entropy / log 32; max w = mean largest weight; sat = share of queries with a weight > 0.99;"
       " |g| = mean gradient norm at the scores")
-print(f"{'':>5}  " + "  ".join(f"{name:^30}" for name in scalings))
+print(f"{'':>5}  " + "  ".join(f"{name:^28}    " for name in scalings))
 print(f"{'d_k':>5}  " + "  ".join(f"{'H':>6} {'max w':>6} {'sat':>6} {'|g|':>7}    " for _ in scalings))
 for i, dk in enumerate(dims):
     print(f"{dk:>5}  " + "  ".join(
