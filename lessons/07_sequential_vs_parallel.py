@@ -174,13 +174,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from tinyattn import viz  # noqa: E402
 
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.6), gridspec_kw={"width_ratios": [1, 2.6], "wspace": 0.45})
 viz.heatmap(a.numpy().reshape(3, 1), [f"position {i}" for i in range(3)], ["weight"], ax=axes[0],
-            vmin=0, vmax=1.5, title="doc §4.1 as printed: weights over an axis of length 1",
-            xlabel="(nothing to compare)", ylabel="position")
+            vmin=0, vmax=1, title="doc §4.1 as printed:\nsoftmax over an axis of length 1",
+            xlabel="(nothing to compare)", ylabel="")
 viz.heatmap(weights, [f"seq {b}" for b in range(3)], [f"t{t}" for t in range(T)], ax=axes[1],
             title="corrected: softmax over the 7 positions of each sequence",
-            xlabel="position (key)", ylabel="sequence (one pooling query each)")
+            xlabel="position (key)", ylabel="sequence")
 lesson.savefig(fig, "doc_vs_corrected_weights")
 
 # %%
