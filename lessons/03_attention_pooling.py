@@ -158,6 +158,9 @@ learned = float(np.exp(log_width.data))
 mse_learned = float(((predict(queries, "gaussian", learned)[0].numpy() - y_test) ** 2).mean())
 print(f"learned σ = {learned:.3f}; leave-one-out loss {loo_losses[0]:.3f} -> {loo_losses[-1]:.3f}; "
       f"test MSE at the learned σ {mse_learned:.3f}")
+best_swept = widths[int(np.argmin(mse["gaussian"]))]
+print(f"(the sweep's best Gaussian width on the test curve was σ = {best_swept}: leave-one-out found a "
+      "good width from the training points alone, without looking at the test set)")
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 viz.plot_curves({"leave-one-out MSE": loo_losses}, ax=axes[0], xlabel="gradient step",
