@@ -54,3 +54,19 @@ def test_11_positional_encoding(tmp_path):
     assert v["accuracy_without_positions"] <= v["ceiling_without_positions"] + 0.02 < 0.20
     assert v["equivariance_error"] <= 1e-12 and v["distance_only_spread"] <= 1e-9
     assert v["anti_diagonal_mass"] > 0.3                       # it attends to the mirrored position
+
+
+def test_14_vanishing_gradients(tmp_path):
+    proc, r = run_lesson("14_vanishing_gradients", tmp_path)
+    assert_passed(proc, r)
+    v = r["values"]
+    g = v["grad_norm_per_position"]
+    assert len(g["plain RNN"]) == 64
+    assert v["ratio_attention_over_rnn_first"] >= 1e3
+    # the RNN's gradient decays geometrically going back in time; attention's does not
+    assert g["plain RNN"][0] < 1e-6 * g["plain RNN"][-1]
+    assert g["attention"][0] > 0.05 * g["attention"][-1]
+    assert 0 < v["decay_per_step"]["plain RNN"] < 0.9
+    # a saturated softmax starves the ignored position: the largest query scale kills its gradient
+    s = v["saturation"]
+    assert s[-1]["weight_first"] < 1e-4 and s[-1]["grad_first"] < 1e-3 * s[0]["grad_first"]
