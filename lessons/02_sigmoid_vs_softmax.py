@@ -19,6 +19,7 @@ from _common import Lesson
 import numpy as np
 
 import tinyattn as ta
+from tinyattn import attention as A
 from tinyattn import viz
 
 lesson = Lesson(2, "sigmoid vs softmax scoring, weighted sum")
@@ -146,6 +147,23 @@ print("softmax(S / sqrt(3)) =\n", A_soft_scaled.numpy().round(6))
 print("sigmoid weights normalised per row (a / row sum) give H =\n",
       ((A_sig / A_sig.sum(axis=1, keepdims=True)) @ X).numpy().round(4), "  (~the plain mean [4, 5, 6])")
 
+# %% [markdown]
+# ## 5. §3.2's gate from a concatenation: a_i = σ(W_a [v_i ; v_{i-1}])
+# Here the weight of position i comes from the position and its predecessor (v_0 = 0 for the
+# first), through a learnt W_a rather than a dot product. W_a below is an illustrative choice
+# (the document gives none): 0.1 x (sum of v_i - sum of v_{i-1}), i.e. how much v_i grew. The gates are
+# independent numbers in (0, 1); h = Σ_i a_i v_i is again a sum, not an average.
+
+# %%
+lesson.section("5. doc 000 §3.2: sigmoid gate of [v_i ; v_(i-1)]")
+W_a = ta.tensor([0.1, 0.1, 0.1, -0.1, -0.1, -0.1], dtype="float64")    # (2d,): a Linear(2d, 1) weight
+gates = A.concat_sigmoid_score(X, W_a)                                   # (1, 3)
+h_concat = gates @ X                                                     # (1, 3): h = Σ a_i v_i
+for i in range(3):
+    prev = "0" if i == 0 else f"x{i}"
+    print(f"  a_{i + 1} = sigmoid(W_a . [x{i + 1} ; {prev}]) = {gates.numpy()[0, i]:.4f}")
+print(f"  gates sum to {gates.numpy().sum():.4f} (not 1); h = Σ a_i x_i = {h_concat.numpy()[0].round(4).tolist()}")
+
 # %%
 tokens = ["x1", "x2", "x3"]
 fig = viz.heatmap_grid([DOC_A, A_sig, A_soft, A_soft_scaled], tokens, tokens,
@@ -163,7 +181,8 @@ for k, why in flagged.items():
 lesson.record(scores=S, sigmoid_weights=A_sig, H_sigmoid=H_sig, h_total=h_total,
               softmax_weights=A_soft, H_softmax=H_soft, doc_line2_value=h_doc_line,
               doc_line2_normalised=h_doc_normalised, doc_scores_are_first_components=only_first,
-              flagged=flagged, monotonicity_violations=len(doc_pairs))
+              flagged=flagged, monotonicity_violations=len(doc_pairs), concat_gates=gates,
+              h_concat=h_concat)
 n_doc_numbers = DOC_S.size + DOC_A.size + 1
 n_wrong = sum(not np.isclose(S.numpy().flat[k], DOC_S.flat[k]) for k in range(9)) + \
     sum(not np.isclose(A_sig.numpy().round(2).flat[k], DOC_A.flat[k]) for k in range(9)) + 1

@@ -75,6 +75,11 @@ def test_02_sigmoid_vs_softmax(tmp_path):
     assert v["monotonicity_violations"] > 0
     np.testing.assert_allclose(v["doc_line2_value"], [37.46, 45.82, 54.18], atol=1e-9)
     assert "<-- differs" in proc.stdout and "why:" in proc.stdout
+    # §3.2 concatenation gates with W_a = 0.1 * [1, 1, 1, -1, -1, -1]: s_i = 0.1 (Σ x_i - Σ x_{i-1})
+    s = 0.1 * (X.sum(axis=1) - np.concatenate([[0.0], X.sum(axis=1)[:-1]]))
+    gates = 1 / (1 + np.exp(-s))
+    np.testing.assert_allclose(v["concat_gates"], [gates], rtol=1e-12)
+    np.testing.assert_allclose(v["h_concat"], [gates @ X], rtol=1e-12)
 
 
 def test_03_attention_pooling(tmp_path):
