@@ -8,6 +8,7 @@ import pytest
 
 import tinyattn as ta
 from tinyattn.autograd import Function, GradcheckError, gradcheck
+from tinyattn.autograd.gradcheck import FULL_ROWS_MAX_OUTPUTS
 
 from gradcases import rnd
 
@@ -132,9 +133,9 @@ def test_zero_cotangent_must_give_zero_gradient():
         def backward(ctx, g):
             return g * 3 + 1e-3 * (g == 0)     # right unless the incoming gradient is exactly 0
 
-    # 20 outputs: too many for Jacobian rows (whose one-hot cotangents would also expose it)
+    # too many outputs for Jacobian rows (whose one-hot cotangents would also expose it)
     with pytest.raises(GradcheckError, match="zero output gradient"):
-        gradcheck(LeaksAConstant.apply, [rnd(20)])
+        gradcheck(LeaksAConstant.apply, [rnd(FULL_ROWS_MAX_OUTPUTS + 1)])
 
 
 def test_two_backward_passes_must_agree():
@@ -167,6 +168,23 @@ def test_inputs_are_restored_and_grads_cleared():
 def test_non_tensor_inputs_and_multiple_outputs_are_fine():
     w = np.arange(6.0).reshape(2, 3)
     assert gradcheck(lambda a, m: (a * m, a.sum(axis=0), a > 0), [rnd(2, 3), w])
+
+
+def test_jacobian_rows_report_the_output_element():
+    class CrossTalk(Function):
+        """y_i = x_i, but backward leaks 0.5 * g_1 into every input: only a Jacobian row with a
+        one-hot cotangent pins it to output element 1."""
+
+        @staticmethod
+        def forward(ctx, x):
+            return x.copy()
+
+        @staticmethod
+        def backward(ctx, g):
+            return g + 0.5 * g[1]
+
+    with pytest.raises(GradcheckError, match=r"Jacobian entry d out0\[1\] / d element \((0|2),\)"):
+        gradcheck(CrossTalk.apply, [rnd(3)])
 
 
 def test_tolerances_are_honoured():
