@@ -55,6 +55,8 @@ ERRORS = [
     ("attention mask shape", lambda: sdpa(ta.randn(2, 3, 4), ta.randn(2, 5, 4), ta.randn(2, 5, 4),
                                           attn_mask=np.ones((3, 4), bool)),
      ValueError, r"mask of shape \(3, 4\) does not broadcast to the scores' shape \(2, 3, 5\)"),
+    ("attention on 1-d vectors", lambda: sdpa(ta.randn(4), ta.randn(4), ta.randn(4)), ValueError,
+     r"scaled_dot_product_attention: query must have at least 2 dims.*got shape \(4,\)"),
     ("softmax mask shape", lambda: A.softmax(ta.randn(2, 3), mask=np.ones(4, bool)), ValueError,
      r"softmax: mask of shape \(4,\) does not broadcast"),
     ("MHA key_padding_mask shape", lambda: nn.MultiheadAttention(4, 2, batch_first=True)(

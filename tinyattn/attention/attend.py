@@ -15,7 +15,8 @@ import numpy as np
 from .. import ops, random
 from ..autograd.registry import register
 from ..backend import get_array_module
-from ._checks import as_tensor, broadcasts_to, check_queries_keys, check_values, plain_mask
+from ._checks import (as_tensor, broadcasts_to, check_min_ndim, check_queries_keys, check_values,
+                      plain_mask)
 from .hard import hard_attention
 from .local import local_p_weights
 from .masks import causal_mask
@@ -117,7 +118,10 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     """
     name = "scaled_dot_product_attention"
     q, k, v = as_tensor(query, name, "query"), as_tensor(key, name, "key"), as_tensor(value, name, "value")
-    if v.ndim < 2 or k.ndim < 2 or v.shape[-2] != k.shape[-2]:
+    check_min_ndim(name, "query", q, 2, "(..., L, E)")     # ranks first: shape[-2] needs 2 axes
+    check_min_ndim(name, "key", k, 2, "(..., S, E)")
+    check_min_ndim(name, "value", v, 2, "(..., S, Ev)")
+    if v.shape[-2] != k.shape[-2]:
         raise ValueError(f"{name}: value must have shape (..., S, Ev) with S = {k.shape[-2]} (the "
                          f"number of keys, key shape {tuple(k.shape)}); got {tuple(v.shape)}.")
     if is_causal and attn_mask is not None:
