@@ -253,7 +253,7 @@ def test_gradcheck_transformer_every_mask(norm_first):
     pad = np.array([[False, False, True], [False, False, False]])
     src_mask = rng.normal(size=(3, 3))
     gradcheck_module(m, src, tgt, call=lambda m, s, t: m(
-        s, t, src_mask=src_mask, tgt_mask=generate_square_subsequent_mask(3, "float64"),
+        s, t, src_mask=src_mask, tgt_mask=generate_square_subsequent_mask(3, dtype="float64"),
         src_key_padding_mask=pad, tgt_key_padding_mask=np.array([[False, True, True]] + [[False] * 3]),
         memory_key_padding_mask=pad, memory_mask=np.array([[False, True, False]] * 3)))
 

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .. import functional as F
 from .. import ops
 from ..autograd.registry import register
 from ..autograd.tensor import Tensor
-from ..backend import active_module, get_array_module
+from ..backend import active_module, get_array_module, to_backend
 from . import init
 from .linear import Linear
 from .module import Module, empty_parameter
@@ -35,12 +37,13 @@ def _plain(x):
     return x.data if isinstance(x, Tensor) else x
 
 
-def as_additive_mask(mask, name, dtype, owner="MultiheadAttention"):
+def as_additive_mask(mask, name, dtype, owner="MultiheadAttention", like=None):
     """PyTorch's MHA mask convention -> something to add to the scores.
 
     bool (True = blocked) becomes 0 / -inf; a float mask is used as it is (a Tensor that requires
     grad stays in the graph, so a learned bias such as ALiBi gets its gradient). Other dtypes are
-    an error, as in PyTorch. Returns None, a plain array, or a Tensor.
+    an error, as in PyTorch. Returns None, a plain array (on the backend of the array ``like``,
+    if given), or a Tensor.
     """
     if mask is None:
         return None
@@ -51,6 +54,8 @@ def as_additive_mask(mask, name, dtype, owner="MultiheadAttention"):
     arr = _plain(mask)
     if not hasattr(arr, "dtype"):
         arr = active_module().asarray(arr)
+    if like is not None and get_array_module(arr) is not get_array_module(like):
+        arr = to_backend(arr, "numpy" if isinstance(like, np.ndarray) else "cupy")
     xp = get_array_module(arr)
     if arr.dtype == bool:
         return xp.where(arr, -xp.inf, 0.0).astype(dtype)
@@ -95,7 +100,8 @@ class MultiheadAttention(Module):
     """
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, add_bias_kv=False,
-                 add_zero_attn=False, kdim=None, vdim=None, batch_first=False, dtype=None):
+                 add_zero_attn=False, kdim=None, vdim=None, batch_first=False, device=None,
+                 dtype=None):
         super().__init__()
         if embed_dim <= 0 or num_heads <= 0:
             raise ValueError(f"MultiheadAttention: embed_dim and num_heads must be positive, got "
@@ -119,23 +125,23 @@ class MultiheadAttention(Module):
         E = self.embed_dim
 
         if self._qkv_same_embed_dim:
-            self.in_proj_weight = empty_parameter((3 * E, E), dtype)
+            self.in_proj_weight = empty_parameter((3 * E, E), dtype, device)
             self.register_parameter("q_proj_weight", None)
             self.register_parameter("k_proj_weight", None)
             self.register_parameter("v_proj_weight", None)
         else:
-            self.q_proj_weight = empty_parameter((E, E), dtype)
-            self.k_proj_weight = empty_parameter((E, self.kdim), dtype)
-            self.v_proj_weight = empty_parameter((E, self.vdim), dtype)
+            self.q_proj_weight = empty_parameter((E, E), dtype, device)
+            self.k_proj_weight = empty_parameter((E, self.kdim), dtype, device)
+            self.v_proj_weight = empty_parameter((E, self.vdim), dtype, device)
             self.register_parameter("in_proj_weight", None)
         if bias:
-            self.in_proj_bias = empty_parameter((3 * E,), dtype)
+            self.in_proj_bias = empty_parameter((3 * E,), dtype, device)
         else:
             self.register_parameter("in_proj_bias", None)
-        self.out_proj = Linear(E, E, bias=bias, dtype=dtype)
+        self.out_proj = Linear(E, E, bias=bias, device=device, dtype=dtype)
         if add_bias_kv:
-            self.bias_k = empty_parameter((1, 1, E), dtype)
-            self.bias_v = empty_parameter((1, 1, E), dtype)
+            self.bias_k = empty_parameter((1, 1, E), dtype, device)
+            self.bias_v = empty_parameter((1, 1, E), dtype, device)
         else:
             self.register_parameter("bias_k", None)
             self.register_parameter("bias_v", None)
@@ -216,11 +222,12 @@ class MultiheadAttention(Module):
                 "MultiheadAttention: is_causal=True is only a hint that attn_mask is the causal "
                 "mask; pass the mask too, e.g. attn_mask=Transformer.generate_square_subsequent_mask"
                 f"({L}), as in PyTorch.")
-        kpm = as_additive_mask(key_padding_mask, "key_padding_mask", dtype)
+        kpm = as_additive_mask(key_padding_mask, "key_padding_mask", dtype, like=query.data)
         # As PyTorch: with no padding mask and no weights requested, is_causal means "use the causal
         # mask" (whatever attn_mask holds); otherwise attn_mask itself is used.
         use_causal = bool(is_causal) and kpm is None and not need_weights
-        amask = None if use_causal else as_additive_mask(attn_mask, "attn_mask", dtype)
+        amask = None if use_causal else as_additive_mask(attn_mask, "attn_mask", dtype,
+                                                         like=query.data)
         if amask is not None and amask.ndim == 3:            # (N*H, L, S) -> (N, H, L, S)
             amask = (ops.reshape(amask, (N, H, L, -1)) if isinstance(amask, Tensor)
                      else amask.reshape(N, H, L, -1))

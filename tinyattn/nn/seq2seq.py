@@ -24,7 +24,6 @@ import math
 
 import numpy as np
 
-from .. import functional as F
 from .. import ops
 from ..attention.attend import attend
 from ..attention.scores import additive_score, dot_score, scaled_dot_score

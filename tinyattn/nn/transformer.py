@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
+
 from .. import functional as F
 from ..autograd.function import is_grad_enabled
 from ..autograd.registry import register
 from ..autograd.tensor import Tensor, get_default_dtype
-from ..backend import active_module, get_array_module
+from ..backend import active_module, to_backend, to_numpy
 from . import init
 from .container import ModuleList
 from .dropout import Dropout
@@ -35,15 +37,22 @@ __all__ = ["Transformer", "TransformerEncoder", "TransformerDecoder", "Transform
            "TransformerDecoderLayer", "generate_square_subsequent_mask"]
 
 
-def generate_square_subsequent_mask(sz, dtype=None):
+def generate_square_subsequent_mask(sz, device=None, dtype=None):
     """The causal mask for a sequence of length ``sz``: a float (sz, sz) Tensor with 0 on and below
-    the diagonal and -inf above it, so position i attends to positions 0..i only (as PyTorch)."""
+    the diagonal and -inf above it, so position i attends to positions 0..i only (as PyTorch;
+    ``device`` is 'cpu', 'cuda' or None for the active backend)."""
     if int(sz) < 0:
         raise ValueError(f"generate_square_subsequent_mask: size must be >= 0, got {sz}.")
+    if device not in (None, "cpu", "cuda"):
+        raise ValueError(f"generate_square_subsequent_mask: device must be 'cpu', 'cuda' or None, "
+                         f"got {device!r}.")
     xp = active_module()
     dtype = get_default_dtype() if dtype is None else dtype
     upper = xp.triu(xp.ones((int(sz), int(sz)), dtype=bool), k=1)
-    return Tensor(xp.where(upper, -xp.inf, 0.0).astype(dtype))
+    mask = xp.where(upper, -xp.inf, 0.0).astype(dtype)
+    if device is not None:
+        mask = to_backend(mask, "cupy" if device == "cuda" else "numpy")
+    return Tensor(mask)
 
 
 def _activation_fn(activation, owner):
@@ -82,7 +91,7 @@ def _is_causal_mask(mask, is_causal, size):
     if tuple(arr.shape) != (size, size):
         return False
     ref = generate_square_subsequent_mask(size, dtype=arr.dtype).data
-    return bool(get_array_module(arr).array_equal(arr, ref))
+    return bool(np.array_equal(to_numpy(arr), to_numpy(ref)))
 
 
 def _seq_len(x, batch_first):
@@ -98,16 +107,17 @@ class TransformerEncoderLayer(Module):
     """
 
     def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu",
-                 layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True, dtype=None):
+                 layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True, device=None,
+                 dtype=None):
         super().__init__()
         self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
-                                            batch_first=batch_first, dtype=dtype)
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
+                                            batch_first=batch_first, device=device, dtype=dtype)
+        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, device=device, dtype=dtype)
         self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype)
+        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, device=device, dtype=dtype)
         self.norm_first = bool(norm_first)
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
+        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, device=device, dtype=dtype)
+        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, device=device, dtype=dtype)
         self.dropout1 = Dropout(dropout)
         self.dropout2 = Dropout(dropout)
         self.activation = _activation_fn(activation, "TransformerEncoderLayer")
@@ -143,19 +153,20 @@ class TransformerDecoderLayer(Module):
     """
 
     def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu",
-                 layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True, dtype=None):
+                 layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True, device=None,
+                 dtype=None):
         super().__init__()
         self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
-                                            batch_first=batch_first, dtype=dtype)
+                                            batch_first=batch_first, device=device, dtype=dtype)
         self.multihead_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
-                                                 batch_first=batch_first, dtype=dtype)
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
+                                                 batch_first=batch_first, device=device, dtype=dtype)
+        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, device=device, dtype=dtype)
         self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype)
+        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, device=device, dtype=dtype)
         self.norm_first = bool(norm_first)
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.norm3 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
+        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, device=device, dtype=dtype)
+        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, device=device, dtype=dtype)
+        self.norm3 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, device=device, dtype=dtype)
         self.dropout1 = Dropout(dropout)
         self.dropout2 = Dropout(dropout)
         self.dropout3 = Dropout(dropout)
@@ -261,7 +272,7 @@ class TransformerEncoder(Module):
                 p.requires_grad for p in layer.parameters())):
             return None
         pad = as_additive_mask(src_key_padding_mask, "src_key_padding_mask", src.dtype,
-                               owner="TransformerEncoder")
+                               owner="TransformerEncoder", like=src.data)
         keep = _plain_array(pad) == 0
         if not bool((keep[:, 1:] <= keep[:, :-1]).all()):     # padding not only at the end
             return None
@@ -307,21 +318,23 @@ class Transformer(Module):
     def __init__(self, d_model=512, nhead=8, num_encoder_layers=6, num_decoder_layers=6,
                  dim_feedforward=2048, dropout=0.1, activation="relu", custom_encoder=None,
                  custom_decoder=None, layer_norm_eps=1e-5, batch_first=False, norm_first=False,
-                 bias=True, dtype=None):
+                 bias=True, device=None, dtype=None):
         super().__init__()
         if custom_encoder is not None:
             self.encoder = custom_encoder
         else:
             layer = TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout, activation,
-                                            layer_norm_eps, batch_first, norm_first, bias, dtype)
-            norm = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
+                                            layer_norm_eps, batch_first, norm_first, bias,
+                                            device=device, dtype=dtype)
+            norm = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, device=device, dtype=dtype)
             self.encoder = TransformerEncoder(layer, num_encoder_layers, norm)
         if custom_decoder is not None:
             self.decoder = custom_decoder
         else:
             layer = TransformerDecoderLayer(d_model, nhead, dim_feedforward, dropout, activation,
-                                            layer_norm_eps, batch_first, norm_first, bias, dtype)
-            norm = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
+                                            layer_norm_eps, batch_first, norm_first, bias,
+                                            device=device, dtype=dtype)
+            norm = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, device=device, dtype=dtype)
             self.decoder = TransformerDecoder(layer, num_decoder_layers, norm)
         self._reset_parameters()
         self.d_model, self.nhead, self.batch_first = int(d_model), int(nhead), bool(batch_first)
@@ -356,6 +369,6 @@ class Transformer(Module):
                             tgt_is_causal=tgt_is_causal, memory_is_causal=memory_is_causal)
 
     @staticmethod
-    def generate_square_subsequent_mask(sz, dtype=None):
+    def generate_square_subsequent_mask(sz, device=None, dtype=None):
         """The causal (sz, sz) float mask: 0 on/below the diagonal, -inf above (as PyTorch)."""
-        return generate_square_subsequent_mask(sz, dtype=dtype)
+        return generate_square_subsequent_mask(sz, device=device, dtype=dtype)
