@@ -117,6 +117,12 @@ def save(obj, path):
     arrays[META_KEY] = np.array(meta)
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"tinyattn.save: the folder {directory!r} does not exist; create "
+                                f"it first (os.makedirs(folder, exist_ok=True)).")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"tinyattn.save: {path!r} is a folder; give a file name such as "
+                                f"{os.path.join(path, 'checkpoint.npz')!r}.")
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -164,6 +170,8 @@ def load(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"tinyattn.load: no such file {path!r}.")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"tinyattn.load: {path!r} is a folder, not a checkpoint file.")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}   # reads (and CRC-checks) everything

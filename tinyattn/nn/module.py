@@ -7,6 +7,7 @@ PyTorch state dict, converted to NumPy arrays, loads with ``load_state_dict``.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -236,6 +237,10 @@ class Module:
         With ``strict`` (the default) every key must match and every shape agree; otherwise one
         error lists all missing, unexpected and mis-shaped keys. Returns (missing, unexpected).
         """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"load_state_dict: expected a dict of name -> array (another "
+                            f"model's .state_dict() or tinyattn.load(path)), got "
+                            f"{type(state_dict).__name__}.")
         targets = self._state_targets()
         missing = [k for k in targets if k not in state_dict]
         unexpected = [k for k in state_dict if k not in targets]

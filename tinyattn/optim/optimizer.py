@@ -31,6 +31,10 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.param_groups = []
         self.state = {}           # Parameter -> dict of its state (as PyTorch: opt.state[p])
+        if isinstance(params, Tensor) or hasattr(params, "state_dict"):
+            raise TypeError(f"{type(self).__name__}: params must be an iterable of parameters, "
+                            f"got a {type(params).__name__}. Pass model.parameters() (or "
+                            f"[tensor] for a single tensor).")
         params = list(params)
         if not params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list. Pass "
