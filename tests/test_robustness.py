@@ -102,6 +102,8 @@ ERRORS = [
      FileNotFoundError, r"tinyattn.save: the folder '/nonexistent-folder-xyz' does not exist"),
     ("load a folder", lambda: ta.load(PACKAGE), IsADirectoryError,
      r"tinyattn.load: .* is a folder, not a checkpoint file"),
+    ("negative size", lambda: ta.randn(2, -1), ValueError,
+     r"a tensor's shape must be whole numbers >= 0, got \(2, -1\)"),
     ("load_state_dict dtype", lambda: nn.Linear(3, 2).load_state_dict(
         {"weight": np.full((2, 3), "w"), "bias": np.zeros(2)}), RuntimeError,
      r"dtype mismatches.*weight: checkpoint <U1 cannot become the model's float32"),

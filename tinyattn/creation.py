@@ -14,8 +14,12 @@ def _dtype(dtype):
 
 def _shape(shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        return tuple(shape[0])
-    return tuple(shape)
+        shape = tuple(shape[0])
+    shape = tuple(shape)
+    if not all(hasattr(n, "__index__") and not isinstance(n, bool) and n >= 0 for n in shape):
+        raise ValueError(f"a tensor's shape must be whole numbers >= 0, got {shape}; e.g. "
+                         f"randn(2, 3) or zeros((2, 3)).")
+    return shape
 
 
 def tensor(data, requires_grad=False, dtype=None):
