@@ -123,6 +123,8 @@ def test_gelu_tanh_softplus_options_and_clip():
     same(ta.clip(t(A), -0.5, 0.7), np.clip(A, -0.5, 0.7))
     same(t(A).clip(-0.5), np.clip(A, -0.5, None))
     same(ta.clip(t(A), hi=0.1), np.clip(A, None, 0.1))
+    lo = np.linspace(-1, 0, 4)
+    same(ta.clip(t(A), ta.tensor(lo), 0.5), np.clip(A, lo, 0.5))   # tensor bounds
     same(abs(t(A)), np.abs(A))
 
 
@@ -167,6 +169,10 @@ def test_logsumexp_matches_the_definition(axis, keepdims):
 
 def test_reduction_details():
     same(t(X3).sum(0), X3.sum(0))                             # positional axis
+    same(t(X3).sum(axis=[0, 2]), X3.sum(axis=(0, 2)))          # a list of axes works too
+    same(ta.max(t(X3), axis=[2, 1]), X3.max(axis=(1, 2)))
+    with pytest.raises(ValueError, match="same axis twice"):
+        t(X3).mean(axis=(0, -3))
     same(t(A).var(axis=1, ddof=1), A.var(axis=1, ddof=1))
     big = np.array([[1000.0, 1000.0], [-np.inf, -np.inf]])
     out = ta.logsumexp(t(big), axis=1).numpy()

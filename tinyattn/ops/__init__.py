@@ -38,7 +38,10 @@ def sqrt(x): return Sqrt.apply(x)
 def abs(x): return Abs.apply(x)  # noqa: A001
 def maximum(a, b): return Maximum.apply(a, b)
 def minimum(a, b): return Minimum.apply(a, b)
-def clip(x, lo=None, hi=None): return Clip.apply(x, lo=lo, hi=hi)
+def clip(x, lo=None, hi=None):
+    """Clamp into [lo, hi] (either may be None); bounds may be numbers, arrays or tensors (they
+    get no gradient)."""
+    return Clip.apply(x, lo=_plain(lo), hi=_plain(hi))
 def sigmoid(x): return Sigmoid.apply(x)
 def tanh(x): return Tanh.apply(x)
 def relu(x): return Relu.apply(x)

@@ -17,6 +17,8 @@ def _norm_axis(axis, ndim, op="reduction"):
             raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} axes "
                              f"(valid: {-ndim} .. {ndim - 1})")
         out.append(a % ndim if ndim else 0)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: axis {axis!r} names the same axis twice")
     return tuple(sorted(out))
 
 
@@ -33,7 +35,7 @@ class Sum(Function):
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         ctx.in_shape, ctx.axes, ctx.keepdims = x.shape, _norm_axis(axis, x.ndim, "sum"), keepdims
-        return x.sum(axis=axis, keepdims=keepdims)
+        return x.sum(axis=ctx.axes, keepdims=keepdims)
 
     @staticmethod
     def backward(ctx, g):
@@ -49,7 +51,7 @@ class Mean(Function):
         ctx.count = 1
         for a in ctx.axes:
             ctx.count *= x.shape[a]
-        return x.mean(axis=axis, keepdims=keepdims)
+        return x.mean(axis=ctx.axes, keepdims=keepdims)
 
     @staticmethod
     def backward(ctx, g):
@@ -69,7 +71,7 @@ class _Extreme(Function):
         if x.size == 0:
             raise ValueError(f"{cls.reducer}: the tensor of shape {x.shape} is empty, so it has no "
                              f"{cls.reducer}imum.")
-        out = getattr(x, cls.reducer)(axis=axis, keepdims=True)
+        out = getattr(x, cls.reducer)(axis=ctx.axes, keepdims=True)
         ctx.save_for_backward(x, out)
         return out if keepdims else out.reshape([n for i, n in enumerate(x.shape) if i not in ctx.axes])
 
