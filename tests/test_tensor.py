@@ -415,3 +415,14 @@ def test_sum_to_shape_handles_rank_and_length_one_axes_and_refuses_the_rest():
     assert sum_to_shape(g, (2, 3, 4)) is g
     with pytest.raises(ValueError, match="cannot be summed down"):
         sum_to_shape(g, (4, 3))
+
+
+def test_to_moves_between_devices_and_dtypes():
+    x = ta.tensor([1.0, 2.0], requires_grad=True)
+    assert x.to("cpu") is x and x.to("float32") is x
+    y = x.to("float64")
+    assert y.dtype == np.float64 and y.requires_grad and not y.is_leaf
+    y.sum().backward()
+    assert x.grad.dtype == np.float32 and x.grad.tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match="give a device"):
+        x.to("tpu")

@@ -261,6 +261,19 @@ class Tensor:
         """This tensor on the GPU (CuPy): itself if it is already there."""
         return self if self.device == "cuda" else self.to_backend("cupy")
 
+    def to(self, target):
+        """PyTorch's .to: a device ('cpu'/'numpy' or 'cuda'/'cupy') or a dtype ('float64', ...)."""
+        if target in ("cpu", "numpy"):
+            return self.cpu()
+        if target in ("cuda", "cupy", "gpu"):
+            return self.cuda()
+        try:
+            dtype = np.dtype(target)
+        except TypeError:
+            raise ValueError(f"to({target!r}): give a device ('cpu', 'cuda') or a dtype "
+                             f"('float32', 'float64', ...)") from None
+        return self if dtype == self.dtype else self.astype(dtype)
+
     def __repr__(self):
         body = np.array2string(self.numpy(), precision=4, separator=", ", prefix="tensor(")
         extra = ", requires_grad=True" if self.requires_grad else ""
