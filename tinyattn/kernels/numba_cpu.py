@@ -25,9 +25,12 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from . import fastmath as fm
 from . import register
 
-_JIT = dict(cache=True, fastmath=False)
+# error_model="numpy": x / 0 gives inf as in NumPy instead of a Python ZeroDivisionError check,
+# which would put a branch in every loop and stop it from vectorising
+_JIT = dict(cache=True, fastmath=False, error_model="numpy")
 
 
 def _rows(x, axis):
@@ -50,11 +53,11 @@ def _softmax_rows(x, keep, out):
                 m = x[r, j]
         if m == -np.inf:                    # nothing kept (or all -inf): a row of zeros, not NaN
             m = 0.0
+        for j in range(x.shape[1]):         # exp in its own loop: it vectorises (see fastmath)
+            out[r, j] = fm.exp(x[r, j] - m) if (not masked or keep[r, j]) else 0.0
         s = 0.0
         for j in range(x.shape[1]):
-            e = math.exp(x[r, j] - m) if (not masked or keep[r, j]) else 0.0
-            out[r, j] = e
-            s += e
+            s += out[r, j]
         inv = 1.0 / s if s != 0 else 1.0
         for j in range(x.shape[1]):
             out[r, j] = out[r, j] * inv
@@ -102,9 +105,11 @@ def _log_softmax_rows(x, out):
                 m = x[r, j]
         if not np.isfinite(m):
             m = 0.0
+        for j in range(x.shape[1]):
+            out[r, j] = fm.exp(x[r, j] - m)
         s = 0.0
         for j in range(x.shape[1]):
-            s += math.exp(x[r, j] - m)
+            s += out[r, j]
         log_s = math.log(s)
         for j in range(x.shape[1]):
             out[r, j] = (x[r, j] - m) - log_s
@@ -126,7 +131,7 @@ def _log_softmax_backward_rows(out, g, dx):
         for j in range(out.shape[1]):
             s += g[r, j]
         for j in range(out.shape[1]):
-            dx[r, j] = g[r, j] - math.exp(out[r, j]) * s
+            dx[r, j] = g[r, j] - fm.exp(out[r, j]) * s
 
 
 @register("log_softmax_backward", "numba")
@@ -218,9 +223,11 @@ def _cross_entropy_rows(logits, target, w, ignore_index, eps, loss, row_weight, 
         for j in range(c):
             if logits[r, j] > m:
                 m = logits[r, j]
+        for j in range(c):
+            logp[r, j] = fm.exp(logits[r, j] - m)
         s = 0.0
         for j in range(c):
-            s += math.exp(logits[r, j] - m)
+            s += logp[r, j]
         log_s = math.log(s)
         smooth = 0.0
         for j in range(c):
@@ -262,7 +269,7 @@ def _cross_entropy_backward_rows(g_rows, logp, target, w, ignore_index, eps, d):
             continue
         k = (1.0 - eps) * w[y] + (eps / c) * w_sum
         for j in range(c):
-            d[r, j] = (math.exp(logp[r, j]) * k - (eps / c) * w[j]) * g_rows[r]
+            d[r, j] = (fm.exp(logp[r, j]) * k - (eps / c) * w[j]) * g_rows[r]
         d[r, y] -= (1.0 - eps) * w[y] * g_rows[r]
 
 
@@ -297,36 +304,37 @@ def embedding_backward(indices, g, num_embeddings, padding_idx):
 
 
 # ---------------------------------------------------------------------------------- LSTM
-@njit(inline="always", **_JIT)
-def _sigmoid(z):
-    e = math.exp(-abs(z))                   # never overflows
-    return 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
-
-
 @njit(**_JIT)
 def _lstm_forward_loop(x_proj, w_hh_t, lengths, out, gates, cs, hs):
-    """The recurrence. Per step one (B, H) @ (H, 4H) product (BLAS), then every gate of every
-    unit in one fused pass - no (B, 4H) temporaries for σ, tanh, c', h'."""
+    """The recurrence. Per step one (B, H) @ (H, 4H) product (BLAS), then per sequence a few
+    passes over contiguous rows - pre-activations, the gates, then c' and h' - that the compiler
+    turns into SIMD code (innermost loops over a 1-D row vectorise; over a 3-D array they do not).
+    No (B, 4H) temporaries are created for σ, tanh, c', h'."""
     T, B, H4 = x_proj.shape
     H = H4 // 4
     z = np.empty((B, H4), dtype=x_proj.dtype)
     for t in range(T):
         np.dot(hs[t], w_hh_t, z)
         for b in range(B):
-            valid = t < lengths[b]
-            for j in range(H):
-                i = _sigmoid(x_proj[t, b, j] + z[b, j])
-                f = _sigmoid(x_proj[t, b, H + j] + z[b, H + j])
-                g = math.tanh(x_proj[t, b, 2 * H + j] + z[b, 2 * H + j])
-                o = _sigmoid(x_proj[t, b, 3 * H + j] + z[b, 3 * H + j])
-                gates[t, b, j], gates[t, b, H + j] = i, f
-                gates[t, b, 2 * H + j], gates[t, b, 3 * H + j] = g, o
-                if valid:
-                    c_new = f * cs[t, b, j] + i * g
-                    h_new = o * math.tanh(c_new)
-                    cs[t + 1, b, j], hs[t + 1, b, j], out[t, b, j] = c_new, h_new, h_new
-                else:                       # past the end: state frozen, output 0
-                    cs[t + 1, b, j], hs[t + 1, b, j], out[t, b, j] = cs[t, b, j], hs[t, b, j], 0.0
+            zr, xr, gr = z[b], x_proj[t, b], gates[t, b]
+            for j in range(H4):
+                zr[j] = xr[j] + zr[j]
+            for j in range(2 * H):              # i and f
+                gr[j] = fm.sigmoid(zr[j])
+            for j in range(2 * H, 3 * H):       # g
+                gr[j] = fm.tanh(zr[j])
+            for j in range(3 * H, H4):          # o
+                gr[j] = fm.sigmoid(zr[j])
+            c_prev, c_next, h_prev, h_next, o_row = cs[t, b], cs[t + 1, b], hs[t, b], hs[t + 1, b], out[t, b]
+            if t < lengths[b]:
+                for j in range(H):              # c' = f ⊙ c + i ⊙ g
+                    c_next[j] = gr[H + j] * c_prev[j] + gr[j] * gr[2 * H + j]
+                for j in range(H):              # h' = o ⊙ tanh(c')
+                    h_next[j] = gr[3 * H + j] * fm.tanh(c_next[j])
+                    o_row[j] = h_next[j]
+            else:                               # past the end: state frozen, output 0
+                for j in range(H):
+                    c_next[j], h_next[j], o_row[j] = c_prev[j], h_prev[j], 0.0
 
 
 def _full_lengths(lengths, T, B):
@@ -353,28 +361,31 @@ def _lstm_backward_loop(g_out, gates, cs, hs, w_hh, lengths, dx, dh, dc):
     T, B, H4 = gates.shape
     H = H4 // 4
     dh_prev = np.empty((B, H), dtype=gates.dtype)
+    tc = np.empty(H, dtype=gates.dtype)     # tanh(c) of one row, in its own (vectorising) pass
     for t in range(T - 1, -1, -1):
         for b in range(B):
+            dxr = dx[t, b]
             if t >= lengths[b]:             # padding: no gradient into this step, dh/dc pass through
                 for j in range(H4):
-                    dx[t, b, j] = 0.0
+                    dxr[j] = 0.0
                 continue
+            gr, c_prev, c_cur = gates[t, b], cs[t, b], cs[t + 1, b]
+            dhr, dcr, gor = dh[b], dc[b], g_out[t, b]
             for j in range(H):
-                i, f = gates[t, b, j], gates[t, b, H + j]
-                g, o = gates[t, b, 2 * H + j], gates[t, b, 3 * H + j]
-                dh_t = dh[b, j] + g_out[t, b, j]
-                tc = math.tanh(cs[t + 1, b, j])
-                dc_t = dc[b, j] + dh_t * o * (1 - tc * tc)
-                dx[t, b, j] = dc_t * g * i * (1 - i)
-                dx[t, b, H + j] = dc_t * cs[t, b, j] * f * (1 - f)
-                dx[t, b, 2 * H + j] = dc_t * i * (1 - g * g)
-                dx[t, b, 3 * H + j] = dh_t * tc * o * (1 - o)
-                dc[b, j] = dc_t * f
+                tc[j] = fm.tanh(c_cur[j])
+            for j in range(H):
+                i, f, g, o = gr[j], gr[H + j], gr[2 * H + j], gr[3 * H + j]
+                dh_t = dhr[j] + gor[j]
+                dc_t = dcr[j] + dh_t * o * (1 - tc[j] * tc[j])
+                dxr[j] = dc_t * g * i * (1 - i)
+                dxr[H + j] = dc_t * c_prev[j] * f * (1 - f)
+                dxr[2 * H + j] = dc_t * i * (1 - g * g)
+                dxr[3 * H + j] = dh_t * tc[j] * o * (1 - o)
+                dcr[j] = dc_t * f
         np.dot(dx[t], w_hh, dh_prev)        # dh for the previous step, through the recurrence
         for b in range(B):
             if t < lengths[b]:
-                for j in range(H):
-                    dh[b, j] = dh_prev[b, j]
+                dh[b] = dh_prev[b]
 
 
 @register("lstm_backward", "numba")
@@ -447,24 +458,26 @@ def _attention_forward_tiles(q, k, v, lengths, causal, scale, window, out, lse):
             full = _tile_is_unmasked(i0, i1, j0, j1, lengths[bh], causal, window)
             for r in range(n):
                 i = i0 + r
+                if full:                    # the common case: no test per element
+                    for c in range(j1 - j0):
+                        s[r, c] = s[r, c] * scale
+                else:
+                    for c in range(j1 - j0):
+                        allowed = _allowed(i, j0 + c, lengths[bh], causal, window)
+                        s[r, c] = s[r, c] * scale if allowed else -np.inf
                 m_new = m[r]                # the running maximum, raised by this tile
                 for c in range(j1 - j0):
-                    if full or _allowed(i, j0 + c, lengths[bh], causal, window):
-                        s[r, c] = s[r, c] * scale
-                        if s[r, c] > m_new:
-                            m_new = s[r, c]
-                    else:
-                        s[r, c] = -np.inf
+                    m_new = max(m_new, s[r, c])
                 if m_new == -np.inf:        # no key allowed yet for this query
                     for c in range(j1 - j0):
                         s[r, c] = 0.0
                     continue
-                alpha = math.exp(m[r] - m_new)
+                for c in range(j1 - j0):    # exp(-inf) = 0 for the masked entries
+                    s[r, c] = fm.exp(s[r, c] - m_new)
                 row_sum = 0.0
                 for c in range(j1 - j0):
-                    p = math.exp(s[r, c] - m_new)
-                    s[r, c] = p
-                    row_sum += p
+                    row_sum += s[r, c]
+                alpha = fm.exp(m[r] - m_new)    # rescales what earlier tiles added up
                 l[r] = l[r] * alpha + row_sum
                 m[r] = m_new
                 if alpha != 1.0:
@@ -528,12 +541,16 @@ def _attention_backward_tiles(g, q, k, v, out, lse, lengths, causal, scale, wind
                 for r in range(i1 - i0):
                     i = i0 + r
                     row_lse = lse[bh, i]
-                    for c in range(j1 - j0):
-                        if row_lse != -np.inf and (full or _allowed(i, j0 + c, n_valid, causal,
-                                                                       window)):
-                            p[r, c] = math.exp(p[r, c] * scale - row_lse)
-                        else:
+                    if row_lse == -np.inf:      # a query that sees no key at all
+                        for c in range(j1 - j0):
                             p[r, c] = 0.0
+                    elif full:
+                        for c in range(j1 - j0):
+                            p[r, c] = fm.exp(p[r, c] * scale - row_lse)
+                    else:
+                        for c in range(j1 - j0):
+                            allowed = _allowed(i, j0 + c, n_valid, causal, window)
+                            p[r, c] = fm.exp(p[r, c] * scale - row_lse) if allowed else 0.0
                 dv_tile += np.dot(p.T, g_tile)
                 ds = np.dot(g_tile, v_tile.T)          # dP, turned into dS in place
                 for r in range(i1 - i0):
