@@ -245,6 +245,27 @@ def test_empty_and_length_one_batches_agree_with_the_full_batch(name):
         np.testing.assert_allclose(results[n][1], results[3][1][:n], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cosine_score_of_an_all_zero_query_has_torchs_finite_gradient(dtype):
+    """A zero vector (e.g. a padding embedding) has cosine score 0; its gradient must be finite
+    (it was 0 * inf = NaN through sqrt at 0) and equal PyTorch's cosine_similarity's."""
+    torch = pytest.importorskip("torch")
+    q_np = np.zeros((2, 3), dtype)
+    q_np[1] = [1.0, 2.0, 3.0]
+    k_np = np.random.default_rng(0).standard_normal((4, 3)).astype(dtype)
+    q, k = ta.tensor(q_np, requires_grad=True), ta.tensor(k_np, requires_grad=True)
+    s = A.cosine_score(q, k)
+    s.sum().backward()
+    qt, kt = torch.tensor(q_np, requires_grad=True), torch.tensor(k_np, requires_grad=True)
+    st = torch.nn.functional.cosine_similarity(qt[:, None, :], kt[None], dim=-1, eps=1e-8)
+    st.sum().backward()
+    assert np.isfinite(q.grad).all() and np.isfinite(k.grad).all()
+    rtol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(s.numpy(), st.detach().numpy(), rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(q.grad, qt.grad.numpy(), rtol=rtol)
+    np.testing.assert_allclose(k.grad, kt.grad.numpy(), rtol=rtol, atol=rtol)
+
+
 def test_attention_over_zero_keys_gives_zeros_as_torch():
     """A query with no key at all (Tk = 0) attends to nothing: a zero context, zero gradient."""
     q = ta.tensor(np.ones((2, 3, 4), np.float32), requires_grad=True)

@@ -112,8 +112,10 @@ def cosine_score(q, k, eps=1e-8):
     """
     q, k = as_tensor(q, "cosine_score", "q"), as_tensor(k, "cosine_score", "k")
     check_queries_keys("cosine_score", q, k)
-    qn = q / ops.maximum(ops.sqrt((q * q).sum(axis=-1, keepdims=True)), eps)
-    kn = k / ops.maximum(ops.sqrt((k * k).sum(axis=-1, keepdims=True)), eps)
+    # max(‖x‖, eps) as sqrt(max(‖x‖², eps²)): the same number, but an all-zero vector gets a
+    # finite gradient (sqrt's derivative is never taken at 0, where 0 * inf would be NaN)
+    qn = q / ops.sqrt(ops.maximum((q * q).sum(axis=-1, keepdims=True), eps * eps))
+    kn = k / ops.sqrt(ops.maximum((k * k).sum(axis=-1, keepdims=True), eps * eps))
     return qn @ _keys_t(kn)
 
 
