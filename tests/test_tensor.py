@@ -426,3 +426,17 @@ def test_to_moves_between_devices_and_dtypes():
     assert x.grad.dtype == np.float32 and x.grad.tolist() == [1.0, 1.0]
     with pytest.raises(ValueError, match="give a device"):
         x.to("tpu")
+
+
+def test_retain_grad_fills_grad_of_a_non_leaf():
+    x = ta.tensor([1.0, 2.0], requires_grad=True)
+    h = (x * 3).retain_grad()
+    y = (h * h).sum() + h.sum()
+    y.backward()
+    np.testing.assert_array_equal(h.grad, 2 * np.array([3.0, 6.0]) + 1)
+    np.testing.assert_array_equal(x.grad, 3 * h.grad)
+    a, b = x.split(2)
+    b.retain_grad()
+    (b * 5).sum().backward()
+    np.testing.assert_array_equal(b.grad, [5.0])
+    assert a.grad is None

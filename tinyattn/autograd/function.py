@@ -63,7 +63,7 @@ class Context:
     """What one application of an op remembers between forward and backward."""
 
     __slots__ = ("fn", "inputs", "saved", "needs_input_grad", "n_outputs", "out_meta",
-                 "released", "_saved_versions", "__dict__")
+                 "released", "retained", "_saved_versions", "__dict__")
 
     def __init__(self, fn, inputs):
         self.fn = fn
@@ -73,6 +73,7 @@ class Context:
         self.n_outputs = 1
         self.out_meta = None          # (shape, dtype) per output, to build zero gradients
         self.released = False
+        self.retained = {}            # output index -> Tensor that asked for .retain_grad()
         self._saved_versions = ()
 
     def save_for_backward(self, *arrays):
@@ -100,6 +101,7 @@ class Context:
         """Free what backward needed, so memory is returned once the graph has been used."""
         self.saved = ()
         self.inputs = ()
+        self.retained = {}
         self._saved_versions = ()
         self.released = True
 

@@ -380,6 +380,8 @@ class Tensor:
             ctx.check_versions()
             out_grads = [g if g is not None else xp.zeros(shape, dtype)
                          for g, (shape, dtype) in zip(out_grads, ctx.out_meta)]
+            for i, t in ctx.retained.items():         # non-leaves that asked for .retain_grad()
+                t._accumulate(out_grads[i])
             in_grads = ctx.fn.backward(ctx, *out_grads)
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
@@ -414,6 +416,13 @@ class Tensor:
             raise ValueError(f"backward: gradient of shape {tuple(getattr(grad, 'shape', ()))} "
                              f"does not match the output's shape {self.shape}.")
         return backend.get_array_module(self.data).asarray(grad, dtype=self.dtype)
+
+    def retain_grad(self):
+        """Also fill ``.grad`` of this non-leaf tensor on backward (PyTorch's retain_grad), e.g.
+        to look at the gradient reaching a hidden state."""
+        if self._ctx is not None:
+            self._ctx.retained[self._idx] = self
+        return self
 
     def _accumulate(self, g):
         g = g.astype(self.data.dtype, copy=False)
