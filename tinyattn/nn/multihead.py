@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import ops
+from ..attention.attend import scaled_dot_product_attention
 from ..autograd.registry import register
 from ..autograd.tensor import Tensor
 from ..backend import active_module, get_array_module, to_backend
@@ -246,32 +247,40 @@ class MultiheadAttention(Module):
             k = ops.concatenate([k, zeros], axis=2)
             v = ops.concatenate([v, zeros], axis=2)
             extra += 1
-        S = k.shape[2]
+        amask, kpm = _pad_last(amask, extra), _pad_last(kpm, extra)
+        if kpm is not None:
+            kpm = kpm[:, None, None, :]                      # (N, 1, 1, S): the same for all heads
+        dropout_p = self.dropout if self.training else 0.0
+
+        if not need_weights and dropout_p < 1.0:
+            # Nobody wants the weights: this is exactly scaled_dot_product_attention (which streams
+            # long sequences without building the L x S matrix), with the masks merged into one
+            # additive mask (-inf = blocked) because sdpa's bool masks mean the opposite of ours.
+            merged = kpm if amask is None else (amask if kpm is None else amask + kpm)
+            heads = scaled_dot_product_attention(q, k, v, attn_mask=merged, dropout_p=dropout_p,
+                                                 is_causal=use_causal)
+            return self._merge_heads(heads), None
 
         scores = ops.matmul(q * (1.0 / math.sqrt(D)), ops.swapaxes(k, -1, -2))   # (N, H, L, S)
         allowed = None                                       # bool, True = may attend
-        if use_causal:
-            allowed = xp.tril(xp.ones((L, S), dtype=bool))
-        if amask is not None:
-            amask = _pad_last(amask, extra)
-            scores = scores + amask
-            allowed = xp.isfinite(_plain(amask)) | (_plain(amask) > 0)
-        if kpm is not None:
-            kpm = _pad_last(kpm, extra)[:, None, None, :]     # (N, 1, 1, S)
-            scores = scores + kpm
-            ok = xp.isfinite(_plain(kpm)) | (_plain(kpm) > 0)
-            allowed = ok if allowed is None else allowed & ok
+        for mask in (amask, kpm):
+            if mask is not None:
+                scores = scores + mask
+                ok = xp.isfinite(_plain(mask)) | (_plain(mask) > 0)
+                allowed = ok if allowed is None else allowed & ok
         # Blocked entries are dropped by the mask, so a fully blocked row gives zeros, not NaN.
         weights = ops.softmax(scores, axis=-1, mask=allowed)
-        if self.training and self.dropout > 0:
-            weights = F.dropout(weights, self.dropout, True)
-        heads = ops.matmul(weights, v)                                          # (N, H, L, D)
-        out = self.out_proj(ops.reshape(ops.permute(heads, (0, 2, 1, 3)), (N, L, E)))
-        if not need_weights:
-            return out, None
+        if dropout_p > 0:
+            weights = F.dropout(weights, dropout_p, True)
+        out = self._merge_heads(ops.matmul(weights, v))
         if average_attn_weights:
             weights = ops.mean(weights, axis=1)                                 # (N, L, S)
         return out, weights
+
+    def _merge_heads(self, heads):
+        """(N, H, L, D) -> concat over heads (N, L, E) -> out_proj."""
+        N, H, L, D = heads.shape
+        return self.out_proj(ops.reshape(ops.permute(heads, (0, 2, 1, 3)), (N, L, H * D)))
 
     # ------------------------------------------------------------------ input checks
     def _check_inputs(self, query, key, value, key_padding_mask, attn_mask):
