@@ -440,3 +440,13 @@ def test_retain_grad_fills_grad_of_a_non_leaf():
     (b * 5).sum().backward()
     np.testing.assert_array_equal(b.grad, [5.0])
     assert a.grad is None
+
+
+def test_set_default_dtype_changes_what_python_floats_become():
+    ta.set_default_dtype("float64")
+    try:
+        assert ta.tensor([1.0]).dtype == np.float64 and ta.randn(2).dtype == np.float64
+        assert (ta.arange(3) / 2).dtype == np.float64
+    finally:
+        ta.set_default_dtype("float32")
+    assert ta.tensor([1.0]).dtype == np.float32 and ta.get_default_dtype() == np.float32
