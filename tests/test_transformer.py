@@ -361,3 +361,37 @@ def test_padded_positions_are_computed_normally_when_gradients_are_wanted():
     with ta.no_grad():
         out = enc(ta.tensor(_x(S, True, 0)), src_key_padding_mask=_left_padding())
     assert np.all(out.numpy()[0, -2:] == 0)
+
+
+def test_custom_encoder_decoder_match_torch():
+    torch = pytest.importorskip("torch")
+    from torch_parity import Const, Grad, check_against_torch
+    torch.manual_seed(0)
+    t_enc = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(D, NH, FF, norm_first=True),
+                                        2, norm=torch.nn.LayerNorm(D), enable_nested_tensor=False)
+    t_dec = torch.nn.TransformerDecoder(torch.nn.TransformerDecoderLayer(D, NH, FF, activation="gelu"), 1)
+    theirs = torch.nn.Transformer(D, NH, custom_encoder=t_enc, custom_decoder=t_dec)
+    ours = Transformer(D, NH, custom_encoder=TransformerEncoder(
+        TransformerEncoderLayer(D, NH, FF, norm_first=True), 2, norm=LayerNorm(D)),
+        custom_decoder=TransformerDecoder(TransformerDecoderLayer(D, NH, FF, activation="gelu"), 1))
+    check_against_torch(ours, theirs, [Grad(_x(S, False, 0)), Grad(_x(T, False, 1)),
+                                       Const(_causal(T)), Const(_padding(S))],
+                        lambda m, s, t, tm, p: m(s, t, tgt_mask=tm, src_key_padding_mask=p,
+                                                 memory_key_padding_mask=p))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_unbatched_stacks_match_torch(dtype):
+    torch = pytest.importorskip("torch")
+    from torch_parity import Const, Grad, check_against_torch
+    torch.manual_seed(0)
+    theirs = torch.nn.TransformerDecoder(torch.nn.TransformerDecoderLayer(D, NH, FF, batch_first=True),
+                                         2, norm=torch.nn.LayerNorm(D))
+    ours = TransformerDecoder(TransformerDecoderLayer(D, NH, FF, batch_first=True), 2,
+                              norm=LayerNorm(D))
+    kpm = np.array([False, False, False, True, True])
+    check_against_torch(ours, theirs, [Grad(_x(T, True, 0, batched=False)),
+                                       Grad(_x(S, True, 1, batched=False)), Const(_causal(T)),
+                                       Const(kpm)],
+                        lambda m, t, mem, tm, p: m(t, mem, tgt_mask=tm, memory_key_padding_mask=p),
+                        dtype=dtype)
