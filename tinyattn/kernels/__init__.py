@@ -53,6 +53,8 @@ def get(name: str, *arrays):
         raise KeyError(f"kernels.get: no kernel named {name!r}; known: {sorted(_KERNELS)}")
     if arrays and get_array_module(*arrays).__name__ == "cupy":
         return impls.get("cupy", impls["numpy"])
+    if _choice == "numba" and any(getattr(a, "dtype", None) == "float16" for a in arrays):
+        return impls["numpy"]        # compiled kernels are typed for float32/float64 only
     return impls.get(_choice, impls["numpy"])
 
 
