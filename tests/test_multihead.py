@@ -356,3 +356,29 @@ def test_bad_input_shapes_are_explained():
         m(ta.tensor(np.zeros((1, L, N, E))), k, v)
     with pytest.raises(TypeError, match="Wrap it with tinyattn.tensor"):
         m(np.zeros((L, N, E)), k, v)
+
+
+def test_record_attention_keeps_every_layers_weights_without_changing_outputs():
+    from tinyattn.nn.multihead import record_attention
+    from tinyattn.nn.transformer import Transformer
+    ta.manual_seed(0)
+    m = Transformer(8, 2, 1, 2, 16, batch_first=True).eval()
+    rng = _rng(12)
+    src, tgt = ta.tensor(rng.normal(size=(2, 5, 8))), ta.tensor(rng.normal(size=(2, 3, 8)))
+    mask = generate_square_subsequent_mask(3)
+    plain = m(src, tgt, tgt_mask=mask).numpy()
+    with record_attention(m) as maps:
+        recorded = m(src, tgt, tgt_mask=mask).numpy()
+    assert np.allclose(plain, recorded, atol=1e-6)
+    assert sorted(maps) == ["decoder.layers.0.multihead_attn", "decoder.layers.0.self_attn",
+                            "decoder.layers.1.multihead_attn", "decoder.layers.1.self_attn",
+                            "encoder.layers.0.self_attn"]
+    self_w = maps["decoder.layers.1.self_attn"][0].numpy()
+    cross_w = maps["decoder.layers.0.multihead_attn"][0].numpy()
+    assert self_w.shape == (2, 2, 3, 3) and cross_w.shape == (2, 2, 3, 5)
+    assert np.all(np.triu(self_w, 1) == 0) and np.allclose(cross_w.sum(-1), 1, atol=1e-6)
+    m(src, tgt)                                        # outside the block nothing is recorded
+    assert len(maps["encoder.layers.0.self_attn"]) == 1
+    with pytest.raises(ValueError, match="contains no MultiheadAttention"):
+        with record_attention(ta.nn.Linear(2, 2)):
+            pass

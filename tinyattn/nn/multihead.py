@@ -17,6 +17,7 @@ output is just ``out_proj.bias``) and a zero gradient, where PyTorch returns NaN
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -31,7 +32,7 @@ from . import init
 from .linear import Linear
 from .module import Module, empty_parameter
 
-__all__ = ["MultiheadAttention"]
+__all__ = ["MultiheadAttention", "record_attention"]
 
 
 def _plain(x):
@@ -147,6 +148,7 @@ class MultiheadAttention(Module):
             self.register_parameter("bias_k", None)
             self.register_parameter("bias_v", None)
         self.add_zero_attn = bool(add_zero_attn)
+        self._recorder = None          # a list while inside record_attention(...)
         self._reset_parameters()
 
     def _reset_parameters(self):
@@ -176,8 +178,17 @@ class MultiheadAttention(Module):
         elif not self.batch_first:            # work batch-first inside: (N, L, E)
             query, key, value = self._transposed(query, key, value)
 
-        out, weights = self._attend(query, key, value, key_padding_mask, need_weights, attn_mask,
-                                    average_attn_weights, is_causal)
+        if self._recorder is not None:       # record_attention: always compute per-head weights
+            out, weights = self._attend(query, key, value, key_padding_mask, True, attn_mask,
+                                        False, is_causal)
+            self._recorder.append(Tensor(weights.data if batched else weights.data[0]))
+            if not need_weights:
+                weights = None
+            elif average_attn_weights:
+                weights = ops.mean(weights, axis=1)
+        else:
+            out, weights = self._attend(query, key, value, key_padding_mask, need_weights,
+                                        attn_mask, average_attn_weights, is_causal)
         if not batched:
             out = ops.squeeze(out, 0)
             weights = None if weights is None else ops.squeeze(weights, 0)
@@ -337,3 +348,29 @@ class MultiheadAttention(Module):
     def extra_repr(self):
         return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, "
                 f"batch_first={self.batch_first}")
+
+
+@contextlib.contextmanager
+def record_attention(model):
+    """Keep the attention weights of every MultiheadAttention inside ``model``, for heatmaps.
+
+        with record_attention(model) as maps:
+            model(src, tgt)
+        maps["decoder.layers.0.multihead_attn"][0]     # (N, num_heads, L, S), first call
+
+    Yields a dict: sub-module name -> list of per-head weight Tensors (detached), one per call
+    (unbatched calls give (num_heads, L, S)). Layers ask for ``need_weights=False``, as in
+    PyTorch; inside this block the weights are computed anyway and their outputs are unchanged.
+    """
+    modules = [(name, m) for name, m in model.named_modules() if isinstance(m, MultiheadAttention)]
+    if not modules:
+        raise ValueError(f"record_attention: {type(model).__name__} contains no "
+                         f"MultiheadAttention module.")
+    records = {}
+    for name, m in modules:
+        m._recorder = records.setdefault(name, [])
+    try:
+        yield records
+    finally:
+        for _, m in modules:
+            m._recorder = None
