@@ -198,6 +198,39 @@ def test_an_lstm_over_2000_steps_neither_overflows_nor_drifts_from_torch(dtype):
                                rtol=tol["rtol"], atol=tol["atol"] * 100)
 
 
+INTEGER_INPUT_OPS = {
+    "softmax": lambda x: ta.softmax(x, axis=-1),
+    "log_softmax": lambda x: ta.log_softmax(x, axis=-1),
+    "layer_norm": lambda x: F.layer_norm(x, (4,)),
+    "cross_entropy": lambda x: F.cross_entropy(x, np.array([0, 1, 3]), reduction="none"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INTEGER_INPUT_OPS))
+@pytest.mark.parametrize("dtype", ["int64", "int32", "bool"])
+def test_integer_and_bool_inputs_are_computed_as_floats_not_truncated(name, dtype):
+    """softmax of int64 [0, 1, 2, 3] came out as int64 zeros; now the default float dtype, with
+    the values of the float computation (as exp, sigmoid and the other elementwise ops do)."""
+    fn = INTEGER_INPUT_OPS[name]
+    x = (np.arange(12).reshape(3, 4) % 5 > 1) if dtype == "bool" else np.arange(12).reshape(3, 4)
+    out = fn(ta.tensor(x.astype(dtype)))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out.numpy(), fn(ta.tensor(x.astype(np.float32))).numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(INTEGER_INPUT_OPS))
+def test_float16_inputs_run_and_keep_their_dtype(name):
+    """Numba kernels are compiled for float32/float64; float16 takes the NumPy twin instead of
+    failing inside Numba."""
+    x = np.random.default_rng(0).uniform(-2, 2, (3, 4))
+    t = ta.tensor(x.astype(np.float16), requires_grad=True)
+    out = INTEGER_INPUT_OPS[name](t)
+    out.backward(np.ones(out.shape, np.float16))
+    assert out.dtype == np.float16 and t.grad.dtype == np.float16
+    np.testing.assert_allclose(out.numpy(), INTEGER_INPUT_OPS[name](ta.tensor(x)).numpy(),
+                               rtol=5e-3, atol=5e-3)
+
+
 # ============================================================================ empty and length-1 batches
 def _layers():
     ta.manual_seed(0)

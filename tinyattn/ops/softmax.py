@@ -6,6 +6,7 @@ import numpy as np
 from .. import kernels
 from ..autograd.function import Function
 from ..autograd.registry import register
+from ..autograd.tensor import get_default_dtype
 
 
 @register("softmax")
@@ -16,6 +17,8 @@ class Softmax(Function):
     @staticmethod
     def forward(ctx, x, axis=-1, mask=None):
         _check_axis("softmax", axis, x.shape)
+        if x.dtype.kind not in "fc":  # ints/bools become floats (not truncated)
+            x = x.astype(get_default_dtype())
         if mask is not None:
             _check_mask(mask, x.shape)
         y = kernels.get("softmax_forward", x)(x, axis, mask)
@@ -36,6 +39,8 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, axis=-1):
         _check_axis("log_softmax", axis, x.shape)
+        if x.dtype.kind not in "fc":  # ints/bools become floats (not truncated)
+            x = x.astype(get_default_dtype())
         out = kernels.get("log_softmax_forward", x)(x, axis)
         ctx.save_for_backward(out)
         ctx.axis = axis
