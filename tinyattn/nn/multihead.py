@@ -68,6 +68,15 @@ def as_additive_mask(mask, name, dtype, owner="MultiheadAttention", like=None):
                     f"e.g. mask.astype(bool).")
 
 
+def _each_once(fn, query, key, value):
+    """fn applied to query, key and value, once per distinct tensor, so that self-attention
+    (query is key is value) stays recognisable for the packed projection."""
+    q = fn(query)
+    k = q if key is query else fn(key)
+    v = k if value is key else (q if value is query else fn(value))
+    return q, k, v
+
+
 def _mask_shape(mask):
     return tuple(_plain(mask).shape)
 
@@ -172,11 +181,13 @@ class MultiheadAttention(Module):
                 average_attn_weights=True, is_causal=False):
         batched = self._check_inputs(query, key, value, key_padding_mask, attn_mask)
         if not batched:                       # unbatched (L, E): a batch of one
-            query, key, value = (ops.unsqueeze(t, 0) for t in (query, key, value))
+            query, key, value = _each_once(lambda t: ops.unsqueeze(t, 0), query, key, value)
             if key_padding_mask is not None:
-                key_padding_mask = _plain(key_padding_mask)[None]
+                key_padding_mask = (ops.unsqueeze(key_padding_mask, 0)
+                                    if isinstance(key_padding_mask, Tensor)
+                                    else key_padding_mask[None])
         elif not self.batch_first:            # work batch-first inside: (N, L, E)
-            query, key, value = self._transposed(query, key, value)
+            query, key, value = _each_once(lambda t: ops.swapaxes(t, 0, 1), query, key, value)
 
         if self._recorder is not None:       # record_attention: always compute per-head weights
             out, weights = self._attend(query, key, value, key_padding_mask, True, attn_mask,
@@ -195,14 +206,6 @@ class MultiheadAttention(Module):
         elif not self.batch_first:
             out = ops.swapaxes(out, 0, 1)
         return out, weights
-
-    @staticmethod
-    def _transposed(query, key, value):
-        """(L, N, E) -> (N, L, E), transposing a tensor used twice only once."""
-        q = ops.swapaxes(query, 0, 1)
-        k = q if key is query else ops.swapaxes(key, 0, 1)
-        v = k if value is key else (q if value is query else ops.swapaxes(value, 0, 1))
-        return q, k, v
 
     def _project(self, query, key, value):
         """The in-projection. Self-attention (query is key is value) does one matrix product with
