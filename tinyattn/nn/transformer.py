@@ -26,6 +26,7 @@ from ..autograd.registry import register
 from ..autograd.tensor import Tensor, get_default_dtype
 from ..backend import active_module, to_backend, to_numpy
 from . import init
+from .activation import GELU, ReLU
 from .container import ModuleList
 from .dropout import Dropout
 from .linear import Linear
@@ -72,7 +73,6 @@ def _activation_fn(activation, owner):
 
 def _relu_or_gelu(activation):
     """1 for ReLU, 2 for GELU, 0 otherwise (PyTorch's ``activation_relu_or_gelu``)."""
-    from .activation import GELU, ReLU   # noqa: PLC0415 - a leaf module; keeps imports in one place
     if activation is F.relu or isinstance(activation, ReLU):
         return 1
     if activation is F.gelu or isinstance(activation, GELU):
