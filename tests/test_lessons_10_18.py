@@ -70,3 +70,20 @@ def test_14_vanishing_gradients(tmp_path):
     # a saturated softmax starves the ignored position: the largest query scale kills its gradient
     s = v["saturation"]
     assert s[-1]["weight_first"] < 1e-4 and s[-1]["grad_first"] < 1e-3 * s[0]["grad_first"]
+
+
+def test_13_encoder_decoder(tmp_path):
+    proc, r = run_lesson("13_encoder_decoder", tmp_path)
+    assert_passed(proc, r)
+    v = r["values"]
+    assert set(v["results"]) == {"copy", "shift", "rev"}
+    for task in v["results"].values():
+        assert task["token_accuracy"] >= 0.99 and task["exact_sequences"] >= 0.95
+    assert abs(v["doc_data_loss_floor"] - np.log(3)) < 1e-9           # one source, three targets
+    assert abs(v["double_softmax_floor"] - (np.log(np.e + 17) - 1)) < 1e-9
+    # label smoothing: the training loss approaches, but cannot go below, the smoothed target's entropy
+    assert v["smoothing_floor"] <= v["final_loss"] < v["smoothing_floor"] + 0.1
+    lrs = np.array(v["lrs"])
+    assert np.argmax(lrs) in (98, 99, 100) and lrs[0] < lrs.max() / 50      # Noam: warm-up to step 100
+    assert v["inside_error"] <= 1e-12 and v["cross_attention_anti_diagonal"] > 0.5
+    assert v["hello_reversed"] == "! world , hello"

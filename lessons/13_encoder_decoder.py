@@ -1,0 +1,317 @@
+"""Lesson 13 - encoder-decoder translation: the whole Transformer on toy translation tasks.
+
+What it teaches: a translation model reads the source sentence with an encoder (self-attention
+over the source), then writes the target one token at a time with a decoder that attends to the
+target written so far (masked, so it cannot peek ahead) and to the encoder's output
+(cross-attention: the target asks, the source answers). We train tinyattn's nn.Transformer on
+three toy "languages" - copy, shift every symbol by one, reverse - with the two training tricks of
+the original paper (the Noam learning-rate schedule and label smoothing), decode greedily, and draw
+the three kinds of attention, including the cross-attention of "hello , world !".
+
+Reproduces: docs/003_2c342511cfbcab24.txt §5.2 (TransformerModel and its toy pairs) and
+docs/002_ef349fcc69e7f12f.txt §4.3 (cross-attention for translating "Hello, world!").
+The document's pairs map the same source [1, 2, 3, 4] to three different targets; no function
+can do that, so we make each task well posed with a task token at the start of the source.
+Criterion: on 100 held-out sequences per task, greedy decoding gets >= 99% of the tokens and
+>= 95% of the whole sequences right (every task).
+"""
+# %%
+from _common import Lesson, Progress
+
+import numpy as np
+
+import tinyattn as ta
+import tinyattn.functional as F
+import tinyattn.nn as nn
+from tinyattn import optim, viz
+
+lesson = Lesson(13, "encoder-decoder translation")
+rng = lesson.rng
+
+# %% [markdown]
+# ## 1. The document's toy data, and why it cannot be learned
+# doc 003 §5.2 trains on ([1,2,3,4] -> [1,2,3,4]), ([1,2,3,4] -> [2,3,4,5]), ([1,2,3,4] -> [3,4,5,6]).
+# One source, three targets: at every target position the three answers differ, so whatever the
+# model predicts, the best it can do is spread its probability 1/3 each. Its lowest possible
+# loss is ln 3 per token and its best accuracy 1/3. We compute that floor with our cross_entropy.
+
+# %%
+lesson.section("1. the document's three pairs: one source, three targets")
+doc_targets = np.array([[1, 2, 3, 4], [2, 3, 4, 5], [3, 4, 5, 6]])
+best_logits = np.zeros((4, 7))                       # the optimum: 1/3 on each of the 3 answers
+for t in range(4):
+    best_logits[t, doc_targets[:, t]] = 0.0
+    best_logits[t, np.setdiff1d(np.arange(7), doc_targets[:, t])] = -1e9
+floor = float(np.mean([F.cross_entropy(ta.tensor(best_logits, dtype="float64"), ta.tensor(y)).numpy()
+                       for y in doc_targets]))
+print(f"lowest possible mean loss on the document's data: {floor:.4f} = ln 3 = {np.log(3):.4f}; "
+      "best token accuracy 1/3")
+print("Fix: put a task token first in the source - <copy> 1 2 3 4, <shift> 1 2 3 4, <rev> 1 2 3 4 - "
+      "and every source has exactly one answer. (Reverse replaces the document's 'shift by two'.)")
+
+# The printed model also applies softmax before the cross-entropy, which itself applies
+# log-softmax: probabilities are treated as logits. Even a perfect one-hot prediction then costs:
+V_demo = 18
+one_hot = np.eye(V_demo)[[5]]
+double_softmax_floor = float(F.cross_entropy(ta.tensor(one_hot, dtype="float64"), ta.tensor([5])).numpy())
+print(f"softmax then cross_entropy, with a perfect prediction over {V_demo} tokens: loss {double_softmax_floor:.3f} "
+      f"(= ln(e + {V_demo - 1}) - 1), never 0, and the gradients shrink accordingly. Other errors as printed: an "
+      "encoder layer used as the decoder (no cross-attention, so the target never sees the source), "
+      "and undefined names.")
+
+# %% [markdown]
+# ## 2. Vocabulary and data
+# Special tokens: <pad> 0, <bos> 1 (start of target), <eos> 2 (end), task tokens <copy> <shift>
+# <rev>; then 12 content symbols "1".."8", "hello", ",", "world", "!". "shift" maps each symbol to
+# the next one in that list (cyclically), as the document's [1,2,3,4] -> [2,3,4,5].
+# Sources hold 3..8 content symbols; batches are padded, and padding is masked everywhere.
+
+# %%
+lesson.section("2. tasks, vocabulary and held-out data")
+specials = ["<pad>", "<bos>", "<eos>", "<copy>", "<shift>", "<rev>"]
+content = ["1", "2", "3", "4", "5", "6", "7", "8", "hello", ",", "world", "!"]
+vocab = specials + content
+PAD, BOS, EOS = 0, 1, 2
+TASKS = {"copy": 3, "shift": 4, "rev": 5}
+FIRST, N_CONTENT, V = len(specials), len(content), len(vocab)
+MAX_LEN = 8
+TRANSFORM = {"copy": lambda c: c, "shift": lambda c: (c + 1) % N_CONTENT, "rev": lambda c: c[::-1]}
+
+
+def encode_batch(pairs):
+    """[(task, content ids)] -> padded src (B, 9), tgt_in (B, 9), tgt_out (B, 9)."""
+    n = len(pairs)
+    src, tgt_in, tgt_out = (np.full((n, MAX_LEN + 1), PAD) for _ in range(3))
+    for b, (task, c) in enumerate(pairs):
+        out = TRANSFORM[task](c)
+        src[b, 0], src[b, 1:len(c) + 1] = TASKS[task], c + FIRST
+        tgt_in[b, 0], tgt_in[b, 1:len(c) + 1] = BOS, out + FIRST       # what the decoder reads
+        tgt_out[b, :len(c)], tgt_out[b, len(c)] = out + FIRST, EOS      # what it must predict
+    return src, tgt_in, tgt_out
+
+
+def random_pairs(generator, n):
+    return [(list(TASKS)[generator.integers(3)], generator.integers(0, N_CONTENT, generator.integers(3, MAX_LEN + 1)))
+            for _ in range(n)]
+
+
+test_rng = np.random.default_rng(1_000 + lesson.seed)
+test_pairs = [(task, test_rng.integers(0, N_CONTENT, test_rng.integers(3, MAX_LEN + 1)))
+              for task in TASKS for _ in range(100)]
+held_out = {(task, tuple(c)) for task, c in test_pairs}
+words = lambda ids: " ".join(vocab[i] for i in ids if i != PAD)  # noqa: E731
+s, ti, to = encode_batch(test_pairs[:1] + test_pairs[100:101] + test_pairs[200:201])
+for b in range(3):
+    print(f"  source: {words(s[b]):<32} decoder input: {words(ti[b]):<28} target: {words(to[b])}")
+
+# %% [markdown]
+# ## 3. The model
+# Token embedding + sinusoidal positions, nn.Transformer (1 encoder layer, 1 decoder layer,
+# d_model 64, 4 heads), and a Linear layer to vocabulary logits. Masks: the target's causal mask
+# (position t sees targets 0..t), and padding masks for source and target keys.
+
+
+# %%
+class Translator(nn.Module):
+    def __init__(self, d_model=64):
+        super().__init__()
+        self.embed = nn.Embedding(V, d_model)
+        self.position = nn.PositionalEncoding(d_model, dropout=0.0, max_len=MAX_LEN + 1, batch_first=True)
+        self.transformer = nn.Transformer(d_model, nhead=4, num_encoder_layers=1, num_decoder_layers=1,
+                                          dim_feedforward=2 * d_model, dropout=0.0, batch_first=True)
+        self.generator = nn.Linear(d_model, V)
+
+    def embed_tokens(self, tokens):
+        return self.position(self.embed(ta.tensor(tokens)))
+
+    def masks(self, src, tgt_in):
+        return dict(tgt_mask=nn.generate_square_subsequent_mask(tgt_in.shape[1]),
+                    src_key_padding_mask=src == PAD, tgt_key_padding_mask=tgt_in == PAD,
+                    memory_key_padding_mask=src == PAD)
+
+    def forward(self, src, tgt_in):
+        h = self.transformer(self.embed_tokens(src), self.embed_tokens(tgt_in), **self.masks(src, tgt_in))
+        return self.generator(h)
+
+
+d_model = 64
+ta.manual_seed(lesson.seed)
+model = Translator(d_model)
+print(f"parameters: {model.num_parameters():,}")
+
+# %% [markdown]
+# ## 4. Two training tricks from "Attention Is All You Need"
+# Noam schedule: lr = factor · d_model^-0.5 · min(step^-0.5, step · warmup^-1.5): a linear warm-up
+# (Adam's moment estimates are poor in the first steps) then a slow 1/√step decay.
+# Label smoothing ε = 0.1: the target puts 1 - ε on the right token and spreads ε evenly over all
+# V tokens, so the model is never pushed to infinite confidence. The loss then cannot reach 0; its
+# floor is the entropy of the smoothed target, which we compute and compare with training.
+
+# %%
+lesson.section("4. Noam schedule and label smoothing")
+steps, warmup, factor, batch, smoothing = 500, 100, 0.5, 128, 0.1
+optimizer = optim.Adam(model.parameters(), lr=factor, betas=(0.9, 0.98), eps=1e-9)
+schedule = optim.NoamLR(optimizer, d_model, warmup_steps=warmup)
+smoothed = np.full(V, smoothing / V)
+smoothed[7] += 1 - smoothing
+smoothing_floor = float(-(smoothed * np.log(smoothed)).sum())
+print(f"peak lr {factor * d_model ** -0.5 * warmup ** -0.5:.4f} at step {warmup}; the paper's d_model 512, "
+      f"warm-up 4000 peaks at {512 ** -0.5 * 4000 ** -0.5:.5f}")
+print(f"smoothed target: {1 - smoothing + smoothing / V:.4f} on the right token, {smoothing / V:.4f} on each "
+      f"other; lowest possible loss = its entropy = {smoothing_floor:.4f}")
+
+# %% [markdown]
+# ## 5. Training (teacher forcing: the decoder reads the true previous tokens)
+
+# %%
+lesson.section("5. training")
+progress = Progress(steps, every=40)
+losses, lrs = [], []
+for step in range(1, steps + 1):
+    pairs = [p for p in random_pairs(rng, batch) if (p[0], tuple(p[1])) not in held_out]
+    src, tgt_in, tgt_out = encode_batch(pairs)
+    width = int((tgt_out != PAD).sum(axis=1).max())            # trim the all-padding columns
+    logits = model(src, tgt_in[:, :width])
+    loss = F.cross_entropy(logits.reshape(-1, V), ta.tensor(tgt_out[:, :width].reshape(-1)),
+                           ignore_index=PAD, label_smoothing=smoothing)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    lrs.append(optimizer.param_groups[0]["lr"])
+    schedule.step()
+    losses.append(float(loss.numpy()))
+    progress(step, losses[-1], lr=lrs[-1])
+print(f"mean loss over the last 20 steps {np.mean(losses[-20:]):.4f}; floor set by label smoothing {smoothing_floor:.4f}")
+
+# %% [markdown]
+# ## 6. Greedy decoding on held-out sequences
+# No teacher now: start from <bos>, run the decoder, append its most likely token, repeat until
+# <eos> (or the maximum length). Errors can compound, so this is the honest test.
+
+
+# %%
+def greedy_decode(model, src, max_steps=MAX_LEN + 1):
+    model.eval()
+    with ta.no_grad():
+        memory = model.transformer.encoder(model.embed_tokens(src), src_key_padding_mask=src == PAD)
+        out = np.full((len(src), 1), BOS)
+        for _ in range(max_steps):
+            h = model.transformer.decoder(model.embed_tokens(out), memory,
+                                          tgt_mask=nn.generate_square_subsequent_mask(out.shape[1]),
+                                          memory_key_padding_mask=src == PAD)
+            next_token = model.generator(h[:, -1]).numpy().argmax(-1)
+            out = np.concatenate([out, next_token[:, None]], axis=1)
+            if (out == EOS).any(axis=1).all():
+                break
+    model.train()
+    return out[:, 1:]
+
+
+lesson.section("6. greedy decoding, 100 held-out sequences per task")
+results = {}
+for k, task in enumerate(TASKS):
+    src, _, tgt_out = encode_batch(test_pairs[100 * k:100 * (k + 1)])
+    predicted = greedy_decode(model, src)
+    predicted = np.pad(predicted, ((0, 0), (0, tgt_out.shape[1] - predicted.shape[1])), constant_values=PAD)
+    real = tgt_out != PAD                                         # content tokens and <eos>
+    token_acc = float((predicted == tgt_out)[real].mean())
+    exact = float(((predicted == tgt_out) | ~real).all(axis=1).mean())
+    results[task] = {"token_accuracy": token_acc, "exact_sequences": exact}
+    print(f"  {task:<6} token accuracy {token_acc:7.2%}   exact sequences {exact:7.2%}")
+    print(f"         e.g. {words(src[0]):<30} -> {words(predicted[0][:list(predicted[0]).index(EOS) + 1] if EOS in predicted[0] else predicted[0])}")
+
+# %% [markdown]
+# ## 7. Looking inside: "hello , world !"
+# doc 002 §4.3 says the *source* gives the queries and the *target* the keys and values. It is the
+# other way round: each target position (decoder) asks a query, and the source words (encoder
+# output) are the keys and values it reads. For <rev> hello , world ! the target is ! world , hello,
+# so the first target token should look at "!", the last at "hello": an anti-diagonal.
+
+# %%
+lesson.section("7. encoder, decoder and cross-attention for 'hello , world !'")
+hello = np.array([content.index(w) for w in ["hello", ",", "world", "!"]])
+src, tgt_in, tgt_out = encode_batch([("rev", hello)])
+src, tgt_in = src[:, :5], tgt_in[:, :5]
+model.eval()
+with ta.no_grad():
+    enc_layer, dec_layer = model.transformer.encoder.layers[0], model.transformer.decoder.layers[0]
+    masks = model.masks(src, tgt_in)
+    # the encoder layer, step by step, to keep its self-attention weights
+    x = model.embed_tokens(src)
+    sa, w_enc = enc_layer.self_attn(x, x, x, key_padding_mask=masks["src_key_padding_mask"])
+    x = enc_layer.norm1(x + sa)
+    x = enc_layer.norm2(x + enc_layer.linear2(F.relu(enc_layer.linear1(x))))
+    memory = model.transformer.encoder.norm(x)
+    # the decoder layer: masked self-attention, then cross-attention to the memory
+    y = model.embed_tokens(tgt_in)
+    sa, w_dec = dec_layer.self_attn(y, y, y, attn_mask=masks["tgt_mask"])
+    y = dec_layer.norm1(y + sa)
+    ca, w_cross = dec_layer.multihead_attn(y, memory, memory, key_padding_mask=masks["memory_key_padding_mask"])
+    y = dec_layer.norm2(y + ca)
+    y = dec_layer.norm3(y + dec_layer.linear2(F.relu(dec_layer.linear1(y))))
+    by_hand = model.generator(model.transformer.decoder.norm(y)).numpy()
+    library = model(src, tgt_in).numpy()
+model.train()
+inside_error = float(np.abs(by_hand - library).max())
+print(f"layer-by-layer recomputation vs the model's own forward: max difference {inside_error:.1e}")
+hello_decoded = greedy_decode(model, src)[0]
+print(f"greedy: {words(src[0])} -> {words(hello_decoded[:list(hello_decoded).index(EOS) + 1])}")
+src_labels, tgt_labels = [vocab[i] for i in src[0]], [vocab[i] for i in tgt_in[0]]
+predicted_labels = [vocab[i] for i in tgt_out[0][:5]]
+w_cross_np = w_cross.numpy()[0]
+anti_diagonal = float(np.mean([w_cross_np[t, 4 - t] for t in range(4)]))
+print(f"cross-attention: mean weight of target step t on source word 4 - t (its mirror): {anti_diagonal:.2f}")
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+fig, axes = plt.subplots(1, 3, figsize=(17, 5))
+arrows = [f"{a} -> {b}" for a, b in zip(tgt_labels, predicted_labels)]   # input token -> token it predicts
+panels = [(w_enc.numpy()[0], src_labels, src_labels, "encoder self-attention\n(source looks at source)", "source token"),
+          (w_dec.numpy()[0], arrows, tgt_labels, "decoder self-attention, causal\n(target looks at earlier target)",
+           "target step (reads -> predicts)"),
+          (w_cross_np, arrows, src_labels, "cross-attention\n(queries: target; keys and values: source)",
+           "target step (reads -> predicts)")]
+for ax, (w, rows, cols, title, ylabel) in zip(axes, panels):
+    viz.heatmap(w, rows, cols, ax=ax, title=title, ylabel=ylabel, vmin=0, vmax=1,
+                xlabel="key: " + ("source token" if cols is src_labels else "target token"))
+fig.suptitle("<rev> hello , world !  ->  ! world , hello <eos>   (weights: mean of the 4 heads)")
+fig.tight_layout()
+lesson.savefig(fig, "hello_world_attention")
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(17, 4))
+step_axis = np.arange(1, 20001)
+noam = lambda d, w, f=1.0: f * d ** -0.5 * np.minimum(step_axis ** -0.5, step_axis * w ** -1.5)  # noqa: E731
+viz.plot_curves({"d_model 512, warm-up 4000 (paper)": (step_axis, noam(512, 4000)),
+                 "d_model 64, warm-up 1000": (step_axis, noam(64, 1000, factor)),
+                 f"this lesson: d_model {d_model}, warm-up {warmup}, factor {factor}": (step_axis[:steps], np.array(lrs))},
+                ax=axes[0], xlabel="step", ylabel="learning rate", title="Noam schedule")
+axes[0].set_xscale("log")
+axes[1].bar(np.arange(V) - 0.2, np.eye(V)[7], width=0.4, label="one-hot target")
+axes[1].bar(np.arange(V) + 0.2, smoothed, width=0.4, label=f"label smoothing ε = {smoothing}")
+axes[1].set_xticks(np.arange(V))
+axes[1].set_xticklabels(vocab, rotation=90, fontsize=8)
+axes[1].set_yscale("log")
+axes[1].set_ylim(1e-3, 2)
+axes[1].set(ylabel="target probability (log scale)", title=f"the target for the token '{vocab[7]}' (one-hot: 0 elsewhere)")
+axes[1].legend()
+viz.plot_curves({"training loss": losses}, ax=axes[2], xlabel="step", ylabel="cross-entropy (smoothed)",
+                title="training", logy=True)
+axes[2].axhline(smoothing_floor, color="gray", ls="--", lw=1, label="floor from label smoothing")
+axes[2].legend()
+fig.tight_layout()
+lesson.savefig(fig, "noam_and_label_smoothing")
+
+# %%
+lesson.section("criterion")
+lesson.record(doc_data_loss_floor=floor, double_softmax_floor=double_softmax_floor, results=results,
+              smoothing_floor=smoothing_floor, final_loss=float(np.mean(losses[-20:])), lrs=lrs,
+              cross_attention_anti_diagonal=anti_diagonal, inside_error=inside_error,
+              hello_reversed=words(hello_decoded[:list(hello_decoded).index(EOS)]) if EOS in hello_decoded else words(hello_decoded))
+worst_token = min(r["token_accuracy"] for r in results.values())
+worst_exact = min(r["exact_sequences"] for r in results.values())
+summary = ", ".join(f"{t} {r['token_accuracy']:.1%}/{r['exact_sequences']:.0%}" for t, r in results.items())
+lesson.check("held-out token accuracy >= 99% (every task)", worst_token >= 0.99, summary)
+lesson.check("held-out exact sequences >= 95% (every task)", worst_exact >= 0.95,
+             f"worst task {worst_exact:.0%} of 100")
+lesson.finish()
