@@ -223,3 +223,23 @@ print("ok")
                          timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.strip().endswith("ok")
+
+
+def test_second_process_loads_compiled_kernels_from_the_cache():
+    """cache=True: the machine code is written next to the source; a new process loads it."""
+    script = r"""
+import numpy as np
+from tinyattn.kernels import numba_cpu
+x = np.random.default_rng(0).standard_normal((4, 6))
+numba_cpu.layer_norm_forward(x, None, None, 1e-5)
+stats = numba_cpu._layer_norm_rows.stats
+print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
+"""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("NUMBA_DISABLE_JIT", None)
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                           timeout=300) for _ in range(2)]
+    for res in runs:
+        assert res.returncode == 0, res.stderr[-2000:]
+    hits, misses = map(int, runs[1].stdout.split())
+    assert hits >= 1 and misses == 0
