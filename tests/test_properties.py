@@ -239,3 +239,58 @@ def test_basic_slicing_random(shape, data):
     np.testing.assert_array_equal(out.numpy(), expected)
     if out.size:
         assert ta.gradcheck(lambda a: a[index], [leaf(x)])
+
+
+# Random graphs: every step combines earlier values (chosen at random, so values are reused and
+# paths split and merge in diamonds), and the gradients of the leaves must match PyTorch's.
+STEPS = {
+    "add": (2, lambda L, a, b: a + b),
+    "mul": (2, lambda L, a, b: a * b),
+    "sub": (2, lambda L, a, b: a - b),
+    "tanh": (1, lambda L, a: L.tanh(a)),
+    "sigmoid": (1, lambda L, a: L.sigmoid(a)),
+    "square": (1, lambda L, a: a * a * 0.5),
+    "rowsum": (1, lambda L, a: a - L.rowsum(a) * 0.3),       # (3, 1) broadcast back to (3, 3)
+    "matmul": (2, lambda L, a, b: L.matmul(a, b) * 0.3),     # (3, 3) @ (3, 3)
+    "swap": (1, lambda L, a: L.swap(a)),
+}
+
+
+class _TinyattnLib:
+    tanh, sigmoid, matmul = staticmethod(ta.tanh), staticmethod(ta.sigmoid), staticmethod(ta.matmul)
+    const = staticmethod(lambda a: a)
+    rowsum = staticmethod(lambda a: a.sum(axis=1, keepdims=True))
+    swap = staticmethod(lambda a: a.T)
+
+
+@FAST
+@given(program=st.lists(st.tuples(st.sampled_from(sorted(STEPS)), st.integers(0, 10 ** 6),
+                                   st.integers(0, 10 ** 6)), min_size=1, max_size=12),
+       seed=st.integers(0, 2 ** 16))
+def test_random_graphs_with_reuse_match_pytorch(program, seed):
+    torch = pytest.importorskip("torch")
+
+    class TorchLib:
+        tanh, sigmoid, matmul = torch.tanh, torch.sigmoid, torch.matmul
+        rowsum = staticmethod(lambda a: a.sum(dim=1, keepdim=True))
+        swap = staticmethod(lambda a: a.T)
+        const = staticmethod(torch.tensor)
+
+    rng = np.random.default_rng(seed)
+    leaves = [rng.uniform(-1, 1, (3, 3)) for _ in range(3)]
+    weights = rng.uniform(-1, 1, (len(program) + 3, 3, 3))
+
+    def run(lib, xs):
+        values = list(xs)
+        for name, i, j in program:
+            arity, step = STEPS[name]
+            picks = [values[i % len(values)], values[j % len(values)]][:arity]
+            values.append(step(lib, *picks))
+        return sum((v * lib.const(w)).sum() for v, w in zip(values, weights))
+
+    ours = [ta.tensor(a, requires_grad=True, dtype="float64") for a in leaves]
+    run(_TinyattnLib, ours).backward()
+    theirs = [torch.tensor(a, requires_grad=True) for a in leaves]
+    run(TorchLib, theirs).backward()
+    for o, t in zip(ours, theirs):
+        np.testing.assert_allclose(o.grad, t.grad.numpy(), rtol=1e-10, atol=1e-12)
