@@ -14,7 +14,8 @@ Reproduces: docs/000_96f94899e8cb914e.txt §2.1 (global, local, soft and hard at
 there in words only; here each is run and compared on the same input).
 Criterion: soft global attention reaches >= 99% test accuracy; the local window's accuracy is
 within 5 points of the share of test targets inside its window; hard attention's slower learning
-is shown (its accuracy after the soft model's budget, and the steps each needs to reach 90%).
+is shown (steps to 90% validation accuracy, soft vs hard, three seeds each: hard slower in every
+pair; and hard's accuracy at the step soft first reached 90%).
 """
 # %%
 from _common import Lesson, Progress
@@ -126,14 +127,16 @@ def accuracy(model, x, hint, y):
 
 # %%
 lesson.section(f"2. training (batch 64, Adam lr {LR})")
-STEPS = {"soft global": 200, "local window": 200, "local-p": 200, "hard": 400}
+STEPS = {"soft global": 200, "local window": 200, "local-p": 200, "hard": 300}
 x_val, hint_val, y_val, marked_val = make_batch(500)
-history, models, steps_to_90 = {}, {}, {}
-for kind, n_steps in STEPS.items():
-    ta.manual_seed(lesson.seed)
+
+
+def train(kind, n_steps, seed, verbose=True):
+    """Train one model; return it, its validation curve, and the step it first reached 90%."""
+    ta.manual_seed(seed)
     model = Retriever(kind)
     opt = optim.Adam(model.parameters(), lr=LR)
-    baseline = None
+    baseline, reached_90 = None, None
     curve = {"step": [], "acc": [], "loss": [], "on_target": []}
     progress = Progress(n_steps, every=50, label=f"{kind:<12} ")
     for step in range(1, n_steps + 1):
@@ -154,10 +157,34 @@ for kind, n_steps in STEPS.items():
             curve["acc"].append(acc)
             curve["loss"].append(float(ce.numpy().mean()))
             curve["on_target"].append(weight_on_target(model, x_val, hint_val, marked_val))
-            if acc >= 0.9 and kind not in steps_to_90:
-                steps_to_90[kind] = step
-            progress(step, float(ce.numpy().mean()), acc, weight_on_marked=curve["on_target"][-1])
-    history[kind], models[kind] = curve, model
+            if acc >= 0.9 and reached_90 is None:
+                reached_90 = step
+            if verbose:
+                progress(step, float(ce.numpy().mean()), acc, weight_on_marked=curve["on_target"][-1])
+    return model, curve, reached_90
+
+
+history, models, steps_to_90 = {}, {}, {}
+for kind, n_steps in STEPS.items():
+    models[kind], history[kind], reached = train(kind, n_steps, lesson.seed)
+    if reached is not None:
+        steps_to_90[kind] = reached
+
+# %% [markdown]
+# One run can be lucky. Soft and hard attention are trained twice more, from other seeds (other
+# initial weights and other batches), and we compare how many steps each needed to reach 90%.
+
+# %%
+lesson.section("2b. soft vs hard, three seeds each: steps to 90% validation accuracy")
+repeats = {"soft global": [steps_to_90.get("soft global")], "hard": [steps_to_90.get("hard")]}
+for extra in (1, 2):
+    for kind in repeats:
+        repeats[kind].append(train(kind, STEPS[kind], lesson.seed + 1000 * extra, verbose=False)[2])
+for kind, runs in repeats.items():
+    print(f"  {kind:<12} {runs}")
+never = STEPS["hard"] + 1                                   # "did not reach 90%" counts as slower
+soft_runs = [r if r is not None else never for r in repeats["soft global"]]
+hard_runs = [r if r is not None else never for r in repeats["hard"]]
 
 # %%
 lesson.section("3. test accuracy (2000 sequences)")
@@ -207,13 +234,14 @@ lesson.savefig(fig, "where_each_looks")
 # %%
 lesson.section("criterion")
 lesson.record(test_accuracy=test_acc, share_inside_window=share_inside, steps_to_90=steps_to_90,
-              history=history, steps=STEPS, hard_at_soft_90=hard_at_soft_90)
+              history=history, steps=STEPS, hard_at_soft_90=hard_at_soft_90,
+              steps_to_90_three_seeds={"soft global": soft_runs, "hard": hard_runs})
 lesson.check("soft global >= 99%", test_acc["soft global"] >= 0.99, f"{test_acc['soft global']:.1%}")
 gap = abs(test_acc["local window"] - share_inside)
 lesson.check("local window within 5 points of the share inside it", gap <= 0.05,
              f"{test_acc['local window']:.1%} vs {share_inside:.1%} ({100 * gap:.1f} points)")
-slower = steps_to_90.get("hard", np.inf) > steps_to_90.get("soft global", np.inf) and hard_at_soft_90 < 0.9
+slower = float(np.mean(hard_runs)) > float(np.mean(soft_runs)) and all(h > s_ for h, s_ in zip(hard_runs, soft_runs))
 lesson.check("hard attention learns more slowly", slower,
-             f"90% accuracy after {steps_to_90.get('hard', 'never')} (hard) vs "
-             f"{steps_to_90.get('soft global', 'never')} (soft) steps; hard at {hard_at_soft_90:.1%} when soft got there")
+             f"steps to 90% over 3 seeds: hard {hard_runs} vs soft {soft_runs}; hard at "
+             f"{hard_at_soft_90:.1%} when soft first got there")
 lesson.finish()

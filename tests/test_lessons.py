@@ -131,6 +131,8 @@ def test_06_global_local_soft_hard(tmp_path):
     assert 0.25 < v["share_inside_window"] < 0.45                 # 7 of 20 positions
     assert v["steps_to_90"]["hard"] > v["steps_to_90"]["soft global"]
     assert v["hard_at_soft_90"] < 0.9
+    three = v["steps_to_90_three_seeds"]
+    assert len(three["hard"]) == 3 and all(h > s for h, s in zip(three["hard"], three["soft global"]))
     assert set(v["history"]) == {"soft global", "local window", "local-p", "hard"}
 
 
