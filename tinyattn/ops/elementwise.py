@@ -6,6 +6,9 @@ Broadcast gradients are returned at the broadcast shape; the engine sums them do
 from __future__ import annotations
 
 import math
+import operator
+
+import numpy as np  # shapes only: broadcast_shapes for the error message
 
 from ..autograd.function import Function
 from ..autograd.registry import register
@@ -17,12 +20,16 @@ def broadcasting(op, fn, a, b):
     """fn(a, b), with NumPy's broadcasting error turned into one that names the op and the fix."""
     try:
         return fn(a, b)
-    except ValueError:
-        sa, sb = getattr(a, "shape", ()), getattr(b, "shape", ())
-        raise ValueError(
-            f"{op}: shapes {tuple(sa)} and {tuple(sb)} cannot be broadcast together. Aligned from "
-            f"the right, each pair of axis lengths must be equal or one of them 1; reshape or "
-            f"unsqueeze an operand (e.g. b.unsqueeze(0)) so that they line up.") from None
+    except ValueError as exc:
+        sa, sb = tuple(getattr(a, "shape", ())), tuple(getattr(b, "shape", ()))
+        try:
+            np.broadcast_shapes(sa, sb)
+        except ValueError:
+            raise ValueError(
+                f"{op}: shapes {sa} and {sb} cannot be broadcast together. Aligned from the "
+                f"right, each pair of axis lengths must be equal or one of them 1; reshape or "
+                f"unsqueeze an operand (e.g. b.unsqueeze(0)) so that they line up.") from None
+        raise ValueError(f"{op}: {exc} (operands of shape {sa} and {sb})") from None
 
 
 # ----------------------------------------------------------------------------- arithmetic
@@ -30,7 +37,7 @@ def broadcasting(op, fn, a, b):
 class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
-        return broadcasting("add", lambda p, q: p + q, a, b)
+        return broadcasting("add", operator.add, a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -41,7 +48,7 @@ class Add(Function):
 class Sub(Function):
     @staticmethod
     def forward(ctx, a, b):
-        return broadcasting("sub", lambda p, q: p - q, a, b)
+        return broadcasting("sub", operator.sub, a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -53,7 +60,7 @@ class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return broadcasting("mul", lambda p, q: p * q, a, b)
+        return broadcasting("mul", operator.mul, a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -66,7 +73,7 @@ class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return broadcasting("div", lambda p, q: p / q, a, b)
+        return broadcasting("div", operator.truediv, a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -81,7 +88,7 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        out = broadcasting("pow", lambda p, q: p ** q, a, b)
+        out = broadcasting("pow", operator.pow, a, b)
         ctx.save_for_backward(a, b, out)
         return out
 
