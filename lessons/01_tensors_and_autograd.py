@@ -150,7 +150,7 @@ for name, fn, make in OPS:
     scale = max(np.abs(n).max() for n in numeric)
     rel = diff / scale
     for k, t in enumerate(inputs):
-        t.name = f"input {k}"   # gradcheck names inputs in its messages (and needs a name: see report)
+        t.name = f"{name} input {k}"   # gradcheck names the failing input in its message
     checked = ta.gradcheck(fn, inputs, raise_exception=False)    # the library's own check
     all_gradcheck &= checked
     worst = max(worst, rel)
