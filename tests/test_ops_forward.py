@@ -362,3 +362,9 @@ def test_gradients_at_kinks_and_ties_match_pytorch():
         ta_ = torch.tensor(x, requires_grad=True)
         theirs(ta_).sum().backward()
         np.testing.assert_allclose(a.grad, ta_.grad.numpy(), rtol=0, atol=0)
+
+
+def test_relu_gives_plain_zeros_not_negative_zeros():
+    out = ta.relu(ta.tensor([-1.0, 2.0, -0.5])).numpy()
+    assert not np.signbit(out).any()
+    assert ta.relu(ta.tensor([-1.0])).dtype == np.float32

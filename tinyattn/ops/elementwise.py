@@ -287,7 +287,7 @@ class Relu(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return x * (x > 0)
+        return get_array_module(x).maximum(x, 0)    # not x * (x > 0): that prints -0. for x < 0
 
     @staticmethod
     def backward(ctx, g):
