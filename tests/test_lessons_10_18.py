@@ -87,3 +87,13 @@ def test_13_encoder_decoder(tmp_path):
     assert np.argmax(lrs) in (98, 99, 100) and lrs[0] < lrs.max() / 50      # Noam: warm-up to step 100
     assert v["inside_error"] <= 1e-12 and v["cross_attention_anti_diagonal"] > 0.5
     assert v["hello_reversed"] == "! world , hello"
+
+
+def test_18_attention_over_images(tmp_path):
+    proc, r = run_lesson("18_attention_over_images", tmp_path)
+    assert_passed(proc, r)
+    v = r["values"]
+    assert v["n_test"] == 500 and v["test_accuracy"] >= 0.95
+    # [CLS] looks at the square: far above uniform, and well above the equally bright distractor
+    assert v["mean_attention_on_object"] >= 5 / 16 and v["argmax_on_object"] >= 0.75
+    assert v["mean_attention_on_object"] > 3 * v["mean_attention_on_distractor"]
