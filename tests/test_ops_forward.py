@@ -368,3 +368,14 @@ def test_relu_gives_plain_zeros_not_negative_zeros():
     out = ta.relu(ta.tensor([-1.0, 2.0, -0.5])).numpy()
     assert not np.signbit(out).any()
     assert ta.relu(ta.tensor([-1.0])).dtype == np.float32
+
+
+def test_masking_gradients_are_plain_zeros_and_keep_float32():
+    x = ta.tensor([-1.0, 2.0, 3.0], requires_grad=True)
+    g = np.array([-1.0, -1.0, -1.0])
+    for f in (ta.relu, lambda a: ta.clip(a, 0.0, 2.5), lambda a: ta.maximum(a, 0.0),
+              lambda a: ta.where(a > 0, a, 0.0), lambda a: a.max(axis=0, keepdims=True) * np.ones(3)):
+        x.grad = None
+        f(x).backward(g)
+        assert x.grad.dtype == np.float32
+        assert not np.signbit(x.grad[x.grad == 0]).any()

@@ -182,8 +182,9 @@ class Maximum(Function):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved
-        wa = (a > b) + 0.5 * (a == b)
-        return g * wa, g * (1 - wa)
+        xp = get_array_module(a, b)
+        tie = xp.where(a == b, 0.5 * g, 0)          # (where, not g * mask: no -0. in gradients)
+        return xp.where(a > b, g, tie), xp.where(a < b, g, tie)
 
 
 @register("minimum")
@@ -198,8 +199,9 @@ class Minimum(Function):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved
-        wa = (a < b) + 0.5 * (a == b)
-        return g * wa, g * (1 - wa)
+        xp = get_array_module(a, b)
+        tie = xp.where(a == b, 0.5 * g, 0)
+        return xp.where(a < b, g, tie), xp.where(a > b, g, tie)
 
 
 @register("clip")
@@ -220,7 +222,7 @@ class Clip(Function):
             keep = keep & (x >= ctx.lo)
         if ctx.hi is not None:
             keep = keep & (x <= ctx.hi)
-        return g * keep
+        return get_array_module(x).where(keep, g, 0)
 
 
 @register("where")
@@ -243,7 +245,8 @@ class Where(Function):
     @staticmethod
     def backward(ctx, g):
         (cond,) = ctx.saved
-        return None, g * cond, g * ~cond
+        xp = get_array_module(cond)
+        return None, xp.where(cond, g, 0), xp.where(cond, 0, g)
 
 
 # ----------------------------------------------------------------------------- activations
@@ -292,7 +295,7 @@ class Relu(Function):
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved
-        return g * (x > 0)
+        return get_array_module(x).where(x > 0, g, 0)
 
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)

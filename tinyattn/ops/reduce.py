@@ -79,8 +79,9 @@ class _Extreme(Function):
     def backward(ctx, g):
         x, out = ctx.saved
         hit = x == out
-        count = hit.sum(axis=ctx.axes, keepdims=True)
-        return _expand(g, ctx.in_shape, ctx.axes, ctx.keepdims) * hit / count
+        share = _expand(g, ctx.in_shape, ctx.axes, ctx.keepdims) / hit.sum(
+            axis=ctx.axes, keepdims=True).astype(g.dtype)     # split equally among ties
+        return get_array_module(x).where(hit, share, 0)
 
 
 @register("max")
