@@ -98,9 +98,10 @@ class Pow(Function):
         xp = get_array_module(a, b)
         ga = g * b * a ** (b - 1) if ctx.needs_input_grad[0] else None
         gb = None
-        if ctx.needs_input_grad[1]:
-            safe = xp.where(a > 0, a, 1)           # log a is only defined for a > 0
-            gb = g * out * xp.log(safe)
+        if ctx.needs_input_grad[1]:                  # log a is only defined for a > 0
+            log_a = (xp.log(xp.where(a > 0, a, 1)) if hasattr(a, "shape")
+                     else (math.log(a) if a > 0 else 0.0))   # a number base stays a number
+            gb = g * out * log_a
         return ga, gb
 
 
