@@ -97,3 +97,21 @@ def test_18_attention_over_images(tmp_path):
     # [CLS] looks at the square: far above uniform, and well above the equally bright distractor
     assert v["mean_attention_on_object"] >= 5 / 16 and v["argmax_on_object"] >= 0.75
     assert v["mean_attention_on_object"] > 3 * v["mean_attention_on_distractor"]
+
+
+def test_16_long_sequences_sparse(tmp_path):
+    proc, r = run_lesson("16_long_sequences_sparse", tmp_path)
+    assert_passed(proc, r)
+    v = r["values"]
+    assert v["long_T"] == 16384 and v["long_peak_MiB"] < 256
+    assert v["timings"]["memory-efficient"]["T"][-1] == 16384
+    assert v["agreement"] <= 1e-10
+    assert v["slopes"]["dense"]["memory"] > 1.6 and v["slopes"]["memory-efficient"]["memory"] < 1.3
+    # dense memory at 4096 is at least ~4x its 2048 value (the T x T matrices)
+    dense = v["timings"]["dense"]["MiB"]
+    assert dense[-1] > 3 * dense[-2]
+    # sparse patterns: the strided one covers every causal pair within two layers, the window does not
+    reach = v["reach"]
+    assert reach["strided (s = 8)"]["two_layer_coverage"] == 1.0
+    assert reach["local window (w = 8)"]["two_layer_coverage"] < 1.0
+    assert reach["strided (s = 8)"]["fraction"] < 0.5 and v["strided_mask_exact_zero"] is True

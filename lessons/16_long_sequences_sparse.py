@@ -1,0 +1,203 @@
+"""Lesson 16 - long sequences: memory-efficient attention and sparse patterns.
+
+What it teaches: plain attention builds the (T x T) matrix of scores. At T = 16,384 one head's
+matrix in float32 is 1 GiB, and backpropagation keeps it (and the softmax of it) alive. Two ideas
+make long sequences affordable:
+  1. Don't store the matrix (memory-efficient / "flash" attention): walk over the keys a tile at a
+     time with an online softmax, keep one number per query (the log-sum-exp), and in the backward
+     pass rebuild each tile from q, k and that number. Same result; memory O(T) instead of O(T²).
+     The time is still O(T²): every pair is still compared.
+  2. Don't compare every pair (sparse attention): let each query see a local window of keys, or a
+     strided pattern (Sparse Transformer). The work drops to O(T·w) or O(T·√T), and stacking
+     layers lets information still travel the whole sequence.
+
+Reproduces: docs/002_ef349fcc69e7f12f.txt Q4 (efficiency: sparse Transformers) and
+docs/004_cac0c20fb062a056.txt §5.2 (challenge 1: long sequences cost too much compute and memory).
+Criterion: memory-efficient attention at length 16,384 (1 head, d = 64, float32) runs forward +
+backward with < 256 MiB extra peak memory and agrees with dense attention; the slopes of time and
+memory against length on a log-log plot are printed (memory: dense ~2, memory-efficient ~1).
+"""
+# %%
+from _common import Lesson
+
+import time
+import tracemalloc
+
+import numpy as np
+
+import tinyattn as ta
+from tinyattn import attention as A
+from tinyattn import kernels, viz
+from tinyattn.ops.flash_attention import memory_efficient_attention
+
+lesson = Lesson(16, "long sequences and sparse attention")
+rng = lesson.rng
+d = 64
+MiB = 2 ** 20
+
+# %% [markdown]
+# ## 1. What the dense matrix costs
+# One head, float32 (4 bytes): the scores alone take 4·T² bytes, and autograd keeps both the
+# scores and the softmax weights for the backward pass.
+
+# %%
+lesson.section("1. the size of the T x T matrix (one head, float32)")
+for T in (1024, 4096, 16384, 65536):
+    print(f"  T = {T:>6}: scores {4 * T * T / MiB:>9,.0f} MiB;  q, k, v together {3 * 4 * T * d / MiB:6.1f} MiB")
+
+
+# %% [markdown]
+# ## 2. Dense attention, as every earlier lesson wrote it, and the streaming kernel
+# dense:   softmax(q kᵀ / √d) v                      builds the (T, T) matrix
+# memory-efficient: tinyattn.ops.flash_attention.memory_efficient_attention(q, k, v)
+# (The library's scaled_dot_product_attention switches to the streaming kernel by itself for long
+# sequences; here we call both paths explicitly to compare them.)
+# First: they compute the same thing, outputs and gradients, in float64.
+
+# %%
+def dense_attention(q, k, v):
+    return ta.softmax(q @ ta.swapaxes(k, -1, -2) * (1.0 / np.sqrt(q.shape[-1])), axis=-1) @ v
+
+
+lesson.section("2. the two paths agree (T = 512, float64)")
+print(f"kernel provider for CPU arrays: {kernels.current()} (compiled tiles; 'numpy' is the plain twin)")
+q0, k0, v0 = (rng.normal(size=(1, 512, d)) for _ in range(3))
+g0 = rng.normal(size=(1, 512, d))
+results = []
+for fn in (dense_attention, memory_efficient_attention):
+    q, k, v = (ta.tensor(a, dtype="float64", requires_grad=True) for a in (q0, k0, v0))
+    out = fn(q, k, v)
+    (out * ta.tensor(g0, dtype="float64")).sum().backward()
+    results.append([out.numpy(), q.grad, k.grad, v.grad])
+agreement = max(float(np.abs(a - b).max()) for a, b in zip(*results))
+print(f"max |dense - memory-efficient| over output and dq, dk, dv: {agreement:.1e}")
+
+
+# %% [markdown]
+# ## 3. Time and peak memory against length
+# For each length: forward + backward of one head, timed, with Python's tracemalloc measuring the
+# peak of memory allocated above what existed before (NumPy reports its arrays to tracemalloc; the
+# kernel's own 64 x 64 tiles are a few KiB and not counted). Dense stops at 4,096: at 8,192 its
+# matrices would need about 1 GiB.
+
+# %%
+def measure(fn, T, **options):
+    q, k, v = (ta.tensor(rng.normal(size=(1, T, d)).astype(np.float32), requires_grad=True) for _ in range(3))
+    g = ta.tensor(rng.normal(size=(1, T, d)).astype(np.float32))
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    start = time.perf_counter()
+    (fn(q, k, v, **options) * g).sum().backward()
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1] - before
+    tracemalloc.stop()
+    return seconds, peak / MiB
+
+
+lesson.section("3. forward + backward: time and extra peak memory")
+measure(memory_efficient_attention, 128)          # compile the kernels before timing anything
+measure(memory_efficient_attention, 128, window=16)
+window = 128
+paths = {"dense": (dense_attention, {}, [512, 1024, 2048, 4096]),
+         "memory-efficient": (memory_efficient_attention, {}, [1024, 2048, 4096, 16384]),
+         f"local window ±{window}": (memory_efficient_attention, {"window": window}, [1024, 2048, 4096, 16384])}
+timings = {}
+for name, (fn, options, lengths) in paths.items():
+    timings[name] = {"T": lengths, "seconds": [], "MiB": []}
+    for T in lengths:
+        seconds, peak = measure(fn, T, **options)
+        timings[name]["seconds"].append(seconds)
+        timings[name]["MiB"].append(peak)
+        print(f"  {name:<22} T = {T:>6}: {seconds:8.3f} s   extra peak memory {peak:8.1f} MiB")
+
+slopes = {}
+for name, t in timings.items():
+    logT = np.log(t["T"])
+    slopes[name] = {"time": float(np.polyfit(logT, np.log(t["seconds"]), 1)[0]),
+                    "memory": float(np.polyfit(logT, np.log(t["MiB"]), 1)[0])}
+print("\nlog-log slopes (cost ∝ T^slope):")
+for name, s in slopes.items():
+    print(f"  {name:<22} time {s['time']:.2f}   memory {s['memory']:.2f}")
+print("Expected: dense memory 2 (the matrix); memory-efficient memory 1 but time still ~2 (every pair "
+      "is compared); local window time ~1 (each query sees 2·128 + 1 keys). Small lengths carry "
+      "fixed overheads, so measured slopes sit a little below the ideal ones.")
+long_seconds = timings["memory-efficient"]["seconds"][-1]
+long_peak = timings["memory-efficient"]["MiB"][-1]
+dense_would_need = 2 * 4 * 16384 ** 2 / MiB
+print(f"\nT = 16,384: memory-efficient forward + backward {long_seconds:.1f} s, extra peak {long_peak:.1f} MiB; "
+      f"dense would hold scores + weights = {dense_would_need:,.0f} MiB before its backward even starts.")
+
+# %% [markdown]
+# ## 4. Sparse patterns
+# Causal attention allows the lower triangle: T(T+1)/2 pairs. Two sparse patterns from the Sparse
+# Transformer (Child et al., 2019), both causal:
+#   local window: j in [i - w, i]                       -> about T·w pairs
+#   strided:      j in [i - s + 1, i]  or  (i - j) % s == 0   -> about T·(s + T/s) pairs, T·2√T for s = √T
+# One layer of either misses most pairs. But attention layers stack: what position j knows can
+# reach position i through an intermediate position. Reachability after two layers is the boolean
+# product of the pattern with itself - and for the strided pattern it is the whole triangle.
+
+# %%
+lesson.section("4. local-window and strided patterns (T = 64)")
+T_small, w_local, stride = 64, 8, 8
+i, j = np.arange(T_small)[:, None], np.arange(T_small)[None, :]
+patterns = {"dense causal": j <= i,
+            f"local window (w = {w_local})": (j <= i) & (i - j <= w_local),
+            f"strided (s = {stride})": (j <= i) & ((i - j < stride) | ((i - j) % stride == 0))}
+reach = {}
+for name, mask in patterns.items():
+    two_layers = (mask.astype(int) @ mask.astype(int)) > 0
+    reach[name] = {"pairs": int(mask.sum()), "fraction": float(mask.sum() / patterns["dense causal"].sum()),
+                   "two_layer_coverage": float(two_layers[patterns["dense causal"]].mean())}
+    print(f"  {name:<22} pairs {mask.sum():>5} ({reach[name]['fraction']:.0%} of causal); after 2 layers "
+          f"reaches {reach[name]['two_layer_coverage']:.0%} of the causal pairs")
+
+# The strided pattern as an attention mask: the library's sdpa takes it as a boolean mask
+# (True = may attend); masked-out keys get exactly zero weight.
+qs, ks, vs = (ta.tensor(rng.normal(size=(1, T_small, 16)), dtype="float64") for _ in range(3))
+strided_mask = patterns[f"strided (s = {stride})"]
+_, w_strided = A.scaled_dot_product_attention(qs, ks, vs, attn_mask=strided_mask, return_weights=True)
+strided_zero = bool((w_strided.numpy()[0][~strided_mask] == 0).all())
+print(f"sdpa with the strided mask: weights outside the pattern all exactly 0: {strided_zero}; rows sum to 1: "
+      f"{np.allclose(w_strided.numpy().sum(-1), 1)}")
+
+# %%
+import matplotlib.pyplot as plt  # noqa: E402
+
+fig, axes = plt.subplots(1, 3, figsize=(14, 4.4))
+for ax, (name, mask) in zip(axes, patterns.items()):
+    ax.imshow(mask, cmap="Blues", vmin=0, vmax=1.3, interpolation="nearest")
+    ax.set(title=f"{name}\n{reach[name]['pairs']} pairs, 2 layers reach {reach[name]['two_layer_coverage']:.0%}",
+           xlabel="key position j", ylabel="query position i")
+fig.suptitle(f"which keys each query may attend to (T = {T_small}; blue = allowed)")
+fig.tight_layout()
+lesson.savefig(fig, "sparse_patterns")
+
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+viz.plot_curves({f"{n} (slope {slopes[n]['time']:.2f})": (t["T"], t["seconds"]) for n, t in timings.items()},
+                ax=axes[0], xlabel="sequence length T", ylabel="seconds, forward + backward",
+                title="time vs length (log-log)", styles={f"{n} (slope {slopes[n]['time']:.2f})": "o-" for n in timings})
+viz.plot_curves({f"{n} (slope {slopes[n]['memory']:.2f})": (t["T"], t["MiB"]) for n, t in timings.items()},
+                ax=axes[1], xlabel="sequence length T", ylabel="extra peak memory (MiB)",
+                title="memory vs length (log-log)", styles={f"{n} (slope {slopes[n]['memory']:.2f})": "s--" if "window" in n else "o-" for n in timings})
+axes[1].text(1100, 1.0, "(the windowed kernel keeps the same O(T) arrays: its line lies on top)", fontsize=7)
+for ax in axes:
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+axes[1].axhline(256, color="gray", ls="--", lw=1)
+axes[1].text(600, 290, "256 MiB budget", color="gray", fontsize=8)
+lesson.savefig(fig, "cost_vs_length")
+
+# %%
+lesson.section("criterion")
+lesson.record(agreement=agreement, timings=timings, slopes=slopes, reach=reach, strided_mask_exact_zero=strided_zero,
+              long_T=16384, long_seconds=long_seconds, long_peak_MiB=long_peak, kernel=kernels.current())
+lesson.check("T = 16,384 forward + backward under 256 MiB extra peak memory", long_peak < 256,
+             f"{long_peak:.1f} MiB in {long_seconds:.1f} s (dense would need {dense_would_need:,.0f} MiB)")
+lesson.check("memory-efficient equals dense attention", agreement <= 1e-10, f"max difference {agreement:.1e} (float64)")
+# Memory slopes are deterministic; time slopes depend on the machine and its load, so they are
+# printed, never asserted.
+lesson.check("memory slopes: dense ~2 (> 1.6), memory-efficient ~1 (< 1.3); time slopes printed",
+             slopes["dense"]["memory"] > 1.6 and slopes["memory-efficient"]["memory"] < 1.3,
+             ", ".join(f"{n}: memory {s['memory']:.2f}, time {s['time']:.2f}" for n, s in slopes.items()))
+lesson.finish()
