@@ -235,6 +235,7 @@ def test_transpose_permute_swapaxes_T():
     same(ta.transpose(t(X3), (2, 0, 1)), X3.transpose(2, 0, 1))
     same(t(X3).transpose(-2, -1), np.swapaxes(X3, -2, -1))        # two ints: swap (PyTorch)
     same(t(A).transpose(0, 1), A.T)
+    same(t(A).transpose(np.int64(0), np.int64(1)), A.T)         # NumPy ints count as ints
     same(t(X3).permute(1, 2, 0), X3.transpose(1, 2, 0))
     same(ta.permute(t(X3), (1, 2, 0)), X3.transpose(1, 2, 0))
     same(t(X3).swapaxes(0, 2), np.swapaxes(X3, 0, 2))
@@ -257,6 +258,8 @@ def test_broadcast_expand_squeeze_unsqueeze():
     same(t(x).squeeze((1, 2)), np.squeeze(x, (1, 2)))
     with pytest.raises(ValueError, match="squeeze: axis 0 has length 2"):
         t(x).squeeze(0)
+    with pytest.raises(ValueError, match="squeeze: axis 4 is out of range"):
+        t(x).squeeze(4)
     same(t(X3).flatten(), X3.reshape(-1))
     same(flatten(t(X3), 1), X3.reshape(2, 12))      # tinyattn.ops.flatten (not yet exported)
     same(t(X3).flatten(0, 1), X3.reshape(6, 4))

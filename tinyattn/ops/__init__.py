@@ -2,6 +2,8 @@
 operators that call them. Each is a thin wrapper over one ``Function`` in the files beside this."""
 from __future__ import annotations
 
+import numbers
+
 from ..autograd.tensor import Tensor
 from ..backend import get_array_module
 from .elementwise import (Abs, Add, Cast, Clip, Div, Exp, Gelu, Log, Maximum, Minimum, Mul, Neg,
@@ -26,31 +28,100 @@ def _plain(x):
 
 
 # ---------------------------------------------------------------------- elementwise
-def add(a, b): return Add.apply(a, b)
-def sub(a, b): return Sub.apply(a, b)
-def mul(a, b): return Mul.apply(a, b)
-def div(a, b): return Div.apply(a, b)
-def pow(a, b): return Pow.apply(a, b)  # noqa: A001 - mirrors torch.pow
-def neg(x): return Neg.apply(x)
-def exp(x): return Exp.apply(x)
-def log(x): return Log.apply(x)
-def sqrt(x): return Sqrt.apply(x)
-def abs(x): return Abs.apply(x)  # noqa: A001
-def maximum(a, b): return Maximum.apply(a, b)
-def minimum(a, b): return Minimum.apply(a, b)
+# Binary ops broadcast NumPy's way; either operand may be a Tensor, an array or a number.
+def add(a, b):
+    """a + b."""
+    return Add.apply(a, b)
+
+
+def sub(a, b):
+    """a - b."""
+    return Sub.apply(a, b)
+
+
+def mul(a, b):
+    """a * b (elementwise)."""
+    return Mul.apply(a, b)
+
+
+def div(a, b):
+    """a / b (true division; integer inputs give the default float dtype, as in PyTorch)."""
+    return Div.apply(a, b)
+
+
+def pow(a, b):  # noqa: A001 - mirrors torch.pow
+    """a ** b. d/da = b a^(b-1); d/db = a^b ln a (taken as 0 where a <= 0)."""
+    return Pow.apply(a, b)
+
+
+def neg(x):
+    """-x."""
+    return Neg.apply(x)
+
+
+def exp(x):
+    """e^x; d/dx = e^x."""
+    return Exp.apply(x)
+
+
+def log(x):
+    """Natural log ln x; d/dx = 1/x."""
+    return Log.apply(x)
+
+
+def sqrt(x):
+    """√x; d/dx = 1 / (2√x)."""
+    return Sqrt.apply(x)
+
+
+def abs(x):  # noqa: A001
+    """|x|; d/dx = sign(x) (0 at x = 0, as in PyTorch)."""
+    return Abs.apply(x)
+
+
+def maximum(a, b):
+    """Elementwise max(a, b); at a tie each side gets half the gradient (PyTorch's rule)."""
+    return Maximum.apply(a, b)
+
+
+def minimum(a, b):
+    """Elementwise min(a, b); at a tie each side gets half the gradient."""
+    return Minimum.apply(a, b)
+
+
 def clip(x, lo=None, hi=None):
-    """Clamp into [lo, hi] (either may be None); bounds may be numbers, arrays or tensors (they
-    get no gradient)."""
+    """Clamp into [lo, hi] (either may be None); the gradient passes where lo <= x <= hi. Bounds
+    may be numbers, arrays or tensors (they get no gradient)."""
     return Clip.apply(x, lo=_plain(lo), hi=_plain(hi))
-def sigmoid(x): return Sigmoid.apply(x)
-def tanh(x): return Tanh.apply(x)
-def relu(x): return Relu.apply(x)
-def gelu(x, approximate="none"): return Gelu.apply(x, approximate=approximate)
-def softplus(x, beta=1.0, threshold=20.0): return Softplus.apply(x, beta=beta, threshold=threshold)
+
+
+def sigmoid(x):
+    """σ(x) = 1 / (1 + e^-x), computed without overflow; d/dx = σ(1 - σ)."""
+    return Sigmoid.apply(x)
+
+
+def tanh(x):
+    """tanh x; d/dx = 1 - tanh² x."""
+    return Tanh.apply(x)
+
+
+def relu(x):
+    """max(x, 0); d/dx = 1 for x > 0, else 0 (0 at x = 0, as in PyTorch)."""
+    return Relu.apply(x)
+
+
+def gelu(x, approximate="none"):
+    """x Φ(x) with Φ the standard normal CDF; approximate='tanh' uses PyTorch's tanh formula."""
+    return Gelu.apply(x, approximate=approximate)
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    """ln(1 + e^(βx)) / β, and x itself where βx > threshold (PyTorch's definition)."""
+    return Softplus.apply(x, beta=beta, threshold=threshold)
 
 
 def where(cond, a, b):
-    """a where cond else b (cond: bool tensor/array, not differentiated)."""
+    """a where cond else b (cond: bool tensor/array, not differentiated; all three broadcast)."""
     return Where.apply(_plain(cond), a, b)
 
 
@@ -60,28 +131,57 @@ def astype(x, dtype):
 
 
 # ---------------------------------------------------------------------- reductions
-def sum(x, axis=None, keepdims=False): return Sum.apply(x, axis=axis, keepdims=keepdims)  # noqa: A001
-def mean(x, axis=None, keepdims=False): return Mean.apply(x, axis=axis, keepdims=keepdims)
-def max(x, axis=None, keepdims=False): return Max.apply(x, axis=axis, keepdims=keepdims)  # noqa: A001
-def min(x, axis=None, keepdims=False): return Min.apply(x, axis=axis, keepdims=keepdims)  # noqa: A001
-def var(x, axis=None, keepdims=False, ddof=0): return Var.apply(x, axis=axis, keepdims=keepdims, ddof=ddof)
-def logsumexp(x, axis=None, keepdims=False): return LogSumExp.apply(x, axis=axis, keepdims=keepdims)
+# ``axis``: None (all axes), an int or a tuple/list of ints; ``keepdims`` keeps them as length 1.
+def sum(x, axis=None, keepdims=False):  # noqa: A001
+    """Σ over ``axis``; the gradient is copied back to every summed element."""
+    return Sum.apply(x, axis=axis, keepdims=keepdims)
+
+
+def mean(x, axis=None, keepdims=False):
+    """Σ / n over ``axis``; each element gets 1/n of the gradient."""
+    return Mean.apply(x, axis=axis, keepdims=keepdims)
+
+
+def max(x, axis=None, keepdims=False):  # noqa: A001
+    """Largest value over ``axis`` (like torch.amax); tied maxima share the gradient equally."""
+    return Max.apply(x, axis=axis, keepdims=keepdims)
+
+
+def min(x, axis=None, keepdims=False):  # noqa: A001
+    """Smallest value over ``axis`` (like torch.amin); tied minima share the gradient equally."""
+    return Min.apply(x, axis=axis, keepdims=keepdims)
+
+
+def var(x, axis=None, keepdims=False, ddof=0):
+    """Σ (x - mean)² / (n - ddof). ddof=0 is NumPy's default; PyTorch's torch.var uses ddof=1."""
+    return Var.apply(x, axis=axis, keepdims=keepdims, ddof=ddof)
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    """ln Σ e^x over ``axis``, without overflow; its gradient is softmax(x)."""
+    return LogSumExp.apply(x, axis=axis, keepdims=keepdims)
 
 
 def softmax(x, axis=-1, mask=None):
-    """Softmax along ``axis``; optional boolean ``mask`` (True = keep)."""
+    """e^x_i / Σ_j e^x_j along ``axis``. ``mask`` (bool, True = keep, broadcast to x) gives masked
+    entries exactly 0; a row with nothing kept is all zeros (not NaN)."""
     return Softmax.apply(x, axis=axis, mask=_plain(mask))
 
 
 def log_softmax(x, axis=-1):
+    """x - logsumexp(x) along ``axis``: the log of softmax, computed stably."""
     return LogSoftmax.apply(x, axis=axis)
 
 
 # ---------------------------------------------------------------------- shapes
-def reshape(x, *shape): return Reshape.apply(x, shape=_shape_arg(shape))
+def reshape(x, *shape):
+    """The same numbers in a new shape: ``reshape(x, 2, 3)`` or ``reshape(x, (2, -1))``."""
+    return Reshape.apply(x, shape=_shape_arg(shape))
 
 
 def permute(x, *axes):
+    """Reorder the axes: ``permute(x, 2, 0, 1)`` or ``permute(x, (2, 0, 1))``; output axis i is
+    input axis axes[i]."""
     return Permute.apply(x, axes=_shape_arg(axes) if axes else None)
 
 
@@ -95,12 +195,13 @@ def transpose(x, *axes):
     """
     if not axes or axes == (None,):
         return Permute.apply(x, axes=None)
-    if len(axes) == 2 and all(isinstance(a, int) for a in axes):
+    if len(axes) == 2 and all(isinstance(a, numbers.Integral) for a in axes):
         return swapaxes(x, *axes)
     return Permute.apply(x, axes=_shape_arg(axes))
 
 
 def swapaxes(x, a, b):
+    """Exchange axes a and b."""
     for axis in (a, b):
         if not -x.ndim <= axis < x.ndim:
             raise ValueError(f"swapaxes: axis {axis} is out of range for a tensor of shape "
@@ -110,7 +211,9 @@ def swapaxes(x, a, b):
     return Permute.apply(x, axes=tuple(order))
 
 
-def broadcast_to(x, shape): return BroadcastTo.apply(x, shape=tuple(shape))
+def broadcast_to(x, shape):
+    """Repeat along length-1 (and new leading) axes to ``shape``; the gradient is summed back."""
+    return BroadcastTo.apply(x, shape=tuple(shape))
 
 
 def expand(x, *shape):
@@ -122,11 +225,16 @@ def expand(x, *shape):
 
 
 def squeeze(x, axis=None):
+    """Drop length-1 axes: all of them, or the given one(s) (which must have length 1)."""
     shape = x.shape
     if axis is None:
         new = tuple(n for n in shape if n != 1)
     else:
-        axes = {a % x.ndim for a in ((axis,) if isinstance(axis, int) else axis)}
+        axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+        for a in axes:
+            if not -x.ndim <= a < x.ndim:
+                raise ValueError(f"squeeze: axis {a} is out of range for a tensor of shape {shape}")
+        axes = {a % x.ndim for a in axes}
         for a in axes:
             if shape[a] != 1:
                 raise ValueError(f"squeeze: axis {a} has length {shape[a]}, not 1 (shape {shape})")
@@ -149,7 +257,11 @@ def flatten(x, start_axis=0, end_axis=-1):
 
 
 def unsqueeze(x, axis):
+    """Insert a length-1 axis at position ``axis`` of the result."""
     nd = x.ndim + 1
+    if not -nd <= axis < nd:                  # x.unsqueeze(5) on a matrix: not silently -> -1
+        raise ValueError(f"unsqueeze: axis {axis} is out of range for a tensor of shape "
+                         f"{tuple(x.shape)}: the new axis goes at one of {-nd} .. {nd - 1}.")
     axis = axis % nd
     shape = list(x.shape)
     shape.insert(axis, 1)
@@ -157,10 +269,12 @@ def unsqueeze(x, axis):
 
 
 def concatenate(tensors, axis=0):
+    """Join along an existing axis; the other axes must match."""
     return Concatenate.apply(*tensors, axis=axis)
 
 
 def stack(tensors, axis=0):
+    """Join equal-shaped tensors along a new axis."""
     return Stack.apply(*tensors, axis=axis)
 
 
@@ -170,13 +284,20 @@ def split(x, sections, axis=0):
 
 
 def pad(x, pad_width, value=0.0):
+    """Constant padding, NumPy's ``pad_width``: an int, a (before, after) pair, or one pair per
+    axis. (PyTorch's F.pad lists pairs from the last axis backwards; this does not.)"""
     return Pad.apply(x, pad_width=pad_width, value=value)
 
 
-def matmul(a, b): return MatMul.apply(a, b)
+def matmul(a, b):
+    """a @ b: (..., m, k) @ (..., k, n) -> (..., m, n), batch axes broadcast; a 1-D operand is a
+    row (on the left) or a column (on the right) and its axis is dropped from the result."""
+    return MatMul.apply(a, b)
 
 
 def getitem(x, index):
+    """x[index]: ints, slices, None, Ellipsis, boolean masks and integer arrays/lists/tensors
+    (gather). The backward scatter-adds, so repeated indices accumulate their gradients."""
     if isinstance(index, Tensor) or (isinstance(index, tuple) and any(isinstance(i, Tensor) for i in index)):
         index = tuple(_plain(i) for i in index) if isinstance(index, tuple) else _plain(index)
     xp = get_array_module(x.data)
