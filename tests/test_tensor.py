@@ -450,3 +450,14 @@ def test_set_default_dtype_changes_what_python_floats_become():
     finally:
         ta.set_default_dtype("float32")
     assert ta.tensor([1.0]).dtype == np.float32 and ta.get_default_dtype() == np.float32
+
+
+def test_a_zero_dim_float64_tensor_does_not_upcast_float32_like_in_pytorch():
+    x = ta.tensor([1.0, 2.0], requires_grad=True)
+    s = ta.tensor([3.0, 4.0], dtype="float64", requires_grad=True).sum()     # 0-d float64
+    y = x * s
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+    assert (ta.arange(3) * s).dtype == np.float64          # no float32 array: float64 stays
+    assert (s * 2).dtype == np.float64

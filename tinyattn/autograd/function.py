@@ -117,8 +117,9 @@ class Function:
     """Base class of every op. Subclasses define static ``forward`` and ``backward``.
 
     ``keeps_dtype`` (True): an op never turns float32 or integer inputs into float64 by NumPy's
-    promotion rules (int / int, float32 + int64, ...); like PyTorch, such results come out in the
-    default dtype. Only ``Cast`` opts out, since changing dtype is its job.
+    promotion rules (int / int, float32 + int64, float32 array * float64 0-d array, ...); like
+    PyTorch, such results come out in the default dtype. Only ``Cast`` opts out, since changing
+    dtype is its job.
     """
 
     keeps_dtype = True
@@ -168,14 +169,21 @@ def _tensor_api():
 
 
 def _keep_dtype(out, arrays):
-    """float64 only comes out of an op if a float64 array went in (see Function.keeps_dtype)."""
+    """float64 only comes out of an op as PyTorch would produce it (see Function.keeps_dtype):
+    some input must be float64, and a 0-d float64 input (a number held in a tensor, such as a
+    full sum) does not upcast float32 arrays with axes, just as a Python number does not."""
     if getattr(out, "dtype", None) != np.float64:
         return out
-    if any(getattr(a, "dtype", None) == np.float64 for a in arrays):
-        return out
-    from .tensor import get_default_dtype  # noqa: PLC0415
+    wide = [a for a in arrays if getattr(a, "dtype", None) == np.float64]
+    if not wide:
+        from .tensor import get_default_dtype  # noqa: PLC0415
 
-    return out.astype(get_default_dtype(), copy=False)
+        return out.astype(get_default_dtype(), copy=False)
+    if all(a.ndim == 0 for a in wide):
+        narrow = [a.dtype for a in arrays if getattr(a, "ndim", 0) > 0 and a.dtype.kind == "f"]
+        if narrow:
+            return out.astype(narrow[0], copy=False)
+    return out
 
 
 def _share_versions_with_views(outs, tensors):
