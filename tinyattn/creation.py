@@ -67,6 +67,8 @@ def arange(start, stop=None, step=1, dtype=None):
     """Like NumPy's arange; integer arguments give an int64 tensor, as in PyTorch."""
     if stop is None:
         start, stop = 0, start
+    if step == 0:
+        raise ValueError("arange: step must not be 0.")
     xp = backend.active_module()
     if dtype is None and all(isinstance(v, (int, np.integer)) for v in (start, stop, step)):
         dtype = np.int64
@@ -88,4 +90,7 @@ def rand(*shape, dtype=None, requires_grad=False):
 def randint(low, high, shape):
     """Integers drawn uniformly from [low, high), as an int64 tensor."""
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if not low < high:
+        raise ValueError(f"randint: low must be < high (draws lie in [low, high)), got low={low}, "
+                         f"high={high}.")
     return Tensor(generator().integers(low, high, size=shape).astype(np.int64))

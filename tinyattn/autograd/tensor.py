@@ -50,6 +50,12 @@ def as_array(x, dtype=None):
     try:
         arr = xp.asarray(x, dtype=dtype)
     except (ValueError, TypeError) as e:
+        if dtype is not None:
+            try:
+                np.dtype(dtype)
+            except TypeError:
+                raise TypeError(f"tensor: unknown dtype {dtype!r}; use e.g. 'float32', "
+                                f"'float64', 'int64' or 'bool'.") from None
         raise type(e)(f"tensor: cannot make an array of numbers from {_preview(x)}: "
                       f"{str(e).rstrip('.')}. Nested lists must be rectangular (pad shorter "
                       f"rows, e.g. with 0) and hold only numbers.") from None

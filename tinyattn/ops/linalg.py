@@ -27,7 +27,13 @@ class MatMul(Function):
                 f"{'second-to-last' if b.ndim > 1 else 'length'} of b; transpose one of them "
                 f"(e.g. a @ b.T) if you meant that.")
         ctx.save_for_backward(a, b)
-        return get_array_module(a, b).matmul(a, b)
+        try:
+            return get_array_module(a, b).matmul(a, b)
+        except ValueError:                      # the batch axes (all but the last two) differ
+            raise ValueError(
+                f"matmul: the batch axes of a {a.shape} and b {b.shape} cannot be broadcast: "
+                f"everything before the last two axes must be equal or 1 (aligned from the "
+                f"right); reshape or unsqueeze one operand.") from None
 
     @staticmethod
     def backward(ctx, g):
