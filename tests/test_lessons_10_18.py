@@ -115,3 +115,16 @@ def test_16_long_sequences_sparse(tmp_path):
     assert reach["strided (s = 8)"]["two_layer_coverage"] == 1.0
     assert reach["local window (w = 8)"]["two_layer_coverage"] < 1.0
     assert reach["strided (s = 8)"]["fraction"] < 0.5 and v["strided_mask_exact_zero"] is True
+
+
+def test_15_making_it_fast(tmp_path):
+    proc, r = run_lesson("15_making_it_fast", tmp_path)
+    assert_passed(proc, r)
+    v = r["values"]
+    # agreement of every fast path with its plain twin (timings are printed, never asserted)
+    assert len(v["agreement"]) == 6 and max(v["agreement"].values()) <= 1e-10
+    assert set(v["numba_speedup_over_plain"]) == {"LSTM", "softmax", "LayerNorm", "cross-entropy", "attention"}
+    assert all(t["seconds"] > 0 and t["MiB"] > 0 for t in v["timings"])
+    # fusion needs fewer temporaries: the compiled LayerNorm's peak memory is below the plain twin's
+    ln = {t["path"]: t["MiB"] for t in v["timings"] if t["task"] == "LayerNorm"}
+    assert ln["Numba kernel"] < ln["plain twin"]
