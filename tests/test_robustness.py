@@ -128,6 +128,22 @@ def test_mistakes_are_reported_by_the_op_that_received_them(call, exc, pattern):
     assert err.value.__cause__ is None
 
 
+def test_an_optimizer_step_between_forward_and_backward_is_caught():
+    """The optimizer changes parameters in place; a graph built before the step saved the old
+    values, so its backward would give gradients for weights that no longer exist."""
+    ta.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+    opt = ta.optim.SGD(model.parameters(), lr=0.1)
+    x = ta.randn(5, 3)
+    model(x).sum().backward()
+    loss = (model(x) ** 2).sum()          # built with the current weights
+    opt.step()                            # ... which this changes in place
+    with pytest.raises(RuntimeError, match=r"MatMul.backward: a tensor of shape \(4, 1\) that "
+                                           r"this op saved.*modified in place.*optimizer.step\(\) "
+                                           r"only after loss.backward\(\)"):
+        loss.backward()
+
+
 # ============================================================================ numerical extremes
 EXTREME = np.array([[-1e4, 0.0, 1e4], [1e4, 1e4, -1e4], [-1e4, -1e4, -1e4], [0.5, -1e4, 3.0]])
 

@@ -95,7 +95,8 @@ class Context:
                     f"{self.fn.__name__}.backward: a tensor of shape {shape} that this op saved "
                     f"for its gradient was modified in place after the forward pass (version "
                     f"{seen} -> {counter.value}). Gradients would be wrong. Use an out-of-place "
-                    f"op (y = x + 1 instead of x += 1), or .clone() the tensor before changing it.")
+                    f"op (y = x + 1 instead of x += 1), or .clone() the tensor before changing it; "
+                    f"if it is a parameter, call optimizer.step() only after loss.backward().")
 
     def release(self):
         """Free what backward needed, so memory is returned once the graph has been used."""
