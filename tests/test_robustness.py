@@ -348,6 +348,19 @@ def test_mean_cross_entropy_of_an_empty_batch_is_nan_as_in_torch_without_a_warni
     assert x.grad.shape == (0, 4)
 
 
+def test_mean_and_mse_of_nothing_are_nan_as_torch_and_warn_nothing():
+    torch = pytest.importorskip("torch")
+    x = ta.zeros(0, 3, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")             # NumPy's "Mean of empty slice" used to leak
+        full, per_column = x.mean(), x.mean(axis=0)
+        (full + per_column.sum()).backward()
+        mse = F.mse_loss(ta.zeros(0), ta.zeros(0))
+    assert np.isnan(full.item()) and np.isnan(per_column.numpy()).all() and per_column.shape == (3,)
+    assert x.grad.shape == (0, 3)
+    assert np.isnan(mse.item()) and np.isnan(torch.nn.functional.mse_loss(torch.zeros(0), torch.zeros(0)).item())
+
+
 # ============================================================================ checkpoints
 class _Payload:
     """Unpickling this would create a file: the proof that load() never unpickles."""

@@ -1,6 +1,8 @@
 """Reductions with NumPy's ``axis`` and ``keepdims``: sum, mean, max, min, var, logsumexp."""
 from __future__ import annotations
 
+import warnings
+
 from ..autograd.function import Function
 from ..autograd.registry import register
 from ..backend import get_array_module
@@ -51,11 +53,17 @@ class Mean(Function):
         ctx.count = 1
         for a in ctx.axes:
             ctx.count *= x.shape[a]
+        if ctx.count == 0:        # the mean of nothing: NaN as in PyTorch, without NumPy's warning
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return x.mean(axis=ctx.axes, keepdims=keepdims)
         return x.mean(axis=ctx.axes, keepdims=keepdims)
 
     @staticmethod
     def backward(ctx, g):
         xp = get_array_module(g)
+        if ctx.count == 0:        # an empty input has an empty gradient
+            return xp.zeros(ctx.in_shape, dtype=g.dtype)
         g = _expand(g, ctx.in_shape, ctx.axes, ctx.keepdims) / ctx.count
         return xp.broadcast_to(g, ctx.in_shape)
 
