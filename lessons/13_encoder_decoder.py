@@ -112,6 +112,12 @@ for b in range(3):
 
 
 # %%
+def padding(tokens):
+    """PyTorch's key-padding mask: True where the token is <pad> (a Tensor, so that it lives on the
+    active backend - on the GPU too, lesson 17)."""
+    return ta.tensor(tokens == PAD)
+
+
 class Translator(nn.Module):
     def __init__(self, d_model=64):
         super().__init__()
@@ -126,8 +132,8 @@ class Translator(nn.Module):
 
     def masks(self, src, tgt_in):
         return dict(tgt_mask=nn.generate_square_subsequent_mask(tgt_in.shape[1]),
-                    src_key_padding_mask=src == PAD, tgt_key_padding_mask=tgt_in == PAD,
-                    memory_key_padding_mask=src == PAD)
+                    src_key_padding_mask=padding(src), tgt_key_padding_mask=padding(tgt_in),
+                    memory_key_padding_mask=padding(src))
 
     def forward(self, src, tgt_in):
         h = self.transformer(self.embed_tokens(src), self.embed_tokens(tgt_in), **self.masks(src, tgt_in))
@@ -193,12 +199,12 @@ print(f"mean loss over the last 20 steps {np.mean(losses[-20:]):.4f}; floor set 
 def greedy_decode(model, src, max_steps=MAX_LEN + 1):
     model.eval()
     with ta.no_grad():
-        memory = model.transformer.encoder(model.embed_tokens(src), src_key_padding_mask=src == PAD)
+        memory = model.transformer.encoder(model.embed_tokens(src), src_key_padding_mask=padding(src))
         out = np.full((len(src), 1), BOS)
         for _ in range(max_steps):
             h = model.transformer.decoder(model.embed_tokens(out), memory,
                                           tgt_mask=nn.generate_square_subsequent_mask(out.shape[1]),
-                                          memory_key_padding_mask=src == PAD)
+                                          memory_key_padding_mask=padding(src))
             next_token = model.generator(h[:, -1]).numpy().argmax(-1)
             out = np.concatenate([out, next_token[:, None]], axis=1)
             if (out == EOS).any(axis=1).all():

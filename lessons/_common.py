@@ -185,6 +185,27 @@ class Lesson:
         if not passed:
             sys.exit(EXIT_FAIL)
 
+    def skip(self, reason: str) -> None:
+        """End a lesson whose criterion cannot be measured on this machine (e.g. no GPU): print
+        ``CRITERION: SKIP <reason>``, write result.json with ``skipped: true`` and ``passed: null``,
+        and exit 0. Unlike ``--backend cupy`` without CuPy (exit 3), this is for a lesson whose
+        *default* run needs hardware that is not there: it still runs, explains, and skips."""
+        seconds = self.elapsed()
+        result = {"lesson": self.number, "title": self.title, "seed": self.seed,
+                  "backend": self.backend, "passed": None, "skipped": True,
+                  "criterion": f"SKIPPED: {reason}", "seconds": round(seconds, 3),
+                  "checks": self.checks + [{"name": "criterion", "passed": None,
+                                            "measured": f"SKIPPED: {reason}"}],
+                  "values": self.values, "figures": self.figures}
+        with open(os.path.join(self.out, "result.json"), "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=1)
+        self._finished = True
+        print()
+        print(f"CRITERION: SKIP {reason}")
+        print(f"wall time {seconds:.1f} s")
+        sys.stdout.flush()
+        sys.exit(0)
+
 
 class Progress:
     """Periodic progress lines for training loops: ``step  loss  accuracy  seconds``.

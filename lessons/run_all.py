@@ -48,7 +48,7 @@ def run_one(path, out_dir, seed, backend, timeout):
         output += f"\n[runner] stopped after {timeout} s"
         code = None
     seconds = time.perf_counter() - start
-    match = re.findall(r"^CRITERION: (PASS|FAIL) (.*)$", output, flags=re.M)
+    match = re.findall(r"^CRITERION: (PASS|FAIL|SKIP) (.*)$", output, flags=re.M)  # SKIP: Lesson.skip
     if code is None:
         status, criterion = "TIMEOUT", f"did not finish within {timeout} s"
     elif code == 3:
