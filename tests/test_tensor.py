@@ -204,6 +204,10 @@ def test_graph_is_freed_after_backward():
     z = y.sum()
     z.backward()
     assert z._ctx.released and y._ctx.released and y._ctx.saved == ()
+    big = ta.tensor(np.arange(10.0), requires_grad=True)
+    picked = big[np.array([1, 1, 3])]           # GetItem keeps its index on ctx
+    picked.sum().backward()
+    assert not hasattr(picked._ctx, "index") and picked._ctx.inputs == ()
 
 
 def test_non_scalar_backward_needs_a_gradient():

@@ -104,6 +104,7 @@ class Context:
         self.inputs = ()
         self.retained = {}
         self._saved_versions = ()
+        self.__dict__.clear()         # whatever else forward stored on ctx (indices, masks, ...)
         self.released = True
 
 
