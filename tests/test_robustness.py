@@ -491,3 +491,34 @@ def test_layer_norm_over_random_trailing_axes(shape, seed, k):
     out = F.layer_norm(_leaf(x), norm_shape, _leaf(w), _leaf(b))
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10, atol=1e-12)
     assert ta.gradcheck(lambda p, q, r: F.layer_norm(p, norm_shape, q, r), [_leaf(x), _leaf(w), _leaf(b)])
+
+
+@st.composite
+def attention_problem(draw):
+    batch = draw(hnp.array_shapes(min_dims=0, max_dims=2, max_side=2))
+    L, S, E, Ev = (draw(st.integers(1, 4)) for _ in range(4))
+    seed = draw(st.integers(0, 2 ** 16))
+    rng = np.random.default_rng(seed)
+    q, k, v = (rng.uniform(-1, 1, batch + shape) for shape in ((L, E), (S, E), (S, Ev)))
+    mask_shape = draw(st.sampled_from([None, (L, S), (1, S), batch + (L, S)]))
+    mask = None if mask_shape is None else rng.uniform(size=mask_shape) < 0.7
+    return q, k, v, mask
+
+
+@PROPS
+@given(problem=attention_problem())
+def test_sdpa_random_shapes_and_masks_against_numpy(problem):
+    """Random batch axes, lengths, widths and boolean masks (rows with no key included): the
+    output equals the textbook formula, rows with no key give 0, and the gradient checks."""
+    q, k, v, mask = problem
+    scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = np.where(mask, scores, -np.inf)
+    top = scores.max(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        e = np.where(np.isfinite(top), np.exp(scores - top), 0.0)
+    total = e.sum(axis=-1, keepdims=True)
+    w = np.divide(e, total, out=np.zeros_like(e), where=total > 0)
+    out = sdpa(_leaf(q), _leaf(k), _leaf(v), attn_mask=mask)
+    np.testing.assert_allclose(out.numpy(), w @ v, rtol=1e-12, atol=1e-14)
+    assert ta.gradcheck(lambda a, b, c: sdpa(a, b, c, attn_mask=mask), [_leaf(q), _leaf(k), _leaf(v)])
