@@ -128,3 +128,28 @@ def test_15_making_it_fast(tmp_path):
     # fusion needs fewer temporaries: the compiled LayerNorm's peak memory is below the plain twin's
     ln = {t["path"]: t["MiB"] for t in v["timings"] if t["task"] == "LayerNorm"}
     assert ln["Numba kernel"] < ln["plain twin"]
+
+
+def _gpu_present():
+    try:
+        import tinyattn.backend as backend
+        return backend.cupy_available()
+    except Exception:  # noqa: BLE001 - any failure to find CuPy means no GPU for this test
+        return False
+
+
+def test_17_same_code_on_gpu(tmp_path):
+    proc, r = run_lesson("17_same_code_on_gpu", tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    if not _gpu_present():
+        # no GPU here: a clear message, a skipped (not passed) criterion, exit 0
+        assert "no GPU" in proc.stdout and "CRITERION: SKIP" in proc.stdout
+        assert r["skipped"] is True and r["passed"] is None and r["values"]["gpu_available"] is False
+        assert "CRITERION: PASS" not in proc.stdout
+        return
+    assert_passed(proc, r)
+    v = r["values"]
+    assert all(row["relative_difference"] <= 1e-3 for row in v["attention"])
+    assert v["lesson13"]["cupy"]["passed"] is True
+    for task in v["lesson13"]["cupy"]["results"].values():
+        assert task["token_accuracy"] >= 0.99 and task["exact_sequences"] >= 0.95
