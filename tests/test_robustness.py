@@ -13,8 +13,8 @@ here rather than repeated:
   tests/test_multihead.py::test_fully_masked_rows_give_zeros_not_nan;
 - atomic save killed mid-write, truncated and corrupt files, description mismatch:
   tests/test_io.py; shape mismatch in load_state_dict: tests/test_nn.py;
-- property tests of elementwise ops, reductions, matmul, shapes, gather, masked softmax:
-  tests/test_properties.py and tests/test_attention_properties.py;
+- property tests of elementwise ops, reductions, matmul, shapes, gather, masked softmax, where
+  with three-way broadcasting: tests/test_properties.py and tests/test_attention_properties.py;
 - command lines: tests/test_cli.py, tests/test_kernels_bench.py, tests/test_lessons.py.
 """
 from __future__ import annotations
@@ -463,17 +463,6 @@ def test_float32_log_softmax_and_cross_entropy_at_any_scale(scale, seed, n, c):
     np.testing.assert_allclose(lsm, ref, rtol=0, atol=slack)
     np.testing.assert_allclose(loss.item(), -ref[np.arange(n), target].sum(), rtol=0, atol=n * slack)
     assert np.all(np.abs(x.grad.sum(axis=-1)) < 1e-5)      # softmax - one_hot sums to 0 per row
-
-
-@PROPS
-@given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=3, min_dims=0, max_dims=3, max_side=3),
-       seed=st.integers(0, 2 ** 16))
-def test_where_with_three_way_broadcasting(shapes, seed):
-    sc, sa, sb = shapes.input_shapes
-    rng = np.random.default_rng(seed)
-    cond, a, b = rng.uniform(size=sc) < 0.5, rng.uniform(-1, 1, sa), rng.uniform(-1, 1, sb)
-    np.testing.assert_array_equal(ta.where(cond, _leaf(a), _leaf(b)).numpy(), np.where(cond, a, b))
-    assert ta.gradcheck(lambda p, q: ta.where(cond, p, q), [_leaf(a), _leaf(b)])
 
 
 @PROPS
