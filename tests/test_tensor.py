@@ -465,3 +465,31 @@ def test_a_zero_dim_float64_tensor_does_not_upcast_float32_like_in_pytorch():
     assert x.grad.dtype == np.float32
     assert (ta.arange(3) * s).dtype == np.float64          # no float32 array: float64 stays
     assert (s * 2).dtype == np.float64
+
+
+def test_augmented_assignment_updates_parameters_in_place_under_no_grad():
+    p = ta.tensor([1.0, 2.0], requires_grad=True)
+    alias = p
+    (p * p).sum().backward()
+    with ta.no_grad():
+        p -= 0.1 * p.grad                      # a hand-written SGD step
+    assert p is alias and p.is_leaf and p.requires_grad
+    np.testing.assert_allclose(p.numpy(), [0.8, 1.6])
+    assert p._version == 1
+
+
+def test_augmented_assignment_in_the_graph_is_a_new_node():
+    x = ta.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 2
+    before = h
+    h += x                                     # h = h + x: gradient 3 per element
+    assert h is not before
+    h.sum().backward()
+    np.testing.assert_array_equal(x.grad, [3.0, 3.0])
+    buf = ta.zeros(2)
+    same = buf
+    buf += 1
+    buf *= 3
+    assert buf is same and buf.tolist() == [3.0, 3.0]
+    with pytest.raises(ValueError, match="in place"):
+        buf += np.ones((2, 2))

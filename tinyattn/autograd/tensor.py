@@ -365,6 +365,43 @@ class Tensor:
         self._bump()
         return self
 
+    def _augmented(self, other, op):
+        """x += y and friends. On a tensor in the graph (grad mode, something requires grad)
+        this is x = x + y: a new node, so gradients stay right. Otherwise - a buffer, or a
+        parameter under no_grad, as in a hand-written SGD step - the array changes in place,
+        as in PyTorch (a plain rebinding would leave the parameter untouched)."""
+        needs_graph = self.requires_grad or (isinstance(other, Tensor) and other.requires_grad)
+        if needs_graph and is_grad_enabled():
+            return {"+": self.__add__, "-": self.__sub__, "*": self.__mul__,
+                    "/": self.__truediv__}[op](other)
+        value = as_array(other)
+        try:
+            if op == "+":
+                self.data += value
+            elif op == "-":
+                self.data -= value
+            elif op == "*":
+                self.data *= value
+            else:
+                self.data /= value
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"x {op}= y in place: {exc} (x has shape {self.shape}, dtype "
+                            f"{self.dtype}); the result must keep x's shape and dtype.") from None
+        self._bump()
+        return self
+
+    def __iadd__(self, other):
+        return self._augmented(other, "+")
+
+    def __isub__(self, other):
+        return self._augmented(other, "-")
+
+    def __imul__(self, other):
+        return self._augmented(other, "*")
+
+    def __itruediv__(self, other):
+        return self._augmented(other, "/")
+
     # ------------------------------------------------------------------ autograd
     def backward(self, grad=None, retain_graph=False):
         """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
