@@ -342,10 +342,10 @@ def _bind():
     T.__or__ = T.__ror__ = lambda a, b: Tensor(a.data | _plain(b))
     T.__xor__ = T.__rxor__ = lambda a, b: Tensor(a.data ^ _plain(b))
 
-    for fn in (exp, log, sqrt, abs, sigmoid, tanh, relu, gelu, softplus, clip, sum, mean, max,
-               min, var, logsumexp, softmax, log_softmax, reshape, permute, transpose, swapaxes,
-               broadcast_to, expand, squeeze, unsqueeze, flatten, pad, matmul, split, astype,
-               maximum, minimum):
+    for fn in (add, sub, mul, div, pow, neg, exp, log, sqrt, abs, sigmoid, tanh, relu, gelu,
+               softplus, clip, maximum, minimum, sum, mean, max, min, var, logsumexp, softmax,
+               log_softmax, reshape, permute, transpose, swapaxes, broadcast_to, expand, squeeze,
+               unsqueeze, flatten, pad, matmul, split, astype):
         setattr(T, fn.__name__, fn)
     T.T = property(lambda a: Permute.apply(a, axes=None))
     T.view = reshape
