@@ -249,6 +249,10 @@ def test_broadcast_expand_squeeze_unsqueeze():
     same(t(col).broadcast_to((3, 5)), np.broadcast_to(col, (3, 5)))
     same(t(col).expand(-1, 4), np.broadcast_to(col, (3, 4)))
     same(ta.expand(t(col), 2, 3, 4), np.broadcast_to(col, (2, 3, 4)))
+    with pytest.raises(ValueError, match="expand: cannot expand"):
+        t(col).expand(-1, -1, 4)
+    with pytest.raises(ValueError, match="expand: cannot expand"):
+        t(col).expand(4)
     with pytest.raises(ValueError, match="cannot be broadcast"):
         ta.broadcast_to(t(A), (3, 5))
     x = X3[:, :1, None]

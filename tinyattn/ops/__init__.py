@@ -220,6 +220,9 @@ def expand(x, *shape):
     """PyTorch's expand: -1 keeps an axis as it is."""
     shape = _shape_arg(shape)
     lead = len(shape) - x.ndim
+    if lead < 0 or any(s == -1 for s in shape[:lead]):
+        raise ValueError(f"expand: cannot expand a tensor of shape {x.shape} to {shape}: give at "
+                         f"least {x.ndim} sizes, and -1 only for axes the tensor already has.")
     shape = tuple(x.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
     return BroadcastTo.apply(x, shape=shape)
 
