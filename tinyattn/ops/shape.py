@@ -17,9 +17,11 @@ class Reshape(Function):
         try:
             return x.reshape(shape)
         except ValueError:
+            shape = tuple(shape)
+            why = ("at most one size may be -1" if shape.count(-1) > 1 else
+                   "the number of elements must match (one size may be -1 to infer it)")
             raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} "
-                             f"elements) into {tuple(shape)}; the number of elements must "
-                             f"match.") from None
+                             f"elements) into {shape}: {why}.") from None
 
     @staticmethod
     def backward(ctx, g):
