@@ -124,6 +124,8 @@ def main(argv=None):
         name = os.path.basename(path)[:-3]
         out_dir = os.path.join(args.out, "lessons", f"{number:02d}")
         os.makedirs(out_dir, exist_ok=True)
+        for stale in glob.glob(os.path.join(out_dir, "*.png")) + glob.glob(os.path.join(out_dir, "result.json")):
+            os.remove(stale)            # a crashed run must not show the figures of an older one
         print(f"running {name} ...", flush=True)
         status, seconds, criterion, output = run_one(path, out_dir, args.seed, args.backend, args.timeout)
         rows.append((number, name, status, seconds, criterion, output))
