@@ -145,8 +145,9 @@ def main(argv=None):
             print(f"{'':<{width}}  {'':7}       {line.strip()}")
     index = write_index(args.out, rows)
     n_pass = sum(r[2] in ("PASS", "SKIP") for r in rows)
-    print(f"\n{n_pass}/{len(rows)} lessons passed (SKIP counts as passed: backend unavailable); "
-          f"every output and figure: {index}")
+    n_skip = sum(r[2] == "SKIP" for r in rows)
+    skipped = f" ({n_skip} skipped: backend unavailable)" if n_skip else ""
+    print(f"\n{n_pass}/{len(rows)} lessons passed{skipped}; every output and figure: {index}")
     return 0 if n_pass == len(rows) else 1
 
 
