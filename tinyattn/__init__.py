@@ -9,12 +9,13 @@
 from . import backend, kernels
 from .autograd import (AnomalyError, Context, Function, GradcheckError, Tensor, enable_grad, get_default_dtype,
                        gradcheck, is_grad_enabled, no_grad, registered_ops, set_default_dtype)
-from .autograd.anomaly import detect_anomaly, set_detect_anomaly
+from .autograd.anomaly import detect_anomaly, is_anomaly_enabled, set_detect_anomaly
+from .backend import cupy_available
 from .backend import get_array_module, get_backend, set_backend
 from .creation import (arange, full, ones, ones_like, rand, randint, randn, tensor, zeros,
                        zeros_like)
-from .ops import (abs, add, astype, broadcast_to, clip, concatenate, div, exp, expand, gelu, log,
-                  log_softmax, logsumexp, matmul, max, maximum, mean, min, minimum, mul, neg, pad,
+from .ops import (abs, add, astype, broadcast_to, clip, concatenate, div, exp, expand, flatten, gelu,
+                  log, log_softmax, logsumexp, matmul, max, maximum, mean, min, minimum, mul, neg, pad,
                   permute, pow, relu, reshape, sigmoid, softmax, softplus, split, sqrt, squeeze,
                   stack, sub, sum, swapaxes, tanh, transpose, unsqueeze, var, where)
 from .random import manual_seed
