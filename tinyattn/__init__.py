@@ -7,11 +7,10 @@
     x.grad
 """
 from . import backend, kernels
-from .autograd import (AnomalyError, Context, Function, GradcheckError, Tensor, enable_grad, get_default_dtype,
-                       gradcheck, is_grad_enabled, no_grad, registered_ops, set_default_dtype)
+from .autograd import (AnomalyError, Context, Function, GradcheckError, Tensor, enable_grad,
+                       get_default_dtype, gradcheck, is_grad_enabled, no_grad, registered_ops, set_default_dtype)
 from .autograd.anomaly import detect_anomaly, is_anomaly_enabled, set_detect_anomaly
-from .backend import cupy_available
-from .backend import get_array_module, get_backend, set_backend
+from .backend import cupy_available, get_array_module, get_backend, set_backend
 from .creation import (arange, full, ones, ones_like, rand, randint, randn, tensor, zeros,
                        zeros_like)
 from .ops import (abs, add, astype, broadcast_to, clip, concatenate, div, exp, expand, flatten, gelu,
