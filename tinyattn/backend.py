@@ -78,8 +78,9 @@ def get_array_module(*xs):
     """
     if _cupy is not None:
         for x in xs:
-            x = getattr(x, "data", x) if not isinstance(x, np.ndarray) else x
-            if isinstance(x, _cupy.ndarray):
+            # a CuPy array itself has a ``.data`` (its device MemoryPointer), so test the array
+            # first and look through ``.data`` only for what is not an array (a Tensor)
+            if isinstance(x, _cupy.ndarray) or isinstance(getattr(x, "data", None), _cupy.ndarray):
                 return _cupy
     return np
 
