@@ -27,7 +27,9 @@ def uniform_(tensor, a=0.0, b=1.0):
 
 def normal_(tensor, mean=0.0, std=1.0):
     """Samples from N(mean, std²)."""
-    return _fill(tensor, generator().normal(mean, std, tensor.shape))
+    # mean + std·z rather than Generator.normal: CuPy's Generator has standard_normal but no normal
+    # (the numbers are the same as NumPy's normal(mean, std) to the last bit)
+    return _fill(tensor, mean + std * generator().standard_normal(tensor.shape))
 
 
 def constant_(tensor, value):
