@@ -16,7 +16,7 @@ from .. import kernels
 from ..autograd.function import Function
 from ..autograd.registry import register
 from ..autograd.tensor import Tensor, get_default_dtype
-from ..backend import get_array_module, to_numpy
+from ..backend import get_array_module
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -89,9 +89,10 @@ def cross_entropy(logits, target, weight=None, ignore_index=-100, reduction="mea
         raise ValueError(f"cross_entropy: target has shape {tuple(target_arr.shape)} but logits "
                          f"have shape {(n, c)}; target must be ({n},), one class index per row.")
     target_arr = target_arr.astype(np.int64, copy=False)
-    counted = to_numpy(target_arr)[to_numpy(target_arr) != ignore_index]
-    if counted.size and (counted.min() < 0 or counted.max() >= c):
-        bad = counted[(counted < 0) | (counted >= c)][0]
+    # checked where the targets live: on a GPU one bool comes back, never the target array
+    out_of_range = (target_arr != ignore_index) & ((target_arr < 0) | (target_arr >= c))
+    if n and bool(out_of_range.any()):
+        bad = target_arr[out_of_range][0]
         raise IndexError(f"cross_entropy: target value {int(bad)} is out of range for {c} classes; "
                          f"targets must lie in [0, {c - 1}] or equal ignore_index={ignore_index}.")
     if reduction not in _REDUCTIONS:

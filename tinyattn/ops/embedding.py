@@ -13,7 +13,7 @@ from .. import kernels
 from ..autograd.function import Function
 from ..autograd.registry import register
 from ..autograd.tensor import Tensor
-from ..backend import get_array_module, to_numpy
+from ..backend import get_array_module
 
 
 @register("embedding")
@@ -47,9 +47,9 @@ def embedding(indices, weight, padding_idx=None):
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got dtype {idx.dtype}. Token ids are "
                         f"whole numbers: convert with indices.astype('int64').")
-    host = to_numpy(idx)
-    if host.size and (host.min() < 0 or host.max() >= v):
-        bad = host[(host < 0) | (host >= v)].ravel()[0]
+    out_of_range = (idx < 0) | (idx >= v)           # checked where the indices live: on a GPU one
+    if idx.size and bool(out_of_range.any()):       # bool comes back, never the index array
+        bad = idx[out_of_range].ravel()[0]
         raise IndexError(f"embedding: index {int(bad)} is out of range for a table of {v} rows; "
                          f"indices must lie in [0, {v - 1}].")
     if padding_idx is not None:

@@ -22,7 +22,7 @@ from .. import kernels
 from ..autograd.function import Function
 from ..autograd.registry import register
 from ..autograd.tensor import Tensor
-from ..backend import get_array_module, to_numpy
+from ..backend import get_array_module
 
 
 @register("memory_efficient_attention")
@@ -68,16 +68,16 @@ def memory_efficient_attention(q, k, v, causal=False, key_lengths=None, scale=No
         lengths = xp.full(bh, tk, dtype=np.int64)
     else:
         kl = key_lengths.data if isinstance(key_lengths, Tensor) else xp.asarray(key_lengths)
-        host = to_numpy(kl)
-        if host.dtype.kind not in "iu":
+        if kl.dtype.kind not in "iu":
             raise TypeError(f"memory_efficient_attention: key_lengths must be integers, got dtype "
-                            f"{host.dtype}.")
-        if host.size and (host.min() < 0 or host.max() > tk):
+                            f"{kl.dtype}.")
+        # checked on the device: one bool comes back (the numbers only for the message)
+        if kl.size and bool(((kl < 0) | (kl > tk)).any()):
             raise ValueError(f"memory_efficient_attention: key_lengths must lie in [0, Tk={tk}], "
-                             f"got min {host.min()} max {host.max()}.")
-        if tuple(host.shape) != tuple(lead[:host.ndim]) or host.ndim == 0:
+                             f"got min {int(kl.min())} max {int(kl.max())}.")
+        if tuple(kl.shape) != tuple(lead[:kl.ndim]) or kl.ndim == 0:
             raise ValueError(
-                f"memory_efficient_attention: key_lengths of shape {host.shape} must match the "
+                f"memory_efficient_attention: key_lengths of shape {tuple(kl.shape)} must match the "
                 f"first leading axes of q {tuple(lead)}, e.g. ({lead[0] if lead else 1},) for one "
                 f"length per batch element.")
         kl = kl.reshape(kl.shape + (1,) * (len(lead) - kl.ndim))

@@ -14,7 +14,7 @@ from .. import kernels
 from ..autograd.function import Function
 from ..autograd.registry import register
 from ..autograd.tensor import Tensor
-from ..backend import get_array_module, to_numpy
+from ..backend import get_array_module
 
 
 @register("lstm_sequence")
@@ -60,12 +60,12 @@ def lstm_sequence(x_proj, w_hh, h0, c0, lengths=None):
     if lengths is not None:
         xp = get_array_module(x_proj.data)
         lengths = lengths.data if isinstance(lengths, Tensor) else xp.asarray(lengths)
-        host = to_numpy(lengths)
-        if host.dtype.kind not in "iu" or host.shape != (B,):
+        if lengths.dtype.kind not in "iu" or tuple(lengths.shape) != (B,):
             raise ValueError(f"lstm_sequence: lengths must be {B} integers (one per sequence), got "
-                             f"shape {host.shape} dtype {host.dtype}.")
-        if B and (host.min() < 0 or host.max() > T):
-            raise ValueError(f"lstm_sequence: lengths must lie in [0, T={T}], got min {host.min()} "
-                             f"max {host.max()}.")
+                             f"shape {tuple(lengths.shape)} dtype {lengths.dtype}.")
+        # checked on the device: one bool comes back (the numbers only for the message)
+        if B and bool(((lengths < 0) | (lengths > T)).any()):
+            raise ValueError(f"lstm_sequence: lengths must lie in [0, T={T}], got min "
+                             f"{int(lengths.min())} max {int(lengths.max())}.")
         lengths = lengths.astype(np.int64, copy=False)
     return LSTMSequence.apply(x_proj, w_hh, h0, c0, lengths=lengths)
