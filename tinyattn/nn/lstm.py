@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from .. import functional as F
 from .. import ops
 from ..autograd.registry import register
 from ..autograd.tensor import Tensor
-from ..backend import get_array_module, to_numpy
+from ..backend import get_array_module
 from ..ops.lstm import lstm_sequence
 from . import init
 from .module import Module, empty_parameter
@@ -192,15 +190,17 @@ class LSTM(Module):
 
     @staticmethod
     def _lengths(lengths, T, B, xp):
+        """The lengths as an int64 array beside the input (a list is copied there once); checked
+        on the device, so only one bool comes back to the host."""
         lengths = lengths.data if isinstance(lengths, Tensor) else lengths
-        host = np.asarray(to_numpy(xp.asarray(lengths)))
-        if host.shape != (B,) or host.dtype.kind not in "iu":
+        arr = xp.asarray(lengths)
+        if tuple(arr.shape) != (B,) or arr.dtype.kind not in "iu":
             raise ValueError(f"LSTM: lengths must be {B} integers (one per sequence in the batch), "
-                             f"got shape {host.shape} dtype {host.dtype}.")
-        if B and (host.min() < 1 or host.max() > T):
-            raise ValueError(f"LSTM: lengths must lie in [1, T={T}], got min {host.min()}, max "
-                             f"{host.max()}.")
-        return host.astype(np.int64)
+                             f"got shape {tuple(arr.shape)} dtype {arr.dtype}.")
+        if B and bool(((arr < 1) | (arr > T)).any()):
+            raise ValueError(f"LSTM: lengths must lie in [1, T={T}], got min {int(arr.min())}, max "
+                             f"{int(arr.max())}.")
+        return arr.astype(xp.int64)
 
     # ------------------------------------------------------------------ forward
     def forward(self, input, hx=None, lengths=None):
@@ -212,13 +212,12 @@ class LSTM(Module):
         if lengths is not None:
             if unbatched:
                 raise ValueError("LSTM: lengths needs batched input (T, B, input_size).")
-            host = self._lengths(lengths, T, B, xp)
-            lengths = xp.asarray(host)
+            lengths = self._lengths(lengths, T, B, xp)
             if self.bidirectional:
                 # reverse each sequence within its own length; padded steps map to themselves
-                t = np.arange(T)[:, None]
-                rev = np.where(t < host[None, :], host[None, :] - 1 - t, t)
-                reverse_index = (xp.asarray(rev), xp.asarray(np.broadcast_to(np.arange(B), (T, B))))
+                t = xp.arange(T)[:, None]
+                rev = xp.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
+                reverse_index = (rev, xp.broadcast_to(xp.arange(B), (T, B)))
         h_n, c_n = [], []
         layer_input = x
         for k in range(self.num_layers):
