@@ -207,8 +207,10 @@ def entropy(A):
     return float(-(A * np.log(np.clip(A, 1e-300, None))).sum(-1).mean())
 
 
-print(f"scale used: 1/sqrt({num_heads}) = {1 / np.sqrt(num_heads):.3f}; correct 1/sqrt({head_dim}) = "
-      f"{1 / np.sqrt(head_dim):.3f}: the document's scores are {np.sqrt(head_dim / num_heads):.2f}x too large")
+lesson.claim("score scale", ours=1 / np.sqrt(head_dim), doc=1 / np.sqrt(num_heads),
+             note=f"the document divides by sqrt(num_heads) = sqrt({num_heads}); scaled dot-product attention "
+                  f"divides by sqrt(head width) = sqrt({head_dim}), so the variance of the scores stays ~1")
+print(f"the document's scores are {np.sqrt(head_dim / num_heads):.2f}x too large here")
 print(f"max |document - correct| output: {doc_diff:.3f}; mean weight entropy: correct "
       f"{entropy(A_batch):.3f} nats, document {entropy(A_doc):.3f} nats (sharper, closer to one-hot)")
 agree_when_equal = {}

@@ -46,6 +46,15 @@ floor = float(np.mean([F.cross_entropy(ta.tensor(best_logits, dtype="float64"), 
                        for y in doc_targets]))
 print(f"lowest possible mean loss on the document's data: {floor:.4f} = ln 3 = {np.log(3):.4f}; "
       "best token accuracy 1/3")
+# The document's evaluate() also divides the number of correct *tokens* by the number of *pairs*,
+# and its test set is its training set. With the best possible predictions on its data:
+best_predictions = best_logits.argmax(axis=1)                  # one of the three answers, everywhere
+doc_correct_tokens = int(sum((best_predictions == y).sum() for y in doc_targets))
+doc_metric_best = doc_correct_tokens / len(doc_targets)
+doc_metric_perfect = doc_targets.size / len(doc_targets)
+print(f"the document's 'accuracy' (correct tokens / pairs): {doc_metric_best:.3f} for the best possible model "
+      f"({doc_correct_tokens} of {doc_targets.size} tokens right), and {doc_metric_perfect:.1f} for a perfect one - "
+      "not a fraction; the true token accuracy is at most 1/3.")
 print("Fix: put a task token first in the source - <copy> 1 2 3 4, <shift> 1 2 3 4, <rev> 1 2 3 4 - "
       "and every source has exactly one answer. (Reverse replaces the document's 'shift by two'.)")
 
@@ -311,6 +320,7 @@ lesson.savefig(fig, "noam_and_label_smoothing")
 # %%
 lesson.section("criterion")
 lesson.record(doc_data_loss_floor=floor, double_softmax_floor=double_softmax_floor, results=results,
+              doc_metric_best=doc_metric_best, doc_metric_perfect=doc_metric_perfect,
               smoothing_floor=smoothing_floor, final_loss=float(np.mean(losses[-20:])), lrs=lrs,
               cross_attention_anti_diagonal=anti_diagonal, inside_error=inside_error,
               hello_reversed=words(hello_decoded[:list(hello_decoded).index(EOS)]) if EOS in hello_decoded else words(hello_decoded))

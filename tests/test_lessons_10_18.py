@@ -81,6 +81,7 @@ def test_13_encoder_decoder(tmp_path):
         assert task["token_accuracy"] >= 0.99 and task["exact_sequences"] >= 0.95
     assert abs(v["doc_data_loss_floor"] - np.log(3)) < 1e-9           # one source, three targets
     assert abs(v["double_softmax_floor"] - (np.log(np.e + 17) - 1)) < 1e-9
+    assert abs(v["doc_metric_best"] - 4 / 3) < 1e-12 and v["doc_metric_perfect"] == 4.0   # tokens / pairs
     # label smoothing: the training loss approaches, but cannot go below, the smoothed target's entropy
     assert v["smoothing_floor"] <= v["final_loss"] < v["smoothing_floor"] + 0.1
     lrs = np.array(v["lrs"])
