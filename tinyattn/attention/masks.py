@@ -57,19 +57,25 @@ def local_window_mask(Tq: int, Tk: int | None = None, *, window: int) -> Tensor:
 
 
 def _lengths(name: str, what: str, lengths, T):
-    """Lengths as an int array on the active backend, and the padded length T, both checked."""
-    arr = backend.to_numpy(lengths.data if isinstance(lengths, Tensor) else np.asarray(lengths))
+    """Lengths as an int array on the active backend, and the padded length T, both checked.
+
+    Lists are copied to the device once; device arrays stay there and are checked there (only
+    bools and, without an explicit T, the longest length come back to the host)."""
+    raw = lengths.data if isinstance(lengths, Tensor) else lengths
+    if backend.is_array(raw) and backend.get_array_module(raw) is not backend.active_module():
+        raw = backend.to_backend(raw)                # an array from the other backend: moved once
+    arr = backend.active_module().asarray(raw)
     if arr.ndim != 1 or arr.size == 0 or arr.dtype.kind not in "iu":
         raise ValueError(f"{name}: {what} must be a non-empty 1-D list of ints, one per sequence in "
-                         f"the batch; got {arr.dtype} array of shape {arr.shape}.")
-    if (arr < 0).any():
+                         f"the batch; got {arr.dtype} array of shape {tuple(arr.shape)}.")
+    if bool((arr < 0).any()):
         raise ValueError(f"{name}: {what} must be >= 0, got {arr.tolist()}.")
     T = int(arr.max()) if T is None else _size(name, "the padded length", T)
     if T < 1:
         raise ValueError(f"{name}: every sequence has length 0; give the padded length explicitly.")
-    if (arr > T).any():
+    if bool((arr > T).any()):
         raise ValueError(f"{name}: {what} {arr.tolist()} exceed the padded length {T}.")
-    return backend.to_backend(arr), T
+    return arr, T
 
 
 def padding_mask(key_lengths, Tk: int | None = None, query_lengths=None, Tq: int | None = None) -> Tensor:
