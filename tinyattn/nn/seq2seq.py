@@ -30,7 +30,7 @@ from ..attention.scores import additive_score, dot_score, scaled_dot_score
 from ..autograd.function import no_grad
 from ..autograd.registry import register
 from ..autograd.tensor import Tensor
-from ..backend import get_array_module
+from ..backend import active_module, get_array_module
 from ..random import generator
 from . import init
 from .dropout import Dropout
@@ -50,7 +50,7 @@ def _tokens(x, owner, what):
     """Integer token ids (B, T) as a plain array."""
     arr = x.data if isinstance(x, Tensor) else x
     if not hasattr(arr, "dtype"):
-        arr = np.asarray(arr)
+        arr = active_module().asarray(arr)          # a list: onto the active backend, once
     if arr.dtype.kind not in "iu" or arr.ndim != 2:
         raise ValueError(f"{owner}: {what} must be integer token ids of shape (B, T), got "
                          f"{getattr(arr, 'dtype', '?')} array of shape {tuple(arr.shape)}.")
@@ -63,7 +63,7 @@ def _padding_mask(mask, batch, length, owner, what):
         return None
     arr = mask.data if isinstance(mask, Tensor) else mask
     if not hasattr(arr, "dtype"):
-        arr = np.asarray(arr)
+        arr = active_module().asarray(arr)          # a list: onto the active backend, once
     if arr.dtype != bool or tuple(arr.shape) != (batch, length):
         raise ValueError(f"{owner}: {what} must be a bool array of shape (B, S) = "
                          f"{(batch, length)} with True at padding positions, got {arr.dtype} "

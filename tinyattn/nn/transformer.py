@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
-
 from .. import functional as F
 from ..autograd.function import is_grad_enabled
 from ..autograd.registry import register
 from ..autograd.tensor import Tensor, get_default_dtype
-from ..backend import active_module, to_backend, to_numpy
+from ..backend import active_module, get_array_module, to_backend
 from . import init
 from .activation import GELU, ReLU
 from .container import ModuleList
@@ -90,8 +88,9 @@ def _is_causal_mask(mask, is_causal, size):
     arr = arr.data if isinstance(arr, Tensor) else arr
     if tuple(arr.shape) != (size, size):
         return False
-    ref = generate_square_subsequent_mask(size, dtype=arr.dtype).data
-    return bool(np.array_equal(to_numpy(arr), to_numpy(ref)))
+    xp = get_array_module(arr)                 # compared where the mask lives: one bool comes back
+    ref = xp.where(xp.triu(xp.ones((size, size), dtype=bool), k=1), -xp.inf, 0.0).astype(arr.dtype)
+    return bool(xp.array_equal(arr, ref))
 
 
 def _seq_len(x, batch_first):
