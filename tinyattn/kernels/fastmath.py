@@ -29,6 +29,9 @@ if numba.config.DISABLE_JIT:
     def _float64_from_bits(bits):
         """The float64 whose IEEE-754 bit pattern is the int64 ``bits``."""
         return np.array(bits, dtype=np.int64).view(np.float64)[()]
+
+    def _float32_from_bits(bits):
+        return np.array(bits, dtype=np.int32).view(np.float32)[()]
 else:
     from llvmlite import ir
     from numba import types
@@ -43,6 +46,15 @@ else:
             return builder.bitcast(args[0], ir.DoubleType())
         return sig, codegen
 
+    @intrinsic
+    def _float32_from_bits(typingctx, bits):
+        """The float32 whose IEEE-754 bit pattern is the int32 ``bits``."""
+        sig = types.float32(types.int32)
+
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], ir.FloatType())
+        return sig, codegen
+
 _LOG2E = 1.4426950408889634
 _LN2_HI, _LN2_LO = 0.6931471803691238, 1.9082149292705877e-10   # ln2 = HI + LO; n·HI is exact
 _ROUND = 6755399441055744.0      # 1.5 · 2^52: (y + _ROUND) - _ROUND rounds y to an integer
@@ -50,47 +62,71 @@ _EXP_MAX = 709.782712893384      # above: e^x overflows to inf
 _EXP_MIN = -708.0                # below: 0 (e^x would be subnormal; we flush it to zero)
 _HALF_LN2 = 0.34657359027997264
 
+_INV_FACTORIAL = (1.0, 1.0, 1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040, 1 / 40320, 1 / 362880,
+                  1 / 3628800, 1 / 39916800, 1 / 479001600, 1 / 6227020800)
+
 _JIT = dict(inline="always", cache=True, fastmath=False, error_model="numpy")
 
 
 @njit(**_JIT)
+def _pow2(n, single):
+    """2^n for a whole number n held as a float: its IEEE-754 bit pattern is exponent n + bias."""
+    if single:
+        return _float32_from_bits((np.int32(n) + np.int32(127)) << np.int32(23))
+    return _float64_from_bits((np.int64(n) + 1023) << 52)
+
+
+@njit(**_JIT)
 def exp(x):
-    """e^x for a float64 (or float32, computed in float64)."""
-    y = min(max(x, _EXP_MIN), 709.0)
-    n = (y * _LOG2E + _ROUND) - _ROUND
-    r = (y - n * _LN2_HI) - n * _LN2_LO
+    """e^x, in the precision of x: float64, or float32 (twice as many numbers per instruction)."""
+    T = type(x)                                  # float64 or float32: constants follow it
+    single = T(1.0) + T(1e-10) == T(1.0)         # float32? (a constant the compiler folds)
+    # ln2 = HI + LO with few bits in HI, so that n·HI is exact in the working precision
+    hi = T(0.693359375) if single else T(_LN2_HI)
+    lo = T(-2.12194440e-4) if single else T(_LN2_LO)
+    big_round = T(12582912.0) if single else T(_ROUND)      # 1.5 · 2^(mantissa bits)
+    top = T(88.7) if single else T(709.0)
+    bottom = T(-87.3) if single else T(_EXP_MIN)
+    y = min(max(x, bottom), top)
+    n = (y * T(_LOG2E) + big_round) - big_round
+    r = (y - n * hi) - n * lo
     # e^r = Σ_k r^k / k!, k <= 12: the first term left out is < 2e-16 for |r| <= ln2 / 2
-    p = 1.0 + r * (1.0 + r * (1 / 2 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120 + r * (
-        1 / 720 + r * (1 / 5040 + r * (1 / 40320 + r * (1 / 362880 + r * (
-            1 / 3628800 + r * (1 / 39916800 + r * (1 / 479001600))))))))))))
-    e = p * _float64_from_bits((np.int64(n) + 1023) << 52)
-    e = np.inf if x > _EXP_MAX else e
-    return 0.0 if x < _EXP_MIN else e
+    p = T(1 / 479001600)
+    for k in range(11, -1, -1):                  # Horner, unrolled by the compiler
+        p = p * r + T(_INV_FACTORIAL[k])
+    e = p * _pow2(n, single)
+    e = T(np.inf) if x > (T(88.72283) if single else T(_EXP_MAX)) else e
+    return T(0.0) if x < bottom else e
 
 
 @njit(**_JIT)
 def expm1(x):
     """e^x - 1, also accurate for tiny x, where exp(x) - 1 would lose every digit: there the
     series of e^x - 1 itself is used."""
-    s = min(max(x, -_HALF_LN2), _HALF_LN2)      # keep the unused series finite
-    small = s * (1.0 + s * (1 / 2 + s * (1 / 6 + s * (1 / 24 + s * (1 / 120 + s * (
-        1 / 720 + s * (1 / 5040 + s * (1 / 40320 + s * (1 / 362880 + s * (
-            1 / 3628800 + s * (1 / 39916800 + s * (1 / 479001600 + s * (1 / 6227020800)))))))))))))
-    big = exp(x) - 1.0
-    return small if abs(x) < _HALF_LN2 else big
+    T = type(x)
+    half_ln2 = T(_HALF_LN2)
+    s = min(max(x, -half_ln2), half_ln2)        # keep the unused series finite
+    p = T(1 / 6227020800)
+    for k in range(12, 0, -1):
+        p = p * s + T(_INV_FACTORIAL[k])
+    small = p * s
+    big = exp(x) - T(1.0)
+    return small if abs(x) < half_ln2 else big
 
 
 @njit(**_JIT)
 def sigmoid(z):
     """1 / (1 + e^-z) from e = e^-|z| <= 1: never overflows (the engine's formula)."""
+    one = type(z)(1.0)
     e = exp(-abs(z))
-    positive, negative = 1.0 / (1.0 + e), e / (1.0 + e)
+    positive, negative = one / (one + e), e / (one + e)
     return positive if z >= 0 else negative
 
 
 @njit(**_JIT)
 def tanh(x):
     """tanh|x| = -u / (2 + u) with u = expm1(-2|x|) in (-1, 0], then the sign of x."""
-    u = expm1(-2.0 * abs(x))
-    t = -u / (2.0 + u)
+    two = type(x)(2.0)
+    u = expm1(-two * abs(x))
+    t = -u / (two + u)
     return t if x >= 0 else -t

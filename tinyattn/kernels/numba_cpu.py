@@ -41,6 +41,45 @@ def _rows(x, axis):
     return rows, lambda r: np.moveaxis(r.reshape(moved.shape), -1, axis)
 
 
+# ---------------------------------------------------------------------------------- row reductions
+# A plain loop ``for c: s += row[c]`` is one long chain: each add waits ~4 cycles for the one
+# before (the compiler may not reorder float additions). Eight running sums make eight independent
+# chains; they are combined at the end. The result differs from NumPy's pairwise sum only in the
+# last bits (both are legitimate roundings of the exact sum).
+@njit(inline="always", **_JIT)
+def _row_sum(row, n):
+    """Σ row[:n], accumulated in float64."""
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    n8 = n - n % 8
+    for c in range(0, n8, 8):
+        s0 += row[c]
+        s1 += row[c + 1]
+        s2 += row[c + 2]
+        s3 += row[c + 3]
+        s4 += row[c + 4]
+        s5 += row[c + 5]
+        s6 += row[c + 6]
+        s7 += row[c + 7]
+    for c in range(n8, n):
+        s0 += row[c]
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
+@njit(inline="always", **_JIT)
+def _row_max(row, n, start):
+    """max(start, row[0], ..., row[n-1]) with four running maxima (same reason as _row_sum)."""
+    m0 = m1 = m2 = m3 = start
+    n4 = n - n % 4
+    for c in range(0, n4, 4):
+        m0 = max(m0, row[c])
+        m1 = max(m1, row[c + 1])
+        m2 = max(m2, row[c + 2])
+        m3 = max(m3, row[c + 3])
+    for c in range(n4, n):
+        m0 = max(m0, row[c])
+    return max(max(m0, m1), max(m2, m3))
+
+
 # ---------------------------------------------------------------------------------- softmax
 @njit(**_JIT)
 def _softmax_rows(x, keep, out):
@@ -329,12 +368,16 @@ def _lstm_forward_loop(x_proj, w_hh_t, lengths, out, gates, cs, hs):
             if t < lengths[b]:
                 for j in range(H):              # c' = f ⊙ c + i ⊙ g
                     c_next[j] = gr[H + j] * c_prev[j] + gr[j] * gr[2 * H + j]
+                for j in range(H):              # tanh(c'), into the spent pre-activations
+                    zr[j] = fm.tanh(c_next[j])
                 for j in range(H):              # h' = o ⊙ tanh(c')
-                    h_next[j] = gr[3 * H + j] * fm.tanh(c_next[j])
-                    o_row[j] = h_next[j]
+                    h = gr[3 * H + j] * zr[j]
+                    h_next[j] = h
+                    o_row[j] = h
             else:                               # past the end: state frozen, output 0
-                for j in range(H):
-                    c_next[j], h_next[j], o_row[j] = c_prev[j], h_prev[j], 0.0
+                c_next[:] = c_prev
+                h_next[:] = h_prev
+                o_row[:] = 0.0
 
 
 def _full_lengths(lengths, T, B):
@@ -371,17 +414,24 @@ def _lstm_backward_loop(g_out, gates, cs, hs, w_hh, lengths, dx, dh, dc):
                 continue
             gr, c_prev, c_cur = gates[t, b], cs[t, b], cs[t + 1, b]
             dhr, dcr, gor = dh[b], dc[b], g_out[t, b]
+            i, f, g, o = gr[:H], gr[H:2 * H], gr[2 * H:3 * H], gr[3 * H:]
+            # one short loop per formula: each touches few rows, so each one vectorises
             for j in range(H):
                 tc[j] = fm.tanh(c_cur[j])
+            for j in range(H):                  # dh_t = dh + g_out[t]
+                dhr[j] += gor[j]
+            for j in range(H):                  # dc_t = dc + dh_t ⊙ o ⊙ (1 - tanh²c)
+                dcr[j] += dhr[j] * o[j] * (1 - tc[j] * tc[j])
+            for j in range(H):                  # the four pre-activation gradients
+                dxr[j] = dcr[j] * g[j] * i[j] * (1 - i[j])
             for j in range(H):
-                i, f, g, o = gr[j], gr[H + j], gr[2 * H + j], gr[3 * H + j]
-                dh_t = dhr[j] + gor[j]
-                dc_t = dcr[j] + dh_t * o * (1 - tc[j] * tc[j])
-                dxr[j] = dc_t * g * i * (1 - i)
-                dxr[H + j] = dc_t * c_prev[j] * f * (1 - f)
-                dxr[2 * H + j] = dc_t * i * (1 - g * g)
-                dxr[3 * H + j] = dh_t * tc[j] * o * (1 - o)
-                dcr[j] = dc_t * f
+                dxr[H + j] = dcr[j] * c_prev[j] * f[j] * (1 - f[j])
+            for j in range(H):
+                dxr[2 * H + j] = dcr[j] * i[j] * (1 - g[j] * g[j])
+            for j in range(H):
+                dxr[3 * H + j] = dhr[j] * tc[j] * o[j] * (1 - o[j])
+            for j in range(H):                  # dc for the step before: through f
+                dcr[j] = dcr[j] * f[j]
         np.dot(dx[t], w_hh, dh_prev)        # dh for the previous step, through the recurrence
         for b in range(B):
             if t < lengths[b]:
@@ -449,50 +499,50 @@ def _attention_forward_tiles(q, k, v, lengths, causal, scale, window, out, lse):
         m = np.full(n, -np.inf, dtype=q.dtype)     # in q's dtype: float32 inputs get float32 exp
         l = np.zeros(n, dtype=q.dtype)
         acc = np.zeros((n, dv), dtype=q.dtype)
+        pv = np.empty((n, dv), dtype=q.dtype)
         q_tile = q[bh, i0:i1]
         lo, hi = _key_range(i0, i1, tk, causal, window)
         hi = min(hi, lengths[bh])
         for j0 in range(lo, hi, KEY_TILE):
             j1 = min(hi, j0 + KEY_TILE)
+            nk = j1 - j0
             s = np.dot(q_tile, k[bh, j0:j1].T)
             full = _tile_is_unmasked(i0, i1, j0, j1, lengths[bh], causal, window)
             for r in range(n):
-                i = i0 + r
+                i, sr = i0 + r, s[r]        # a 1-D row: loops over it vectorise
                 if full:                    # the common case: no test per element
-                    for c in range(j1 - j0):
-                        s[r, c] = s[r, c] * scale
+                    for c in range(nk):
+                        sr[c] = sr[c] * scale
                 else:
-                    for c in range(j1 - j0):
+                    for c in range(nk):
                         allowed = _allowed(i, j0 + c, lengths[bh], causal, window)
-                        s[r, c] = s[r, c] * scale if allowed else -np.inf
-                m_new = m[r]                # the running maximum, raised by this tile
-                for c in range(j1 - j0):
-                    m_new = max(m_new, s[r, c])
+                        sr[c] = sr[c] * scale if allowed else -np.inf
+                m_new = _row_max(sr, nk, m[r])  # the running maximum, raised by this tile
                 if m_new == -np.inf:        # no key allowed yet for this query
-                    for c in range(j1 - j0):
-                        s[r, c] = 0.0
+                    sr[:] = 0.0
                     continue
-                for c in range(j1 - j0):    # exp(-inf) = 0 for the masked entries
-                    s[r, c] = fm.exp(s[r, c] - m_new)
-                row_sum = 0.0
-                for c in range(j1 - j0):
-                    row_sum += s[r, c]
+                for c in range(nk):         # exp(-inf) = 0 for the masked entries
+                    sr[c] = fm.exp(sr[c] - m_new)
+                row_sum = _row_sum(sr, nk)
                 alpha = fm.exp(m[r] - m_new)    # rescales what earlier tiles added up
                 l[r] = l[r] * alpha + row_sum
                 m[r] = m_new
                 if alpha != 1.0:
+                    accr = acc[r]
                     for d in range(dv):
-                        acc[r, d] *= alpha
-            acc += np.dot(s, v[bh, j0:j1])
+                        accr[d] *= alpha
+            np.dot(s, v[bh, j0:j1], pv)
+            acc += pv
         for r in range(n):
+            out_row = out[bh, i0 + r]
             if l[r] == 0.0:
                 lse[bh, i0 + r] = -np.inf
-                for d in range(dv):
-                    out[bh, i0 + r, d] = 0.0
+                out_row[:] = 0.0
             else:
                 lse[bh, i0 + r] = m[r] + math.log(l[r])
+                accr = acc[r]
                 for d in range(dv):
-                    out[bh, i0 + r, d] = acc[r, d] / l[r]
+                    out_row[d] = accr[d] / l[r]
 
 
 @register("attention_forward", "numba")
@@ -539,23 +589,22 @@ def _attention_backward_tiles(g, q, k, v, out, lse, lengths, causal, scale, wind
                 p = np.dot(q_tile, k_tile.T)
                 full = _tile_is_unmasked(i0, i1, j0, j1, n_valid, causal, window)
                 for r in range(i1 - i0):
-                    i = i0 + r
-                    row_lse = lse[bh, i]
+                    i, pr, row_lse = i0 + r, p[r], lse[bh, i0 + r]
                     if row_lse == -np.inf:      # a query that sees no key at all
-                        for c in range(j1 - j0):
-                            p[r, c] = 0.0
+                        pr[:] = 0.0
                     elif full:
                         for c in range(j1 - j0):
-                            p[r, c] = fm.exp(p[r, c] * scale - row_lse)
+                            pr[c] = fm.exp(pr[c] * scale - row_lse)
                     else:
                         for c in range(j1 - j0):
                             allowed = _allowed(i, j0 + c, n_valid, causal, window)
-                            p[r, c] = fm.exp(p[r, c] * scale - row_lse) if allowed else 0.0
+                            pr[c] = fm.exp(pr[c] * scale - row_lse) if allowed else 0.0
                 dv_tile += np.dot(p.T, g_tile)
                 ds = np.dot(g_tile, v_tile.T)          # dP, turned into dS in place
                 for r in range(i1 - i0):
+                    dsr, pr, d_r = ds[r], p[r], d_rows[i0 + r]
                     for c in range(j1 - j0):
-                        ds[r, c] = p[r, c] * (ds[r, c] - d_rows[i0 + r])
+                        dsr[c] = pr[c] * (dsr[c] - d_r)
                 dq[bh, i0:i1] += np.dot(ds, k_tile) * scale
                 dk_tile += np.dot(ds.T, q_tile) * scale
             dk[bh, j0:j1] = dk_tile
