@@ -85,21 +85,29 @@ def _row_max(row, n, start):
 def _softmax_rows(x, keep, out):
     """out[r] = softmax(x[r]) over the kept entries (keep is (M, N) bool, or (0, 0): keep all)."""
     masked = keep.shape[0] > 0
+    n = x.shape[1]
     for r in range(x.shape[0]):
-        m = -np.inf
-        for j in range(x.shape[1]):
-            if (not masked or keep[r, j]) and x[r, j] > m:
-                m = x[r, j]
+        xr, outr = x[r], out[r]             # 1-D rows: loops over them vectorise
+        if masked:
+            kr = keep[r]
+            m = -np.inf
+            for j in range(n):
+                if kr[j] and xr[j] > m:
+                    m = xr[j]
+        else:
+            m = _row_max(xr, n, -np.inf)
         if m == -np.inf:                    # nothing kept (or all -inf): a row of zeros, not NaN
             m = 0.0
-        for j in range(x.shape[1]):         # exp in its own loop: it vectorises (see fastmath)
-            out[r, j] = fm.exp(x[r, j] - m) if (not masked or keep[r, j]) else 0.0
-        s = 0.0
-        for j in range(x.shape[1]):
-            s += out[r, j]
+        if masked:
+            for j in range(n):
+                outr[j] = fm.exp(xr[j] - m) if kr[j] else 0.0
+        else:
+            for j in range(n):
+                outr[j] = fm.exp(xr[j] - m)
+        s = _row_sum(outr, n)
         inv = 1.0 / s if s != 0 else 1.0
-        for j in range(x.shape[1]):
-            out[r, j] = out[r, j] * inv
+        for j in range(n):
+            outr[j] = outr[j] * inv
 
 
 @register("softmax_forward", "numba")
@@ -117,12 +125,14 @@ def softmax_forward(x, axis=-1, mask=None):
 @njit(**_JIT)
 def _softmax_backward_rows(y, g, out):
     """out[r] = y[r] ⊙ (g[r] - Σ_j g[r, j] y[r, j])."""
+    n = y.shape[1]
     for r in range(y.shape[0]):
-        dot = 0.0
-        for j in range(y.shape[1]):
-            dot += g[r, j] * y[r, j]
-        for j in range(y.shape[1]):
-            out[r, j] = y[r, j] * (g[r, j] - dot)
+        yr, gr, outr = y[r], g[r], out[r]
+        for j in range(n):                  # g ⊙ y first (vectorised), then its sum
+            outr[j] = gr[j] * yr[j]
+        dot = _row_sum(outr, n)
+        for j in range(n):
+            outr[j] = yr[j] * (gr[j] - dot)
 
 
 @register("softmax_backward", "numba")
@@ -137,21 +147,17 @@ def softmax_backward(y, g, axis=-1):
 @njit(**_JIT)
 def _log_softmax_rows(x, out):
     """out[r] = x[r] - max - log Σ exp(x[r] - max)."""
+    n = x.shape[1]
     for r in range(x.shape[0]):
-        m = -np.inf
-        for j in range(x.shape[1]):
-            if x[r, j] > m:
-                m = x[r, j]
+        xr, outr = x[r], out[r]
+        m = _row_max(xr, n, -np.inf)
         if not np.isfinite(m):
             m = 0.0
-        for j in range(x.shape[1]):
-            out[r, j] = fm.exp(x[r, j] - m)
-        s = 0.0
-        for j in range(x.shape[1]):
-            s += out[r, j]
-        log_s = math.log(s)
-        for j in range(x.shape[1]):
-            out[r, j] = (x[r, j] - m) - log_s
+        for j in range(n):
+            outr[j] = fm.exp(xr[j] - m)
+        log_s = math.log(_row_sum(outr, n))
+        for j in range(n):
+            outr[j] = (xr[j] - m) - log_s
 
 
 @register("log_softmax_forward", "numba")
@@ -165,12 +171,12 @@ def log_softmax_forward(x, axis=-1):
 @njit(**_JIT)
 def _log_softmax_backward_rows(out, g, dx):
     """dx[r] = g[r] - exp(out[r]) · Σ_j g[r, j]."""
+    n = out.shape[1]
     for r in range(out.shape[0]):
-        s = 0.0
-        for j in range(out.shape[1]):
-            s += g[r, j]
-        for j in range(out.shape[1]):
-            dx[r, j] = g[r, j] - fm.exp(out[r, j]) * s
+        outr, gr, dxr = out[r], g[r], dx[r]
+        s = _row_sum(gr, n)
+        for j in range(n):
+            dxr[j] = gr[j] - fm.exp(outr[j]) * s
 
 
 @register("log_softmax_backward", "numba")
