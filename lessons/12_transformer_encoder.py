@@ -137,7 +137,7 @@ def trace_standard(encoder, x):
 # %%
 lesson.section("3. activation size through 12 layers at initialisation")
 hidden, depth = 32, 12
-probe = ta.tensor(rng.normal(size=(8, 6, hidden)))
+probe = ta.tensor(rng.normal(size=(8, 6, hidden)), dtype="float32")   # the models are float32
 traces = {}
 with ta.no_grad():
     doc_deep = DocEncoder(depth, hidden, num_heads=4, dropout=0.1).eval()

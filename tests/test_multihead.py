@@ -231,7 +231,7 @@ def test_gradcheck_training_dropout():
 def test_dropout_is_applied_in_training_and_returned_weights_show_it():
     ta.manual_seed(0)
     m = MultiheadAttention(8, 2, dropout=0.5, batch_first=True)
-    x = ta.tensor(_rng(8).normal(size=(2, 6, 8)))
+    x = ta.tensor(_rng(8).normal(size=(2, 6, 8)), dtype="float32")
     _, w_train = m(x, x, x, average_attn_weights=False)
     m.eval()
     _, w_eval = m(x, x, x, average_attn_weights=False)
@@ -246,7 +246,7 @@ def test_dropout_is_applied_in_training_and_returned_weights_show_it():
 def test_bool_mask_blocks_where_true_and_float_mask_adds():
     ta.manual_seed(0)
     m = MultiheadAttention(E, H, batch_first=True).eval()
-    x = ta.tensor(_rng(9).normal(size=(2, L, E)))
+    x = ta.tensor(_rng(9).normal(size=(2, L, E)), dtype="float32")
     blocked = np.zeros((L, L), dtype=bool)
     blocked[:, 2] = True
     _, w = m(x, x, x, attn_mask=blocked)
@@ -261,7 +261,7 @@ def test_bool_mask_blocks_where_true_and_float_mask_adds():
 def test_fully_masked_rows_give_zeros_not_nan():
     ta.manual_seed(0)
     m = MultiheadAttention(E, H, batch_first=True).eval()
-    x = ta.tensor(_rng(10).normal(size=(2, L, E)), requires_grad=True)
+    x = ta.tensor(_rng(10).normal(size=(2, L, E)), dtype="float32", requires_grad=True)
     kpm = np.zeros((2, L), dtype=bool)
     kpm[1] = True                                      # every key of example 1 is padding
     out, w = m(x, x, x, key_padding_mask=kpm)
@@ -289,7 +289,7 @@ def test_causal_mask_means_no_looking_ahead():
 def test_need_weights_false_returns_none_and_same_output():
     ta.manual_seed(0)
     m = MultiheadAttention(E, H).eval()
-    q, k, v = (ta.tensor(a) for a in _qkv())
+    q, k, v = (ta.tensor(a, dtype="float32") for a in _qkv())
     out1, w = m(q, k, v, need_weights=False)
     out2, _ = m(q, k, v)
     assert w is None
@@ -299,7 +299,7 @@ def test_need_weights_false_returns_none_and_same_output():
 def test_average_weights_is_mean_of_per_head_weights():
     ta.manual_seed(0)
     m = MultiheadAttention(E, H, batch_first=True).eval()
-    q, k, v = (ta.tensor(a) for a in _qkv(True))
+    q, k, v = (ta.tensor(a, dtype="float32") for a in _qkv(True))
     _, avg = m(q, k, v)
     _, per_head = m(q, k, v, average_attn_weights=False)
     assert per_head.shape == (N, H, L, S) and avg.shape == (N, L, S)
@@ -330,7 +330,7 @@ def test_embed_dim_not_divisible_names_the_fix():
 
 def test_bad_mask_shapes_and_dtypes_are_explained():
     m = MultiheadAttention(E, H)
-    q, k, v = (ta.tensor(a) for a in _qkv())
+    q, k, v = (ta.tensor(a, dtype="float32") for a in _qkv())
     with pytest.raises(ValueError, match=r"attn_mask must have shape \(L, S\) = \(4, 5\)"):
         m(q, k, v, attn_mask=np.zeros((5, 4), dtype=bool))
     with pytest.raises(ValueError, match=r"attn_mask.*\(N\*num_heads, L, S\) = \(6, 4, 5\)"):
@@ -345,7 +345,7 @@ def test_bad_mask_shapes_and_dtypes_are_explained():
 
 def test_bad_input_shapes_are_explained():
     m = MultiheadAttention(E, H)
-    q, k, v = (ta.tensor(a) for a in _qkv())
+    q, k, v = (ta.tensor(a, dtype="float32") for a in _qkv())
     with pytest.raises(ValueError, match="key has feature size 6.*kdim=6"):
         m(q, ta.tensor(np.zeros((S, N, 6))), v)
     with pytest.raises(ValueError, match="same sequence length"):
@@ -364,7 +364,7 @@ def test_record_attention_keeps_every_layers_weights_without_changing_outputs():
     ta.manual_seed(0)
     m = Transformer(8, 2, 1, 2, 16, batch_first=True).eval()
     rng = _rng(12)
-    src, tgt = ta.tensor(rng.normal(size=(2, 5, 8))), ta.tensor(rng.normal(size=(2, 3, 8)))
+    src, tgt = (ta.tensor(rng.normal(size=s), dtype="float32") for s in ((2, 5, 8), (2, 3, 8)))
     mask = generate_square_subsequent_mask(3)
     plain = m(src, tgt, tgt_mask=mask).numpy()
     with record_attention(m) as maps:

@@ -171,7 +171,7 @@ def test_errors_are_explained():
     with pytest.raises(ValueError, match="integer token ids"):
         m(np.zeros((B, T)), _memory(grad=False))
     with pytest.raises(ValueError, match=r"memory_key_padding_mask must be a bool array of shape \(B, S\) = \(2, 3\)"):
-        m(TOKENS, _memory(grad=False), memory_key_padding_mask=np.zeros((B, S + 1), dtype=bool))
+        m(TOKENS, _memory(dtype="float32", grad=False), memory_key_padding_mask=np.zeros((B, S + 1), dtype=bool))
 
 
 # ---------------------------------------------------------------------- they learn

@@ -279,7 +279,7 @@ def test_errors_name_the_problem_and_fix():
     with pytest.raises(ValueError, match="must equal d_model=8"):
         m(ta.tensor(np.zeros((S, 2, 6))), ta.tensor(np.zeros((T, 2, 6))))
     with pytest.raises(ValueError, match=r"attn_mask must have shape \(L, S\) = \(4, 4\)"):
-        m(ta.tensor(np.zeros((S, 2, D))), ta.tensor(np.zeros((T, 2, D))),
+        m(ta.zeros(S, 2, D), ta.zeros(T, 2, D),          # float32, as the model's weights
           tgt_mask=generate_square_subsequent_mask(S))
     with pytest.raises(ValueError, match="num_layers must be >= 1"):
         TransformerEncoder(TransformerEncoderLayer(D, NH), 0)
@@ -355,11 +355,11 @@ def test_layers_and_attention_inference_match_torch(need_weights):
 def test_padded_positions_are_computed_normally_when_gradients_are_wanted():
     ta.manual_seed(0)
     enc = TransformerEncoder(TransformerEncoderLayer(D, NH, FF, batch_first=True), 1).eval()
-    x = ta.tensor(_x(S, True, 0), requires_grad=True)
+    x = ta.tensor(_x(S, True, 0), dtype="float32", requires_grad=True)
     out = enc(x, src_key_padding_mask=_left_padding())
     assert np.all(np.abs(out.numpy()[0, -2:]).sum(-1) > 0)
     with ta.no_grad():
-        out = enc(ta.tensor(_x(S, True, 0)), src_key_padding_mask=_left_padding())
+        out = enc(ta.tensor(_x(S, True, 0), dtype="float32"), src_key_padding_mask=_left_padding())
     assert np.all(out.numpy()[0, -2:] == 0)
 
 

@@ -61,6 +61,12 @@ def linear(input, weight, bias=None):
             f"linear: input has shape {tuple(input.shape)} but the weight has shape "
             f"{tuple(weight.shape)} (out_features, in_features); the input's last axis must have "
             f"in_features={in_features} entries.")
+    if input.dtype != weight.dtype:
+        raise TypeError(
+            f"linear: input has dtype {input.dtype} but the weight has dtype {weight.dtype}; they "
+            f"must match (PyTorch: 'mat1 and mat2 must have the same dtype'). Convert the input "
+            f"(x.astype('{weight.dtype}'), e.g. x.float()) or the model "
+            f"(model.double() / model.float()).")
     lead = input.shape[:-1]
     flat = input if input.ndim == 2 else input.reshape(-1, in_features)
     out = flat @ weight.T

@@ -6,7 +6,7 @@ from ..autograd.function import no_grad
 from ..autograd.registry import register
 from ..autograd.tensor import Tensor
 from . import init
-from .module import Module, Parameter, empty_parameter
+from .module import Module, Parameter, check_sizes, empty_parameter
 
 
 @register("nn.Embedding")
@@ -24,6 +24,7 @@ class Embedding(Module):
         if max_norm is not None or scale_grad_by_freq or sparse:
             raise NotImplementedError("Embedding: max_norm, scale_grad_by_freq and sparse are not "
                                       "implemented; leave them at their defaults.")
+        check_sizes("Embedding", num_embeddings=num_embeddings, embedding_dim=embedding_dim)
         self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
         self.padding_idx = _normalise_padding_idx(padding_idx, self.num_embeddings)
         if _weight is None:

@@ -8,6 +8,7 @@ libraries have different random generators).
 from __future__ import annotations
 
 import math
+import warnings
 
 from ..autograd.function import no_grad
 from ..random import generator
@@ -72,6 +73,9 @@ def calculate_gain(nonlinearity, param=None):
 def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
     """U(-bound, bound) with bound = gain * sqrt(3 / fan). With a = sqrt(5) (Linear's default)
     this is bound = 1 / sqrt(fan_in)."""
+    if tensor.size == 0:                 # Linear(0, n): nothing to fill, and fan_in = 0
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
+        return tensor
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     fan = fan_in if mode == "fan_in" else fan_out
     bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / fan)

@@ -5,7 +5,7 @@ import math
 
 from .. import functional as F
 from ..autograd.registry import register
-from .module import Module, empty_parameter
+from .module import Module, check_sizes, empty_parameter
 from . import init
 
 
@@ -19,6 +19,7 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
+        check_sizes("Linear", in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = int(in_features), int(out_features)
         self.weight = empty_parameter((self.out_features, self.in_features), dtype, device)
         if bias:

@@ -24,7 +24,7 @@ from ..autograd.tensor import Tensor
 from ..backend import get_array_module
 from ..ops.lstm import lstm_sequence
 from . import init
-from .module import Module, empty_parameter
+from .module import Module, check_sizes, empty_parameter
 
 
 def _init_uniform(module, hidden_size):
@@ -50,6 +50,8 @@ class LSTMCell(Module):
 
     def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
         super().__init__()
+        check_sizes("LSTMCell", input_size=input_size)
+        check_sizes("LSTMCell", minimum=1, hidden_size=hidden_size)
         self.input_size, self.hidden_size, self.bias = int(input_size), int(hidden_size), bias
         self.weight_ih = empty_parameter((4 * self.hidden_size, self.input_size), dtype, device)
         self.weight_hh = empty_parameter((4 * self.hidden_size, self.hidden_size), dtype, device)
@@ -127,8 +129,8 @@ class LSTM(Module):
         if proj_size:
             raise NotImplementedError("LSTM: proj_size (projected LSTM) is not implemented; use "
                                       "proj_size=0 and a Linear layer on the output.")
-        if num_layers < 1:
-            raise ValueError(f"LSTM: num_layers must be >= 1, got {num_layers}.")
+        check_sizes("LSTM", input_size=input_size)
+        check_sizes("LSTM", minimum=1, hidden_size=hidden_size, num_layers=num_layers)
         if not 0.0 <= dropout <= 1.0:
             raise ValueError(f"LSTM: dropout must be a probability in [0, 1], got {dropout}.")
         self.input_size, self.hidden_size = int(input_size), int(hidden_size)

@@ -297,6 +297,17 @@ class Module:
 _DEVICES = {None: None, "cpu": "numpy", "numpy": "numpy", "cuda": "cupy", "cupy": "cupy"}
 
 
+def check_sizes(owner, minimum=0, **sizes):
+    """A layer's sizes must be whole numbers >= ``minimum``: ``Linear(2.5, 3)`` would otherwise be
+    truncated silently and ``Linear(-1, 3)`` fail deep in NumPy (PyTorch refuses both too)."""
+    for name, n in sizes.items():
+        if isinstance(n, bool) or not hasattr(n, "__index__"):
+            raise TypeError(f"{owner}: {name} must be a whole number, got {n!r} "
+                            f"({type(n).__name__}); pass an int, e.g. {name}=int({n!r}).")
+        if n < minimum:
+            raise ValueError(f"{owner}: {name} must be >= {minimum}, got {n}.")
+
+
 def empty_parameter(shape, dtype=None, device=None):
     """A Parameter of ``shape`` (zeros until a layer's ``reset_parameters`` fills it) in ``dtype``
     (default: the default dtype, float32), on ``device`` ('cpu' / 'cuda'; default: the active

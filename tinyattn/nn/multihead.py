@@ -30,7 +30,7 @@ from ..autograd.tensor import Tensor
 from ..backend import active_module, get_array_module, to_backend
 from . import init
 from .linear import Linear
-from .module import Module, empty_parameter
+from .module import Module, check_sizes, empty_parameter
 
 __all__ = ["MultiheadAttention", "record_attention"]
 
@@ -114,9 +114,8 @@ class MultiheadAttention(Module):
                  add_zero_attn=False, kdim=None, vdim=None, batch_first=False, device=None,
                  dtype=None):
         super().__init__()
-        if embed_dim <= 0 or num_heads <= 0:
-            raise ValueError(f"MultiheadAttention: embed_dim and num_heads must be positive, got "
-                             f"embed_dim={embed_dim}, num_heads={num_heads}.")
+        check_sizes("MultiheadAttention", minimum=1, embed_dim=embed_dim, num_heads=num_heads,
+                    **{k: v for k, v in (("kdim", kdim), ("vdim", vdim)) if v is not None})
         if embed_dim % num_heads != 0:
             raise ValueError(
                 f"MultiheadAttention: embed_dim={embed_dim} is not divisible by "
@@ -331,6 +330,12 @@ class MultiheadAttention(Module):
             raise ValueError(f"{name}: query, key and value have different batch sizes: "
                              f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)} "
                              f"(batch axis {batch_ax}, batch_first={self.batch_first}).")
+        wdtype = self.out_proj.weight.dtype
+        for what, t in (("query", query), ("key", key), ("value", value)):
+            if t.dtype != wdtype:
+                raise TypeError(f"{name}: {what} is {t.dtype} but the parameters are {wdtype}; "
+                                f"convert the input ({what}.astype('{wdtype}')) or the module "
+                                f"(model.double() / model.float()).")
         N = query.shape[batch_ax] if batched else 1
         L, S = query.shape[seq_ax], key.shape[seq_ax]
         if key_padding_mask is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from .. import functional as F
 from ..autograd.registry import register
 from . import init
-from .module import Module, empty_parameter
+from .module import Module, check_sizes, empty_parameter
 
 
 @register("nn.LayerNorm")
@@ -18,8 +18,13 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None,
                  dtype=None):
         super().__init__()
-        if isinstance(normalized_shape, int):
+        if hasattr(normalized_shape, "__index__"):
             normalized_shape = (normalized_shape,)
+        if not isinstance(normalized_shape, (tuple, list)):
+            raise TypeError(f"LayerNorm: normalized_shape must be an int or a tuple of ints (the "
+                            f"trailing axes to normalise), got {normalized_shape!r}.")
+        for n in normalized_shape:
+            check_sizes("LayerNorm", normalized_shape=n)
         self.normalized_shape = tuple(int(s) for s in normalized_shape)
         self.eps, self.elementwise_affine = eps, elementwise_affine
         if elementwise_affine:

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from .. import ops
+from .. import backend, ops
 from ..attention.attend import attend
 from ..attention.scores import additive_score, dot_score, scaled_dot_score
 from ..autograd.function import no_grad
@@ -127,6 +127,10 @@ class AttentionDecoder(Module):
         if not isinstance(memory, Tensor) or memory.ndim != 3 or memory.shape[-1] != self.memory_dim:
             raise ValueError(f"AttentionDecoder: memory must be a Tensor (B, S, memory_dim="
                              f"{self.memory_dim}), got {getattr(memory, 'shape', type(memory))}.")
+        if memory.dtype != self.key.weight.dtype:
+            raise TypeError(f"AttentionDecoder: memory is {memory.dtype} but the parameters are "
+                            f"{self.key.weight.dtype}; convert one of them (memory.astype("
+                            f"'{self.key.weight.dtype}'), or model.double() / model.float()).")
         return self.key(memory), self.value(memory)
 
     def initial_carry(self, batch, dtype, state=None):
@@ -168,6 +172,11 @@ class AttentionDecoder(Module):
         """Teacher forcing: step t reads the given token tgt_in[:, t]. With teacher_forcing < 1,
         each step after the first instead reads the model's own previous prediction with
         probability 1 - teacher_forcing (scheduled sampling)."""
+        if not 0.0 <= teacher_forcing <= 1.0:
+            raise ValueError(f"AttentionDecoder: teacher_forcing is the probability of reading the "
+                             f"given token at each step and must lie in [0, 1], got "
+                             f"{teacher_forcing!r} (1.0: always the given token; 0.0: always the "
+                             f"model's own prediction).")
         tokens = _tokens(tgt_in, "AttentionDecoder", "tgt_in")
         B, T = tokens.shape
         if memory.shape[0] != B:
@@ -251,6 +260,14 @@ class AttentionSeq2Seq(Module):
         if pad is None and self.padding_idx is not None:
             pad = tokens == self.padding_idx
         lengths = None if pad is None else (~pad).sum(axis=1)
+        if lengths is not None and bool((lengths == 0).any()):
+            rows = [int(i) for i in backend.to_numpy(lengths == 0).nonzero()[0]]
+            source = ("src_key_padding_mask" if src_key_padding_mask is not None
+                      else f"padding_idx={self.padding_idx}")
+            raise ValueError(f"AttentionSeq2Seq: source row(s) {rows} are all padding ({source} "
+                             f"marks every position), but the LSTM encoder needs at least one "
+                             f"real token per sequence. Drop those rows from the batch, or give "
+                             f"each source at least one token (e.g. an end-of-sequence token).")
         memory, (h, c) = self.encoder(self.src_embedding(tokens), lengths=lengths)
         return memory, (h[0], c[0]), pad
 

@@ -28,7 +28,7 @@ from .activation import GELU, ReLU
 from .container import ModuleList
 from .dropout import Dropout
 from .linear import Linear
-from .module import Module
+from .module import Module, check_sizes
 from .multihead import MultiheadAttention, as_additive_mask
 from .normalization import LayerNorm
 
@@ -217,8 +217,7 @@ def _plain_array(x):
 def _clones(layer, n, owner):
     if not isinstance(layer, Module):
         raise TypeError(f"{owner}: expected a layer Module to copy, got {type(layer).__name__}.")
-    if int(n) < 1:
-        raise ValueError(f"{owner}: num_layers must be >= 1, got {n}.")
+    check_sizes(owner, minimum=1, num_layers=n)
     # Deep copies, as PyTorch: every layer starts with the same weights as the one given.
     return ModuleList([copy.deepcopy(layer) for _ in range(int(n))])
 

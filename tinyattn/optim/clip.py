@@ -11,6 +11,9 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     """Scale every gradient by min(1, max_norm / (total_norm + 1e-6)), where total_norm is the
     norm of all gradients concatenated (as torch.nn.utils.clip_grad_norm_). Returns total_norm as
     a 0-d Tensor. ``norm_type`` may be a number or ``inf``."""
+    if not max_norm >= 0:                 # also refuses nan
+        raise ValueError(f"clip_grad_norm_: max_norm must be >= 0 (the largest norm the gradients "
+                         f"may keep), got {max_norm}; a negative one would flip every gradient.")
     if isinstance(parameters, Tensor):
         parameters = [parameters]
     grads = [p.grad for p in parameters if p.grad is not None]
@@ -37,6 +40,9 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
 
 def clip_grad_value_(parameters, clip_value):
     """Clamp every gradient element to [-clip_value, clip_value]."""
+    if not clip_value >= 0:
+        raise ValueError(f"clip_grad_value_: clip_value must be >= 0 (gradients are clamped to "
+                         f"[-clip_value, clip_value]), got {clip_value}.")
     if isinstance(parameters, Tensor):
         parameters = [parameters]
     for p in parameters:

@@ -1,0 +1,119 @@
+"""More mistakes that must be reported clearly, by the op or module that received them (a second
+table beside tests/test_robustness.py): dtype mismatches between an input and a layer's weights,
+sizes that are not whole numbers >= 0, out-of-range hyper-parameters, and misuse of in-place writes.
+Each entry failed before its fix, with NumPy's own message, a silent truncation, a silent dtype
+promotion, or non-finite values."""
+from __future__ import annotations
+
+import os
+import traceback
+
+import numpy as np
+import pytest
+
+import tinyattn as ta
+import tinyattn.nn as nn
+
+PACKAGE = os.path.dirname(os.path.abspath(ta.__file__))
+
+
+def _clip(max_norm):
+    m = nn.Linear(2, 2)
+    m(ta.randn(3, 2)).sum().backward()
+    return ta.optim.clip_grad_norm_(m.parameters(), max_norm)
+
+
+def _seq2seq(src, mask=None, **kw):
+    ta.manual_seed(0)
+    m = nn.AttentionSeq2Seq(10, 10, embedding_dim=4, hidden_size=8, padding_idx=0)
+    return m(np.array(src), np.array([[1, 2], [1, 3]]), src_key_padding_mask=mask, **kw)
+
+
+ERRORS = [
+    # (id, call, exception, pattern the message must contain)
+    # ---- an input whose dtype differs from the weights' (PyTorch: "mat1 and mat2 must have the
+    # same dtype"); it used to be promoted silently to float64
+    ("Linear float64 input, float32 weight", lambda: nn.Linear(3, 2)(ta.randn(4, 3).double()),
+     TypeError, r"linear: input has dtype float64 but the weight has dtype float32.*x\.astype\("
+                r"'float32'\).*model\.double\(\)"),
+    ("Linear NumPy float64 input", lambda: nn.Linear(3, 2)(np.ones((4, 3))), TypeError,
+     r"linear: input has dtype float64 but the weight has dtype float32"),
+    ("Linear float32 input, float64 weight", lambda: nn.Linear(3, 2, dtype="float64")(ta.randn(4, 3)),
+     TypeError, r"linear: input has dtype float32 but the weight has dtype float64"),
+    ("Linear integer input", lambda: nn.Linear(3, 2)(ta.tensor([[1, 2, 3]])), TypeError,
+     r"linear: input has dtype int64 but the weight has dtype float32"),
+    ("MultiheadAttention float64 query", lambda: nn.MultiheadAttention(4, 2)(
+        *(ta.randn(3, 2, 4).double(),) * 3), TypeError,
+     r"MultiheadAttention: query is float64 but the parameters are float32.*model\.double\(\)"),
+    ("AttentionDecoder float64 memory", lambda: nn.AttentionDecoder(10, 4, 6)(
+        np.array([[1, 2]]), ta.randn(1, 3, 6).double()), TypeError,
+     r"AttentionDecoder: memory is float64 but the parameters are float32"),
+    # ---- layer sizes: whole numbers >= 0 (>= 1 where a zero makes no layer)
+    ("Linear(2.5, 3)", lambda: nn.Linear(2.5, 3), TypeError,
+     r"Linear: in_features must be a whole number, got 2\.5 \(float\)"),
+    ("Linear(-1, 3)", lambda: nn.Linear(-1, 3), ValueError, r"Linear: in_features must be >= 0, got -1"),
+    ("Linear(3, -2)", lambda: nn.Linear(3, -2), ValueError, r"Linear: out_features must be >= 0, got -2"),
+    ("Embedding(-1, 3)", lambda: nn.Embedding(-1, 3), ValueError,
+     r"Embedding: num_embeddings must be >= 0, got -1"),
+    ("Embedding(5, 2.0)", lambda: nn.Embedding(5, 2.0), TypeError,
+     r"Embedding: embedding_dim must be a whole number, got 2\.0"),
+    ("LSTM(-1, 3)", lambda: nn.LSTM(-1, 3), ValueError, r"LSTM: input_size must be >= 0, got -1"),
+    ("LSTM(3, 0)", lambda: nn.LSTM(3, 0), ValueError, r"LSTM: hidden_size must be >= 1, got 0"),
+    ("LSTM(3, 2.5)", lambda: nn.LSTM(3, 2.5), TypeError, r"LSTM: hidden_size must be a whole number"),
+    ("LSTMCell(3, -4)", lambda: nn.LSTMCell(3, -4), ValueError, r"LSTMCell: hidden_size must be >= 1"),
+    ("LayerNorm(-1)", lambda: nn.LayerNorm(-1), ValueError, r"LayerNorm: normalized_shape must be >= 0"),
+    ("LayerNorm(2.5)", lambda: nn.LayerNorm(2.5), TypeError,
+     r"LayerNorm: normalized_shape must be an int or a tuple of ints.*got 2\.5"),
+    ("MultiheadAttention(-4, 2)", lambda: nn.MultiheadAttention(-4, 2), ValueError,
+     r"MultiheadAttention: embed_dim must be >= 1, got -4"),
+    ("MultiheadAttention(8.0, 2)", lambda: nn.MultiheadAttention(8.0, 2), TypeError,
+     r"MultiheadAttention: embed_dim must be a whole number"),
+    ("MultiheadAttention kdim=-3", lambda: nn.MultiheadAttention(8, 2, kdim=-3), ValueError,
+     r"MultiheadAttention: kdim must be >= 1"),
+    ("Transformer nhead=2.0", lambda: nn.Transformer(8, 2.0, 1, 1, 16), TypeError,
+     r"MultiheadAttention: num_heads must be a whole number"),
+    ("TransformerEncoder num_layers=1.5", lambda: nn.TransformerEncoder(
+        nn.TransformerEncoderLayer(8, 2, 16), 1.5), TypeError,
+     r"TransformerEncoder: num_layers must be a whole number, got 1\.5"),
+    # ---- hyper-parameters out of range
+    ("clip_grad_norm_ negative max_norm", lambda: _clip(-1.0), ValueError,
+     r"clip_grad_norm_: max_norm must be >= 0.*got -1\.0"),
+    ("clip_grad_norm_ nan max_norm", lambda: _clip(float("nan")), ValueError,
+     r"clip_grad_norm_: max_norm must be >= 0"),
+    ("clip_grad_value_ negative", lambda: ta.optim.clip_grad_value_(ta.randn(2), -0.5), ValueError,
+     r"clip_grad_value_: clip_value must be >= 0"),
+    ("seq2seq all-padding source (padding_idx)", lambda: _seq2seq([[3, 4, 0], [0, 0, 0]]), ValueError,
+     r"AttentionSeq2Seq: source row\(s\) \[1\] are all padding \(padding_idx=0 marks every "
+     r"position\).*at least one"),
+    ("seq2seq all-padding source (mask)", lambda: _seq2seq(
+        [[3, 4, 5], [6, 7, 8]], np.array([[False, False, True], [True, True, True]])), ValueError,
+     r"AttentionSeq2Seq: source row\(s\) \[1\] are all padding \(src_key_padding_mask"),
+    ("seq2seq teacher_forcing=1.5", lambda: _seq2seq([[3, 4, 5], [6, 7, 8]], teacher_forcing=1.5),
+     ValueError, r"AttentionDecoder: teacher_forcing .* must lie in \[0, 1\], got 1\.5"),
+]
+
+
+@pytest.mark.parametrize("call, exc, pattern", [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS])
+def test_mistakes_are_reported_by_the_op_that_received_them(call, exc, pattern):
+    with pytest.raises(exc, match=pattern) as err:
+        call()
+    # raised by tinyattn itself, not deep inside NumPy, and with nothing chained below it
+    last = traceback.extract_tb(err.value.__traceback__)[-1]
+    assert os.path.abspath(last.filename).startswith(PACKAGE), last
+    assert err.value.__cause__ is None
+
+
+def test_matching_dtypes_and_edge_sizes_still_work():
+    """The checks refuse only what is wrong: float64 end to end, NumPy integer sizes, size-0
+    layers and clipping to 0 all work as in PyTorch."""
+    y = nn.Linear(3, 2, dtype="float64")(ta.randn(4, 3).double())
+    assert y.dtype == np.float64
+    m = nn.Linear(np.int64(3), np.int32(2)).double()
+    assert m(np.ones((1, 3))).dtype == np.float64              # model.double() is the fix named
+    with pytest.warns(UserWarning, match="zero-element tensors is a no-op"):   # as PyTorch
+        empty = nn.Linear(0, 2)
+    assert empty(ta.zeros(5, 0)).shape == (5, 2)
+    assert nn.LayerNorm((2, 3)).normalized_shape == (2, 3)
+    assert float(_clip(0.0)) >= 0
+    out = _seq2seq([[3, 4, 0], [5, 0, 0]])                      # short rows are fine
+    assert out[0].shape == (2, 2, 10)
