@@ -98,6 +98,9 @@ def test_18_attention_over_images(tmp_path):
     # [CLS] looks at the square: far above uniform, and well above the equally bright distractor
     assert v["mean_attention_on_object"] >= 5 / 16 and v["argmax_on_object"] >= 0.75
     assert v["mean_attention_on_object"] > 3 * v["mean_attention_on_distractor"]
+    # part B: the decoder-only model adds 2-digit numbers it never saw
+    assert v["n_held_out_additions"] == 500 and v["addition_accuracy"] >= 0.99
+    assert min(v["addition_digit_accuracy"]) >= 0.99
 
 
 def test_16_long_sequences_sparse(tmp_path):
