@@ -159,7 +159,7 @@ print(f"mean weight on the mirrored position 11 - i: {anti_diagonal_mass:.2f}")
 
 # %% [markdown]
 # ## 5. One claim to correct
-# doc 002's closing list says positional encoding "reduces computational complexity". It does not:
+# doc 002's answer to its Q4 says positional encoding "reduces computational complexity". It does not:
 # it adds one (n x d) table to the input, O(n·d) work, and attention still costs O(n²·d).
 
 # %%

@@ -67,7 +67,7 @@ agreement = {}
 
 # %% [markdown]
 # ## 1. The LSTM, three ways
-#   a. one LSTMCell per time step: ~15 graph operations per step (matmuls, σ, tanh, products,
+#   a. one LSTMCell per time step: 17 graph operations per step (matmuls, σ, tanh, products,
 #      slices), each a Python call that builds a graph node, and as many again in backward;
 #   b. nn.LSTM with the plain twin: the input projection for all steps in one matrix product, then
 #      the whole time loop as ONE graph operation (lstm_sequence) - but still a Python loop in it;
@@ -243,7 +243,7 @@ print(f"  np.exp alone on the same array: {1e3 * exp_time:.2f} ms (vectorised)")
 # %% [markdown]
 # ## 5. Reading the numbers
 # * The LSTM gains most from *fewer, bigger operations*: one op for the whole sequence instead of
-#   ~15 per step removes most of the Python and graph bookkeeping, before any compiler is involved.
+#   17 per step removes most of the Python and graph bookkeeping, before any compiler is involved.
 #   Compiling the remaining loop then removes the per-step NumPy calls and temporaries.
 # * Row kernels without transcendental functions (LayerNorm) gain from fusion in time and memory;
 #   those dominated by exp can come out even or slower (section 4).
