@@ -48,6 +48,16 @@ ERRORS = [
     ("AttentionDecoder float64 memory", lambda: nn.AttentionDecoder(10, 4, 6)(
         np.array([[1, 2]]), ta.randn(1, 3, 6).double()), TypeError,
      r"AttentionDecoder: memory is float64 but the parameters are float32"),
+    # ---- in-place writes and conditions
+    ("__setitem__ shape mismatch", lambda: ta.zeros(4, 3).__setitem__(0, ta.ones(5)), ValueError,
+     r"__setitem__: the value has shape \(5,\) but the target x\[index\] has shape \(3,\) \(x has "
+     r"shape \(4, 3\)\)"),
+    ("copy_ shape mismatch", lambda: ta.zeros(2, 3).copy_(np.ones((3, 2))), ValueError,
+     r"copy_: the value has shape \(3, 2\) but the target x\[\.\.\.\] has shape \(2, 3\)"),
+    ("where float condition", lambda: ta.where(ta.tensor([1.0, 0.0]), ta.ones(2), ta.zeros(2)),
+     TypeError, r"where: cond must be a bool tensor or array.*got dtype float32.*where\(x > 0, a, b\)"),
+    ("where integer condition", lambda: ta.where(np.array([1, 0]), ta.ones(2), 0.0), TypeError,
+     r"where: cond must be a bool.*got dtype int64"),
     # ---- layer sizes: whole numbers >= 0 (>= 1 where a zero makes no layer)
     ("Linear(2.5, 3)", lambda: nn.Linear(2.5, 3), TypeError,
      r"Linear: in_features must be a whole number, got 2\.5 \(float\)"),
@@ -115,5 +125,10 @@ def test_matching_dtypes_and_edge_sizes_still_work():
     assert empty(ta.zeros(5, 0)).shape == (5, 2)
     assert nn.LayerNorm((2, 3)).normalized_shape == (2, 3)
     assert float(_clip(0.0)) >= 0
+    x = ta.zeros(4, 3)
+    x[1:3] = ta.ones(3)                                         # broadcasting writes still work
+    x[0] = 2.0
+    assert x.numpy().sum() == 12.0
+    assert ta.where([True, False], ta.ones(2), 0.0).tolist() == [1.0, 0.0]
     out = _seq2seq([[3, 4, 0], [5, 0, 0]])                      # short rows are fine
     assert out[0].shape == (2, 2, 10)

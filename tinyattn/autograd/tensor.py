@@ -335,14 +335,28 @@ class Tensor:
 
     def __setitem__(self, idx, value):
         self._check_inplace("__setitem__", value)
-        self.data[_unwrap_index(idx)] = as_array(value)
+        self._write("__setitem__", _unwrap_index(idx), as_array(value))
         self._bump()
 
     def copy_(self, other):
         self._check_inplace("copy_", other)
-        self.data[...] = as_array(other)
+        self._write("copy_", ..., as_array(other))
         self._bump()
         return self
+
+    def _write(self, op, idx, arr):
+        """self.data[idx] = arr, with a shape mismatch named in our terms rather than NumPy's."""
+        try:
+            self.data[idx] = arr
+        except ValueError as e:
+            if "broadcast" not in str(e):
+                raise
+            target = self.data[idx].shape
+            raise ValueError(
+                f"{op}: the value has shape {tuple(getattr(arr, 'shape', ()))} but the target "
+                f"{'x[...]' if idx is ... else 'x[index]'} has shape {target} (x has shape "
+                f"{self.shape}); the value must broadcast to the target (aligned from the right, "
+                f"each axis equal or 1). Reshape or slice the value, or change the index.") from None
 
     def fill_(self, value):
         self._check_inplace("fill_")

@@ -233,6 +233,11 @@ class Where(Function):
     @staticmethod
     def forward(ctx, cond, a, b):
         xp = get_array_module(cond, a, b)
+        dtype = xp.asarray(cond).dtype
+        if dtype != bool:
+            raise TypeError(f"where: cond must be a bool tensor or array (True takes a, False "
+                            f"takes b), got dtype {dtype}, as in PyTorch. Compare first, e.g. "
+                            f"where(x > 0, a, b), or convert with (cond != 0).")
         cond = xp.asarray(cond, dtype=bool)
         ctx.save_for_backward(cond)
         try:
