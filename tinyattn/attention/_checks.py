@@ -71,6 +71,8 @@ def plain_mask(name: str, mask, scores_shape):
     m = mask.data if isinstance(mask, Tensor) else mask
     if not hasattr(m, "dtype"):
         m = backend.active_module().asarray(m)
+    elif backend.is_array(m) and backend.get_array_module(m) is not backend.active_module():
+        m = backend.to_backend(m)          # a NumPy mask for CuPy scores: copied over once
     if m.dtype != np.bool_:
         raise TypeError(f"{name}: mask must be boolean (True = may attend), got dtype {m.dtype}. "
                         f"Build it with causal_mask / padding_mask / local_window_mask, or compare "

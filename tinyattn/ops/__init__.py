@@ -5,7 +5,7 @@ from __future__ import annotations
 import numbers
 
 from ..autograd.tensor import Tensor
-from ..backend import get_array_module
+from ..backend import active_module, get_array_module, is_array, to_backend
 from .elementwise import (Abs, Add, Cast, Clip, Div, Exp, Gelu, Log, Maximum, Minimum, Mul, Neg,
                           Pow, Relu, Sigmoid, Softplus, Sqrt, Sub, Tanh, Where)
 from .indexing import GetItem
@@ -23,8 +23,14 @@ def _shape_arg(shape):
 
 
 def _plain(x):
-    """A mask or index given as a Tensor is used as its array."""
-    return x.data if isinstance(x, Tensor) else x
+    """A mask or index given as a Tensor is used as its array. A plain array from the other backend
+    (a NumPy mask or index for CuPy tensors) is copied to the active one once, as ``tensor()``
+    would; CuPy refuses to mix the two."""
+    if isinstance(x, Tensor):
+        return x.data
+    if is_array(x) and get_array_module(x) is not active_module():
+        return to_backend(x)
+    return x
 
 
 # ---------------------------------------------------------------------- elementwise
@@ -301,8 +307,8 @@ def matmul(a, b):
 def getitem(x, index):
     """x[index]: ints, slices, None, Ellipsis, boolean masks and integer arrays/lists/tensors
     (gather). The backward scatter-adds, so repeated indices accumulate their gradients."""
-    if isinstance(index, Tensor) or (isinstance(index, tuple) and any(isinstance(i, Tensor) for i in index)):
-        index = tuple(_plain(i) for i in index) if isinstance(index, tuple) else _plain(index)
+    # Tensors in the index are used as their arrays; NumPy arrays indexing CuPy tensors move over
+    index = tuple(_plain(i) for i in index) if isinstance(index, tuple) else _plain(index)
     xp = get_array_module(x.data)
     if isinstance(index, list):           # a list of ints means integer-array indexing, as in NumPy
         index = xp.asarray(index)
