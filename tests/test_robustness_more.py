@@ -58,6 +58,17 @@ ERRORS = [
      TypeError, r"where: cond must be a bool tensor or array.*got dtype float32.*where\(x > 0, a, b\)"),
     ("where integer condition", lambda: ta.where(np.array([1, 0]), ta.ones(2), 0.0), TypeError,
      r"where: cond must be a bool.*got dtype int64"),
+    # ---- values that only NumPy used to complain about
+    ("softplus beta=0", lambda: ta.softplus(ta.randn(3), beta=0), ValueError,
+     r"softplus: beta must not be 0.*beta > 0"),
+    ("astype unknown dtype", lambda: ta.randn(3).astype("floot32"), TypeError,
+     r"astype: unknown dtype 'floot32'; use one of 'float32', 'float64'"),
+    ("astype to strings", lambda: ta.randn(3).astype("U3"), TypeError,
+     r"astype: dtype 'U3' \(<U3\) is not a number type"),
+    ("Module.to unknown dtype", lambda: nn.Linear(2, 2).to("float17"), TypeError,
+     r"Linear\.to: unknown dtype 'float17'; use one of 'float32', 'float64'"),
+    ("layer dtype= unknown", lambda: nn.Linear(2, 2, dtype="flaot64"), TypeError,
+     r"dtype argument: unknown dtype 'flaot64'"),
     # ---- layer sizes: whole numbers >= 0 (>= 1 where a zero makes no layer)
     ("Linear(2.5, 3)", lambda: nn.Linear(2.5, 3), TypeError,
      r"Linear: in_features must be a whole number, got 2\.5 \(float\)"),
@@ -130,5 +141,7 @@ def test_matching_dtypes_and_edge_sizes_still_work():
     x[0] = 2.0
     assert x.numpy().sum() == 12.0
     assert ta.where([True, False], ta.ones(2), 0.0).tolist() == [1.0, 0.0]
+    assert ta.randn(2).astype(np.float64).dtype == np.float64 and ta.randn(2).astype(bool).dtype == bool
+    assert nn.Linear(2, 2).to(np.float64).weight.dtype == np.float64
     out = _seq2seq([[3, 4, 0], [5, 0, 0]])                      # short rows are fine
     assert out[0].shape == (2, 2, 10)

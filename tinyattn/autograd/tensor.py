@@ -70,6 +70,23 @@ def _preview(x):
     return f"{type(x).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
+_DTYPE_NAMES = "'float32', 'float64', 'float16', 'int64', 'int32', 'int8', 'uint8' or 'bool'"
+
+
+def resolve_dtype(dtype, who):
+    """``dtype`` as a NumPy dtype, or a clear error from ``who`` that lists the valid names
+    (instead of NumPy's "data type 'floot32' not understood")."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{who}: unknown dtype {dtype!r}; use one of {_DTYPE_NAMES} (or the "
+                        f"NumPy type itself, e.g. np.float32).") from None
+    if dt.kind not in "biufc":
+        raise TypeError(f"{who}: dtype {dtype!r} ({dt}) is not a number type; tensors hold "
+                        f"numbers or bools: use one of {_DTYPE_NAMES}.")
+    return dt
+
+
 def _check_numeric(arr, x):
     """Tensors hold bools and numbers; strings and Python objects are refused here, at once."""
     if arr.dtype.kind not in "biufc":

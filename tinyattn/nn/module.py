@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd.function import no_grad
-from ..autograd.tensor import Tensor, as_array, get_default_dtype
+from ..autograd.tensor import Tensor, as_array, get_default_dtype, resolve_dtype
 
 
 class Parameter(Tensor):
@@ -162,7 +162,7 @@ class Module:
 
     # ------------------------------------------------------------------ dtype
     def _cast(self, dtype):
-        dtype = np.dtype(dtype)
+        dtype = resolve_dtype(dtype, f"{type(self).__name__}.to")
         for m in self.modules():
             for p in m._parameters.values():
                 if p is not None and p.data.dtype.kind == "f":
@@ -312,7 +312,7 @@ def empty_parameter(shape, dtype=None, device=None):
     """A Parameter of ``shape`` (zeros until a layer's ``reset_parameters`` fills it) in ``dtype``
     (default: the default dtype, float32), on ``device`` ('cpu' / 'cuda'; default: the active
     backend). Layers take PyTorch's ``device=`` and ``dtype=`` keywords and pass them here."""
-    dtype = get_default_dtype() if dtype is None else np.dtype(dtype)
+    dtype = get_default_dtype() if dtype is None else resolve_dtype(dtype, "dtype argument")
     if device not in _DEVICES:
         raise ValueError(f"device must be 'cpu' or 'cuda' (or None for the active backend), got "
                          f"{device!r}.")

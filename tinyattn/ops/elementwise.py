@@ -12,6 +12,7 @@ import numpy as np  # shapes only: broadcast_shapes for the error message
 
 from ..autograd.function import Function
 from ..autograd.registry import register
+from ..autograd.tensor import resolve_dtype
 from ..backend import get_array_module
 from .special import erf
 
@@ -345,6 +346,10 @@ class Softplus(Function):
 
     @staticmethod
     def forward(ctx, x, beta=1.0, threshold=20.0):
+        if beta == 0:
+            raise ValueError("softplus: beta must not be 0: the formula divides by beta "
+                             "(PyTorch returns inf there). Use beta > 0; beta=1 is the usual "
+                             "softplus, a larger beta a sharper one.")
         xp = get_array_module(x)
         bx = beta * x
         ctx.save_for_backward(x)
@@ -367,6 +372,7 @@ class Cast(Function):
 
     @staticmethod
     def forward(ctx, x, dtype=None):
+        dtype = resolve_dtype(dtype, "astype")
         ctx.in_dtype = x.dtype
         return x.astype(dtype, copy=True)     # always a new array: clone() relies on it
 
