@@ -184,7 +184,7 @@ lesson.savefig(fig, "sinusoidal_encoding")
 fig = viz.training_curves({"with positional encoding": hist_pos, "without positions": hist_nopos},
                           title="reversing 12 tokens: token accuracy on held-out sequences")
 fig.axes[1].axhline(100 * ceiling, color="gray", ls="--", lw=1)
-fig.axes[1].text(5, 100 * ceiling + 2, "best possible without positions", color="gray", fontsize=8)
+fig.axes[1].text(200, 100 * ceiling + 3, "best possible without positions", color="gray", fontsize=8)
 lesson.savefig(fig, "reverse_training")
 
 tok = [str(t) for t in example[0]]
