@@ -72,3 +72,8 @@ try:  # the compiled fast paths, where Numba is installed
     from . import numba_cpu  # noqa: E402,F401
 except ImportError:  # pragma: no cover
     _choice = "numpy"
+
+try:  # the GPU fast paths, where CuPy is installed (they compile on first use, on the GPU)
+    from . import cupy_gpu  # noqa: E402,F401
+except Exception:  # pragma: no cover - no CuPy here, or a CuPy that cannot load its CUDA libraries
+    pass
