@@ -145,3 +145,28 @@ def test_matching_dtypes_and_edge_sizes_still_work():
     assert nn.Linear(2, 2).to(np.float64).weight.dtype == np.float64
     out = _seq2seq([[3, 4, 0], [5, 0, 0]])                      # short rows are fine
     assert out[0].shape == (2, 2, 10)
+
+
+def test_var_without_degrees_of_freedom_warns_in_our_words_and_gives_torchs_values():
+    """ddof >= n: PyTorch warns and returns inf (or nan for 0/0); we do the same, with a warning
+    that names var, n and ddof, raised at the caller's line, and no NumPy warning besides."""
+    import warnings
+    x = ta.tensor([1.0, 2.0], requires_grad=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        y = x.var(ddof=2)
+        y.backward()
+        z = ta.tensor([[1.0, 2.0]]).var(axis=0, ddof=1)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 2, messages
+    assert all(m.startswith("var: ddof=") and "degrees of freedom" in m for m in messages)
+    assert "n=2" in messages[0] and "n=1" in messages[1]
+    assert all(w.filename == __file__ for w in caught)
+    assert np.isposinf(y.item()) and np.isnan(z.numpy()).all()
+    torch = pytest.importorskip("torch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert torch.tensor([1.0, 2.0]).var(correction=2).item() == y.item()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                      # the ordinary case stays silent
+        assert np.isclose(ta.tensor([1.0, 2.0, 4.0]).var(ddof=1).item(), 7 / 3)

@@ -104,7 +104,9 @@ class Min(_Extreme):
 
 @register("var")
 class Var(Function):
-    """Variance with NumPy's convention: ddof=0 unless asked (PyTorch's default is ddof=1)."""
+    """Variance with NumPy's convention: ddof=0 unless asked (PyTorch's default is ddof=1).
+    ddof >= n (no degrees of freedom left) gives inf or nan, as PyTorch, with a RuntimeWarning that
+    names var, n and ddof rather than NumPy's "invalid value encountered in divide"."""
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False, ddof=0):
@@ -112,15 +114,30 @@ class Var(Function):
         n = 1
         for a in axes:
             n *= x.shape[a]
+        xp = get_array_module(x)
         centred = x - x.mean(axis=axes, keepdims=True)
         ctx.save_for_backward(centred)
-        ctx.in_shape, ctx.axes, ctx.keepdims, ctx.denom = x.shape, axes, keepdims, n - ddof
-        return (centred * centred).sum(axis=axes, keepdims=keepdims) / (n - ddof)
+        denom = n - ddof
+        if denom <= 0:
+            # PyTorch warns and returns inf (or nan where every value is equal); so do we, with
+            # our own warning in place of NumPy's "invalid value encountered in divide".
+            warnings.warn(f"var: ddof={ddof} leaves n - ddof = {denom} <= 0 degrees of freedom "
+                          f"(n={n} values per variance, shape {tuple(x.shape)}, axis={axis}), so "
+                          f"the result is inf or nan, as in PyTorch. Use ddof < n (ddof=0: "
+                          f"population variance, ddof=1: sample variance).", RuntimeWarning,
+                          stacklevel=4)          # the caller of tinyattn.var / x.var
+            denom = 0
+        ctx.in_shape, ctx.axes, ctx.keepdims, ctx.denom = x.shape, axes, keepdims, denom
+        with xp.errstate(divide="ignore", invalid="ignore"):
+            return (centred * centred).sum(axis=axes, keepdims=keepdims) / xp.asarray(denom, x.dtype)
 
     @staticmethod
     def backward(ctx, g):
         (centred,) = ctx.saved
-        return _expand(g, ctx.in_shape, ctx.axes, ctx.keepdims) * (2 / ctx.denom) * centred
+        xp = get_array_module(centred)
+        with xp.errstate(divide="ignore", invalid="ignore"):
+            scale = xp.asarray(2.0, centred.dtype) / xp.asarray(ctx.denom, centred.dtype)
+            return _expand(g, ctx.in_shape, ctx.axes, ctx.keepdims) * scale * centred
 
 
 @register("logsumexp")
