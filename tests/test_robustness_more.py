@@ -170,3 +170,31 @@ def test_var_without_degrees_of_freedom_warns_in_our_words_and_gives_torchs_valu
     with warnings.catch_warnings():
         warnings.simplefilter("error")                      # the ordinary case stays silent
         assert np.isclose(ta.tensor([1.0, 2.0, 4.0]).var(ddof=1).item(), 7 / 3)
+
+
+def test_an_in_place_change_names_the_changed_tensor_not_the_view_an_op_saved():
+    """MatMul in Linear saves W.T, of shape (in, out); the error must name W's own shape (out, in)
+    and its .name where one is set, not only the transposed view's."""
+    ta.manual_seed(0)
+    m = nn.Linear(3, 1)
+    x = ta.randn(5, 3)
+    loss = (m(x) ** 2).sum()
+    with ta.no_grad():
+        m.weight += 1.0                                     # what an optimiser step does
+    with pytest.raises(RuntimeError, match=r"MatMul.backward: a tensor of shape \(1, 3\), which this "
+                                           r"op saved through its view of shape \(3, 1\) for its "
+                                           r"gradient, was modified in place"):
+        loss.backward()
+    m.weight.name = "fc.weight"
+    loss = (m(x) ** 2).sum()
+    with ta.no_grad():
+        m.weight += 1.0
+    with pytest.raises(RuntimeError, match=r"the tensor 'fc.weight' \(shape \(1, 3\)\), which this op "
+                                           r"saved through its view"):
+        loss.backward()
+    a, b = ta.randn(3, requires_grad=True), ta.randn(3)     # no view: the message is unchanged
+    y = (a * b).sum()
+    b.add_(1.0)
+    with pytest.raises(RuntimeError, match=r"Mul.backward: a tensor of shape \(3,\), which this op "
+                                           r"saved for its gradient, was modified in place"):
+        y.backward()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 
 import numpy as np
 
@@ -85,15 +86,22 @@ class Context:
     def _remember_versions(self, tensors):
         """Note the version of every tensor whose array was saved (called by ``apply``)."""
         ids = {id(a) for a in self.saved}
-        self._saved_versions = tuple((t._versions, t._versions.value, t.shape) for t in tensors
-                                     if t is not None and id(t.data) in ids)
+        self._saved_versions = tuple((t._versions, t._versions.value, t.shape, t.name)
+                                     for t in tensors if t is not None and id(t.data) in ids)
 
     def check_versions(self):
-        for counter, seen, shape in self._saved_versions:
+        for counter, seen, shape, name in self._saved_versions:
             if counter.value != seen:
+                # Name the tensor the user changed: MatMul saves W.T, a view of shape (in, out),
+                # but the parameter modified in place is W, of shape (out, in).
+                owner = counter.owner() if counter.owner is not None else None
+                name = name or getattr(owner, "name", None)
+                full = tuple(owner.shape) if owner is not None else tuple(shape)
+                what = f"the tensor {name!r} (shape {full})" if name else f"a tensor of shape {full}"
+                view = f" through its view of shape {shape}" if full != tuple(shape) else ""
                 raise RuntimeError(
-                    f"{self.fn.__name__}.backward: a tensor of shape {shape} that this op saved "
-                    f"for its gradient was modified in place after the forward pass (version "
+                    f"{self.fn.__name__}.backward: {what}, which this op saved{view} "
+                    f"for its gradient, was modified in place after the forward pass (version "
                     f"{seen} -> {counter.value}). Gradients would be wrong. Use an out-of-place "
                     f"op (y = x + 1 instead of x += 1), or .clone() the tensor before changing it; "
                     f"if it is a parameter, call optimizer.step() only after loss.backward().")
@@ -198,4 +206,6 @@ def _share_versions_with_views(outs, tensors):
         for t in tensors:
             if t is not None and _base(t.data) is base:
                 o._versions = t._versions
+                if t._versions.owner is None:        # t owns the memory the views look at
+                    t._versions.owner = weakref.ref(t)
                 break

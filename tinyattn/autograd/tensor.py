@@ -139,10 +139,11 @@ class _VersionCounter:
     """How many times a tensor's array was changed in place. Shared by a tensor, its views and its
     detached copies, because changing one changes the others' numbers too."""
 
-    __slots__ = ("value",)
+    __slots__ = ("value", "owner")
 
     def __init__(self):
         self.value = 0
+        self.owner = None    # weakref to the tensor the views look at, set when a view shares this
 
 
 class Tensor:
