@@ -243,3 +243,15 @@ print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
         assert res.returncode == 0, res.stderr[-2000:]
     hits, misses = map(int, runs[1].stdout.split())
     assert hits >= 1 and misses == 0
+
+
+def test_single_threaded_blas_restores_the_thread_count():
+    from tinyattn.kernels import blas_threads
+
+    lib = blas_threads._scipy_openblas()
+    if lib is None:
+        pytest.skip("SciPy's OpenBLAS not found: single_threaded_blas is a no-op here")
+    before = lib.scipy_openblas_get_num_threads()
+    with blas_threads.single_threaded_blas():
+        assert lib.scipy_openblas_get_num_threads() == 1
+    assert lib.scipy_openblas_get_num_threads() == before

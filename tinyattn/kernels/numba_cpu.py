@@ -27,6 +27,7 @@ from numba import njit, prange
 
 from . import fastmath as fm
 from . import register
+from .blas_threads import single_threaded_blas
 
 # error_model="numpy": x / 0 gives inf as in NumPy instead of a Python ZeroDivisionError check,
 # which would put a branch in every loop and stop it from vectorising
@@ -398,8 +399,9 @@ def lstm_forward(x_proj, w_hh, h0, c0, lengths):
     out, gates = np.empty((T, B, H), dtype=dt), np.empty((T, B, H4), dtype=dt)
     hs, cs = np.empty((T + 1, B, H), dtype=dt), np.empty((T + 1, B, H), dtype=dt)
     hs[0], cs[0] = h0, c0
-    _lstm_forward_loop(np.ascontiguousarray(x_proj), np.ascontiguousarray(w_hh.T),
-                       _full_lengths(lengths, T, B), out, gates, cs, hs)
+    with single_threaded_blas():
+        _lstm_forward_loop(np.ascontiguousarray(x_proj), np.ascontiguousarray(w_hh.T),
+                           _full_lengths(lengths, T, B), out, gates, cs, hs)
     return out, gates, cs, hs
 
 
@@ -450,8 +452,9 @@ def lstm_backward(g_out, g_hn, g_cn, gates, cs, hs, w_hh, lengths):
     H = H4 // 4
     dx = np.empty_like(gates)
     dh, dc = np.array(g_hn, copy=True), np.array(g_cn, copy=True)
-    _lstm_backward_loop(np.ascontiguousarray(g_out), gates, cs, hs, np.ascontiguousarray(w_hh),
-                        _full_lengths(lengths, T, B), dx, dh, dc)
+    with single_threaded_blas():
+        _lstm_backward_loop(np.ascontiguousarray(g_out), gates, cs, hs,
+                            np.ascontiguousarray(w_hh), _full_lengths(lengths, T, B), dx, dh, dc)
     dw = dx.reshape(T * B, H4).T @ hs[:-1].reshape(T * B, H)   # as the twin: one product at the end
     return dx, dw, dh, dc
 
@@ -557,8 +560,9 @@ def attention_forward(q, k, v, key_lengths, causal, scale, window):
     out = np.empty((q.shape[0], q.shape[1], v.shape[2]), dtype=q.dtype)
     lse = np.empty(q.shape[:2], dtype=q.dtype)
     scale = q.dtype.type(scale)             # keep float32 arithmetic in float32
-    _attention_forward_tiles(q, k, v, np.ascontiguousarray(key_lengths), causal, scale,
-                             -1 if window is None else window, out, lse)
+    with single_threaded_blas():
+        _attention_forward_tiles(q, k, v, np.ascontiguousarray(key_lengths), causal, scale,
+                                 -1 if window is None else window, out, lse)
     return out, lse
 
 
@@ -623,6 +627,8 @@ def _attention_backward_tiles(g, q, k, v, out, lse, lengths, causal, scale, wind
 def attention_backward(g, q, k, v, out, lse, key_lengths, causal, scale, window):
     g, q, k, v = (np.ascontiguousarray(a) for a in (g, q, k, v))
     dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
-    _attention_backward_tiles(g, q, k, v, out, lse, np.ascontiguousarray(key_lengths), causal,
-                              q.dtype.type(scale), -1 if window is None else window, dq, dk, dv)
+    with single_threaded_blas():
+        _attention_backward_tiles(g, q, k, v, out, lse, np.ascontiguousarray(key_lengths),
+                                  causal, q.dtype.type(scale), -1 if window is None else window,
+                                  dq, dk, dv)
     return dq, dk, dv
