@@ -69,6 +69,10 @@ ERRORS = [
      r"Linear\.to: unknown dtype 'float17'; use one of 'float32', 'float64'"),
     ("layer dtype= unknown", lambda: nn.Linear(2, 2, dtype="flaot64"), TypeError,
      r"dtype argument: unknown dtype 'flaot64'"),
+    ("LayerNorm float64 input, float32 weight", lambda: nn.LayerNorm(3)(ta.randn(2, 3).double()),
+     TypeError, r"layer_norm: input has dtype float64 but the weight has dtype float32"),
+    ("LSTM float64 input", lambda: nn.LSTM(3, 4)(ta.randn(5, 2, 3).double()), TypeError,
+     r"LSTM: input is float64 but the parameters are float32"),
     # ---- layer sizes: whole numbers >= 0 (>= 1 where a zero makes no layer)
     ("Linear(2.5, 3)", lambda: nn.Linear(2.5, 3), TypeError,
      r"Linear: in_features must be a whole number, got 2\.5 \(float\)"),

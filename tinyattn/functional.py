@@ -101,7 +101,15 @@ def dropout(input, p=0.5, training=True, inplace=False):
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalise over the trailing ``normalized_shape`` axes (biased variance), then
     ``* weight + bias``. input (..., *normalized_shape) -> same shape."""
-    return _layer_norm(_tensor(input), normalized_shape, weight, bias, eps)
+    input = _tensor(input)
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and getattr(p, "dtype", input.dtype) != input.dtype:
+            raise TypeError(
+                f"layer_norm: input has dtype {input.dtype} but the {name} has dtype {p.dtype}; "
+                f"they must match (PyTorch: 'mixed dtype (CPU): all inputs must share same "
+                f"datatype'). Convert the input (x.astype('{p.dtype}')) or the model "
+                f"(model.double() / model.float()).")
+    return _layer_norm(input, normalized_shape, weight, bias, eps)
 
 
 # ---------------------------------------------------------------------------- activations
