@@ -52,6 +52,9 @@ ERRORS = [
     ("__setitem__ shape mismatch", lambda: ta.zeros(4, 3).__setitem__(0, ta.ones(5)), ValueError,
      r"__setitem__: the value has shape \(5,\) but the target x\[index\] has shape \(3,\) \(x has "
      r"shape \(4, 3\)\)"),
+    ("__setitem__ boolean mask, wrong count", lambda: ta.zeros(4).__setitem__(
+        np.array([True, False, True, True]), ta.ones(2)), ValueError,
+     r"__setitem__: the value has shape \(2,\) but the target x\[index\] has shape \(3,\)"),
     ("copy_ shape mismatch", lambda: ta.zeros(2, 3).copy_(np.ones((3, 2))), ValueError,
      r"copy_: the value has shape \(3, 2\) but the target x\[\.\.\.\] has shape \(2, 3\)"),
     ("where float condition", lambda: ta.where(ta.tensor([1.0, 0.0]), ta.ones(2), ta.zeros(2)),

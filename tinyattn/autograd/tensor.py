@@ -367,7 +367,7 @@ class Tensor:
         try:
             self.data[idx] = arr
         except ValueError as e:
-            if "broadcast" not in str(e):
+            if "broadcast" not in str(e) and "cannot assign" not in str(e):   # a boolean mask's
                 raise
             target = self.data[idx].shape
             raise ValueError(
