@@ -141,7 +141,7 @@ for name in ("numpy", "cupy"):
                   "results": result["values"]["results"] if result else None}
     if proc.returncode != 0:
         print(proc.stdout[-2000:] + proc.stderr[-2000:])
-    print(f"  {name:<6} exit {proc.returncode}, {runs[name]['seconds']} s, criterion "
+    print(f"  {name:<6} exit {proc.returncode}, {runs[name]['seconds'] or '-'} s, criterion "
           f"{'PASS' if runs[name]['passed'] else 'FAIL'}: " +
           (", ".join(f"{t} {r['token_accuracy']:.1%}/{r['exact_sequences']:.0%}" for t, r in runs[name]["results"].items())
            if runs[name]["results"] else "no result"))
@@ -169,6 +169,7 @@ lesson.record(gpu_available=True, attention=attention_rows, lesson13=runs)
 lesson.check("GPU attention agrees with CPU (relative <= 1e-3, float32)", worst_relative <= 1e-3,
              f"worst relative difference {worst_relative:.1e}; speed-up at T = 4096: "
              f"{attention_rows[-1]['cpu_s'] / attention_rows[-1]['gpu_s']:.1f}x")
+seconds = lambda run: "no result" if run["seconds"] is None else f"{run['seconds']:.1f} s"  # noqa: E731
 lesson.check("lesson 13 passes its criterion on the GPU", runs["cupy"]["passed"],
-             f"GPU {runs['cupy']['seconds']} s vs CPU {runs['numpy']['seconds']} s")
+             f"GPU {seconds(runs['cupy'])} vs CPU {seconds(runs['numpy'])}")
 lesson.finish()
