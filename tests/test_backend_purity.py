@@ -193,6 +193,18 @@ def test_the_fake_device_arrays_refuse_numpy(fake):
     assert fakecupy.ledger["d2h"] == 1
 
 
+def test_moving_a_tensor_lands_on_the_asked_backend_whatever_the_active_one(fake, monkeypatch):
+    monkeypatch.setattr(backend, "_ACTIVE", "numpy")
+    x = ta.ones(2, requires_grad=True)
+    on_gpu = x.cuda()
+    assert isinstance(on_gpu.data, fakecupy.DeviceArray) and on_gpu.device == "cuda"
+    assert on_gpu.requires_grad and on_gpu.is_leaf
+    assert isinstance(x.to("cuda").cpu().data, np.ndarray)
+    monkeypatch.setattr(backend, "_ACTIVE", "cupy")
+    y = ta.ones(2)
+    assert isinstance(y.data, fakecupy.DeviceArray) and isinstance(y.cpu().data, np.ndarray)
+
+
 # where a scalar may be read back during a step: input validation only (each is one bool, or the
 # numbers for an error message that is about to be raised)
 VALIDATION_SITES = ("ops/embedding.py", "ops/cross_entropy.py", "ops/lstm.py", "nn/lstm.py",

@@ -275,7 +275,10 @@ class Tensor:
     def to_backend(self, name):
         """A copy on backend ``name`` ('numpy' or 'cupy'); a new leaf, as PyTorch's .to(device)
         of a leaf (no gradient flows back across the move)."""
-        return Tensor(backend.to_backend(self.data, name), requires_grad=self.requires_grad)
+        # not Tensor(...): that puts an array on the *active* backend, undoing the move
+        out = Tensor._output(backend.to_backend(self.data, name), None, 0)
+        out.requires_grad = self.requires_grad
+        return out
 
     def cpu(self):
         """This tensor on the CPU (NumPy): itself if it is already there."""
