@@ -255,3 +255,21 @@ def test_single_threaded_blas_restores_the_thread_count():
     with blas_threads.single_threaded_blas():
         assert lib.scipy_openblas_get_num_threads() == 1
     assert lib.scipy_openblas_get_num_threads() == before
+
+
+def test_attention_backward_both_work_splits_agree_with_the_twin():
+    """One sequence with several threads takes the split-by-tile path; one thread the
+    by-sequence path. Both must give the twin's gradients."""
+    import numba
+
+    rng = rng_for("split")
+    q, k, v, g = (rng.standard_normal((1, 150, 4)) for _ in range(4))
+    args = (np.array([140]), True, 0.5, 40)
+    out, lse = kernels._KERNELS["attention_forward"]["numpy"](q, k, v, *args)
+    before = numba.get_num_threads()
+    try:
+        for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+            numba.set_num_threads(threads)
+            assert_twins_agree("attention_backward", g, q, k, v, out, lse, *args)
+    finally:
+        numba.set_num_threads(before)

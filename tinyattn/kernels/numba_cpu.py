@@ -566,69 +566,147 @@ def attention_forward(q, k, v, key_lengths, causal, scale, window):
     return out, lse
 
 
+@njit(inline="always", **_JIT)
+def _tile_probabilities(p, i0, j0, row_lse, n_valid, causal, scale, window, full):
+    """p holds q_tile @ k_tileᵀ; turn it, in place, into P = exp(p · scale - lse) - exactly the
+    forward's probabilities, rebuilt - with 0 where masked and for queries that see no key."""
+    for r in range(p.shape[0]):
+        i, pr, lse_i = i0 + r, p[r], row_lse[i0 + r]
+        if lse_i == -np.inf:
+            pr[:] = 0.0
+        elif full:
+            for c in range(p.shape[1]):
+                pr[c] = fm.exp(pr[c] * scale - lse_i)
+        else:
+            for c in range(p.shape[1]):
+                allowed = _allowed(i, j0 + c, n_valid, causal, window)
+                pr[c] = fm.exp(pr[c] * scale - lse_i) if allowed else 0.0
+
+
+@njit(inline="always", **_JIT)
+def _tile_ds(ds, p, d_rows, i0):
+    """ds holds g_tile @ v_tileᵀ = dP; turn it, in place, into dS = P ⊙ (dP - D)."""
+    for r in range(ds.shape[0]):
+        dsr, pr, d_r = ds[r], p[r], d_rows[i0 + r]
+        for c in range(ds.shape[1]):
+            dsr[c] = pr[c] * (dsr[c] - d_r)
+
+
+@njit(inline="always", **_JIT)
+def _queries_seeing(j0, j1, tq, causal, window):
+    """The queries [lo, hi) that can see keys j0..j1-1: i >= j0 if causal, |i - j| <= window."""
+    lo, hi = 0, tq
+    if causal:
+        lo = j0
+    if window >= 0:
+        lo, hi = max(lo, j0 - window), min(hi, j1 + window)
+    return lo, max(lo, hi)
+
+
 @njit(parallel=True, **_JIT)
-def _attention_backward_tiles(g, q, k, v, out, lse, lengths, causal, scale, window, dq, dk, dv):
+def _attention_backward_by_sequence(g, q, k, v, lse, d_rows, lengths, causal, scale, window,
+                                    dq, dk, dv):
     """Recompute P tile by tile from q, k and lse (formulas in the twin). Each thread owns whole
     sequences (bh): it walks key tiles, and for each the query tiles that can see them, adding into
-    that key tile's dk, dv and into dq of its own sequence - no two threads write the same place."""
+    that key tile's dk, dv and into dq of its own sequence - no two threads write the same place.
+    Five tile products per (query tile, key tile) pair."""
     n_seq, tq, _ = q.shape
     tk = k.shape[1]
     for bh in prange(n_seq):
-        d_rows = np.empty(tq)
-        for i in range(tq):
-            acc = 0.0
-            for d in range(g.shape[2]):
-                acc += g[bh, i, d] * out[bh, i, d]
-            d_rows[i] = acc
         dq[bh] = 0.0
-        n_valid = lengths[bh]
-        for j0 in range(0, min(tk, n_valid), KEY_TILE):
-            j1 = min(tk, n_valid, j0 + KEY_TILE)
+        dk[bh] = 0.0                        # rows of padding keys stay 0
+        dv[bh] = 0.0
+        n_valid = min(tk, lengths[bh])
+        for j0 in range(0, n_valid, KEY_TILE):
+            j1 = min(n_valid, j0 + KEY_TILE)
             k_tile, v_tile = k[bh, j0:j1], v[bh, j0:j1]
-            dk_tile = np.zeros((j1 - j0, k.shape[2]), dtype=q.dtype)
-            dv_tile = np.zeros((j1 - j0, v.shape[2]), dtype=q.dtype)
-            # the queries that can see keys j0..j1-1: i >= j0 if causal, |i - j| <= window
-            qlo, qhi = 0, tq
-            if causal:
-                qlo = j0
-            if window >= 0:
-                qlo, qhi = max(qlo, j0 - window), min(qhi, j1 + window)
+            dk_tile, dv_tile = dk[bh, j0:j1], dv[bh, j0:j1]
+            qlo, qhi = _queries_seeing(j0, j1, tq, causal, window)
             for i0 in range(qlo, qhi, QUERY_TILE):
                 i1 = min(qhi, i0 + QUERY_TILE)
                 q_tile, g_tile = q[bh, i0:i1], g[bh, i0:i1]
                 p = np.dot(q_tile, k_tile.T)
-                full = _tile_is_unmasked(i0, i1, j0, j1, n_valid, causal, window)
-                for r in range(i1 - i0):
-                    i, pr, row_lse = i0 + r, p[r], lse[bh, i0 + r]
-                    if row_lse == -np.inf:      # a query that sees no key at all
-                        pr[:] = 0.0
-                    elif full:
-                        for c in range(j1 - j0):
-                            pr[c] = fm.exp(pr[c] * scale - row_lse)
-                    else:
-                        for c in range(j1 - j0):
-                            allowed = _allowed(i, j0 + c, n_valid, causal, window)
-                            pr[c] = fm.exp(pr[c] * scale - row_lse) if allowed else 0.0
+                _tile_probabilities(p, i0, j0, lse[bh], n_valid, causal, scale, window,
+                                    _tile_is_unmasked(i0, i1, j0, j1, n_valid, causal, window))
                 dv_tile += np.dot(p.T, g_tile)
-                ds = np.dot(g_tile, v_tile.T)          # dP, turned into dS in place
-                for r in range(i1 - i0):
-                    dsr, pr, d_r = ds[r], p[r], d_rows[i0 + r]
-                    for c in range(j1 - j0):
-                        dsr[c] = pr[c] * (dsr[c] - d_r)
+                ds = np.dot(g_tile, v_tile.T)
+                _tile_ds(ds, p, d_rows[bh], i0)
                 dq[bh, i0:i1] += np.dot(ds, k_tile) * scale
                 dk_tile += np.dot(ds.T, q_tile) * scale
-            dk[bh, j0:j1] = dk_tile
-            dv[bh, j0:j1] = dv_tile
-        dk[bh, n_valid:] = 0.0              # padding keys: no gradient
-        dv[bh, n_valid:] = 0.0
+
+
+@njit(parallel=True, **_JIT)
+def _attention_backward_dk_dv(g, q, k, v, lse, d_rows, lengths, causal, scale, window, dk, dv):
+    """dk, dv only; threads take (sequence, key tile) pairs - each owns its key rows."""
+    n_seq, tq, _ = q.shape
+    tk = k.shape[1]
+    n_tiles = (tk + KEY_TILE - 1) // KEY_TILE
+    for task in prange(n_seq * n_tiles):
+        bh = task // n_tiles
+        j0 = (task % n_tiles) * KEY_TILE
+        j_end = min(tk, j0 + KEY_TILE)
+        dk[bh, j0:j_end] = 0.0
+        dv[bh, j0:j_end] = 0.0
+        n_valid = min(tk, lengths[bh])
+        if j0 >= n_valid:                   # padding keys: no gradient
+            continue
+        j1 = min(n_valid, j_end)
+        k_tile, v_tile = k[bh, j0:j1], v[bh, j0:j1]
+        dk_tile, dv_tile = dk[bh, j0:j1], dv[bh, j0:j1]
+        qlo, qhi = _queries_seeing(j0, j1, tq, causal, window)
+        for i0 in range(qlo, qhi, QUERY_TILE):
+            i1 = min(qhi, i0 + QUERY_TILE)
+            q_tile, g_tile = q[bh, i0:i1], g[bh, i0:i1]
+            p = np.dot(q_tile, k_tile.T)
+            _tile_probabilities(p, i0, j0, lse[bh], n_valid, causal, scale, window,
+                                _tile_is_unmasked(i0, i1, j0, j1, n_valid, causal, window))
+            dv_tile += np.dot(p.T, g_tile)
+            ds = np.dot(g_tile, v_tile.T)
+            _tile_ds(ds, p, d_rows[bh], i0)
+            dk_tile += np.dot(ds.T, q_tile) * scale
+
+
+@njit(parallel=True, **_JIT)
+def _attention_backward_dq(g, q, k, v, lse, d_rows, lengths, causal, scale, window, dq):
+    """dq only; threads take (sequence, query tile) pairs - each owns its query rows."""
+    n_seq, tq, _ = q.shape
+    tk = k.shape[1]
+    n_tiles = (tq + QUERY_TILE - 1) // QUERY_TILE
+    for task in prange(n_seq * n_tiles):
+        bh = task // n_tiles
+        i0 = (task % n_tiles) * QUERY_TILE
+        i1 = min(tq, i0 + QUERY_TILE)
+        dq[bh, i0:i1] = 0.0
+        n_valid = min(tk, lengths[bh])
+        lo, hi = _key_range(i0, i1, tk, causal, window)
+        hi = min(hi, n_valid)
+        q_tile, g_tile = q[bh, i0:i1], g[bh, i0:i1]
+        for j0 in range(lo, hi, KEY_TILE):
+            j1 = min(hi, j0 + KEY_TILE)
+            k_tile = k[bh, j0:j1]
+            p = np.dot(q_tile, k_tile.T)
+            _tile_probabilities(p, i0, j0, lse[bh], n_valid, causal, scale, window,
+                                _tile_is_unmasked(i0, i1, j0, j1, n_valid, causal, window))
+            ds = np.dot(g_tile, v[bh, j0:j1].T)
+            _tile_ds(ds, p, d_rows[bh], i0)
+            dq[bh, i0:i1] += np.dot(ds, k_tile) * scale
 
 
 @register("attention_backward", "numba")
 def attention_backward(g, q, k, v, out, lse, key_lengths, causal, scale, window):
+    """With at least as many sequences as threads, each thread takes whole sequences (five tile
+    products per tile pair). With fewer - one long sequence - that would leave threads idle, so the
+    work is split twice instead: dk, dv by key tile, then dq by query tile (seven products per
+    pair, but all threads busy)."""
     g, q, k, v = (np.ascontiguousarray(a) for a in (g, q, k, v))
+    d_rows = (g * out).sum(axis=2)          # D_i = Σ_d g[i, d] · out[i, d], as the twin
     dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
+    args = (np.ascontiguousarray(key_lengths), causal, q.dtype.type(scale),
+            -1 if window is None else window)
     with single_threaded_blas():
-        _attention_backward_tiles(g, q, k, v, out, lse, np.ascontiguousarray(key_lengths),
-                                  causal, q.dtype.type(scale), -1 if window is None else window,
-                                  dq, dk, dv)
+        if q.shape[0] >= numba.get_num_threads():
+            _attention_backward_by_sequence(g, q, k, v, lse, d_rows, *args, dq, dk, dv)
+        else:
+            _attention_backward_dk_dv(g, q, k, v, lse, d_rows, *args, dk, dv)
+            _attention_backward_dq(g, q, k, v, lse, d_rows, *args, dq)
     return dq, dk, dv
