@@ -6,13 +6,19 @@ visit each row once, keep the running sums in registers, and fuse the arithmetic
 
 Rules every kernel here follows:
   * ``cache=True``: a second Python process loads the machine code from disk instead of compiling.
-  * ``fastmath=False``: no reassociation, so the results agree with the twin to ~1e-15 (the tests
-    ask for 1e-12 in float64).
-  * Threads only where each has plenty to do: attention runs ``prange`` over (sequence, query tile)
-    pairs that never write to the same place. The row kernels (softmax, layer norm, cross-entropy)
-    and the LSTM step are serial: at the sizes the lessons use, waking a second thread costs more
-    than the work (and on a busy machine a parallel region can wait milliseconds for a core). The
-    one scatter (embedding backward) must be serial anyway: threads would race on repeated rows.
+  * ``fastmath=False``: the compiler may not reorder arithmetic, so results agree with the twin to
+    ~1e-15 (the tests ask for 1e-12 in float64). Speed comes from writing loops it can vectorise:
+    innermost loops run over 1-D rows (``xr = x[r]``), transcendental functions come from
+    ``fastmath.py`` (inlined arithmetic, not calls into libm), and row sums/maxima keep several
+    independent partial results (``_row_sum``, ``_row_max``).
+  * ``error_model="numpy"``: x / 0 is inf as in NumPy, so divisions need no Python-style check.
+  * Threads only where each has plenty to do: attention runs ``prange`` over (sequence, query
+    tile) or (sequence, key tile) pairs that never write to the same place, and the BLAS calls made
+    inside kernels run on one thread (``blas_threads.py``). The row kernels (softmax, layer norm,
+    cross-entropy) and the LSTM step are serial: at the sizes the lessons use, waking a second
+    thread costs more than the work (and on a busy machine a parallel region can wait
+    milliseconds for a core). The one scatter (embedding backward) must be serial anyway: threads
+    would race on repeated rows.
   * ``NUMBA_DISABLE_JIT=1`` turns every ``@njit`` into the plain Python function it decorates, so
     the kernels can be stepped through in a debugger (slowly).
 Only NumPy arrays arrive here; CuPy arrays are sent to the xp twins by ``kernels.get``.
