@@ -273,3 +273,30 @@ def test_attention_backward_both_work_splits_agree_with_the_twin():
             assert_twins_agree("attention_backward", g, q, k, v, out, lse, *args)
     finally:
         numba.set_num_threads(before)
+
+
+def test_fastmath_functions_match_numpy_to_the_last_bits():
+    from numba import njit
+
+    from tinyattn.kernels import fastmath as fm
+
+    @njit(error_model="numpy")
+    def apply_all(x, out):
+        for i in range(x.shape[0]):
+            out[0, i], out[1, i] = fm.exp(x[i]), fm.expm1(x[i])
+            out[2, i], out[3, i] = fm.sigmoid(x[i]), fm.tanh(x[i])
+
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.uniform(-30, 30, 2000), rng.uniform(-1e-3, 1e-3, 200),
+                        [0.0, -0.0, 1e-300, -1e-300, 0.3465, -0.3466, 700.0, -700.0, -800.0, 800.0]])
+    for dtype, tol in ((np.float64, 4e-16 * 8), (np.float32, 6e-8 * 8)):
+        xd = x.astype(dtype)
+        out = np.empty((4, x.size), dtype=dtype)
+        apply_all(xd, out)
+        with np.errstate(over="ignore"):
+            ref = [np.exp(xd), np.expm1(xd), 1 / (1 + np.exp(-xd.astype(np.float64))), np.tanh(xd)]
+        for name, got, want in zip(("exp", "expm1", "sigmoid", "tanh"), out, ref):
+            want = want.astype(dtype)
+            normal = np.abs(want) > np.finfo(dtype).tiny     # ignore flushed subnormals
+            np.testing.assert_allclose(got[normal], want[normal], rtol=tol, atol=0, err_msg=name)
+            assert np.array_equal(np.isinf(got), np.isinf(want)), name
