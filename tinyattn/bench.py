@@ -440,7 +440,9 @@ def run(args):
               "machine": {"platform": platform.platform(), "processor": platform.processor(),
                           "cpus": os.cpu_count(), "python": platform.python_version(),
                           "numpy": np.__version__, "numba": numba.__version__,
-                          "torch": None if torch is None else torch.__version__},
+                          "torch": None if torch is None else torch.__version__,
+                          # other programs' load skews every timing; recorded to judge the numbers
+                          "load_average_at_start": os.getloadavg()},
               "workloads": {}}
     builders = {1: lstm_workload, 2: transformer_workload, 3: attention_workload,
                 5: overhead_workload}
@@ -475,11 +477,14 @@ def run(args):
                     f"{p} {g:.1f}" for p, g in entry["gflops_per_s"].items()) + \
                     f" (matmul peak {peak['peak']:.1f})"
         report["workloads"][name] = entry
+    report["machine"]["load_average_at_end"] = os.getloadavg()
     os.makedirs(args.out_dir, exist_ok=True)
     json_path = os.path.join(args.out_dir, "bench.json")
     with open(json_path, "w") as f:
         json.dump(report, f, indent=2)
     print(_table(report))
+    print(f"[bench] load average (1/5/15 min) at start {report['machine']['load_average_at_start']}, "
+          f"at end {report['machine']['load_average_at_end']} on {os.cpu_count()} CPUs")
     print(f"[bench] wrote {json_path}")
     if not args.no_plot:
         png = os.path.join(args.out_dir, "bench.png")
