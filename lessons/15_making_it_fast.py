@@ -34,6 +34,12 @@ from tinyattn.ops.flash_attention import memory_efficient_attention
 
 lesson = Lesson(15, "making it fast")
 rng = lesson.rng
+if lesson.backend == "cupy":
+    # The switch compares CPU providers (Numba vs plain NumPy); GPU arrays always take the CuPy
+    # path, so on --backend cupy there would be nothing to compare (lesson 17 compares CPU and GPU).
+    print("This lesson compares the two CPU providers of every kernel (Numba and plain NumPy); CuPy arrays "
+          "always take the GPU path, so there is nothing to compare with --backend cupy. See lesson 17.")
+    lesson.skip("compares CPU kernels (Numba vs NumPy); not run with --backend cupy")
 MiB = 2 ** 20
 
 
