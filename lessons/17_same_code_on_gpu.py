@@ -6,7 +6,7 @@ NumPy's interface, so the same line `xp.exp(x)` runs on the CPU or on an NVIDIA 
 GPU is one switch, made before the model is built:
 
     tinyattn.set_backend("cupy")        # new tensors live on the GPU
-    python lessons/13_encoder_decoder.py --backend cupy     # any lesson, unchanged
+    python lessons/13_encoder_decoder.py --backend cupy     # a lesson, unchanged
 
 Here we (1) time dense attention forward + backward on the CPU and on the GPU for growing lengths,
 checking both give the same numbers, and (2) run lesson 13 - the encoder-decoder Transformer,
