@@ -290,6 +290,11 @@ class FakeGenerator:
 
 
 _HOST_IN = {"asarray", "array", "ascontiguousarray", "asanyarray"}   # may take host data (h2d)
+# NumPy names CuPy does not have (checked against CuPy 14): xp.<one of these> fails on a GPU
+NOT_IN_CUPY = {"errstate", "seterr", "geterr", "seterrcall", "vectorize", "frompyfunc",
+               "printoptions", "set_printoptions", "ndenumerate", "nditer", "array2string",
+               "array_repr", "array_str", "save", "savez", "load", "loadtxt", "genfromtxt",
+               "memmap", "broadcast_shapes", "testing", "ma", "char", "rec", "polynomial"}
 
 
 class FakeCupy(types.ModuleType):
@@ -314,6 +319,9 @@ class FakeCupy(types.ModuleType):
         return self if any(isinstance(x, DeviceArray) for x in xs) else np
 
     def __getattr__(self, name):
+        if name in NOT_IN_CUPY:
+            raise AttributeError(f"module 'cupy' has no attribute {name!r} (NumPy has it; CuPy "
+                                 f"does not: use numpy's for metadata/warnings, or another way)")
         attr = getattr(np, name)
         if isinstance(attr, type) or not callable(attr):
             return attr                              # dtypes (cupy.float32), constants (inf, pi)
