@@ -306,9 +306,14 @@ class FakeCupy(types.ModuleType):
         super().__init__("cupy")
         self.__file__ = "<tests/fakecupy.py>"
         self.random = types.SimpleNamespace(default_rng=FakeGenerator)
-        runtime = types.SimpleNamespace(getDeviceCount=lambda: 1)
+        self.__version__ = "0+fakecupy"
+        runtime = types.SimpleNamespace(
+            getDeviceCount=lambda: 1,
+            getDeviceProperties=lambda i: {"name": b"fakecupy (NumPy on the CPU)",
+                                           "totalGlobalMem": 0})
         self.cuda = types.SimpleNamespace(
-            runtime=runtime, Device=lambda *a: types.SimpleNamespace(synchronize=lambda: None),
+            runtime=runtime,
+            Device=lambda *a: types.SimpleNamespace(id=0, synchronize=lambda: None),
             get_current_stream=lambda: types.SimpleNamespace(synchronize=lambda: None))
 
     def asnumpy(self, a, *args, **kwargs):

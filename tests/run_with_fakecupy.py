@@ -38,7 +38,8 @@ class _Patch:
 def main(argv):
     if not argv:
         raise SystemExit(__doc__)
-    fakecupy.install(_Patch())
+    fake = fakecupy.install(_Patch())
+    sys.modules["cupy"] = fake            # a script's own `import cupy` gets the stand-in too
     from tinyattn import backend  # noqa: PLC0415
 
     backend._ACTIVE = "numpy"        # the script chooses (a lesson: --backend cupy)
