@@ -32,32 +32,39 @@ import numpy as np
 
 from . import anomaly
 
-_state = threading.local()
+class _GradMode(threading.local):
+    """Whether ops record the graph; per thread, as in PyTorch (each thread starts with True)."""
+
+    def __init__(self):
+        self.enabled = True
+
+
+_grad_mode = _GradMode()
 
 
 def is_grad_enabled() -> bool:
-    return getattr(_state, "grad_enabled", True)
+    return _grad_mode.enabled
 
 
 @contextlib.contextmanager
 def no_grad():
     """Inside this block ops build no graph: for evaluation, and for optimiser updates."""
     prev = is_grad_enabled()
-    _state.grad_enabled = False
+    _grad_mode.enabled = False
     try:
         yield
     finally:
-        _state.grad_enabled = prev
+        _grad_mode.enabled = prev
 
 
 @contextlib.contextmanager
 def enable_grad():
     prev = is_grad_enabled()
-    _state.grad_enabled = True
+    _grad_mode.enabled = True
     try:
         yield
     finally:
-        _state.grad_enabled = prev
+        _grad_mode.enabled = prev
 
 
 class Context:
@@ -68,13 +75,13 @@ class Context:
 
     def __init__(self, fn, inputs):
         self.fn = fn
-        self.inputs = inputs          # the Tensor inputs (None for plain numbers / constants)
+        self.inputs = tuple(inputs)   # the Tensor inputs (None for plain numbers / constants)
         self.saved = ()
-        self.needs_input_grad = tuple(t is not None and t.requires_grad for t in inputs)
+        self.needs_input_grad = tuple([t is not None and t.requires_grad for t in inputs])
         self.n_outputs = 1
-        self.out_meta = None          # (shape, dtype) per output, to build zero gradients
+        self.out_meta = None          # (shape, dtype) per output of a multi-output op
         self.released = False
-        self.retained = {}            # output index -> Tensor that asked for .retain_grad()
+        self.retained = None          # {output index: Tensor} for tensors that called .retain_grad()
         self._saved_versions = ()
 
     def save_for_backward(self, *arrays):
@@ -85,9 +92,15 @@ class Context:
 
     def _remember_versions(self, tensors):
         """Note the version of every tensor whose array was saved (called by ``apply``)."""
-        ids = {id(a) for a in self.saved}
-        self._saved_versions = tuple((t._versions, t._versions.value, t.shape, t.name)
-                                     for t in tensors if t is not None and id(t.data) in ids)
+        versions = []
+        for t in tensors:
+            if t is None:
+                continue
+            for a in self.saved:
+                if a is t.data:
+                    versions.append((t._versions, t._versions.value, a.shape, t.name))
+                    break
+        self._saved_versions = versions
 
     def check_versions(self):
         for counter, seen, shape, name in self._saved_versions:
@@ -110,7 +123,7 @@ class Context:
         """Free what backward needed, so memory is returned once the graph has been used."""
         self.saved = ()
         self.inputs = ()
-        self.retained = {}
+        self.retained = None
         self._saved_versions = ()
         self.__dict__.clear()         # whatever else forward stored on ctx (indices, masks, ...)
         self.released = True
@@ -144,45 +157,58 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **static):
-        Tensor, as_array = _tensor_api()
-        tensors = [a if isinstance(a, Tensor) else None for a in args]
-        arrays = [a.data if isinstance(a, Tensor) else as_array(a) for a in args]
-        track = is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-        ctx = Context(cls, tuple(tensors) if track else ())
+        # 1. Unwrap: forward sees plain arrays; remember which arguments were Tensors.
+        tensors, arrays, wants_grad = [], [], False
+        for a in args:
+            if isinstance(a, Tensor):
+                tensors.append(a)
+                arrays.append(a.data)
+                wants_grad = wants_grad or a.requires_grad
+            else:
+                tensors.append(None)
+                arrays.append(a if type(a) is float or type(a) is int else as_array(a))
+        track = wants_grad and _grad_mode.enabled   # build the graph only if a gradient can flow
+        ctx = Context(cls, tensors if track else ())
+        # 2. Compute.
         out = cls.forward(ctx, *arrays, **static)
-        several = isinstance(out, tuple)       # an op with several outputs (split, LSTM, ...)
-        outs = tuple(Tensor._output(_keep_dtype(o, arrays) if cls.keeps_dtype else o,
-                                    ctx if track else None, i)
-                     for i, o in enumerate(out if several else (out,)))
+        # 3. Wrap the result(s) as Tensors that point back at ctx.
+        several = type(out) is tuple                 # an op with several outputs (split, LSTM, ...)
+        node = ctx if track else None
+        if several:
+            outs = tuple(Tensor._output(_keep_dtype(o, arrays) if cls.keeps_dtype else o, node, i)
+                         for i, o in enumerate(out))
+        else:
+            outs = (Tensor._output(_keep_dtype(out, arrays) if cls.keeps_dtype else out, node, 0),)
         _share_versions_with_views(outs, tensors)
-        if anomaly.enabled:                     # with tinyattn.detect_anomaly(): NaN/Inf check
+        if anomaly.enabled:                          # with tinyattn.detect_anomaly(): NaN/Inf check
             anomaly.check_forward(cls, ctx, arrays, outs)
         if track:
-            ctx.n_outputs = len(outs)
-            ctx.out_meta = tuple((o.shape, o.dtype) for o in outs)
+            if several:                              # to give unused outputs zero gradients
+                ctx.n_outputs = len(outs)
+                ctx.out_meta = [(o.shape, o.dtype) for o in outs]
             if ctx.saved:
                 ctx._remember_versions(ctx.inputs + outs)
         return outs if several else outs[0]
 
 
-_TENSOR_API = None
+# Tensor and as_array live in tensor.py, which imports this module; it hands them over when it
+# has defined them (see the end of tensor.py).
+Tensor = as_array = None
 
 
-def _tensor_api():
-    """(Tensor, as_array), imported on first use: tensor.py itself imports this module."""
-    global _TENSOR_API
-    if _TENSOR_API is None:
-        from .tensor import Tensor, as_array  # noqa: PLC0415
+def _bind_tensor(tensor_cls, as_array_fn):
+    global Tensor, as_array
+    Tensor, as_array = tensor_cls, as_array_fn
 
-        _TENSOR_API = (Tensor, as_array)
-    return _TENSOR_API
+
+_FLOAT64 = np.dtype(np.float64)
 
 
 def _keep_dtype(out, arrays):
     """float64 only comes out of an op as PyTorch would produce it (see Function.keeps_dtype):
     some input must be float64, and a 0-d float64 input (a number held in a tensor, such as a
     full sum) does not upcast float32 arrays with axes, just as a Python number does not."""
-    if getattr(out, "dtype", None) != np.float64:
+    if getattr(out, "dtype", None) != _FLOAT64:
         return out
     wide = [a for a in arrays if getattr(a, "dtype", None) == np.float64]
     if not wide:

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import backend
 from . import anomaly
+from . import function as _function
 from .function import is_grad_enabled
 
 _DEFAULT_DTYPE = np.float32
@@ -449,30 +450,36 @@ class Tensor:
             self._accumulate(grad)
             return
         xp = backend.get_array_module(self.data)
-        grads = {id(self._ctx): [None] * self._ctx.n_outputs}    # op -> gradient of each output
-        grads[id(self._ctx)][self._idx] = grad
+        grads = {self._ctx: [None] * self._ctx.n_outputs}    # op -> gradient of each output
+        grads[self._ctx][self._idx] = grad
         for ctx in _topological_order(self._ctx):    # every op after all the ops that use it
-            out_grads = grads.pop(id(ctx), None)
+            out_grads = grads.pop(ctx, None)
             if out_grads is None:                     # no gradient reached this op
                 continue
-            ctx.check_versions()
-            out_grads = [g if g is not None else xp.zeros(shape, dtype)
-                         for g, (shape, dtype) in zip(out_grads, ctx.out_meta)]
-            for i, t in ctx.retained.items():         # non-leaves that asked for .retain_grad()
-                t._accumulate(out_grads[i])
+            if ctx._saved_versions:
+                ctx.check_versions()                  # were saved arrays changed in place?
+            if ctx.n_outputs > 1:                     # outputs nobody used get zero gradients
+                out_grads = [g if g is not None else xp.zeros(shape, dtype)
+                             for g, (shape, dtype) in zip(out_grads, ctx.out_meta)]
+            if ctx.retained:                          # non-leaves that asked for .retain_grad()
+                for i, t in ctx.retained.items():
+                    t._accumulate(out_grads[i])
             in_grads = ctx.fn.backward(ctx, *out_grads)
-            if not isinstance(in_grads, tuple):
+            if type(in_grads) is not tuple:
                 in_grads = (in_grads,)
             if anomaly.enabled:                       # with tinyattn.detect_anomaly()
                 anomaly.check_backward(ctx, out_grads, in_grads)
             for t, g in zip(ctx.inputs, in_grads):
                 if t is None or g is None or not t.requires_grad:
                     continue
-                g = _fit_gradient(g, t, ctx)           # undo broadcasting, match dtype
+                if g.shape != t.data.shape or g.dtype != t.data.dtype:
+                    g = _fit_gradient(g, t, ctx)       # undo broadcasting, match dtype
                 if t._ctx is None:
-                    t._accumulate(g)
+                    t._accumulate(g)                  # a leaf: its .grad
                 else:
-                    slot = grads.setdefault(id(t._ctx), [None] * t._ctx.n_outputs)
+                    slot = grads.get(t._ctx)
+                    if slot is None:
+                        slot = grads[t._ctx] = [None] * t._ctx.n_outputs
                     slot[t._idx] = g if slot[t._idx] is None else slot[t._idx] + g
             if not retain_graph:
                 ctx.release()
@@ -499,6 +506,8 @@ class Tensor:
         """Also fill ``.grad`` of this non-leaf tensor on backward (PyTorch's retain_grad), e.g.
         to look at the gradient reaching a hidden state."""
         if self._ctx is not None:
+            if self._ctx.retained is None:
+                self._ctx.retained = {}
             self._ctx.retained[self._idx] = self
         return self
 
@@ -516,17 +525,17 @@ def _topological_order(root):
         if inputs_done:                    # everything below ctx is already in `post`
             post.append(ctx)
             continue
-        if id(ctx) in visited:
+        if ctx in visited:
             continue
         if ctx.released:
             raise RuntimeError(
                 f"backward: the graph through {ctx.fn.__name__} was already freed by an earlier "
                 "backward(). Call .backward(retain_graph=True) the first time if you need to "
                 "backpropagate through the same graph twice.")
-        visited.add(id(ctx))
+        visited.add(ctx)
         stack.append((ctx, True))
         for t in ctx.inputs:
-            if t is not None and t._ctx is not None and id(t._ctx) not in visited:
+            if t is not None and t._ctx is not None and t._ctx not in visited:
                 stack.append((t._ctx, False))
     return reversed(post)
 
@@ -547,3 +556,6 @@ def _unwrap_index(idx):
     if isinstance(idx, tuple):
         return tuple(i.data if isinstance(i, Tensor) else i for i in idx)
     return idx
+
+
+_function._bind_tensor(Tensor, as_array)   # Function.apply wraps its results in Tensors

@@ -53,7 +53,7 @@ class Sub(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return g, -g
+        return g, (-g if ctx.needs_input_grad[1] else None)
 
 
 @register("mul")
@@ -66,7 +66,8 @@ class Mul(Function):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved
-        return g * b, g * a
+        need_a, need_b = ctx.needs_input_grad
+        return (g * b if need_a else None), (g * a if need_b else None)
 
 
 @register("div")
