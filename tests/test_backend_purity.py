@@ -21,7 +21,9 @@ does that where a GPU is present.
 from __future__ import annotations
 
 import ast
+import os
 import pathlib
+import subprocess
 import sys
 import traceback
 
@@ -396,3 +398,22 @@ def test_the_static_scan_sees_a_violation(tmp_path):
     f = tmp_path / "op.py"
     f.write_text("import numpy as np\ndef f(x):\n    return np.exp(x) + np.random.rand(2)\n")
     assert [c for _, c in _numpy_calls(f)] == ["np.exp", "np.random.rand"]
+
+
+# ------------------------------------------------------------------------------ 4. lessons
+@pytest.mark.slow
+@pytest.mark.parametrize("lesson", ["01_tensors_and_autograd", "04_masks_and_irregular_sequences",
+                                    "07_sequential_vs_parallel"])
+def test_a_lesson_runs_with_backend_cupy_on_device_arrays(lesson, tmp_path):
+    """A learner's one-flag switch, ``--backend cupy``, with fakecupy standing in for CuPy: the
+    lesson must pass without ever mixing host and device arrays (quick lessons; every lesson was
+    run this way by hand: python tests/run_with_fakecupy.py lessons/NN_x.py --backend cupy)."""
+    root = PACKAGE.parent
+    proc = subprocess.run([sys.executable, str(root / "tests" / "run_with_fakecupy.py"),
+                           str(root / "lessons" / f"{lesson}.py"), "--backend", "cupy",
+                           "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "MPLBACKEND": "Agg"})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "CRITERION: PASS" in proc.stdout
+    assert "backend cupy" in proc.stdout
