@@ -16,8 +16,11 @@ Workloads (float32):
                  memory growth (each provider in a fresh subprocess)
   5 overhead     a chain of 100 small elementwise ops on 16-element tensors, forward+backward
 
-Each time is the median of ``--repeats`` runs after ``--warmup`` runs; the providers take turns
-run by run, so that load from other programs hits them alike. Writes ``bench.json`` and
+Each time is the median of ``--repeats`` runs after ``--warmup`` runs. Each provider is timed in a
+fresh process of its own: in one process, the worker threads that OpenBLAS, Numba or PyTorch leave
+spinning after their work slow down whichever library runs next (PyTorch's LSTM took 60 ms after
+ours in the same process and 5 ms alone). ``--in-process`` times them in one process instead,
+taking turns run by run. Writes ``bench.json`` and
 ``bench.png`` (a bar chart) into ``--out-dir`` and prints a table.
 
 Thread counts must be fixed before NumPy loads its BLAS, so the command re-executes itself once
@@ -55,7 +58,12 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="tiny sizes, 1 warm-up, 2 repeats: a smoke test")
     p.add_argument("--out-dir", default="bench_results", help="where bench.json / bench.png go")
     p.add_argument("--no-plot", action="store_true", help="skip the matplotlib chart")
+    p.add_argument("--in-process", action="store_true",
+                   help="time all providers in this one process, taking turns run by run (by "
+                        "default each provider runs in a fresh process of its own: thread pools "
+                        "left spinning by one library otherwise slow the next one down)")
     p.add_argument("--child", nargs=2, metavar=("PROVIDER", "LENGTH"), help=argparse.SUPPRESS)
+    p.add_argument("--child-time", nargs=2, metavar=("WORKLOAD", "PROVIDER"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
         args.repeats, args.warmup = min(args.repeats, 2), min(args.warmup, 1)
@@ -351,6 +359,43 @@ def long_workload(providers, quick, threads):
                      "naive_full_matrix_estimate_mib": naive, "target_peak_growth_mib": 256}
 
 
+# ----------------------------------------------------------------------------------- isolation
+def _builders():
+    return {1: lstm_workload, 2: transformer_workload, 3: attention_workload, 5: overhead_workload}
+
+
+def _set_threads(threads):
+    import numba  # noqa: PLC0415
+
+    numba.set_num_threads(threads)
+    torch = _torch()
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
+def _time_child(number, provider, args):
+    """In a fresh process: build one provider's run of one workload, time it, print the times."""
+    runs, params = _builders()[number]([provider], args.quick)
+    times = _time_interleaved(runs, args.warmup, args.repeats)[provider]
+    print(json.dumps({"times": times, "params": params}))
+
+
+def _time_isolated(number, providers, args):
+    """{provider: [seconds, ...]} with every provider timed in its own process; and the params."""
+    times, params = {}, None
+    for p in providers:
+        cmd = [sys.executable, "-m", "tinyattn.bench", "--threads", str(args.threads),
+               "--repeats", str(args.repeats), "--warmup", str(args.warmup),
+               "--child-time", str(number), p] + (["--quick"] if args.quick else [])
+        res = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
+        if res.returncode != 0:
+            raise RuntimeError(f"bench: workload {number} on {p} failed in its subprocess:\n"
+                               f"{res.stderr.strip()}")
+        out = json.loads(res.stdout.strip().splitlines()[-1])
+        times[p], params = out["times"], out["params"]
+    return times, params
+
+
 # ----------------------------------------------------------------------------------- peak GFLOP/s
 def matmul_peak(threads, quick):
     """The machine's float32 matrix-product speed: best of a few 2048² products (NumPy's BLAS and
@@ -430,10 +475,8 @@ def run(args):
     import numba  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
-    numba.set_num_threads(args.threads)
+    _set_threads(args.threads)
     torch = _torch()
-    if torch is not None:
-        torch.set_num_threads(args.threads)
     providers = [p for p in args.providers if p != "torch" or torch is not None]
     report = {"threads": args.threads, "quick": args.quick, "repeats": args.repeats,
               "warmup": args.warmup, "dtype": "float32", "providers": providers,
@@ -444,8 +487,7 @@ def run(args):
                           # other programs' load skews every timing; recorded to judge the numbers
                           "load_average_at_start": os.getloadavg()},
               "workloads": {}}
-    builders = {1: lstm_workload, 2: transformer_workload, 3: attention_workload,
-                5: overhead_workload}
+    report["isolated"] = not args.in_process
     for number in args.workloads:
         name = WORKLOADS[number]
         print(f"[bench] workload {number}: {name} ...", flush=True)
@@ -461,8 +503,11 @@ def run(args):
                     if p in med:
                         entry[f"ratio_{p}_to_torch"] = med[p] / med["torch"]
         else:
-            runs, params = builders[number](providers, args.quick)
-            times = _time_interleaved(runs, args.warmup, args.repeats)
+            if args.in_process:
+                runs, params = _builders()[number](providers, args.quick)
+                times = _time_interleaved(runs, args.warmup, args.repeats)
+            else:
+                times, params = _time_isolated(number, providers, args)
             entry = {"params": params, "results": {p: _summary(t) for p, t in times.items()}}
             _ratios(entry)
             if number == 3:
@@ -498,14 +543,14 @@ def main(argv=None):
     args = parse_args(argv)
     _reexec_with_threads(args, argv)
     if args.child:
+        _set_threads(args.threads)
         provider, length = args.child
-        import numba  # noqa: PLC0415
-
-        numba.set_num_threads(args.threads)
-        torch = _torch()
-        if torch is not None:
-            torch.set_num_threads(args.threads)
         _long_child(provider, int(length))
+        return 0
+    if args.child_time:
+        _set_threads(args.threads)
+        number, provider = args.child_time
+        _time_child(int(number), provider, args)
         return 0
     run(args)
     return 0
