@@ -522,6 +522,17 @@ def run(args):
                     f"{p} {g:.1f}" for p, g in entry["gflops_per_s"].items()) + \
                     f" (matmul peak {peak['peak']:.1f})"
         report["workloads"][name] = entry
+    # The GPU column: the toy Transformer step at a GPU-sized configuration, CuPy vs NumPy (vs
+    # PyTorch CUDA when present). Only where CuPy sees a GPU; elsewhere the report says so.
+    from . import bench_gpu  # noqa: PLC0415
+
+    if bench_gpu.gpu_present():
+        quick = dict(batch=8, length=16, d_model=32, nhead=2, vocab=50, steps=2, warmup=1)
+        report["gpu"] = bench_gpu.run(**quick) if args.quick else bench_gpu.run()
+        print(bench_gpu.table(report["gpu"]))
+    else:
+        report["gpu"] = "skipped: no CuPy-visible GPU on this machine"
+        print("[bench] GPU column: skipped (no CuPy-visible GPU); see python -m tinyattn.bench_gpu")
     report["machine"]["load_average_at_end"] = os.getloadavg()
     os.makedirs(args.out_dir, exist_ok=True)
     json_path = os.path.join(args.out_dir, "bench.json")
