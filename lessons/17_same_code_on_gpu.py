@@ -64,8 +64,9 @@ finally:
 if gpu_error is not None:
     print("no GPU: this machine has no usable CuPy + CUDA GPU, so nothing in this lesson can run on a GPU.")
     print(f"  reason: {gpu_error}")
-    print("On a machine with an NVIDIA GPU: pip install cupy-cuda12x (matching your CUDA), then run this "
-          "lesson again, or any lesson with --backend cupy.")
+    print("On a machine with an NVIDIA GPU: pip install -e \".[gpu]\" (CuPy for CUDA 13; for a CUDA 12 "
+          "driver, pip install cupy-cuda12x), then run this lesson again, or any lesson with "
+          "--backend cupy.")
     lesson.record(gpu_available=False, reason=gpu_error)
     lesson.skip("no GPU (CuPy/CUDA not available): CPU vs GPU comparison not run")
 
