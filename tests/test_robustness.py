@@ -118,14 +118,19 @@ ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("call, exc, pattern", [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS])
-def test_mistakes_are_reported_by_the_op_that_received_them(call, exc, pattern):
+def assert_raised_by_tinyattn(call, exc, pattern):
+    """call() raises exc with a message matching pattern, raised by tinyattn itself (not deep
+    inside NumPy) and with nothing chained below it. Shared with test_robustness_more.py."""
     with pytest.raises(exc, match=pattern) as err:
         call()
-    # raised by tinyattn itself, not deep inside NumPy, and with nothing chained below it
     last = traceback.extract_tb(err.value.__traceback__)[-1]
     assert os.path.abspath(last.filename).startswith(PACKAGE), last
     assert err.value.__cause__ is None
+
+
+@pytest.mark.parametrize("call, exc, pattern", [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS])
+def test_mistakes_are_reported_by_the_op_that_received_them(call, exc, pattern):
+    assert_raised_by_tinyattn(call, exc, pattern)
 
 
 def test_an_optimizer_step_between_forward_and_backward_is_caught():
