@@ -171,17 +171,8 @@ class Lesson:
         passed = all(c["passed"] for c in self.checks)
         seconds = self.elapsed()
         criterion = "; ".join(f"{c['name']}: {c['measured']}" for c in self.checks)
-        result = {"lesson": self.number, "title": self.title, "seed": self.seed,
-                  "backend": self.backend, "passed": passed, "criterion": criterion,
-                  "seconds": round(seconds, 3), "checks": self.checks,
-                  "values": self.values, "figures": self.figures}
-        with open(os.path.join(self.out, "result.json"), "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=1)
-        self._finished = True
-        print()
-        print(f"CRITERION: {'PASS' if passed else 'FAIL'} {criterion}")
-        print(f"wall time {seconds:.1f} s")
-        sys.stdout.flush()
+        self._end({"passed": passed, "criterion": criterion, "checks": self.checks}, seconds,
+                  f"CRITERION: {'PASS' if passed else 'FAIL'} {criterion}")
         if not passed:
             sys.exit(EXIT_FAIL)
 
@@ -190,21 +181,24 @@ class Lesson:
         ``CRITERION: SKIP <reason>``, write result.json with ``skipped: true`` and ``passed: null``,
         and exit 0. Unlike ``--backend cupy`` without CuPy (exit 3), this is for a lesson whose
         *default* run needs hardware that is not there: it still runs, explains, and skips."""
-        seconds = self.elapsed()
+        checks = self.checks + [{"name": "criterion", "passed": None,
+                                 "measured": f"SKIPPED: {reason}"}]
+        self._end({"passed": None, "skipped": True, "criterion": f"SKIPPED: {reason}",
+                   "checks": checks}, self.elapsed(), f"CRITERION: SKIP {reason}")
+        sys.exit(0)
+
+    def _end(self, outcome, seconds, line):
+        """Write result.json (the outcome plus what every lesson records) and print the last lines."""
         result = {"lesson": self.number, "title": self.title, "seed": self.seed,
-                  "backend": self.backend, "passed": None, "skipped": True,
-                  "criterion": f"SKIPPED: {reason}", "seconds": round(seconds, 3),
-                  "checks": self.checks + [{"name": "criterion", "passed": None,
-                                            "measured": f"SKIPPED: {reason}"}],
+                  "backend": self.backend, **outcome, "seconds": round(seconds, 3),
                   "values": self.values, "figures": self.figures}
         with open(os.path.join(self.out, "result.json"), "w", encoding="utf-8") as f:
             json.dump(result, f, indent=1)
         self._finished = True
         print()
-        print(f"CRITERION: SKIP {reason}")
+        print(line)
         print(f"wall time {seconds:.1f} s")
         sys.stdout.flush()
-        sys.exit(0)
 
 
 class Progress:
