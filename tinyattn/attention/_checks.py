@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import Tensor, as_array
 
 
 def as_tensor(x, name: str, what: str) -> Tensor:
@@ -68,11 +68,9 @@ def plain_mask(name: str, mask, scores_shape):
     padding_mask returns (B, 1, Tk)."""
     if mask is None:
         return None
-    m = mask.data if isinstance(mask, Tensor) else mask
-    if not hasattr(m, "dtype"):
+    m = as_array(mask)                     # a NumPy mask for CuPy scores is copied over once
+    if not hasattr(m, "dtype"):            # a Python bool
         m = backend.active_module().asarray(m)
-    elif backend.is_array(m) and backend.get_array_module(m) is not backend.active_module():
-        m = backend.to_backend(m)          # a NumPy mask for CuPy scores: copied over once
     if m.dtype != np.bool_:
         raise TypeError(f"{name}: mask must be boolean (True = may attend), got dtype {m.dtype}. "
                         f"Build it with causal_mask / padding_mask / local_window_mask, or compare "
