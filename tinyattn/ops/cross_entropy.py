@@ -15,7 +15,7 @@ import numpy as np
 from .. import kernels
 from ..autograd.function import Function
 from ..autograd.registry import register
-from ..autograd.tensor import Tensor, get_default_dtype
+from ..autograd.tensor import Tensor, as_floating
 from ..backend import get_array_module
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -30,8 +30,7 @@ class CrossEntropy(Function):
     @staticmethod
     def forward(ctx, logits, target=None, class_weight=None, ignore_index=-100, reduction="mean",
                 label_smoothing=0.0):
-        if logits.dtype.kind not in "fc":  # ints/bools become floats (not truncated)
-            logits = logits.astype(get_default_dtype())
+        logits = as_floating(logits)
         loss, row_weight, logp = kernels.get("cross_entropy_forward", logits)(
             logits, target, class_weight, ignore_index, label_smoothing)
         ctx.save_for_backward(logp)

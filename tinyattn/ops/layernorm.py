@@ -14,7 +14,7 @@ import math
 from .. import kernels
 from ..autograd.function import Function
 from ..autograd.registry import register
-from ..autograd.tensor import Tensor, get_default_dtype
+from ..autograd.tensor import Tensor, as_floating
 
 
 @register("layer_norm")
@@ -25,8 +25,7 @@ class LayerNorm(Function):
     @staticmethod
     def forward(ctx, x, *params, normalized_shape=(), eps=1e-5, has_weight=False, has_bias=False):
         n = math.prod(normalized_shape)
-        if x.dtype.kind not in "fc":  # ints/bools become floats (not truncated)
-            x = x.astype(get_default_dtype())
+        x = as_floating(x)
         rows = x.reshape(-1, n)
         params = list(params)
         w = params.pop(0).reshape(n) if has_weight else None

@@ -6,7 +6,7 @@ import numpy as np
 from .. import kernels
 from ..autograd.function import Function
 from ..autograd.registry import register
-from ..autograd.tensor import get_default_dtype
+from ..autograd.tensor import as_floating
 
 
 @register("softmax")
@@ -17,8 +17,7 @@ class Softmax(Function):
     @staticmethod
     def forward(ctx, x, axis=-1, mask=None):
         _check_axis("softmax", axis, x.shape)
-        if x.dtype.kind not in "fc":  # ints/bools become floats (not truncated)
-            x = x.astype(get_default_dtype())
+        x = as_floating(x)
         if mask is not None:
             _check_mask(mask, x.shape)
         y = kernels.get("softmax_forward", x)(x, axis, mask)
@@ -39,8 +38,7 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, axis=-1):
         _check_axis("log_softmax", axis, x.shape)
-        if x.dtype.kind not in "fc":  # ints/bools become floats (not truncated)
-            x = x.astype(get_default_dtype())
+        x = as_floating(x)
         out = kernels.get("log_softmax_forward", x)(x, axis)
         ctx.save_for_backward(out)
         ctx.axis = axis
