@@ -13,7 +13,9 @@ e^r comes from its Taylor series (|r| is small: 13 terms are exact to the last b
 and 2^n is built directly from its IEEE-754 bit pattern: exponent field n + 1023, mantissa 0.
 ln2 is split into a high and a low part (Cody & Waite) so that n·ln2 is subtracted without
 rounding error. Accuracy: within 1-2 units in the last place of float64 (the tests compare the
-kernels with their NumPy twins at 1e-12). float32 inputs are computed in float64 and rounded.
+kernels with their NumPy twins at 1e-12). float32 is computed in float32 with a shorter series
+(8 terms: the first one left out is < 2^-24 · e^r, below float32's last bit), twice as many
+numbers per instruction and half the work of float64.
 
 Conditionals are written as "compute both, then pick" so that LLVM emits a select, not a branch.
 Under ``NUMBA_DISABLE_JIT=1`` these are ordinary Python functions (the bit cast falls back to
@@ -90,11 +92,13 @@ def exp(x):
     y = min(max(x, bottom), top)
     n = (y * T(_LOG2E) + big_round) - big_round
     r = (y - n * hi) - n * lo
-    # e^r = Σ_k r^k / k!, k <= 12: the first term left out is < 2e-16 for |r| <= ln2 / 2
-    p = T(1 / 479001600)
-    for k in range(11, -1, -1):                  # Horner, unrolled by the compiler
+    # e^r = Σ_k r^k / k!, k <= 12 (float32: k <= 7): the first term left out is < 2e-16 (float32:
+    # < 6e-9) for |r| <= ln2 / 2
+    last = 7 if single else 12
+    p = T(_INV_FACTORIAL[last])
+    for k in range(last - 1, -1, -1):            # Horner, unrolled by the compiler
         p = p * r + T(_INV_FACTORIAL[k])
-    e = p * _pow2(n, single)
+    e = p * T(_pow2(n, single))      # T(): _pow2 is typed float64 for both branches
     e = T(np.inf) if x > (T(88.72283) if single else T(_EXP_MAX)) else e
     return T(0.0) if x < bottom else e
 
@@ -104,10 +108,12 @@ def expm1(x):
     """e^x - 1, also accurate for tiny x, where exp(x) - 1 would lose every digit: there the
     series of e^x - 1 itself is used."""
     T = type(x)
+    single = T(1.0) + T(1e-10) == T(1.0)
     half_ln2 = T(_HALF_LN2)
     s = min(max(x, -half_ln2), half_ln2)        # keep the unused series finite
-    p = T(1 / 6227020800)
-    for k in range(12, 0, -1):
+    last = 8 if single else 13
+    p = T(_INV_FACTORIAL[last])
+    for k in range(last - 1, 0, -1):
         p = p * s + T(_INV_FACTORIAL[k])
     small = p * s
     big = exp(x) - T(1.0)
@@ -117,10 +123,10 @@ def expm1(x):
 @njit(**_JIT)
 def sigmoid(z):
     """1 / (1 + e^-z) from e = e^-|z| <= 1: never overflows (the engine's formula)."""
-    one = type(z)(1.0)
+    T = type(z)
     e = exp(-abs(z))
-    positive, negative = one / (one + e), e / (one + e)
-    return positive if z >= 0 else negative
+    positive = T(1.0) / (T(1.0) + e)        # one division; e / (1 + e) is then e · positive
+    return positive if z >= T(0.0) else e * positive
 
 
 @njit(**_JIT)
@@ -129,4 +135,4 @@ def tanh(x):
     two = type(x)(2.0)
     u = expm1(-two * abs(x))
     t = -u / (two + u)
-    return t if x >= 0 else -t
+    return t if x >= type(x)(0.0) else -t
