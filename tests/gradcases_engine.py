@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 import tinyattn as ta
+import tinyattn.functional as F
 from tinyattn.ops import getitem
 
 from gradcases import GradCase, rnd
@@ -169,6 +170,15 @@ CASES = [
              lambda: [rnd(3, 3)], "pair per axis"),
     GradCase("pad", lambda a: a.pad(1, value=0.5) * a.pad((0, 2)), lambda: [rnd(3)],
              "int and single pair, reused"),
+    # ---------------------------------------------------------------- linear (x @ w.T + b, fused)
+    GradCase("linear", lambda x, w, b: ta.ops.Linear.apply(x, w, b),
+             lambda: [rnd(4, 3), rnd(5, 3, seed=1), rnd(5, seed=2)], "with bias"),
+    GradCase("linear", lambda x, w: ta.ops.Linear.apply(x, w), lambda: [rnd(4, 3), rnd(2, 3, seed=1)],
+             "no bias"),
+    GradCase("linear", lambda x: ta.ops.Linear.apply(x, x, x[0]), lambda: [rnd(3, 3)],
+             "x as input, weight and (a row of it) bias"),
+    GradCase("linear", lambda x, w, b: F.linear(x, w, b),
+             lambda: [rnd(2, 3, 4), rnd(5, 4, seed=1), rnd(5, seed=2)], "F.linear, 3-D input"),
     # ---------------------------------------------------------------- matmul
     GradCase("matmul", lambda a, b: a @ b, lambda: [rnd(2, 3), rnd(3, 4, seed=1)], "2-D"),
     GradCase("matmul", lambda a, b: a @ b, lambda: [rnd(3), rnd(3, 4, seed=1)], "1-D x 2-D"),

@@ -67,11 +67,13 @@ def linear(input, weight, bias=None):
             f"must match (PyTorch: 'mat1 and mat2 must have the same dtype'). Convert the input "
             f"(x.astype('{weight.dtype}'), e.g. x.float()) or the model "
             f"(model.double() / model.float()).")
+    if bias is not None and (tuple(bias.shape) != (weight.shape[0],) or bias.dtype != weight.dtype):
+        raise ValueError(
+            f"linear: bias has shape {tuple(bias.shape)} dtype {bias.dtype}; it must have shape "
+            f"(out_features,) = ({weight.shape[0]},) and the weight's dtype {weight.dtype}.")
     lead = input.shape[:-1]
     flat = input if input.ndim == 2 else input.reshape(-1, in_features)
-    out = flat @ weight.T
-    if bias is not None:
-        out = out + bias
+    out = ops.Linear.apply(flat, weight, *(() if bias is None else (bias,)))
     return out if input.ndim == 2 else out.reshape(*lead, weight.shape[0])
 
 

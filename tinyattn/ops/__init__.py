@@ -9,7 +9,7 @@ from ..backend import active_module, get_array_module, is_array, to_backend
 from .elementwise import (Abs, Add, Cast, Clip, Div, Exp, Gelu, Log, Maximum, Minimum, Mul, Neg,
                           Pow, Relu, Sigmoid, Softplus, Sqrt, Sub, Tanh, Where)
 from .indexing import GetItem
-from .linalg import MatMul
+from .linalg import Linear, MatMul
 from .reduce import LogSumExp, Max, Mean, Min, Sum, Var
 from .shape import BroadcastTo, Concatenate, Pad, Permute, Reshape, Split, Stack
 from .softmax import LogSoftmax, Softmax

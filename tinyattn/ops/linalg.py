@@ -51,3 +51,31 @@ class MatMul(Function):
         if ctx.needs_input_grad[1]:
             gb = sum_to_shape(xp.matmul(xp.swapaxes(a2, -1, -2), g), b2.shape).reshape(b.shape)
         return ga, gb
+
+
+@register("linear")
+class Linear(Function):
+    """x (N, in) @ w (out, in)ᵀ + b (out,) -> (N, out), as one op (PyTorch's addmm).
+
+    Why not ``x @ w.T + b`` as two ops: the addition would allocate a second (N, out) array and
+    pass over it again; here the bias goes into the product's own fresh output, in place.
+
+    Backward: dx = g w, dw = gᵀ x, db = Σ over rows of g.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, b=None):
+        ctx.save_for_backward(x, w)
+        out = get_array_module(x, w).matmul(x, w.T)
+        if b is not None:
+            out += b
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved
+        needs = ctx.needs_input_grad
+        gx = g @ w if needs[0] else None
+        gw = g.T @ x if needs[1] else None
+        gb = g.sum(axis=0) if len(needs) > 2 and needs[2] else None
+        return gx, gw, gb
