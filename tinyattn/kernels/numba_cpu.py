@@ -19,6 +19,11 @@ Rules every kernel here follows:
     thread costs more than the work (and on a busy machine a parallel region can wait
     milliseconds for a core). The one scatter (embedding backward) must be serial anyway: threads
     would race on repeated rows.
+    The LSTM was tried in parallel twice (README, "Benchmark"): batch rows per thread, then
+    hidden units per thread with each thread's weights packed once. Alone, each kernel got up to
+    1.8x faster; inside a training step the Numba threads met NumPy's BLAS threads on the same
+    cores and the step got 2-5x *slower*, and with NumPy's BLAS on one thread it was no faster
+    than this serial loop. So the loop stays serial.
   * ``NUMBA_DISABLE_JIT=1`` turns every ``@njit`` into the plain Python function it decorates, so
     the kernels can be stepped through in a debugger (slowly).
 Only NumPy arrays arrive here; CuPy arrays are sent to the xp twins by ``kernels.get``.
