@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import tinyattn as ta
+import tinyattn.functional as F
 import tinyattn.nn as nn
 from test_robustness import assert_raised_by_tinyattn
 
@@ -38,6 +39,11 @@ ERRORS = [
      TypeError, r"linear: input has dtype float32 but the weight has dtype float64"),
     ("Linear integer input", lambda: nn.Linear(3, 2)(ta.tensor([[1, 2, 3]])), TypeError,
      r"linear: input has dtype int64 but the weight has dtype float32"),
+    ("F.linear bias of the wrong length", lambda: F.linear(ta.randn(4, 3), ta.randn(2, 3), ta.randn(3)),
+     ValueError, r"linear: bias has shape \(3,\) but the weight has shape \(2, 3\).*\(2,\)"),
+    ("F.linear float64 bias, float32 weight",
+     lambda: F.linear(ta.randn(4, 3), ta.randn(2, 3), ta.randn(2).double()), TypeError,
+     r"linear: bias has dtype float64 but the weight has dtype float32.*astype\('float32'\)"),
     ("MultiheadAttention float64 query", lambda: nn.MultiheadAttention(4, 2)(
         *(ta.randn(3, 2, 4).double(),) * 3), TypeError,
      r"MultiheadAttention: query is float64 but the parameters are float32.*model\.double\(\)"),

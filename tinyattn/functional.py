@@ -67,10 +67,13 @@ def linear(input, weight, bias=None):
             f"must match (PyTorch: 'mat1 and mat2 must have the same dtype'). Convert the input "
             f"(x.astype('{weight.dtype}'), e.g. x.float()) or the model "
             f"(model.double() / model.float()).")
-    if bias is not None and (tuple(bias.shape) != (weight.shape[0],) or bias.dtype != weight.dtype):
-        raise ValueError(
-            f"linear: bias has shape {tuple(bias.shape)} dtype {bias.dtype}; it must have shape "
-            f"(out_features,) = ({weight.shape[0]},) and the weight's dtype {weight.dtype}.")
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise ValueError(f"linear: bias has shape {tuple(bias.shape)} but the weight has shape "
+                         f"{tuple(weight.shape)}; the bias must have shape (out_features,) = "
+                         f"({weight.shape[0]},).")
+    if bias is not None and bias.dtype != weight.dtype:
+        raise TypeError(f"linear: bias has dtype {bias.dtype} but the weight has dtype "
+                        f"{weight.dtype}; convert one of them (e.g. bias.astype('{weight.dtype}')).")
     lead = input.shape[:-1]
     flat = input if input.ndim == 2 else input.reshape(-1, in_features)
     out = ops.Linear.apply(flat, weight, *(() if bias is None else (bias,)))
