@@ -71,6 +71,12 @@ _JIT = dict(inline="always", cache=True, fastmath=False, error_model="numpy")
 
 
 @njit(**_JIT)
+def _is_single(T):
+    """Is T float32? (1 + 1e-10 rounds to 1 only in float32: a constant the compiler folds.)"""
+    return T(1.0) + T(1e-10) == T(1.0)
+
+
+@njit(**_JIT)
 def _pow2(n, single):
     """2^n for a whole number n held as a float: its IEEE-754 bit pattern is exponent n + bias."""
     if single:
@@ -82,7 +88,7 @@ def _pow2(n, single):
 def exp(x):
     """e^x, in the precision of x: float64, or float32 (twice as many numbers per instruction)."""
     T = type(x)                                  # float64 or float32: constants follow it
-    single = T(1.0) + T(1e-10) == T(1.0)         # float32? (a constant the compiler folds)
+    single = _is_single(T)
     # ln2 = HI + LO with few bits in HI, so that n·HI is exact in the working precision
     hi = T(0.693359375) if single else T(_LN2_HI)
     lo = T(-2.12194440e-4) if single else T(_LN2_LO)
@@ -108,7 +114,7 @@ def expm1(x):
     """e^x - 1, also accurate for tiny x, where exp(x) - 1 would lose every digit: there the
     series of e^x - 1 itself is used."""
     T = type(x)
-    single = T(1.0) + T(1e-10) == T(1.0)
+    single = _is_single(T)
     half_ln2 = T(_HALF_LN2)
     s = min(max(x, -half_ln2), half_ln2)        # keep the unused series finite
     last = 8 if single else 13
