@@ -1,4 +1,5 @@
 """Gradient-check cases for the fused ops (layer_norm, cross_entropy, embedding, lstm_sequence,
+lstm_layer,
 memory-efficient attention). The registry test runs each under the current kernel provider;
 tests/test_kernels.py runs them again under both providers."""
 from __future__ import annotations
@@ -10,7 +11,7 @@ from tinyattn.ops.cross_entropy import cross_entropy
 from tinyattn.ops.embedding import embedding
 from tinyattn.ops.flash_attention import memory_efficient_attention
 from tinyattn.ops.layernorm import layer_norm
-from tinyattn.ops.lstm import lstm_sequence
+from tinyattn.ops.lstm import lstm_layer, lstm_sequence
 
 def named(*tensors_and_names):
     """Give each input a name: gradcheck then reports failures by name (and never has to look an
@@ -31,6 +32,15 @@ def _lstm_inputs(T=4, B=3, H=2, seed=0):
     return named((rnd(T, B, 4 * H, seed=seed), "x_proj"),
                  (rnd(4 * H, H, seed=seed + 1, lo=-0.7, hi=0.7), "w_hh"),
                  (rnd(B, H, seed=seed + 2), "h0"), (rnd(B, H, seed=seed + 3), "c0"))
+
+
+def _lstm_layer_inputs(T=3, B=3, I=2, H=2, seed=0, bias=True):
+    """B = 16 gives the compiled path two sequence blocks on two threads (8 rows each)."""
+    return named(*[(rnd(T, B, I, seed=seed), "x"),
+                   (rnd(4 * H, I, seed=seed + 1, lo=-0.7, hi=0.7), "w_ih"),
+                   (rnd(4 * H, H, seed=seed + 2, lo=-0.7, hi=0.7), "w_hh"),
+                   (rnd(B, H, seed=seed + 3), "h0"), (rnd(B, H, seed=seed + 4), "c0")]
+                 + ([(rnd(4 * H, seed=seed + 5), "bias")] if bias else []))
 
 
 def _qkv(tq=5, tk=5, d=3, lead=(2,), seed=0):
@@ -68,6 +78,18 @@ CASES = [
              lambda: [rnd(6, 4)], "padding_idx not looked up"),
     GradCase("lstm_sequence", _lstm_all_outputs(), _lstm_inputs, "full length"),
     GradCase("lstm_sequence", _lstm_all_outputs(np.array([4, 2, 0])), _lstm_inputs, "lengths"),
+    GradCase("lstm_layer", lambda x, wi, wh, h, c, b: lstm_layer(x, wi, wh, b, h, c),
+             _lstm_layer_inputs, "bias, full length"),
+    GradCase("lstm_layer", lambda x, wi, wh, h, c: lstm_layer(x, wi, wh, None, h, c),
+             lambda: _lstm_layer_inputs(bias=False), "no bias"),
+    GradCase("lstm_layer",
+             lambda x, wi, wh, h, c, b: lstm_layer(x, wi, wh, b, h, c, np.array([3, 1, 0])),
+             _lstm_layer_inputs, "lengths incl. an empty sequence"),
+    GradCase("lstm_layer", lambda x, wi, wh, h, c, b: lstm_layer(x, wi, wh, b, h, h),
+             _lstm_layer_inputs, "one tensor as both h0 and c0"),
+    GradCase("lstm_layer",
+             lambda x, wi, wh, h, c, b: lstm_layer(x, wi, wh, b, h, c, np.arange(16) % 4),
+             lambda: _lstm_layer_inputs(B=16), "16 sequences: two blocks of rows, lengths"),
     GradCase("memory_efficient_attention", lambda q, k, v: memory_efficient_attention(q, k, v),
              _qkv, "plain"),
     GradCase("memory_efficient_attention",

@@ -72,6 +72,12 @@ def cases(dtype="float64", seed=0):
         yield "lstm_forward", label, (xp_, w_hh, h0, c0, lens)
         out, gates, cs, hs = _lstm_reference(xp_, w_hh, h0, c0, lens)
         yield "lstm_backward", label, (r(T, B, H), r(B, H), r(B, H), gates, cs, hs, w_hh, lens)
+    x, w_ih, bias = r(T, B, 2), r(4 * H, 2), r(4 * H)
+    for label, lens, b in (("full", None, bias), ("lengths, no bias", lengths, None)):
+        yield "lstm_layer_forward", label, (x, w_ih, w_hh, b, h0, c0, lens)
+        out, gates, cs, hs = _lstm_layer_reference(x, w_ih, w_hh, b, h0, c0, lens)
+        yield "lstm_layer_backward", label, (r(T, B, H), r(B, H), r(B, H), x, w_ih, w_hh, gates,
+                                             cs, hs, lens)
 
     # memory-efficient attention: causal, key lengths (one empty), a window
     bh, tq, tk, d = 3, 9, 9, 4
@@ -82,6 +88,12 @@ def cases(dtype="float64", seed=0):
         yield "attention_forward", label, (q, k, v, kl, causal, 0.5, window)
         out, lse = _attention_reference(q, k, v, kl, causal, 0.5, window)
         yield "attention_backward", label, (r(bh, tq, d), q, k, v, out, lse, kl, causal, 0.5, window)
+
+
+def _lstm_layer_reference(*args):
+    from tinyattn.kernels import reference  # noqa: PLC0415
+
+    return reference.lstm_layer_forward(*args)
 
 
 def _lstm_reference(*args):

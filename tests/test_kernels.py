@@ -132,6 +132,24 @@ def test_lstm_twins(T, B, H, with_lengths):
                        w_hh, lengths)
 
 
+@pytest.mark.parametrize("T,B,I,H", [(1, 1, 1, 1), (7, 3, 2, 5), (3, 17, 4, 2), (2, 40, 3, 3)])
+@pytest.mark.parametrize("with_lengths,with_bias", [(False, True), (True, True), (True, False)])
+def test_lstm_layer_twins(T, B, I, H, with_lengths, with_bias):
+    """17 and 40 sequences: the compiled layer splits them into blocks of rows on several threads."""
+    rng = rng_for("lstm_layer", T, B, I, H)
+    x, w_ih = rng.standard_normal((T, B, I)), rng.standard_normal((4 * H, I))
+    w_hh = rng.standard_normal((4 * H, H)) * 0.5
+    bias = rng.standard_normal(4 * H) if with_bias else None
+    h0, c0 = rng.standard_normal((B, H)), rng.standard_normal((B, H))
+    lengths = rng.integers(0, T + 1, B) if with_lengths else None
+    assert_twins_agree("lstm_layer_forward", x, w_ih, w_hh, bias, h0, c0, lengths)
+    out, gates, cs, hs = kernels._KERNELS["lstm_layer_forward"]["numpy"](x, w_ih, w_hh, bias, h0,
+                                                                         c0, lengths)
+    assert_twins_agree("lstm_layer_backward", rng.standard_normal(out.shape),
+                       rng.standard_normal((B, H)), rng.standard_normal((B, H)), x, w_ih, w_hh,
+                       gates, cs, hs, lengths)
+
+
 # ---------------------------------------------------------------------------------- attention
 @pytest.mark.parametrize("bh,tq,tk,d,dv", [(1, 1, 1, 1, 1), (2, 67, 67, 5, 3), (3, 130, 70, 4, 4),
                                            (1, 9, 200, 3, 2)])
@@ -162,7 +180,7 @@ def test_attention_empty_rows_give_zeros_not_nan():
 
 
 # ---------------------------------------------------------------------------------- gradchecks
-_FAST_OPS = {"softmax", "log_softmax", "layer_norm", "cross_entropy", "embedding", "lstm_sequence",
+_FAST_OPS = {"softmax", "log_softmax", "layer_norm", "cross_entropy", "embedding", "lstm_sequence", "lstm_layer",
              "memory_efficient_attention"}
 
 

@@ -259,6 +259,17 @@ def lstm_backward(g_out, g_hn, g_cn, gates, cs, hs, w_hh, lengths):
     return dx, dw, dh, dc
 
 
+@register("lstm_layer_forward", "cupy")
+def lstm_layer_forward(x, w_ih, w_hh, bias, h0, c0, lengths):
+    return reference.lstm_layer_forward_with(lstm_forward, x, w_ih, w_hh, bias, h0, c0, lengths)
+
+
+@register("lstm_layer_backward", "cupy")
+def lstm_layer_backward(g_out, g_hn, g_cn, x, w_ih, w_hh, gates, cs, hs, lengths):
+    return reference.lstm_layer_backward_with(lstm_backward, g_out, g_hn, g_cn, x, w_ih, w_hh,
+                                              gates, cs, hs, lengths)
+
+
 # ------------------------------------------------------------------------------------ attention
 # For a tile of scores s (BH, QB, KB) = q[:, i0:i0+QB] @ k[:, lo:lo+KB]ᵀ (C-contiguous), decide
 # from indices alone whether query i0+r may see key lo+c (no mask array is ever built):

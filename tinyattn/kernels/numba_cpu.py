@@ -471,6 +471,182 @@ def lstm_backward(g_out, g_hn, g_cn, gates, cs, hs, w_hh, lengths):
 
 
 
+# ------------------------------------------------------------------------- LSTM layer, two threads
+# A whole layer (input projection + recurrence) split over threads so that each has plenty to do
+# and none waits on another inside the time loop:
+#   * the recurrence is split by *sequence*: rows b0:b1 of the batch are independent LSTMs that
+#     share weights, so each thread runs the whole time loop for its rows, with its own
+#     (rows, H) @ (H, 4H) products, and meets the others only at the end;
+#   * the big products (the input projection; dw_ih, dw_hh, dx in the backward) are split by
+#     *row* of the (T·B, ·) matrices, each thread summing its own partial weight gradient.
+# All products run in SciPy's BLAS on one thread per caller (``single_threaded_blas``); NumPy's
+# BLAS threads are not woken, so two thread pools never compete for the same cores.
+MIN_ROWS_PER_THREAD = 8     # fewer rows make each thread's (rows, H) @ (H, 4H) product inefficient
+
+
+def _n_chunks(rows, min_rows=1):
+    return max(1, min(numba.get_num_threads(), rows // min_rows))
+
+
+@njit(**_JIT)
+def _lstm_rows_forward(gates, bias, w_hh_t, lengths, out, cs, hs, b0, b1):
+    """The recurrence for sequences b0:b1. On entry gates[t, b] holds x_t @ w_ih.T; on exit the
+    activated gates (the same passes as ``_lstm_forward_loop``, with the bias added here)."""
+    T, B, H4 = gates.shape
+    H = H4 // 4
+    z = np.empty((b1 - b0, H4), dtype=gates.dtype)
+    for t in range(T):
+        np.dot(hs[t, b0:b1], w_hh_t, z)
+        for b in range(b0, b1):
+            zr, gr = z[b - b0], gates[t, b]
+            for j in range(H4):
+                zr[j] = (gr[j] + bias[j]) + zr[j]      # (x W_ih^T + b) + h W_hh^T, as the twin
+            for j in range(2 * H):              # i and f
+                gr[j] = fm.sigmoid(zr[j])
+            for j in range(2 * H, 3 * H):       # g
+                gr[j] = fm.tanh(zr[j])
+            for j in range(3 * H, H4):          # o
+                gr[j] = fm.sigmoid(zr[j])
+            c_prev, c_next, h_prev, h_next, o_row = cs[t, b], cs[t + 1, b], hs[t, b], hs[t + 1, b], out[t, b]
+            if t < lengths[b]:
+                for j in range(H):
+                    c_next[j] = gr[H + j] * c_prev[j] + gr[j] * gr[2 * H + j]
+                for j in range(H):
+                    zr[j] = fm.tanh(c_next[j])
+                for j in range(H):
+                    h = gr[3 * H + j] * zr[j]
+                    h_next[j] = h
+                    o_row[j] = h
+            else:
+                c_next[:] = c_prev
+                h_next[:] = h_prev
+                o_row[:] = 0.0
+
+
+@njit(parallel=True, **_JIT)
+def _project_rows(x2, w_ih, gates2, n):
+    """gates2 = x2 @ w_ih.T, rows split over n threads."""
+    rows = x2.shape[0]
+    for k in prange(n):
+        r0, r1 = k * rows // n, (k + 1) * rows // n
+        np.dot(x2[r0:r1], w_ih.T, gates2[r0:r1])
+
+
+@njit(parallel=True, **_JIT)
+def _lstm_sequences_forward(gates, bias, w_hh_t, lengths, out, cs, hs, n):
+    B = gates.shape[1]
+    for k in prange(n):
+        _lstm_rows_forward(gates, bias, w_hh_t, lengths, out, cs, hs, k * B // n, (k + 1) * B // n)
+
+
+@register("lstm_layer_forward", "numba")
+def lstm_layer_forward(x, w_ih, w_hh, bias, h0, c0, lengths):
+    T, B, I = x.shape
+    H4, H = w_hh.shape
+    dt = x.dtype
+    out, gates = np.empty((T, B, H), dtype=dt), np.empty((T, B, H4), dtype=dt)
+    hs, cs = np.empty((T + 1, B, H), dtype=dt), np.empty((T + 1, B, H), dtype=dt)
+    hs[0], cs[0] = h0, c0
+    bias = np.zeros(H4, dtype=dt) if bias is None else np.ascontiguousarray(bias)
+    x2 = np.ascontiguousarray(x).reshape(T * B, I)
+    with single_threaded_blas():
+        if T * B:
+            _project_rows(x2, np.ascontiguousarray(w_ih), gates.reshape(T * B, H4),
+                          _n_chunks(T * B, MIN_ROWS_PER_THREAD))
+            _lstm_sequences_forward(gates, bias, np.ascontiguousarray(w_hh.T),
+                                    _full_lengths(lengths, T, B), out, cs, hs,
+                                    _n_chunks(B, MIN_ROWS_PER_THREAD))
+    return out, gates, cs, hs
+
+
+@njit(**_JIT)
+def _lstm_rows_backward(g_out, gates, cs, w_hh, lengths, dz, dh, dc, b0, b1):
+    """Backpropagation through time for sequences b0:b1 (the passes of ``_lstm_backward_loop``)."""
+    T, B, H4 = gates.shape
+    H = H4 // 4
+    dh_prev = np.empty((b1 - b0, H), dtype=gates.dtype)
+    tc = np.empty(H, dtype=gates.dtype)
+    for t in range(T - 1, -1, -1):
+        for b in range(b0, b1):
+            dzr = dz[t, b]
+            if t >= lengths[b]:
+                for j in range(H4):
+                    dzr[j] = 0.0
+                continue
+            gr, c_prev, c_cur = gates[t, b], cs[t, b], cs[t + 1, b]
+            dhr, dcr, gor = dh[b], dc[b], g_out[t, b]
+            i, f, g, o = gr[:H], gr[H:2 * H], gr[2 * H:3 * H], gr[3 * H:]
+            for j in range(H):
+                tc[j] = fm.tanh(c_cur[j])
+            for j in range(H):
+                dhr[j] += gor[j]
+            for j in range(H):
+                dcr[j] += dhr[j] * o[j] * (1 - tc[j] * tc[j])
+            for j in range(H):
+                dzr[j] = dcr[j] * g[j] * i[j] * (1 - i[j])
+            for j in range(H):
+                dzr[H + j] = dcr[j] * c_prev[j] * f[j] * (1 - f[j])
+            for j in range(H):
+                dzr[2 * H + j] = dcr[j] * i[j] * (1 - g[j] * g[j])
+            for j in range(H):
+                dzr[3 * H + j] = dhr[j] * tc[j] * o[j] * (1 - o[j])
+            for j in range(H):
+                dcr[j] = dcr[j] * f[j]
+        np.dot(dz[t, b0:b1], w_hh, dh_prev)
+        for b in range(b0, b1):
+            if t < lengths[b]:
+                dh[b] = dh_prev[b - b0]
+
+
+@njit(parallel=True, **_JIT)
+def _lstm_sequences_backward(g_out, gates, cs, w_hh, lengths, dz, dh, dc, n):
+    B = gates.shape[1]
+    for k in prange(n):
+        _lstm_rows_backward(g_out, gates, cs, w_hh, lengths, dz, dh, dc, k * B // n, (k + 1) * B // n)
+
+
+@njit(parallel=True, **_JIT)
+def _weight_grads_rows(dz2, x2, h2, w_ih, dx2, dw_ih, dw_hh, dbias, n):
+    """Per thread k, over its rows r0:r1 of the (T·B, ·) matrices: dx rows = dz @ w_ih, and its
+    partial sums dw_ih[k] = dzᵀ x, dw_hh[k] = dzᵀ h, dbias[k] = Σ dz (added up by the caller)."""
+    rows, H4 = dz2.shape
+    for k in prange(n):
+        r0, r1 = k * rows // n, (k + 1) * rows // n
+        g = dz2[r0:r1]
+        np.dot(g, w_ih, dx2[r0:r1])
+        np.dot(g.T, x2[r0:r1], dw_ih[k])
+        np.dot(g.T, h2[r0:r1], dw_hh[k])
+        db = dbias[k]
+        db[:] = 0.0
+        for r in range(r0, r1):
+            gr = dz2[r]
+            for j in range(H4):
+                db[j] += gr[j]
+
+
+@register("lstm_layer_backward", "numba")
+def lstm_layer_backward(g_out, g_hn, g_cn, x, w_ih, w_hh, gates, cs, hs, lengths):
+    T, B, H4 = gates.shape
+    H, I = H4 // 4, x.shape[2]
+    dt = gates.dtype
+    dz = np.empty_like(gates)
+    dh, dc = np.array(g_hn, copy=True), np.array(g_cn, copy=True)
+    dx = np.empty((T, B, I), dtype=dt)
+    n = _n_chunks(T * B, MIN_ROWS_PER_THREAD)
+    dw_ih, dw_hh = np.zeros((n, H4, I), dtype=dt), np.zeros((n, H4, H), dtype=dt)
+    dbias = np.zeros((n, H4), dtype=dt)
+    with single_threaded_blas():
+        if T * B:
+            _lstm_sequences_backward(np.ascontiguousarray(g_out), gates, cs, np.ascontiguousarray(w_hh),
+                                     _full_lengths(lengths, T, B), dz, dh, dc,
+                                     _n_chunks(B, MIN_ROWS_PER_THREAD))
+            _weight_grads_rows(dz.reshape(T * B, H4), np.ascontiguousarray(x).reshape(T * B, I),
+                               hs[:-1].reshape(T * B, H), np.ascontiguousarray(w_ih),
+                               dx.reshape(T * B, I), dw_ih, dw_hh, dbias, n)
+    return dx, dw_ih.sum(axis=0), dw_hh.sum(axis=0), dbias.sum(axis=0), dh, dc
+
+
+
 
 # ---------------------------------------------------------------------------------- attention
 QUERY_TILE = 64     # queries per tile: one thread's unit of work in the forward

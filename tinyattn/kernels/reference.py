@@ -229,6 +229,42 @@ def lstm_backward(g_out, g_hn, g_cn, gates, cs, hs, w_hh, lengths):
     return dx, dw, dh, dc
 
 
+
+# A whole LSTM layer: the input projection for every step as one product, then the recurrence.
+# Written over the sequence kernels it is given, so the GPU provider can reuse it with its own.
+def lstm_layer_forward_with(sequence_forward, x, w_ih, w_hh, bias, h0, c0, lengths):
+    T, B, I = x.shape
+    x_proj = (x.reshape(T * B, I) @ w_ih.T).reshape(T, B, -1)
+    if bias is not None:
+        x_proj += bias
+    return sequence_forward(x_proj, w_hh, h0, c0, lengths)
+
+
+def lstm_layer_backward_with(sequence_backward, g_out, g_hn, g_cn, x, w_ih, w_hh, gates, cs, hs,
+                             lengths):
+    T, B, I = x.shape
+    dx_proj, dw_hh, dh0, dc0 = sequence_backward(g_out, g_hn, g_cn, gates, cs, hs, w_hh, lengths)
+    dz = dx_proj.reshape(T * B, -1)
+    dx = (dz @ w_ih).reshape(T, B, I)
+    dw_ih = dz.T @ x.reshape(T * B, I)
+    return dx, dw_ih, dw_hh, dz.sum(axis=0), dh0, dc0
+
+
+@register("lstm_layer_forward", "numpy")
+def lstm_layer_forward(x, w_ih, w_hh, bias, h0, c0, lengths):
+    """One LSTM layer on x (T, B, I): x_proj = x @ w_ih.T + bias (one product for all steps), then
+    ``lstm_forward``. Returns what ``lstm_forward`` returns."""
+    return lstm_layer_forward_with(lstm_forward, x, w_ih, w_hh, bias, h0, c0, lengths)
+
+
+@register("lstm_layer_backward", "numpy")
+def lstm_layer_backward(g_out, g_hn, g_cn, x, w_ih, w_hh, gates, cs, hs, lengths):
+    """``lstm_backward``, then through the projection: dx = dz @ w_ih, dw_ih = Σ dzᵀ x,
+    dbias = Σ dz. Returns dx (T, B, I), dw_ih (4H, I), dw_hh (4H, H), dbias (4H,), dh0, dc0."""
+    return lstm_layer_backward_with(lstm_backward, g_out, g_hn, g_cn, x, w_ih, w_hh, gates, cs, hs,
+                                    lengths)
+
+
 # ---------------------------------------------------------------------------------- attention
 QUERY_BLOCK = 128   # queries handled together by the plain twin: memory O(QUERY_BLOCK · Tk)
 

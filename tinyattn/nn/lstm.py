@@ -10,8 +10,8 @@ One step of an LSTM (Hochreiter & Schmidhuber, 1997), as PyTorch writes it::
 
 The four W_i* are stacked into ``weight_ih`` (4H, input_size) in the order i, f, g, o, and the W_h*
 into ``weight_hh`` (4H, H). ``LSTMCell`` writes this step out in Tensor operations (read it to see
-the equations). ``LSTM`` computes the input projections of all time steps in one matrix product and
-hands the sequential part to the fused op ``tinyattn.ops.lstm.lstm_sequence``.
+the equations). ``LSTM`` hands each layer and direction to one fused op, ``tinyattn.ops.lstm.lstm_layer``: the
+input projections of all time steps in one matrix product, then the sequential part.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from .. import ops
 from ..autograd.registry import register
 from ..autograd.tensor import Tensor
 from ..backend import get_array_module
-from ..ops.lstm import lstm_sequence
+from ..ops.lstm import lstm_layer
 from . import init
 from .module import Module, check_sizes, empty_parameter
 
@@ -233,9 +233,9 @@ class LSTM(Module):
                 seq = layer_input
                 if d == 1:
                     seq = seq[::-1] if reverse_index is None else seq[reverse_index]
-                x_proj = F.linear(seq, w_ih, bias)                       # (T, B, 4H), one matmul
                 s = k * self.num_directions + d
-                out, h, c = lstm_sequence(x_proj, w_hh, h0[s], c0[s], lengths)
+                # one op: x @ w_ih.T + bias for all steps (one product), then the recurrence
+                out, h, c = lstm_layer(seq, w_ih, w_hh, bias, h0[s], c0[s], lengths)
                 if d == 1:
                     out = out[::-1] if reverse_index is None else out[reverse_index]
                 outs.append(out)

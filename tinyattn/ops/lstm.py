@@ -1,10 +1,15 @@
-"""lstm_sequence: the whole LSTM time loop as one op, with backpropagation through time by hand.
+"""lstm_sequence / lstm_layer: the whole LSTM time loop as one op, with backpropagation through
+time by hand.
 
 The caller computes the input projection for every step at once, ``x_proj = x @ W_ih.T + b_ih +
 b_hh`` (T, B, 4H): one big matrix product instead of T small ones. What is left is inherently
 sequential - each step needs the previous h - so it runs as one kernel (``lstm_forward`` /
 ``lstm_backward``; a plain NumPy loop and a compiled one with the gate arithmetic fused) instead of
 ~15 tiny graph ops per step.
+
+``lstm_layer`` takes x and w_ih instead of x_proj and does the projection itself: one op per
+layer, so the compiled path can split the whole layer - projection, recurrence and weight
+gradients - over its threads (``kernels/numba_cpu.py``), and ``nn.LSTM`` uses it.
 """
 from __future__ import annotations
 
@@ -37,6 +42,22 @@ class LSTMSequence(Function):
                                                    ctx.lengths)
 
 
+def _checked_lengths(op, lengths, like, T, B):
+    """lengths as int64 beside ``like``'s data, or None; checked on the device (one bool comes back,
+    the numbers only for the message)."""
+    if lengths is None:
+        return None
+    xp = get_array_module(like.data)
+    lengths = lengths.data if isinstance(lengths, Tensor) else xp.asarray(lengths)
+    if lengths.dtype.kind not in "iu" or tuple(lengths.shape) != (B,):
+        raise ValueError(f"{op}: lengths must be {B} integers (one per sequence), got "
+                         f"shape {tuple(lengths.shape)} dtype {lengths.dtype}.")
+    if B and bool(((lengths < 0) | (lengths > T)).any()):
+        raise ValueError(f"{op}: lengths must lie in [0, T={T}], got min "
+                         f"{int(lengths.min())} max {int(lengths.max())}.")
+    return lengths.astype(np.int64, copy=False)
+
+
 def lstm_sequence(x_proj, w_hh, h0, c0, lengths=None):
     """Run an LSTM over a whole (padded) batch of sequences; gate order i, f, g, o as PyTorch.
 
@@ -57,15 +78,60 @@ def lstm_sequence(x_proj, w_hh, h0, c0, lengths=None):
     if len(dtypes) != 1:
         raise TypeError(f"lstm_sequence: inputs have mixed dtypes {sorted(map(str, dtypes))}; "
                         f"convert them to one (e.g. all float32).")
-    if lengths is not None:
-        xp = get_array_module(x_proj.data)
-        lengths = lengths.data if isinstance(lengths, Tensor) else xp.asarray(lengths)
-        if lengths.dtype.kind not in "iu" or tuple(lengths.shape) != (B,):
-            raise ValueError(f"lstm_sequence: lengths must be {B} integers (one per sequence), got "
-                             f"shape {tuple(lengths.shape)} dtype {lengths.dtype}.")
-        # checked on the device: one bool comes back (the numbers only for the message)
-        if B and bool(((lengths < 0) | (lengths > T)).any()):
-            raise ValueError(f"lstm_sequence: lengths must lie in [0, T={T}], got min "
-                             f"{int(lengths.min())} max {int(lengths.max())}.")
-        lengths = lengths.astype(np.int64, copy=False)
+    lengths = _checked_lengths("lstm_sequence", lengths, x_proj, T, B)
     return LSTMSequence.apply(x_proj, w_hh, h0, c0, lengths=lengths)
+
+
+@register("lstm_layer")
+class LSTMLayer(Function):
+    """x (T, B, I), w_ih (4H, I), w_hh (4H, H), h0, c0 (B, H), bias (4H,) if there is one ->
+    out (T, B, H), h_n, c_n: ``lstm_sequence(x @ w_ih.T + bias, w_hh, h0, c0, lengths)``."""
+
+    @staticmethod
+    def forward(ctx, x, w_ih, w_hh, h0, c0, bias=None, lengths=None):
+        out, gates, cs, hs = kernels.get("lstm_layer_forward", x)(x, w_ih, w_hh, bias, h0, c0,
+                                                                  lengths)
+        # the backward that understands this forward's saved arrays, whatever is chosen later
+        ctx.kernel = kernels.get("lstm_layer_backward", x)
+        ctx.save_for_backward(x, w_ih, w_hh, gates, cs, hs)
+        ctx.lengths, ctx.has_bias = lengths, bias is not None
+        return out, hs[-1].copy(), cs[-1].copy()
+
+    @staticmethod
+    def backward(ctx, g_out, g_hn, g_cn):
+        x, w_ih, w_hh, gates, cs, hs = ctx.saved
+        dx, dw_ih, dw_hh, dbias, dh0, dc0 = ctx.kernel(g_out, g_hn, g_cn, x, w_ih, w_hh, gates,
+                                                        cs, hs, ctx.lengths)
+        return (dx, dw_ih, dw_hh, dh0, dc0) + ((dbias,) if ctx.has_bias else ())
+
+
+def lstm_layer(x, w_ih, w_hh, bias, h0, c0, lengths=None):
+    """One LSTM layer over a whole (padded) batch: the input projection for all steps, then the
+    recurrence; gate order i, f, g, o as PyTorch.
+
+    x: Tensor (T, B, I); w_ih: (4H, I); w_hh: (4H, H); bias: (4H,) (b_ih + b_hh) or None;
+    h0, c0: (B, H); lengths: as ``lstm_sequence``. Returns (out (T, B, H), h_n (B, H), c_n (B, H))."""
+    x, w_ih, w_hh, h0, c0 = (t if isinstance(t, Tensor) else Tensor(t) for t in (x, w_ih, w_hh, h0, c0))
+    if bias is not None and not isinstance(bias, Tensor):
+        bias = Tensor(bias)
+    if x.ndim != 3:
+        raise ValueError(f"lstm_layer: x must be (T, B, input_size), got shape {tuple(x.shape)}.")
+    if w_hh.ndim != 2 or w_hh.shape[0] != 4 * w_hh.shape[1]:
+        raise ValueError(f"lstm_layer: w_hh must be (4H, H), got shape {tuple(w_hh.shape)}.")
+    T, B, I = x.shape
+    H4, H = w_hh.shape
+    expected = [("w_ih", w_ih, (H4, I)), ("h0", h0, (B, H)), ("c0", c0, (B, H))]
+    if bias is not None:
+        expected.append(("bias", bias, (H4,)))
+    for name, t, shape in expected:
+        if tuple(t.shape) != shape:
+            raise ValueError(f"lstm_layer: {name} has shape {tuple(t.shape)}, expected {shape} for x "
+                             f"of shape {(T, B, I)} and w_hh of shape {(H4, H)} (H = {H}).")
+    tensors = [x, w_ih, w_hh, h0, c0] + ([] if bias is None else [bias])
+    dtypes = {t.dtype for t in tensors}
+    if len(dtypes) != 1:
+        raise TypeError(f"lstm_layer: inputs have mixed dtypes {sorted(map(str, dtypes))}; "
+                        f"convert them to one (e.g. all float32).")
+    lengths = _checked_lengths("lstm_layer", lengths, x, T, B)
+    maybe_bias = () if bias is None else (bias,)
+    return LSTMLayer.apply(x, w_ih, w_hh, h0, c0, *maybe_bias, lengths=lengths)
