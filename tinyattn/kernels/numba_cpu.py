@@ -482,13 +482,17 @@ def lstm_backward(g_out, g_hn, g_cn, gates, cs, hs, w_hh, lengths):
 # All products run in SciPy's BLAS on one thread per caller (``single_threaded_blas``); NumPy's
 # BLAS threads are not woken, so two thread pools never compete for the same cores.
 MIN_ROWS_PER_THREAD = 8     # fewer rows make each thread's (rows, H) @ (H, 4H) product inefficient
+# The one relaxation here: a * b + c may become one fused multiply-add (one rounding instead of two:
+# never less accurate, and agreement with the twin stays ~1e-15). It makes the gate arithmetic
+# (sigmoid, tanh: long chains of a * b + c) ~1.6x faster. No reordering is allowed.
+_JIT_FMA = dict(_JIT, fastmath={"contract"})
 
 
 def _n_chunks(rows, min_rows=1):
     return max(1, min(numba.get_num_threads(), rows // min_rows))
 
 
-@njit(**_JIT)
+@njit(**_JIT_FMA)
 def _lstm_rows_forward(gates, bias, w_hh_t, lengths, out, cs, hs, b0, b1):
     """The recurrence for sequences b0:b1. On entry gates[t, b] holds x_t @ w_ih.T; on exit the
     activated gates (the same passes as ``_lstm_forward_loop``, with the bias added here)."""
@@ -559,7 +563,7 @@ def lstm_layer_forward(x, w_ih, w_hh, bias, h0, c0, lengths):
     return out, gates, cs, hs
 
 
-@njit(**_JIT)
+@njit(**_JIT_FMA)
 def _lstm_rows_backward(g_out, gates, cs, w_hh, lengths, dz, dh, dc, b0, b1):
     """Backpropagation through time for sequences b0:b1 (the passes of ``_lstm_backward_loop``)."""
     T, B, H4 = gates.shape
