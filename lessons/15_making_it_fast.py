@@ -75,10 +75,11 @@ agreement = {}
 # ## 1. The LSTM, three ways
 #   a. one LSTMCell per time step: 17 graph operations per step (matmuls, σ, tanh, products,
 #      slices), each a Python call that builds a graph node, and as many again in backward;
-#   b. nn.LSTM with the plain twin: the input projection for all steps in one matrix product, then
-#      the whole time loop as ONE graph operation (lstm_sequence) - but still a Python loop in it;
+#   b. nn.LSTM with the plain twin: the whole layer is ONE graph operation (lstm_layer): the input
+#      projection for all steps in one matrix product, then the time loop - still a Python loop;
 #   c. nn.LSTM with the Numba kernel: the same loop compiled, the gate arithmetic fused into one
-#      pass per row with no (B, 4H) temporaries.
+#      pass per row with no (B, 4H) temporaries, and the batch split into blocks of sequences,
+#      one per thread, each running the whole time loop on its own.
 # Same weights in all three (the cell's parameters are loaded into the LSTM).
 
 # %%
