@@ -4,8 +4,9 @@ Why: a training step allocates the same large arrays every time (an LSTM's gates
 gradients: ~12 MB per step in the benchmark's workload 1). glibc's ``malloc`` serves large blocks
 with ``mmap`` and returns them with ``munmap`` (or trims the heap when its free top grows), so every
 step gets *fresh* pages, and the kernel must fault each 4 KiB page in and zero it on first touch:
-~3,200 page faults, about a quarter of that step's time on our benchmark machine. PyTorch keeps
-freed blocks in a caching allocator for the same reason.
+~3,200 page faults, about a quarter of that step's time on our benchmark machine. (PyTorch's GPU
+allocator keeps freed blocks for the same reason; its CPU tuning guide suggests jemalloc or
+tcmalloc.)
 
 How: two documented glibc settings (``mallopt``), applied once when tinyattn is imported:
   * ``M_MMAP_THRESHOLD`` = 32 MiB (glibc's maximum): blocks below it come from the heap, so a freed
