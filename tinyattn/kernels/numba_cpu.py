@@ -361,119 +361,11 @@ def embedding_backward(indices, g, num_embeddings, padding_idx):
 
 
 # ---------------------------------------------------------------------------------- LSTM
-@njit(**_JIT)
-def _lstm_forward_loop(x_proj, w_hh_t, lengths, out, gates, cs, hs):
-    """The recurrence. Per step one (B, H) @ (H, 4H) product (BLAS), then per sequence a few
-    passes over contiguous rows - pre-activations, the gates, then c' and h' - that the compiler
-    turns into SIMD code (innermost loops over a 1-D row vectorise; over a 3-D array they do not).
-    No (B, 4H) temporaries are created for σ, tanh, c', h'."""
-    T, B, H4 = x_proj.shape
-    H = H4 // 4
-    z = np.empty((B, H4), dtype=x_proj.dtype)
-    for t in range(T):
-        np.dot(hs[t], w_hh_t, z)
-        for b in range(B):
-            zr, xr, gr = z[b], x_proj[t, b], gates[t, b]
-            for j in range(H4):
-                zr[j] = xr[j] + zr[j]
-            for j in range(2 * H):              # i and f
-                gr[j] = fm.sigmoid(zr[j])
-            for j in range(2 * H, 3 * H):       # g
-                gr[j] = fm.tanh(zr[j])
-            for j in range(3 * H, H4):          # o
-                gr[j] = fm.sigmoid(zr[j])
-            c_prev, c_next, h_prev, h_next, o_row = cs[t, b], cs[t + 1, b], hs[t, b], hs[t + 1, b], out[t, b]
-            if t < lengths[b]:
-                for j in range(H):              # c' = f ⊙ c + i ⊙ g
-                    c_next[j] = gr[H + j] * c_prev[j] + gr[j] * gr[2 * H + j]
-                for j in range(H):              # tanh(c'), into the spent pre-activations
-                    zr[j] = fm.tanh(c_next[j])
-                for j in range(H):              # h' = o ⊙ tanh(c')
-                    h = gr[3 * H + j] * zr[j]
-                    h_next[j] = h
-                    o_row[j] = h
-            else:                               # past the end: state frozen, output 0
-                c_next[:] = c_prev
-                h_next[:] = h_prev
-                o_row[:] = 0.0
-
-
-def _full_lengths(lengths, T, B):
-    return np.full(B, T, dtype=np.int64) if lengths is None else np.ascontiguousarray(lengths)
-
-
-@register("lstm_forward", "numba")
-def lstm_forward(x_proj, w_hh, h0, c0, lengths):
-    T, B, H4 = x_proj.shape
-    H = H4 // 4
-    dt = x_proj.dtype
-    out, gates = np.empty((T, B, H), dtype=dt), np.empty((T, B, H4), dtype=dt)
-    hs, cs = np.empty((T + 1, B, H), dtype=dt), np.empty((T + 1, B, H), dtype=dt)
-    hs[0], cs[0] = h0, c0
-    with single_threaded_blas():
-        _lstm_forward_loop(np.ascontiguousarray(x_proj), np.ascontiguousarray(w_hh.T),
-                           _full_lengths(lengths, T, B), out, gates, cs, hs)
-    return out, gates, cs, hs
-
-
-@njit(**_JIT)
-def _lstm_backward_loop(g_out, gates, cs, hs, w_hh, lengths, dx, dh, dc):
-    """Backpropagation through time (formulas in the twin). dh, dc hold the gradient reaching the
-    state after step t and are updated in place down to step 0."""
-    T, B, H4 = gates.shape
-    H = H4 // 4
-    dh_prev = np.empty((B, H), dtype=gates.dtype)
-    tc = np.empty(H, dtype=gates.dtype)     # tanh(c) of one row, in its own (vectorising) pass
-    for t in range(T - 1, -1, -1):
-        for b in range(B):
-            dxr = dx[t, b]
-            if t >= lengths[b]:             # padding: no gradient into this step, dh/dc pass through
-                for j in range(H4):
-                    dxr[j] = 0.0
-                continue
-            gr, c_prev, c_cur = gates[t, b], cs[t, b], cs[t + 1, b]
-            dhr, dcr, gor = dh[b], dc[b], g_out[t, b]
-            i, f, g, o = gr[:H], gr[H:2 * H], gr[2 * H:3 * H], gr[3 * H:]
-            # one short loop per formula: each touches few rows, so each one vectorises
-            for j in range(H):
-                tc[j] = fm.tanh(c_cur[j])
-            for j in range(H):                  # dh_t = dh + g_out[t]
-                dhr[j] += gor[j]
-            for j in range(H):                  # dc_t = dc + dh_t ⊙ o ⊙ (1 - tanh²c)
-                dcr[j] += dhr[j] * o[j] * (1 - tc[j] * tc[j])
-            for j in range(H):                  # the four pre-activation gradients
-                dxr[j] = dcr[j] * g[j] * i[j] * (1 - i[j])
-            for j in range(H):
-                dxr[H + j] = dcr[j] * c_prev[j] * f[j] * (1 - f[j])
-            for j in range(H):
-                dxr[2 * H + j] = dcr[j] * i[j] * (1 - g[j] * g[j])
-            for j in range(H):
-                dxr[3 * H + j] = dhr[j] * tc[j] * o[j] * (1 - o[j])
-            for j in range(H):                  # dc for the step before: through f
-                dcr[j] = dcr[j] * f[j]
-        np.dot(dx[t], w_hh, dh_prev)        # dh for the previous step, through the recurrence
-        for b in range(B):
-            if t < lengths[b]:
-                dh[b] = dh_prev[b]
-
-
-@register("lstm_backward", "numba")
-def lstm_backward(g_out, g_hn, g_cn, gates, cs, hs, w_hh, lengths):
-    T, B, H4 = gates.shape
-    H = H4 // 4
-    dx = np.empty_like(gates)
-    dh, dc = np.array(g_hn, copy=True), np.array(g_cn, copy=True)
-    with single_threaded_blas():
-        _lstm_backward_loop(np.ascontiguousarray(g_out), gates, cs, hs,
-                            np.ascontiguousarray(w_hh), _full_lengths(lengths, T, B), dx, dh, dc)
-    dw = dx.reshape(T * B, H4).T @ hs[:-1].reshape(T * B, H)   # as the twin: one product at the end
-    return dx, dw, dh, dc
-
-
-
-# ------------------------------------------------------------------------- LSTM layer, two threads
-# A whole layer (input projection + recurrence) split over threads so that each has plenty to do
-# and none waits on another inside the time loop:
+# ``_lstm_rows_forward`` / ``_lstm_rows_backward`` run the recurrence for a block of sequences.
+# ``lstm_forward`` / ``lstm_backward`` (the ``lstm_sequence`` op) run them once on the whole batch.
+# The layer kernels (``lstm_layer_*``, what ``nn.LSTM`` uses) split a whole layer - input
+# projection, recurrence, weight gradients - over threads so that each has plenty to do and none
+# waits on another inside the time loop:
 #   * the recurrence is split by *sequence*: rows b0:b1 of the batch are independent LSTMs that
 #     share weights, so each thread runs the whole time loop for its rows, with its own
 #     (rows, H) @ (H, 4H) products, and meets the others only at the end;
@@ -494,8 +386,12 @@ def _n_chunks(rows, min_rows=1):
 
 @njit(**_JIT_FMA)
 def _lstm_rows_forward(gates, bias, w_hh_t, lengths, out, cs, hs, b0, b1):
-    """The recurrence for sequences b0:b1. On entry gates[t, b] holds x_t @ w_ih.T; on exit the
-    activated gates (the same passes as ``_lstm_forward_loop``, with the bias added here)."""
+    """The recurrence for sequences b0:b1 (all of them, or one thread's block). On entry gates[t, b]
+    holds the input projection x_t @ w_ih.T (without bias); on exit the activated gates. Per step
+    one (rows, H) @ (H, 4H) product (BLAS), then per sequence a few passes over contiguous rows -
+    pre-activations, the gates, then c' and h' - that the compiler turns into SIMD code (innermost
+    loops over a 1-D row vectorise; over a 3-D array they do not). No (B, 4H) temporaries are
+    created for σ, tanh, c', h'."""
     T, B, H4 = gates.shape
     H = H4 // 4
     z = np.empty((b1 - b0, H4), dtype=gates.dtype)
@@ -527,45 +423,29 @@ def _lstm_rows_forward(gates, bias, w_hh_t, lengths, out, cs, hs, b0, b1):
                 o_row[:] = 0.0
 
 
-@njit(parallel=True, **_JIT)
-def _project_rows(x2, w_ih, gates2, n):
-    """gates2 = x2 @ w_ih.T, rows split over n threads."""
-    rows = x2.shape[0]
-    for k in prange(n):
-        r0, r1 = k * rows // n, (k + 1) * rows // n
-        np.dot(x2[r0:r1], w_ih.T, gates2[r0:r1])
+def _full_lengths(lengths, T, B):
+    return np.full(B, T, dtype=np.int64) if lengths is None else np.ascontiguousarray(lengths)
 
 
-@njit(parallel=True, **_JIT)
-def _lstm_sequences_forward(gates, bias, w_hh_t, lengths, out, cs, hs, n):
-    B = gates.shape[1]
-    for k in prange(n):
-        _lstm_rows_forward(gates, bias, w_hh_t, lengths, out, cs, hs, k * B // n, (k + 1) * B // n)
-
-
-@register("lstm_layer_forward", "numba")
-def lstm_layer_forward(x, w_ih, w_hh, bias, h0, c0, lengths):
-    T, B, I = x.shape
-    H4, H = w_hh.shape
-    dt = x.dtype
-    out, gates = np.empty((T, B, H), dtype=dt), np.empty((T, B, H4), dtype=dt)
+@register("lstm_forward", "numba")
+def lstm_forward(x_proj, w_hh, h0, c0, lengths):
+    T, B, H4 = x_proj.shape
+    H = H4 // 4
+    dt = x_proj.dtype
+    out, gates = np.empty((T, B, H), dtype=dt), np.array(x_proj, dtype=dt, order="C")
     hs, cs = np.empty((T + 1, B, H), dtype=dt), np.empty((T + 1, B, H), dtype=dt)
     hs[0], cs[0] = h0, c0
-    bias = np.zeros(H4, dtype=dt) if bias is None else np.ascontiguousarray(bias)
-    x2 = np.ascontiguousarray(x).reshape(T * B, I)
     with single_threaded_blas():
-        if T * B:
-            _project_rows(x2, np.ascontiguousarray(w_ih), gates.reshape(T * B, H4),
-                          _n_chunks(T * B, MIN_ROWS_PER_THREAD))
-            _lstm_sequences_forward(gates, bias, np.ascontiguousarray(w_hh.T),
-                                    _full_lengths(lengths, T, B), out, cs, hs,
-                                    _n_chunks(B, MIN_ROWS_PER_THREAD))
+        _lstm_rows_forward(gates, np.zeros(H4, dtype=dt), np.ascontiguousarray(w_hh.T),
+                           _full_lengths(lengths, T, B), out, cs, hs, 0, B)
     return out, gates, cs, hs
 
 
 @njit(**_JIT_FMA)
 def _lstm_rows_backward(g_out, gates, cs, w_hh, lengths, dz, dh, dc, b0, b1):
-    """Backpropagation through time for sequences b0:b1 (the passes of ``_lstm_backward_loop``)."""
+    """Backpropagation through time for sequences b0:b1 (formulas in the twin). dh, dc hold the
+    gradient reaching the state after step t and are updated in place down to step 0; dz[t] gets
+    the pre-activation gradients."""
     T, B, H4 = gates.shape
     H = H4 // 4
     dh_prev = np.empty((b1 - b0, H), dtype=gates.dtype)
@@ -600,6 +480,56 @@ def _lstm_rows_backward(g_out, gates, cs, w_hh, lengths, dz, dh, dc, b0, b1):
         for b in range(b0, b1):
             if t < lengths[b]:
                 dh[b] = dh_prev[b - b0]
+
+
+@register("lstm_backward", "numba")
+def lstm_backward(g_out, g_hn, g_cn, gates, cs, hs, w_hh, lengths):
+    T, B, H4 = gates.shape
+    H = H4 // 4
+    dx = np.empty_like(gates)
+    dh, dc = np.array(g_hn, copy=True), np.array(g_cn, copy=True)
+    with single_threaded_blas():
+        _lstm_rows_backward(np.ascontiguousarray(g_out), gates, cs, np.ascontiguousarray(w_hh),
+                            _full_lengths(lengths, T, B), dx, dh, dc, 0, B)
+    dw = dx.reshape(T * B, H4).T @ hs[:-1].reshape(T * B, H)   # as the twin: one product at the end
+    return dx, dw, dh, dc
+
+
+# ------------------------------------------------------------------------- LSTM layer, on threads
+@njit(parallel=True, **_JIT)
+def _project_rows(x2, w_ih, gates2, n):
+    """gates2 = x2 @ w_ih.T, rows split over n threads."""
+    rows = x2.shape[0]
+    for k in prange(n):
+        r0, r1 = k * rows // n, (k + 1) * rows // n
+        np.dot(x2[r0:r1], w_ih.T, gates2[r0:r1])
+
+
+@njit(parallel=True, **_JIT)
+def _lstm_sequences_forward(gates, bias, w_hh_t, lengths, out, cs, hs, n):
+    B = gates.shape[1]
+    for k in prange(n):
+        _lstm_rows_forward(gates, bias, w_hh_t, lengths, out, cs, hs, k * B // n, (k + 1) * B // n)
+
+
+@register("lstm_layer_forward", "numba")
+def lstm_layer_forward(x, w_ih, w_hh, bias, h0, c0, lengths):
+    T, B, I = x.shape
+    H4, H = w_hh.shape
+    dt = x.dtype
+    out, gates = np.empty((T, B, H), dtype=dt), np.empty((T, B, H4), dtype=dt)
+    hs, cs = np.empty((T + 1, B, H), dtype=dt), np.empty((T + 1, B, H), dtype=dt)
+    hs[0], cs[0] = h0, c0
+    bias = np.zeros(H4, dtype=dt) if bias is None else np.ascontiguousarray(bias)
+    x2 = np.ascontiguousarray(x).reshape(T * B, I)
+    with single_threaded_blas():
+        if T * B:
+            _project_rows(x2, np.ascontiguousarray(w_ih), gates.reshape(T * B, H4),
+                          _n_chunks(T * B, MIN_ROWS_PER_THREAD))
+            _lstm_sequences_forward(gates, bias, np.ascontiguousarray(w_hh.T),
+                                    _full_lengths(lengths, T, B), out, cs, hs,
+                                    _n_chunks(B, MIN_ROWS_PER_THREAD))
+    return out, gates, cs, hs
 
 
 @njit(parallel=True, **_JIT)
