@@ -11,6 +11,7 @@ import pytest
 import tinyattn as ta
 import tinyattn.functional as F
 import tinyattn.nn as nn
+from tinyattn.ops.lstm import lstm_layer
 from test_robustness import assert_raised_by_tinyattn
 
 
@@ -39,6 +40,18 @@ ERRORS = [
      TypeError, r"linear: input has dtype float32 but the weight has dtype float64"),
     ("Linear integer input", lambda: nn.Linear(3, 2)(ta.tensor([[1, 2, 3]])), TypeError,
      r"linear: input has dtype int64 but the weight has dtype float32"),
+    ("lstm_layer h0 of the wrong batch",
+     lambda: lstm_layer(ta.randn(5, 3, 2), ta.randn(8, 2), ta.randn(8, 2), None, ta.randn(4, 2),
+                        ta.randn(3, 2)), ValueError,
+     r"lstm_layer: h0 has shape \(4, 2\), expected \(3, 2\) for x of shape \(5, 3, 2\)"),
+    ("lstm_layer float64 bias, float32 weights",
+     lambda: lstm_layer(ta.randn(5, 3, 2), ta.randn(8, 2), ta.randn(8, 2), ta.randn(8).double(),
+                        ta.randn(3, 2), ta.randn(3, 2)), TypeError,
+     r"lstm_layer: inputs have mixed dtypes \['float32', 'float64'\]"),
+    ("lstm_layer lengths beyond T",
+     lambda: lstm_layer(ta.randn(5, 3, 2), ta.randn(8, 2), ta.randn(8, 2), None, ta.randn(3, 2),
+                        ta.randn(3, 2), [5, 6, 1]), ValueError,
+     r"lstm_layer: lengths must lie in \[0, T=5\], got min 1 max 6"),
     ("F.linear bias of the wrong length", lambda: F.linear(ta.randn(4, 3), ta.randn(2, 3), ta.randn(3)),
      ValueError, r"linear: bias has shape \(3,\) but the weight has shape \(2, 3\).*\(2,\)"),
     ("F.linear float64 bias, float32 weight",

@@ -380,8 +380,9 @@ MIN_ROWS_PER_THREAD = 8     # fewer rows make each thread's (rows, H) @ (H, 4H) 
 _JIT_FMA = dict(_JIT, fastmath={"contract"})
 
 
-def _n_chunks(rows, min_rows=1):
-    return max(1, min(numba.get_num_threads(), rows // min_rows))
+def _n_chunks(rows):
+    """How many threads get a share of ``rows``: at most one per MIN_ROWS_PER_THREAD rows."""
+    return max(1, min(numba.get_num_threads(), rows // MIN_ROWS_PER_THREAD))
 
 
 @njit(**_JIT_FMA)
@@ -525,10 +526,10 @@ def lstm_layer_forward(x, w_ih, w_hh, bias, h0, c0, lengths):
     with single_threaded_blas():
         if T * B:
             _project_rows(x2, np.ascontiguousarray(w_ih), gates.reshape(T * B, H4),
-                          _n_chunks(T * B, MIN_ROWS_PER_THREAD))
+                          _n_chunks(T * B))
             _lstm_sequences_forward(gates, bias, np.ascontiguousarray(w_hh.T),
                                     _full_lengths(lengths, T, B), out, cs, hs,
-                                    _n_chunks(B, MIN_ROWS_PER_THREAD))
+                                    _n_chunks(B))
     return out, gates, cs, hs
 
 
@@ -550,8 +551,7 @@ def _weight_grads_rows(dz2, x2, h2, w_ih, dx2, dw_ih, dw_hh, dbias, n):
         np.dot(g, w_ih, dx2[r0:r1])
         np.dot(g.T, x2[r0:r1], dw_ih[k])
         np.dot(g.T, h2[r0:r1], dw_hh[k])
-        db = dbias[k]
-        db[:] = 0.0
+        db = dbias[k]                   # zeros from the caller
         for r in range(r0, r1):
             gr = dz2[r]
             for j in range(H4):
@@ -566,14 +566,14 @@ def lstm_layer_backward(g_out, g_hn, g_cn, x, w_ih, w_hh, gates, cs, hs, lengths
     dz = np.empty_like(gates)
     dh, dc = np.array(g_hn, copy=True), np.array(g_cn, copy=True)
     dx = np.empty((T, B, I), dtype=dt)
-    n = _n_chunks(T * B, MIN_ROWS_PER_THREAD)
+    n = _n_chunks(T * B)
     dw_ih, dw_hh = np.zeros((n, H4, I), dtype=dt), np.zeros((n, H4, H), dtype=dt)
     dbias = np.zeros((n, H4), dtype=dt)
     with single_threaded_blas():
         if T * B:
             _lstm_sequences_backward(np.ascontiguousarray(g_out), gates, cs, np.ascontiguousarray(w_hh),
                                      _full_lengths(lengths, T, B), dz, dh, dc,
-                                     _n_chunks(B, MIN_ROWS_PER_THREAD))
+                                     _n_chunks(B))
             _weight_grads_rows(dz.reshape(T * B, H4), np.ascontiguousarray(x).reshape(T * B, I),
                                hs[:-1].reshape(T * B, H), np.ascontiguousarray(w_ih),
                                dx.reshape(T * B, I), dw_ih, dw_hh, dbias, n)

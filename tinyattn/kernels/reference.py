@@ -229,7 +229,6 @@ def lstm_backward(g_out, g_hn, g_cn, gates, cs, hs, w_hh, lengths):
     return dx, dw, dh, dc
 
 
-
 # A whole LSTM layer: the input projection for every step as one product, then the recurrence.
 # Written over the sequence kernels it is given, so the GPU provider can reuse it with its own.
 def lstm_layer_forward_with(sequence_forward, x, w_ih, w_hh, bias, h0, c0, lengths):

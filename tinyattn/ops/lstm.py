@@ -42,6 +42,17 @@ class LSTMSequence(Function):
                                                    ctx.lengths)
 
 
+def _check_shapes_and_dtype(op, given, expected, context):
+    """Each (name, tensor, shape) in ``expected`` has its shape; all tensors share one dtype."""
+    for name, t, shape in expected:
+        if tuple(t.shape) != shape:
+            raise ValueError(f"{op}: {name} has shape {tuple(t.shape)}, expected {shape} {context}.")
+    dtypes = {t.dtype for t in given + [t for _, t, _ in expected]}
+    if len(dtypes) != 1:
+        raise TypeError(f"{op}: inputs have mixed dtypes {sorted(map(str, dtypes))}; "
+                        f"convert them to one (e.g. all float32).")
+
+
 def _checked_lengths(op, lengths, like, T, B):
     """lengths as int64 beside ``like``'s data, or None; checked on the device (one bool comes back,
     the numbers only for the message)."""
@@ -70,14 +81,9 @@ def lstm_sequence(x_proj, w_hh, h0, c0, lengths=None):
         raise ValueError(f"lstm_sequence: x_proj must be (T, B, 4H), got {tuple(x_proj.shape)}.")
     T, B, H4 = x_proj.shape
     H = H4 // 4
-    for name, t, shape in (("w_hh", w_hh, (H4, H)), ("h0", h0, (B, H)), ("c0", c0, (B, H))):
-        if tuple(t.shape) != shape:
-            raise ValueError(f"lstm_sequence: {name} has shape {tuple(t.shape)}, expected {shape} "
-                             f"for x_proj of shape {(T, B, H4)} (T, B, 4H with H = {H}).")
-    dtypes = {t.dtype for t in (x_proj, w_hh, h0, c0)}
-    if len(dtypes) != 1:
-        raise TypeError(f"lstm_sequence: inputs have mixed dtypes {sorted(map(str, dtypes))}; "
-                        f"convert them to one (e.g. all float32).")
+    _check_shapes_and_dtype("lstm_sequence", [x_proj],
+                            [("w_hh", w_hh, (H4, H)), ("h0", h0, (B, H)), ("c0", c0, (B, H))],
+                            f"for x_proj of shape {(T, B, H4)} (T, B, 4H with H = {H})")
     lengths = _checked_lengths("lstm_sequence", lengths, x_proj, T, B)
     return LSTMSequence.apply(x_proj, w_hh, h0, c0, lengths=lengths)
 
@@ -123,15 +129,8 @@ def lstm_layer(x, w_ih, w_hh, bias, h0, c0, lengths=None):
     expected = [("w_ih", w_ih, (H4, I)), ("h0", h0, (B, H)), ("c0", c0, (B, H))]
     if bias is not None:
         expected.append(("bias", bias, (H4,)))
-    for name, t, shape in expected:
-        if tuple(t.shape) != shape:
-            raise ValueError(f"lstm_layer: {name} has shape {tuple(t.shape)}, expected {shape} for x "
-                             f"of shape {(T, B, I)} and w_hh of shape {(H4, H)} (H = {H}).")
-    tensors = [x, w_ih, w_hh, h0, c0] + ([] if bias is None else [bias])
-    dtypes = {t.dtype for t in tensors}
-    if len(dtypes) != 1:
-        raise TypeError(f"lstm_layer: inputs have mixed dtypes {sorted(map(str, dtypes))}; "
-                        f"convert them to one (e.g. all float32).")
+    _check_shapes_and_dtype("lstm_layer", [x, w_hh], expected,
+                            f"for x of shape {(T, B, I)} and w_hh of shape {(H4, H)} (H = {H})")
     lengths = _checked_lengths("lstm_layer", lengths, x, T, B)
     maybe_bias = () if bias is None else (bias,)
     return LSTMLayer.apply(x, w_ih, w_hh, h0, c0, *maybe_bias, lengths=lengths)
