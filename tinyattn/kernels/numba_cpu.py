@@ -39,6 +39,7 @@ from numba import njit, prange
 from . import fastmath as fm
 from . import register
 from .blas_threads import single_threaded_blas
+from .packed_matmul import pack_panels, packed_matmul
 
 # error_model="numpy": x / 0 gives inf as in NumPy instead of a Python ZeroDivisionError check,
 # which would put a branch in every loop and stop it from vectorising
@@ -386,7 +387,7 @@ def _n_chunks(rows):
 
 
 @njit(**_JIT_FMA)
-def _lstm_rows_forward(gates, bias, w_hh_t, lengths, out, cs, hs, b0, b1):
+def _lstm_rows_forward(gates, bias, w_hh_panels, lengths, out, cs, hs, b0, b1):
     """The recurrence for sequences b0:b1 (all of them, or one thread's block). On entry gates[t, b]
     holds the input projection x_t @ w_ih.T (without bias); on exit the activated gates. Per step
     one (rows, H) @ (H, 4H) product (BLAS), then per sequence a few passes over contiguous rows -
@@ -397,7 +398,7 @@ def _lstm_rows_forward(gates, bias, w_hh_t, lengths, out, cs, hs, b0, b1):
     H = H4 // 4
     z = np.empty((b1 - b0, H4), dtype=gates.dtype)
     for t in range(T):
-        np.dot(hs[t, b0:b1], w_hh_t, z)
+        packed_matmul(hs[t, b0:b1], w_hh_panels, H4, z, False)     # h_t @ W_hh^T
         for b in range(b0, b1):
             zr, gr = z[b - b0], gates[t, b]
             for j in range(H4):
@@ -437,13 +438,13 @@ def lstm_forward(x_proj, w_hh, h0, c0, lengths):
     hs, cs = np.empty((T + 1, B, H), dtype=dt), np.empty((T + 1, B, H), dtype=dt)
     hs[0], cs[0] = h0, c0
     with single_threaded_blas():
-        _lstm_rows_forward(gates, np.zeros(H4, dtype=dt), np.ascontiguousarray(w_hh.T),
+        _lstm_rows_forward(gates, np.zeros(H4, dtype=dt), pack_panels(w_hh.T),
                            _full_lengths(lengths, T, B), out, cs, hs, 0, B)
     return out, gates, cs, hs
 
 
 @njit(**_JIT_FMA)
-def _lstm_rows_backward(g_out, gates, cs, w_hh, lengths, dz, dh, dc, b0, b1):
+def _lstm_rows_backward(g_out, gates, cs, w_hh_panels, lengths, dz, dh, dc, b0, b1):
     """Backpropagation through time for sequences b0:b1 (formulas in the twin). dh, dc hold the
     gradient reaching the state after step t and are updated in place down to step 0; dz[t] gets
     the pre-activation gradients."""
@@ -477,7 +478,7 @@ def _lstm_rows_backward(g_out, gates, cs, w_hh, lengths, dz, dh, dc, b0, b1):
                 dzr[3 * H + j] = dhr[j] * tc[j] * o[j] * (1 - o[j])
             for j in range(H):
                 dcr[j] = dcr[j] * f[j]
-        np.dot(dz[t, b0:b1], w_hh, dh_prev)
+        packed_matmul(dz[t, b0:b1], w_hh_panels, H, dh_prev, False)  # dz_t @ W_hh
         for b in range(b0, b1):
             if t < lengths[b]:
                 dh[b] = dh_prev[b - b0]
@@ -490,7 +491,7 @@ def lstm_backward(g_out, g_hn, g_cn, gates, cs, hs, w_hh, lengths):
     dx = np.empty_like(gates)
     dh, dc = np.array(g_hn, copy=True), np.array(g_cn, copy=True)
     with single_threaded_blas():
-        _lstm_rows_backward(np.ascontiguousarray(g_out), gates, cs, np.ascontiguousarray(w_hh),
+        _lstm_rows_backward(np.ascontiguousarray(g_out), gates, cs, pack_panels(w_hh),
                             _full_lengths(lengths, T, B), dx, dh, dc, 0, B)
     dw = dx.reshape(T * B, H4).T @ hs[:-1].reshape(T * B, H)   # as the twin: one product at the end
     return dx, dw, dh, dc
@@ -507,10 +508,10 @@ def _project_rows(x2, w_ih, gates2, n):
 
 
 @njit(parallel=True, **_JIT)
-def _lstm_sequences_forward(gates, bias, w_hh_t, lengths, out, cs, hs, n):
+def _lstm_sequences_forward(gates, bias, w_hh_panels, lengths, out, cs, hs, n):
     B = gates.shape[1]
     for k in prange(n):
-        _lstm_rows_forward(gates, bias, w_hh_t, lengths, out, cs, hs, k * B // n, (k + 1) * B // n)
+        _lstm_rows_forward(gates, bias, w_hh_panels, lengths, out, cs, hs, k * B // n, (k + 1) * B // n)
 
 
 @register("lstm_layer_forward", "numba")
@@ -527,17 +528,17 @@ def lstm_layer_forward(x, w_ih, w_hh, bias, h0, c0, lengths):
         if T * B:
             _project_rows(x2, np.ascontiguousarray(w_ih), gates.reshape(T * B, H4),
                           _n_chunks(T * B))
-            _lstm_sequences_forward(gates, bias, np.ascontiguousarray(w_hh.T),
+            _lstm_sequences_forward(gates, bias, pack_panels(w_hh.T),
                                     _full_lengths(lengths, T, B), out, cs, hs,
                                     _n_chunks(B))
     return out, gates, cs, hs
 
 
 @njit(parallel=True, **_JIT)
-def _lstm_sequences_backward(g_out, gates, cs, w_hh, lengths, dz, dh, dc, n):
+def _lstm_sequences_backward(g_out, gates, cs, w_hh_panels, lengths, dz, dh, dc, n):
     B = gates.shape[1]
     for k in prange(n):
-        _lstm_rows_backward(g_out, gates, cs, w_hh, lengths, dz, dh, dc, k * B // n, (k + 1) * B // n)
+        _lstm_rows_backward(g_out, gates, cs, w_hh_panels, lengths, dz, dh, dc, k * B // n, (k + 1) * B // n)
 
 
 @njit(parallel=True, **_JIT)
@@ -571,7 +572,7 @@ def lstm_layer_backward(g_out, g_hn, g_cn, x, w_ih, w_hh, gates, cs, hs, lengths
     dbias = np.zeros((n, H4), dtype=dt)
     with single_threaded_blas():
         if T * B:
-            _lstm_sequences_backward(np.ascontiguousarray(g_out), gates, cs, np.ascontiguousarray(w_hh),
+            _lstm_sequences_backward(np.ascontiguousarray(g_out), gates, cs, pack_panels(w_hh),
                                      _full_lengths(lengths, T, B), dz, dh, dc,
                                      _n_chunks(B))
             _weight_grads_rows(dz.reshape(T * B, H4), np.ascontiguousarray(x).reshape(T * B, I),
