@@ -390,10 +390,10 @@ def _n_chunks(rows):
 def _lstm_rows_forward(gates, bias, w_hh_panels, lengths, out, cs, hs, b0, b1):
     """The recurrence for sequences b0:b1 (all of them, or one thread's block). On entry gates[t, b]
     holds the input projection x_t @ w_ih.T (without bias); on exit the activated gates. Per step
-    one (rows, H) @ (H, 4H) product (BLAS), then per sequence a few passes over contiguous rows -
-    pre-activations, the gates, then c' and h' - that the compiler turns into SIMD code (innermost
-    loops over a 1-D row vectorise; over a 3-D array they do not). No (B, 4H) temporaries are
-    created for σ, tanh, c', h'."""
+    one (rows, H) @ (H, 4H) product (``packed_matmul``), then per sequence a single pass over the
+    hidden units j: the four gates of unit j, its c' and its h' (the compiler turns it into SIMD
+    code: the innermost loop runs over 1-D rows). No (B, 4H) temporaries are created."""
+    fm.wide_vectors()
     T, B, H4 = gates.shape
     H = H4 // 4
     z = np.empty((b1 - b0, H4), dtype=gates.dtype)
@@ -401,25 +401,18 @@ def _lstm_rows_forward(gates, bias, w_hh_panels, lengths, out, cs, hs, b0, b1):
         packed_matmul(hs[t, b0:b1], w_hh_panels, H4, z, False)     # h_t @ W_hh^T
         for b in range(b0, b1):
             zr, gr = z[b - b0], gates[t, b]
-            for j in range(H4):
-                zr[j] = (gr[j] + bias[j]) + zr[j]      # (x W_ih^T + b) + h W_hh^T, as the twin
-            for j in range(2 * H):              # i and f
-                gr[j] = fm.sigmoid(zr[j])
-            for j in range(2 * H, 3 * H):       # g
-                gr[j] = fm.tanh(zr[j])
-            for j in range(3 * H, H4):          # o
-                gr[j] = fm.sigmoid(zr[j])
             c_prev, c_next, h_prev, h_next, o_row = cs[t, b], cs[t + 1, b], hs[t, b], hs[t + 1, b], out[t, b]
-            if t < lengths[b]:
-                for j in range(H):
-                    c_next[j] = gr[H + j] * c_prev[j] + gr[j] * gr[2 * H + j]
-                for j in range(H):
-                    zr[j] = fm.tanh(c_next[j])
-                for j in range(H):
-                    h = gr[3 * H + j] * zr[j]
-                    h_next[j] = h
-                    o_row[j] = h
-            else:
+            for j in range(H):
+                # pre-activation (x W_ih^T + b) + h W_hh^T, summed in the twin's order
+                i = fm.sigmoid((gr[j] + bias[j]) + zr[j])
+                f = fm.sigmoid((gr[H + j] + bias[H + j]) + zr[H + j])
+                g = fm.tanh((gr[2 * H + j] + bias[2 * H + j]) + zr[2 * H + j])
+                o = fm.sigmoid((gr[3 * H + j] + bias[3 * H + j]) + zr[3 * H + j])
+                gr[j], gr[H + j], gr[2 * H + j], gr[3 * H + j] = i, f, g, o
+                c = f * c_prev[j] + i * g
+                h = o * fm.tanh(c)
+                c_next[j], h_next[j], o_row[j] = c, h, h
+            if t >= lengths[b]:                 # past its length: the state stays, the output is 0
                 c_next[:] = c_prev
                 h_next[:] = h_prev
                 o_row[:] = 0.0
@@ -447,37 +440,32 @@ def lstm_forward(x_proj, w_hh, h0, c0, lengths):
 def _lstm_rows_backward(g_out, gates, cs, w_hh_panels, lengths, dz, dh, dc, b0, b1):
     """Backpropagation through time for sequences b0:b1 (formulas in the twin). dh, dc hold the
     gradient reaching the state after step t and are updated in place down to step 0; dz[t] gets
-    the pre-activation gradients."""
+    the pre-activation gradients. Per step and sequence one pass over the hidden units, then one
+    (rows, 4H) @ (4H, H) product for the next dh.
+    (dz is indexed with b itself: indexed with b - b0, the same loop ran 2.3x slower - LLVM's
+    vectorised version of the loop over j was no longer the one taken; not understood further.)"""
+    fm.wide_vectors()
     T, B, H4 = gates.shape
     H = H4 // 4
     dh_prev = np.empty((b1 - b0, H), dtype=gates.dtype)
-    tc = np.empty(H, dtype=gates.dtype)
     for t in range(T - 1, -1, -1):
         for b in range(b0, b1):
             dzr = dz[t, b]
-            if t >= lengths[b]:
-                for j in range(H4):
-                    dzr[j] = 0.0
+            if t >= lengths[b]:                 # past its length: dh, dc pass through unchanged
+                dzr[:] = 0.0
                 continue
             gr, c_prev, c_cur = gates[t, b], cs[t, b], cs[t + 1, b]
             dhr, dcr, gor = dh[b], dc[b], g_out[t, b]
-            i, f, g, o = gr[:H], gr[H:2 * H], gr[2 * H:3 * H], gr[3 * H:]
             for j in range(H):
-                tc[j] = fm.tanh(c_cur[j])
-            for j in range(H):
-                dhr[j] += gor[j]
-            for j in range(H):
-                dcr[j] += dhr[j] * o[j] * (1 - tc[j] * tc[j])
-            for j in range(H):
-                dzr[j] = dcr[j] * g[j] * i[j] * (1 - i[j])
-            for j in range(H):
-                dzr[H + j] = dcr[j] * c_prev[j] * f[j] * (1 - f[j])
-            for j in range(H):
-                dzr[2 * H + j] = dcr[j] * i[j] * (1 - g[j] * g[j])
-            for j in range(H):
-                dzr[3 * H + j] = dhr[j] * tc[j] * o[j] * (1 - o[j])
-            for j in range(H):
-                dcr[j] = dcr[j] * f[j]
+                i, f, g, o = gr[j], gr[H + j], gr[2 * H + j], gr[3 * H + j]
+                tc = fm.tanh(c_cur[j])
+                dh_t = dhr[j] + gor[j]          # (not stored: dh[b] is replaced below)
+                dc_t = dcr[j] + dh_t * o * (1 - tc * tc)
+                dzr[j] = dc_t * g * i * (1 - i)
+                dzr[H + j] = dc_t * c_prev[j] * f * (1 - f)
+                dzr[2 * H + j] = dc_t * i * (1 - g * g)
+                dzr[3 * H + j] = dh_t * tc * o * (1 - o)
+                dcr[j] = dc_t * f
         packed_matmul(dz[t, b0:b1], w_hh_panels, H, dh_prev, False)  # dz_t @ W_hh
         for b in range(b0, b1):
             if t < lengths[b]:
