@@ -67,3 +67,45 @@ def test_release_hands_kept_memory_back():
     before = _resident_bytes()
     assert memory.release()
     assert before - _resident_bytes() > 10 * 2**20
+
+
+def _thp_mode():
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+_HUGE = """
+import numpy as np
+import tinyattn as ta
+from tinyattn import memory, nn
+ta.manual_seed(0)
+lstm = nn.LSTM(32, 128)
+x = np.random.default_rng(0).standard_normal((50, 32, 32)).astype(np.float32)
+for _ in range(3):
+    lstm.zero_grad()
+    out, _ = lstm(ta.tensor(x, requires_grad=True))
+    out.mean().backward()
+huge_kib = int(open("/proc/self/smaps_rollup").read().split("AnonHugePages:")[1].split()[0])
+print(memory.is_using_huge_pages(), huge_kib)
+"""
+
+
+def _huge_pages(on):
+    env = dict(os.environ, TINYATTN_HUGE_PAGES="1" if on else "0", TINYATTN_KEEP_FREED_MEMORY="1")
+    out = subprocess.run([sys.executable, "-c", _HUGE], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    return out[0] == "True", int(out[1])
+
+
+@pytest.mark.skipif("[madvise]" not in _thp_mode(), reason="transparent huge pages are not in madvise mode here")
+def test_the_heap_gets_huge_pages_and_the_switch_turns_them_off():
+    used, huge_kib = _huge_pages(on=True)
+    assert used
+    # an LSTM step's arrays (~12 MB) live in the marked heap: several 2 MiB pages back them
+    assert huge_kib >= 4 * 1024, huge_kib
+    used_off, huge_kib_off = _huge_pages(on=False)
+    assert not used_off
+    assert huge_kib_off < huge_kib, (huge_kib_off, huge_kib)

@@ -372,8 +372,9 @@ def embedding_backward(indices, g, num_embeddings, padding_idx):
 #     (rows, H) @ (H, 4H) products, and meets the others only at the end;
 #   * the big products (the input projection; dw_ih, dw_hh, dx in the backward) are split by
 #     *row* of the (T·B, ·) matrices, each thread summing its own partial weight gradient.
-# All products run in SciPy's BLAS on one thread per caller (``single_threaded_blas``); NumPy's
-# BLAS threads are not woken, so two thread pools never compete for the same cores.
+# The per-step products and dx use ``packed_matmul`` (weights packed once per call); the others
+# run in SciPy's BLAS on one thread per caller (``single_threaded_blas``); NumPy's BLAS threads
+# are not woken, so two thread pools never compete for the same cores.
 MIN_ROWS_PER_THREAD = 8     # fewer rows make each thread's (rows, H) @ (H, 4H) product inefficient
 # The one relaxation here: a * b + c may become one fused multiply-add (one rounding instead of two:
 # never less accurate, and agreement with the twin stays ~1e-15). It makes the gate arithmetic
@@ -530,14 +531,14 @@ def _lstm_sequences_backward(g_out, gates, cs, w_hh_panels, lengths, dz, dh, dc,
 
 
 @njit(parallel=True, **_JIT)
-def _weight_grads_rows(dz2, x2, h2, w_ih, dx2, dw_ih, dw_hh, dbias, n):
+def _weight_grads_rows(dz2, x2, h2, w_ih_panels, dx2, dw_ih, dw_hh, dbias, n):
     """Per thread k, over its rows r0:r1 of the (T·B, ·) matrices: dx rows = dz @ w_ih, and its
     partial sums dw_ih[k] = dzᵀ x, dw_hh[k] = dzᵀ h, dbias[k] = Σ dz (added up by the caller)."""
     rows, H4 = dz2.shape
     for k in prange(n):
         r0, r1 = k * rows // n, (k + 1) * rows // n
         g = dz2[r0:r1]
-        np.dot(g, w_ih, dx2[r0:r1])
+        packed_matmul(g, w_ih_panels, x2.shape[1], dx2[r0:r1], False)
         np.dot(g.T, x2[r0:r1], dw_ih[k])
         np.dot(g.T, h2[r0:r1], dw_hh[k])
         db = dbias[k]                   # zeros from the caller
@@ -564,7 +565,7 @@ def lstm_layer_backward(g_out, g_hn, g_cn, x, w_ih, w_hh, gates, cs, hs, lengths
                                      _full_lengths(lengths, T, B), dz, dh, dc,
                                      _n_chunks(B))
             _weight_grads_rows(dz.reshape(T * B, H4), np.ascontiguousarray(x).reshape(T * B, I),
-                               hs[:-1].reshape(T * B, H), np.ascontiguousarray(w_ih),
+                               hs[:-1].reshape(T * B, H), pack_panels(w_ih),
                                dx.reshape(T * B, I), dw_ih, dw_hh, dbias, n)
     return dx, dw_ih.sum(axis=0), dw_hh.sum(axis=0), dbias.sum(axis=0), dh, dc
 

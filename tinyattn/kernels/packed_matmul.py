@@ -172,11 +172,24 @@ def pack_panels(b):
     return panels
 
 
+@njit(inline="always", **_JIT)
+def _store_tile(out, tile, r0, rows, c0, cols, add):
+    """out[r0:r0+rows, c0:c0+cols] (+)= the tile's top-left corner."""
+    for i in range(rows):
+        dst, src = out[r0 + i], tile[i]
+        if add:
+            for j in range(cols):
+                dst[c0 + j] += src[j]
+        else:
+            for j in range(cols):
+                dst[c0 + j] = src[j]
+
+
 @njit(**_JIT)
 def packed_matmul(a, panels, n, out, accumulate):
     """out[:, :n] = a @ B (``accumulate``: +=), where panels = pack_panels(B) and n = B.shape[1].
-    a (M, K) may have any strides (fastest with contiguous rows); out is (M, >= n). Serial:
-    callers split rows over threads."""
+    a (M, K) may have any strides (fastest with contiguous rows: for a transposed a, e.g. a weight
+    gradient dzᵀ @ h, BLAS was faster); out is (M, >= n). Serial: callers split rows over threads."""
     M, K = a.shape
     n_panels, _, nr = panels.shape
     tile = np.empty((TILE_ROWS, nr), dtype=a.dtype)
@@ -186,16 +199,8 @@ def packed_matmul(a, panels, n, out, accumulate):
         k1 = min(K, k0 + K_BLOCK)
         add = accumulate or k0 > 0
         a_k, panels_k = a[:, k0:k1], panels[:, k0:k1]
-        for p in range(n_panels):
-            c0 = p * nr
-            cols = min(n, c0 + nr) - c0
+        for p in range(n_panels):      # the panel's k-block stays in L1 over all rows of a
             for r0 in range(0, M, TILE_ROWS):
                 _tile_product(a_k, r0, M - 1, panels_k, p, tile)
-                for i in range(min(TILE_ROWS, M - r0)):
-                    dst, src = out[r0 + i], tile[i]
-                    if add:
-                        for j in range(cols):
-                            dst[c0 + j] += src[j]
-                    else:
-                        for j in range(cols):
-                            dst[c0 + j] = src[j]
+                _store_tile(out, tile, r0, min(TILE_ROWS, M - r0), p * nr,
+                            min(n, (p + 1) * nr) - p * nr, add)
