@@ -79,7 +79,9 @@ agreement = {}
 #      projection for all steps in one matrix product, then the time loop - still a Python loop;
 #   c. nn.LSTM with the Numba kernel: the same loop compiled, the gate arithmetic fused into one
 #      pass per row with no (B, 4H) temporaries, and the batch split into blocks of sequences,
-#      one per thread, each running the whole time loop on its own.
+#      one per thread, each running the whole time loop on its own. The per-step product h @ W_hh
+#      runs on weights packed once per call (kernels/packed_matmul.py), not through BLAS, which
+#      would repack the whole weight matrix at every step.
 # Same weights in all three (the cell's parameters are loaded into the LSTM).
 
 # %%

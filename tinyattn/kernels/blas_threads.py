@@ -1,9 +1,9 @@
 """Run the compiled kernels' own BLAS calls on one thread.
 
 ``np.dot`` inside a Numba kernel calls SciPy's copy of OpenBLAS (not NumPy's). The kernels call it
-on small blocks, many times, already from several ``prange`` threads (an LSTM layer: two
-(16 x 128) @ (128 x 512) products per time step in each thread; attention: one product per 64 x 64
-tile). Handing each
+from several ``prange`` threads at once, often on small blocks (attention: one product per 64 x 64
+tile; an LSTM layer: each thread's share of the input projection and weight gradients - its
+per-step products use ``packed_matmul`` instead). Handing each
 small product to a second BLAS thread costs more than it saves, and on a busy machine a step can
 wait milliseconds for that thread to be scheduled. So while a kernel runs, SciPy's OpenBLAS is
 set to one thread and restored afterwards; the kernels get their parallelism from ``prange``

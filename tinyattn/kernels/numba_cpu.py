@@ -16,8 +16,9 @@ Rules every kernel here follows:
   * Threads only where each has plenty to do: attention runs ``prange`` over (sequence, query
     tile) or (sequence, key tile) pairs that never write to the same place; the LSTM layer runs
     each thread on its own block of sequences for the whole time loop (they meet only at the end)
-    and splits its big products by rows; the BLAS calls made inside kernels run on one thread per
-    caller (``blas_threads.py``). The row kernels (softmax, layer norm, cross-entropy) and the
+    and splits its big products by rows; its per-step products use ``packed_matmul.py`` (weights
+    packed once); the BLAS calls made inside kernels run on one thread per caller
+    (``blas_threads.py``). The row kernels (softmax, layer norm, cross-entropy) and the
     ``lstm_sequence`` op (which is handed x_proj) are serial: at the sizes the lessons use, waking a
     second thread costs more than the work. The one scatter (embedding backward) must be serial
     anyway: threads would race on repeated rows.
