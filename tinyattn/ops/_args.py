@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import operator
 
+from ..autograd.tensor import Tensor
+from ..backend import get_array_module
+
 
 def dims(op, dim=None, axis=None, keepdim=None, keepdims=None, keepdim_default=False):
     """(dim, keepdim) from either spelling; saying both, differently, is a mistake we name."""
@@ -49,4 +52,15 @@ def several_dims(op, dim, ndim):
 
 
 def shape_of(x):
+    """The shape of a Tensor, an array or a number (())."""
     return tuple(getattr(x, "shape", ()))
+
+
+def ndim_of(x):
+    return len(shape_of(x))
+
+
+def array_of(x):
+    """The array behind a Tensor, or x (an array, list or number) as an array, for the integer
+    work (orders, indices, masks) that builds no graph."""
+    return x.data if isinstance(x, Tensor) else get_array_module(x).asarray(x)

@@ -12,7 +12,7 @@ from ..autograd.registry import register
 from ..autograd.tensor import Tensor
 from ..backend import get_array_module
 from ..backend import scatter_add as add_at   # this file's scatter_add is PyTorch's
-from ._args import dims, one_dim, several_dims
+from ._args import array_of, dims, ndim_of, one_dim, several_dims
 from .shape import BroadcastTo, Reshape
 
 
@@ -57,8 +57,7 @@ def _check_index(op, x, dim, index, src=None):
 
 def _index_array(op, index):
     """An index given as a Tensor, array or list, as an integer array."""
-    xp = get_array_module(index)
-    arr = index.data if isinstance(index, Tensor) else xp.asarray(index)
+    arr = array_of(index)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{op}: index must hold integers, got dtype {arr.dtype}. Convert with "
                         f".long().")
@@ -296,21 +295,18 @@ class Flip(Function):
 
 
 # ---------------------------------------------------------------------- public functions
-def _ndim(x):
-    return len(getattr(x, "shape", ()))
-
 
 def gather(input, dim, index, *, axis=None):  # noqa: A002 - PyTorch's argument name
     """out[i][j] = input[index[i][j]][j] (dim=0), and so on for any dim; differentiable in input."""
     dim, _ = dims("gather", dim, axis)
-    return Gather.apply(input, _index_array("gather", index), dim=one_dim("gather", dim, _ndim(input)))
+    return Gather.apply(input, _index_array("gather", index), dim=one_dim("gather", dim, ndim_of(input)))
 
 
 def scatter(input, dim, index, src=None, *, value=None, axis=None):  # noqa: A002
     """A copy of input with src (a tensor, or a number / ``value=``) written at index along dim."""
     dim, _ = dims("scatter", dim, axis)
     index = _index_array("scatter", index)
-    dim = one_dim("scatter", dim, _ndim(input))
+    dim = one_dim("scatter", dim, ndim_of(input))
     if src is None and value is None:
         raise TypeError("scatter: give src (a tensor) or value (a number), e.g. "
                         "scatter(x, 1, index, src) or scatter(x, 1, index, value=0.0).")
@@ -325,14 +321,14 @@ def scatter_add(input, dim, index, src, *, axis=None):  # noqa: A002
     """A copy of input with src added at index along dim; repeated indices accumulate."""
     dim, _ = dims("scatter_add", dim, axis)
     return ScatterAdd.apply(input, _index_array("scatter_add", index), src,
-                            dim=one_dim("scatter_add", dim, _ndim(input)))
+                            dim=one_dim("scatter_add", dim, ndim_of(input)))
 
 
 def index_select(input, dim, index, *, axis=None):  # noqa: A002
     """The slices listed in the 1-D ``index`` along ``dim``, in that order."""
     dim, _ = dims("index_select", dim, axis)
     return IndexSelect.apply(input, _index_array("index_select", index),
-                             dim=one_dim("index_select", dim, _ndim(input)))
+                             dim=one_dim("index_select", dim, ndim_of(input)))
 
 
 def take_along_dim(input, indices, dim=None, *, axis=None):  # noqa: A002
@@ -371,7 +367,7 @@ def index_fill(input, dim, index, value, *, axis=None):  # noqa: A002
     dim, _ = dims("index_fill", dim, axis)
     value = value.item() if isinstance(value, Tensor) else value
     return IndexFill.apply(input, _index_array("index_fill", index),
-                           dim=one_dim("index_fill", dim, _ndim(input)), value=value)
+                           dim=one_dim("index_fill", dim, ndim_of(input)), value=value)
 
 
 def nonzero(input, *, as_tuple=False):  # noqa: A002
@@ -406,8 +402,8 @@ def repeat_interleave(input, repeats, dim=None, *, axis=None):  # noqa: A002
     ``repeats`` times; repeats is an int or one count per element/slice."""
     dim, _ = dims("repeat_interleave", dim, axis)
     x = input if dim is not None else Reshape.apply(input, shape=(-1,))
-    d = 0 if dim is None else one_dim("repeat_interleave", dim, _ndim(input))
-    n = x.shape[d] if _ndim(x) else 1
+    d = 0 if dim is None else one_dim("repeat_interleave", dim, ndim_of(input))
+    n = x.shape[d] if ndim_of(x) else 1
     xp = get_array_module(getattr(x, "data", x))
     counts = repeats.data if isinstance(repeats, Tensor) else xp.asarray(repeats)
     if counts.dtype.kind not in "iu" or counts.ndim > 1 or counts.size not in (1, n):
@@ -427,12 +423,12 @@ def roll(input, shifts, dims=None):  # noqa: A002
         if dims is None or len(dims) != len(shifts):
             raise ValueError(f"roll: {len(shifts)} shifts need as many dims, got dims={dims!r}.")
     if dims is not None:
-        dims = (tuple(one_dim("roll", d, _ndim(input)) for d in dims)
-                if isinstance(dims, (list, tuple)) else one_dim("roll", dims, _ndim(input)))
+        dims = (tuple(one_dim("roll", d, ndim_of(input)) for d in dims)
+                if isinstance(dims, (list, tuple)) else one_dim("roll", dims, ndim_of(input)))
     return Roll.apply(input, shifts=shifts, dims=dims)
 
 
 def flip(input, dims):  # noqa: A002
     """Reverse the order of elements along each dim in ``dims``."""
     dims = (dims,) if isinstance(dims, int) else tuple(dims)
-    return Flip.apply(input, dims=several_dims("flip", dims, _ndim(input)) if dims else ())
+    return Flip.apply(input, dims=several_dims("flip", dims, ndim_of(input)) if dims else ())

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..autograd.function import Function
 from ..autograd.registry import register
 from ..backend import get_array_module
-from ._args import dims, one_dim
+from ._args import dims, ndim_of, one_dim
 from .elementwise import Cast
 
 
@@ -87,23 +87,25 @@ class Cumprod(Function):
 def prod(input, dim=None, keepdim=None, *, dtype=None, axis=None, keepdims=None):  # noqa: A002
     """Product of all elements, or along one ``dim`` (an int, as in torch.prod)."""
     dim, keepdim = dims("prod", dim, axis, keepdim, keepdims)
-    x = input if dtype is None else _cast(input, dtype)
+    x = input if dtype is None else Cast.apply(input, dtype=dtype)
     if dim is not None:
         if isinstance(dim, (tuple, list)):
             raise TypeError(f"prod: dim must be one int (torch.prod reduces one dim at a time), "
                             f"got {dim!r}; call prod once per dim.")
-        dim = one_dim("prod", dim, len(getattr(x, "shape", ())))
+        dim = one_dim("prod", dim, ndim_of(x))
     return Prod.apply(x, dim=dim, keepdim=keepdim)
 
 
 def cumsum(input, dim=None, *, dtype=None, axis=None):  # noqa: A002
     """Running sum along ``dim`` (required, as in torch.cumsum)."""
-    return Cumsum.apply(_cast(input, dtype), dim=_scan_dim("cumsum", input, dim, axis))
+    x = input if dtype is None else Cast.apply(input, dtype=dtype)
+    return Cumsum.apply(x, dim=_scan_dim("cumsum", input, dim, axis))
 
 
 def cumprod(input, dim=None, *, dtype=None, axis=None):  # noqa: A002
     """Running product along ``dim`` (required); correct gradients with zeros in the input."""
-    return Cumprod.apply(_cast(input, dtype), dim=_scan_dim("cumprod", input, dim, axis))
+    x = input if dtype is None else Cast.apply(input, dtype=dtype)
+    return Cumprod.apply(x, dim=_scan_dim("cumprod", input, dim, axis))
 
 
 def _scan_dim(op, x, dim, axis):
@@ -111,9 +113,5 @@ def _scan_dim(op, x, dim, axis):
     if dim is None:
         raise TypeError(f"{op}: dim is required (as in torch.{op}(x, dim)); for a running "
                         f"{op[3:]} over all elements, flatten first: {op}(x.flatten(), 0).")
-    return one_dim(op, dim, len(getattr(x, "shape", ())))
+    return one_dim(op, dim, ndim_of(x))
 
-
-def _cast(x, dtype):
-    """x in ``dtype`` (differentiably) when a dtype= is given; torch.prod(x, dtype=...) does that."""
-    return x if dtype is None else Cast.apply(x, dtype=dtype)

@@ -10,13 +10,10 @@ from ..autograd.registry import register
 from ..autograd.tensor import Tensor
 from ..backend import get_array_module
 from . import return_types
-from ._args import dims, one_dim
+from ._args import array_of, dims, one_dim
 from .gather_scatter import Gather
 from .shape import Reshape
 
-
-def _array(x):
-    return x.data if isinstance(x, Tensor) else get_array_module(x).asarray(x)
 
 
 def _order(a, dim, descending):
@@ -33,7 +30,7 @@ def _order(a, dim, descending):
 
 def _prepare(op, input, dim):
     """(array, dim); a 0-d input is handled as a 1-element vector, as PyTorch allows."""
-    a = _array(input)
+    a = array_of(input)
     d = one_dim(op, dim, a.ndim)
     return (a.reshape(1) if a.ndim == 0 else a), d
 
@@ -132,7 +129,7 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
     """The distinct values (sorted; sorted=False gives them sorted too), and optionally for each
     input element the position of its value (``inverse``, input's shape) and how often each
     value occurs (``counts``). With ``dim``: distinct slices along dim. Not differentiable."""
-    a = _array(input)
+    a = array_of(input)
     xp = get_array_module(a)
     d = None if dim is None else one_dim("unique", dim, a.ndim)
     out = xp.unique(a, return_inverse=True, return_counts=True, axis=d)
