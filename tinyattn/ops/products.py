@@ -87,8 +87,14 @@ class Einsum(Function):
             kept = "".join(c for c in term if c in known)   # letters summed in x alone: broadcast
             arrays = [g] + [a for j, a in enumerate(ctx.saved) if j != i]
             gi = xp.einsum(",".join([ctx.out] + others) + "->" + kept, *arrays)
-            gi = gi.reshape([n if c in known else 1 for c, n in zip(term, x.shape)])
-            grads.append(xp.broadcast_to(gi, x.shape) if gi.shape != x.shape else gi)
+            # Put the missing letters back as length-1 axes and broadcast them to x's length.
+            # A letter of length 1 in x that broadcast against another operand keeps the longer
+            # length here; the engine sums it back down to x's shape.
+            sizes = iter(gi.shape)
+            full = [next(sizes) if c in known else 1 for c in term]
+            gi = gi.reshape(full)
+            target = tuple(f if c in known else n for c, f, n in zip(term, full, x.shape))
+            grads.append(xp.broadcast_to(gi, target) if gi.shape != target else gi)
         return tuple(grads)
 
 
