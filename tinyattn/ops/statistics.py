@@ -195,7 +195,7 @@ def norm(input, p=2, dim=None, keepdim=None, dtype=None, *, axis=None, keepdims=
     axes = several_dims("norm", dim, ndim_of(x))
     if p == "fro":
         p = 2
-    if isinstance(p, str) or not isinstance(p, numbers.Real) or p < 0:
+    if isinstance(p, str) or not isinstance(p, numbers.Real) or (p < 0 and p != -math.inf):
         raise ValueError(f"norm: p={p!r} is not supported; use p=2 ('fro'), a finite p > 0, 0, "
                          f"inf or -inf (the nuclear norm 'nuc' needs an SVD, which tinyattn has "
                          f"not got).")
