@@ -155,8 +155,8 @@ CASES = [
      lambda x, i: T.take_along_dim(x, i, 1), [Grad(r(1, 4)), Const(np.array([[0, 3], [1, 1]]))]),
     ("take_along_dim flat", lambda x, i: gs.take_along_dim(x, i),
      lambda x, i: T.take_along_dim(x, i), [Grad(r(3, 2)), Const(np.array([5, 0, 5]))]),
-    ("masked_fill", lambda x, m: gs.masked_fill(x, m, -math.inf),
-     lambda x, m: x.masked_fill(m, -math.inf),
+    ("masked_fill", lambda x, m: gs.masked_fill(x, m, -1e9),
+     lambda x, m: x.masked_fill(m, -1e9),
      [Grad(r(2, 3)), Const(np.array([[True, False, True]]))]),
     ("masked_fill int", lambda x, m: gs.masked_fill(x, m, 7), lambda x, m: x.masked_fill(m, 7),
      [Const(np.array([1, 2, 3])), Const(np.array([False, True, True]))]),
@@ -340,3 +340,10 @@ ERRORS = [
 def test_bad_arguments_name_the_op(call, exc, message):
     with pytest.raises(exc, match=message):
         call()
+
+
+def test_masked_fill_with_minus_inf_then_softmax_like_attention():
+    scores, mask = r(2, 3), np.array([[False, True, False], [True, False, False]])
+    ours = ta.softmax(gs.masked_fill(ta.tensor(scores), mask, -math.inf), axis=-1)
+    theirs = torch.softmax(torch.tensor(scores).masked_fill(torch.tensor(mask), -math.inf), -1)
+    close(ours.numpy(), theirs.numpy(), 1e-6, "softmax of the filled scores")
