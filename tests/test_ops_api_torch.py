@@ -347,3 +347,17 @@ def test_masked_fill_with_minus_inf_then_softmax_like_attention():
     ours = ta.softmax(gs.masked_fill(ta.tensor(scores), mask, -math.inf), axis=-1)
     theirs = torch.softmax(torch.tensor(scores).masked_fill(torch.tensor(mask), -math.inf), -1)
     close(ours.numpy(), theirs.numpy(), 1e-6, "softmax of the filled scores")
+
+
+def test_scatter_of_a_0d_src_sends_it_everywhere():
+    x = ta.tensor(r(2, 3), requires_grad=True, dtype="float64")
+    s = ta.tensor(1.5, requires_grad=True, dtype="float64")
+    x_t = torch.tensor(x.numpy(), requires_grad=True)
+    s_t = torch.tensor(1.5, requires_grad=True, dtype=torch.float64)
+    index = np.array([[0, 2], [1, 1]])
+    w = r(2, 3)
+    (gs.scatter(x, 1, index, s) * ta.tensor(w)).sum().backward()
+    full = torch.tensor(index)
+    (torch.scatter(x_t, 1, full, s_t.expand(2, 2)) * torch.tensor(w)).sum().backward()
+    close(x.grad, x_t.grad.numpy(), 1e-6, "input gradient")
+    close(s.grad, s_t.grad.numpy(), 1e-6, "src gradient")

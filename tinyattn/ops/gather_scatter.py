@@ -7,6 +7,8 @@ Repeated indices add up in gradients (``backend.scatter_add``, imported as ``add
 """
 from __future__ import annotations
 
+import numpy as np  # shapes only: broadcast_shapes
+
 from ..autograd.function import Function
 from ..autograd.registry import register
 from ..autograd.tensor import Tensor
@@ -64,6 +66,16 @@ def _index_array(op, index):
     return arr
 
 
+def _src_grad(ctx, g):
+    """Each src element's gradient is g where it was written (scatter, scatter_add); the part of
+    src beyond index's extent was not used and gets 0. A 0-d src went everywhere: the sum."""
+    if not ctx.src_shape:
+        return g[ctx.mesh].sum()
+    out = get_array_module(g).zeros(ctx.src_shape, dtype=g.dtype)
+    out[tuple(slice(0, n) for n in ctx.index_shape)] = g[ctx.mesh]
+    return out
+
+
 @register("gather")
 class Gather(Function):
     """out[p] = x[p with p[dim] -> index[p]]; backward scatter-adds g back (repeats add up)."""
@@ -101,14 +113,10 @@ class Scatter(Function):
 
     @staticmethod
     def backward(ctx, g):
-        xp = get_array_module(g)
         gx = g.copy()
         gx[ctx.mesh] = 0
-        gsrc = None
-        if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
-            gsrc = xp.zeros(ctx.src_shape, dtype=g.dtype)
-            gsrc[tuple(slice(0, n) for n in ctx.index_shape)] = g[ctx.mesh]
-        return gx, None, gsrc
+        wants_src = len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]
+        return gx, None, (_src_grad(ctx, g) if wants_src else None)
 
 
 @register("scatter_add")
@@ -124,12 +132,7 @@ class ScatterAdd(Function):
 
     @staticmethod
     def backward(ctx, g):
-        xp = get_array_module(g)
-        gsrc = None
-        if ctx.needs_input_grad[2]:
-            gsrc = xp.zeros(ctx.src_shape, dtype=g.dtype)
-            gsrc[tuple(slice(0, n) for n in ctx.index_shape)] = g[ctx.mesh]
-        return g, None, gsrc
+        return g, None, (_src_grad(ctx, g) if ctx.needs_input_grad[2] else None)
 
 
 @register("index_select")
@@ -346,7 +349,7 @@ def take_along_dim(input, indices, dim=None, *, axis=None):  # noqa: A002
     d = one_dim("take_along_dim", dim, len(shape))
     xp = get_array_module(idx)
     try:
-        common = xp.broadcast_shapes(*[s[:d] + s[d + 1:] for s in (shape, tuple(idx.shape))])
+        common = np.broadcast_shapes(*[s[:d] + s[d + 1:] for s in (shape, tuple(idx.shape))])
     except ValueError:
         raise ValueError(f"take_along_dim: input {shape} and indices {tuple(idx.shape)} cannot be "
                          f"broadcast in the dims other than dim={d}.") from None

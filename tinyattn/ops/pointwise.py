@@ -136,65 +136,33 @@ class Frac(Function):
 
 class _Flat(Function):
     """A piecewise-constant op: gradient 0 everywhere (PyTorch's choice at the jumps too).
-    Integer and bool inputs are returned unchanged in their own dtype, as torch.floor(int) is."""
-    name = "flat"
+    ``name`` is the array function that computes it. Integer and bool inputs come back unchanged
+    in their own dtype, as torch.floor(int) does (except sign of an int, which is -1/0/1)."""
+    name = "floor"
 
     @classmethod
     def forward(cls, ctx, x, **options):
         ctx.shape = x.shape
-        if x.dtype.kind in "iub" and cls.name != "sign":
+        if x.dtype == bool or (x.dtype.kind in "iu" and cls.name != "sign"):
             return x.copy()
-        return cls.compute(get_array_module(x), x, **options)
+        return getattr(get_array_module(x), cls.name)(x, **options)
 
     @staticmethod
     def backward(ctx, g):
         return get_array_module(g).zeros(ctx.shape, dtype=g.dtype)
 
 
-@register("sign")
-class Sign(_Flat):
-    name = "sign"
-
-    @staticmethod
-    def compute(xp, x):
-        return xp.sign(x) if x.dtype != bool else x.copy()
+def _flat_op(name, doc):
+    """A registered _Flat op computed by the array function ``name``."""
+    return register(name)(type(name.capitalize(), (_Flat,), {"name": name, "__doc__": doc}))
 
 
-@register("floor")
-class Floor(_Flat):
-    name = "floor"
-
-    @staticmethod
-    def compute(xp, x):
-        return xp.floor(x)
-
-
-@register("ceil")
-class Ceil(_Flat):
-    name = "ceil"
-
-    @staticmethod
-    def compute(xp, x):
-        return xp.ceil(x)
-
-
-@register("trunc")
-class Trunc(_Flat):
-    name = "trunc"
-
-    @staticmethod
-    def compute(xp, x):
-        return xp.trunc(x)
-
-
-@register("round")
-class Round(_Flat):
-    """Half to even (2.5 -> 2, 3.5 -> 4), as PyTorch and NumPy; ``decimals`` digits after the point."""
-    name = "round"
-
-    @staticmethod
-    def compute(xp, x, decimals=0):
-        return xp.round(x, decimals)
+Sign = _flat_op("sign", "-1, 0 or 1 by the sign of x.")
+Floor = _flat_op("floor", "The largest integer <= x.")
+Ceil = _flat_op("ceil", "The smallest integer >= x.")
+Trunc = _flat_op("trunc", "x rounded towards 0.")
+Round = _flat_op("round", "Half to even (2.5 -> 2, 3.5 -> 4), as PyTorch and NumPy; "
+                          "``decimals`` digits after the point.")
 
 
 def sin(input):  # noqa: A002 - PyTorch's argument name

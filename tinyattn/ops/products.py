@@ -126,21 +126,25 @@ _HINT = {
 }
 
 
+def _strict(op, a, b, ndim, names=("input", "mat2")):
+    """The shapes of a and b after checking that both have exactly ``ndim`` dims."""
+    _need(op, a, ndim, names[0])
+    _need(op, b, ndim, names[1])
+    return shape_of(a), shape_of(b)
+
+
 def mm(input, mat2):  # noqa: A002 - PyTorch's argument name
     """(n, m) @ (m, p) -> (n, p), both exactly 2-D."""
-    _need("mm", input, 2, "input")
-    _need("mm", mat2, 2, "mat2")
-    if shape_of(input)[1] != shape_of(mat2)[0]:
-        raise ValueError(f"mm: shapes {shape_of(input)} and {shape_of(mat2)} cannot be multiplied "
-                         f"({shape_of(input)[1]} columns vs {shape_of(mat2)[0]} rows).")
+    a, b = _strict("mm", input, mat2, 2)
+    if a[1] != b[0]:
+        raise ValueError(f"mm: shapes {a} and {b} cannot be multiplied ({a[1]} columns vs "
+                         f"{b[0]} rows).")
     return MatMul.apply(input, mat2)
 
 
 def bmm(input, mat2):  # noqa: A002
     """(b, n, m) @ (b, m, p) -> (b, n, p), both exactly 3-D with the same b."""
-    _need("bmm", input, 3, "input")
-    _need("bmm", mat2, 3, "mat2")
-    a, b = shape_of(input), shape_of(mat2)
+    a, b = _strict("bmm", input, mat2, 3)
     if a[0] != b[0] or a[2] != b[1]:
         raise ValueError(f"bmm: shapes {a} and {b} do not fit: need (b, n, m) and (b, m, p) with "
                          f"the same batch size b (no broadcasting). {_HINT['bmm']}")
@@ -149,11 +153,9 @@ def bmm(input, mat2):  # noqa: A002
 
 def dot(input, other):  # noqa: A002
     """Σ a_i b_i of two 1-D tensors of the same length."""
-    _need("dot", input, 1, "input")
-    _need("dot", other, 1, "other")
-    if shape_of(input) != shape_of(other):
-        raise ValueError(f"dot: the vectors have lengths {shape_of(input)[0]} and "
-                         f"{shape_of(other)[0]}; they must be equal.")
+    a, b = _strict("dot", input, other, 1, ("input", "other"))
+    if a != b:
+        raise ValueError(f"dot: the vectors have lengths {a[0]} and {b[0]}; they must be equal.")
     return MatMul.apply(input, other)
 
 
@@ -162,8 +164,7 @@ vdot = dot   # the same for real numbers (vdot conjugates its first argument)
 
 def outer(input, vec2):  # noqa: A002
     """out[i, j] = a[i] * b[j] for 1-D a and b."""
-    _need("outer", input, 1, "input")
-    _need("outer", vec2, 1, "vec2")
+    _strict("outer", input, vec2, 1, ("input", "vec2"))
     return Mul.apply(Reshape.apply(input, shape=(-1, 1)), Reshape.apply(vec2, shape=(1, -1)))
 
 

@@ -83,8 +83,9 @@ def _pick(op, input, position, dim, keepdim, result):
     a, d = _prepare(op, input, dim)
     xp = get_array_module(a)
     order = _order(a, d, False)
-    where = xp.take_along_axis(order, xp.asarray(position).reshape(
-        [1] * a.ndim) if xp.ndim(position) == 0 else position, axis=d)
+    if getattr(position, "ndim", 0) == 0:            # one position for every slice
+        position = xp.full([1] * a.ndim, int(position))
+    where = xp.take_along_axis(order, position, axis=d)
     shape = list(getattr(input, "shape", ()))
     if shape and not keepdim:
         del shape[d]

@@ -95,25 +95,26 @@ def _extreme_along(op, input, dim, keepdim, result):
     return result(values, Tensor(idx.reshape(shape)))
 
 
+def _max_or_min(op, input, dim, keepdim, axis, keepdims):
+    """torch.max / torch.min's three forms: of everything, along a dim (values, indices), or
+    elementwise against a second tensor given where dim would be."""
+    if _is_operand(dim):
+        return (Maximum if op == "max" else Minimum).apply(input, dim)
+    dim, keepdim = dims(op, dim, axis, keepdim, keepdims)
+    if dim is None:
+        return (Max if op == "max" else Min).apply(input, axis=None, keepdims=False)
+    return _extreme_along(op, input, dim, keepdim, getattr(return_types, op))
+
+
 def max(input, dim=None, keepdim=None, *, axis=None, keepdims=None):  # noqa: A001, A002
     """Three forms, as torch.max: max(x) the largest value; max(x, dim) the named tuple
     (values, indices) along dim; max(x, other) the elementwise maximum."""
-    if _is_operand(dim):
-        return Maximum.apply(input, dim)
-    dim, keepdim = dims("max", dim, axis, keepdim, keepdims)
-    if dim is None:
-        return Max.apply(input, axis=None, keepdims=False)
-    return _extreme_along("max", input, dim, keepdim, return_types.max)
+    return _max_or_min("max", input, dim, keepdim, axis, keepdims)
 
 
 def min(input, dim=None, keepdim=None, *, axis=None, keepdims=None):  # noqa: A001, A002
     """min(x), min(x, dim) -> (values, indices), or min(x, other) elementwise, as torch.min."""
-    if _is_operand(dim):
-        return Minimum.apply(input, dim)
-    dim, keepdim = dims("min", dim, axis, keepdim, keepdims)
-    if dim is None:
-        return Min.apply(input, axis=None, keepdims=False)
-    return _extreme_along("min", input, dim, keepdim, return_types.min)
+    return _max_or_min("min", input, dim, keepdim, axis, keepdims)
 
 
 def _arg_extreme(op, input, dim, keepdim):
