@@ -361,3 +361,20 @@ def test_scatter_of_a_0d_src_sends_it_everywhere():
     (torch.scatter(x_t, 1, full, s_t.expand(2, 2)) * torch.tensor(w)).sum().backward()
     close(x.grad, x_t.grad.numpy(), 1e-6, "input gradient")
     close(s.grad, s_t.grad.numpy(), 1e-6, "src gradient")
+
+
+def test_numpy_bounds_and_counts_work_with_device_tensors(monkeypatch):
+    """clamp's tensor bounds and repeat_interleave's counts are not op inputs (no gradient), so
+    they are moved to the tensor's backend here rather than by Function.apply."""
+    import fakecupy  # noqa: PLC0415
+
+    fakecupy.install(monkeypatch)
+    ta.set_backend("cupy")
+    try:
+        x = ta.tensor(r(2, 3))
+        lo, hi = np.full(3, -0.5), np.full((2, 1), 0.5)
+        np.testing.assert_allclose(st.clamp(x, lo, hi).numpy(), np.clip(x.numpy(), lo, hi))
+        out = gs.repeat_interleave(x, np.array([2, 1]), dim=0)
+        np.testing.assert_allclose(out.numpy(), np.repeat(x.numpy(), [2, 1], axis=0))
+    finally:
+        ta.set_backend("numpy")

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import operator
 
+import numpy as np  # identity check only: is like's backend NumPy?
+
 from ..autograd.tensor import Tensor
-from ..backend import get_array_module
+from ..backend import get_array_module, to_backend
 
 
 def dims(op, dim=None, axis=None, keepdim=None, keepdims=None, keepdim_default=False):
@@ -60,7 +62,11 @@ def ndim_of(x):
     return len(shape_of(x))
 
 
-def array_of(x):
+def array_of(x, like=None):
     """The array behind a Tensor, or x (an array, list or number) as an array, for the integer
-    work (orders, indices, masks) that builds no graph."""
-    return x.data if isinstance(x, Tensor) else get_array_module(x).asarray(x)
+    work (orders, indices, masks, bounds) that builds no graph. With ``like``: on like's backend
+    (a NumPy index or mask for CuPy tensors is copied over once, as tensor() would)."""
+    arr = x.data if isinstance(x, Tensor) else get_array_module(x).asarray(x)
+    if like is not None and get_array_module(arr) is not get_array_module(like):
+        arr = to_backend(arr, "numpy" if get_array_module(like) is np else "cupy")
+    return arr

@@ -407,8 +407,8 @@ def repeat_interleave(input, repeats, dim=None, *, axis=None):  # noqa: A002
     x = input if dim is not None else Reshape.apply(input, shape=(-1,))
     d = 0 if dim is None else one_dim("repeat_interleave", dim, ndim_of(input))
     n = x.shape[d] if ndim_of(x) else 1
-    xp = get_array_module(getattr(x, "data", x))
-    counts = repeats.data if isinstance(repeats, Tensor) else xp.asarray(repeats)
+    xp = get_array_module(x)
+    counts = array_of(repeats, like=x)
     if counts.dtype.kind not in "iu" or counts.ndim > 1 or counts.size not in (1, n):
         raise ValueError(f"repeat_interleave: repeats must be an int or 1-D integers with one "
                          f"count per slice ({n} along dim {d}), got {counts.dtype} of shape "

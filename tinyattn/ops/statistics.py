@@ -218,8 +218,8 @@ def clamp(input, min=None, max=None):  # noqa: A001, A002 - PyTorch's names
     passes where min <= x <= max; bounds given as tensors get none here."""
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given (as in PyTorch).")
-    lo = array_of(min) if _is_operand(min) else min
-    hi = array_of(max) if _is_operand(max) else max
+    lo = array_of(min, like=input) if _is_operand(min) else min
+    hi = array_of(max, like=input) if _is_operand(max) else max
     return Clip.apply(input, lo=lo, hi=hi)
 
 
