@@ -19,7 +19,7 @@ class Prod(Function):
     def forward(ctx, x, dim=None, keepdim=False):
         axes = tuple(range(x.ndim)) if dim is None else (dim,)
         ctx.save_for_backward(x)
-        ctx.axes, ctx.keepdim, ctx.shape = axes, keepdim or dim is None, x.shape
+        ctx.axes, ctx.shape = axes, x.shape
         out = x.prod(axis=axes, keepdims=True)
         if dim is None:
             return out.reshape(())
@@ -31,9 +31,9 @@ class Prod(Function):
         xp = get_array_module(x)
         g = g.reshape([1 if i in ctx.axes else n for i, n in enumerate(ctx.shape)])
         zero = x == 0
-        rest = xp.where(zero, 1, x).prod(axis=ctx.axes, keepdims=True)   # Π of the nonzeros
-        n_zeros = zero.sum(axis=ctx.axes, keepdims=True)
         safe_x = xp.where(zero, 1, x)
+        rest = safe_x.prod(axis=ctx.axes, keepdims=True)                 # Π of the nonzeros
+        n_zeros = zero.sum(axis=ctx.axes, keepdims=True)
         others = xp.where(n_zeros == 0, rest / safe_x,
                           xp.where((n_zeros == 1) & zero, rest, 0))
         return g * others
