@@ -84,8 +84,8 @@ for s, t in train_pairs[:4]:
 # %% [markdown]
 # ## 2. Two models with the same encoder
 # With attention: `AttentionSeq2Seq` (from tinyattn.models): an LSTM encoder, then at each step
-# the decoder's LSTMCell reads [previous character ; previous context y_{t-1}], the query Q_t = Linear([x_t ; y_{t-1}])
-# scores every encoder state, and the logits come from [x_t ; y_t].
+# the decoder's LSTMCell reads [previous character ; previous context y_{t-1}], the query
+# Q_t = Linear([x_t ; y_{t-1}]) scores every encoder state, and the logits come from [x_t ; y_t].
 # Without attention: the encoder's final state is all the decoder ever sees of the source.
 
 # %%
