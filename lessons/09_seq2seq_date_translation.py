@@ -7,7 +7,8 @@ reads a weighted average of them. We translate human-written dates ("feb 10, 199
 "10 february 1993", ...) into ISO format ("1993-02-10"), character by character, with and without
 attention, and look at the alignments: each output digit looks at the source characters it copies.
 
-Reproduces: docs/003_2c342511cfbcab24.txt §3.1 (y_t = Σ_i w_ti x_i, w_ti = softmax_i(score(Q, K_i)))
+The source articles cited as doc 000 .. doc 004 are described in docs/sources.md.
+Reproduces: doc 003 §3.1 (y_t = Σ_i w_ti x_i, w_ti = softmax_i(score(Q, K_i)))
 and §3.2 (Q_t = Linear(x_t, y_{t-1}); K = Linear(X), V = Linear(X); y_t = Σ_i w_ti V_i), as
 ``tinyattn.models.AttentionSeq2Seq`` (LSTM encoder + ``AttentionDecoder``).
 Criterion: with attention >= 95% exact match on 1,000 held-out dates; clearly better than the same
