@@ -84,7 +84,7 @@ def test_every_lesson_that_cites_an_article_points_to_docs_sources():
     for path in sorted(citing):
         text = (ROOT / path).read_text(encoding="utf-8")
         head = text.split('"""')[1] if text.startswith('"""') else ""
-        assert "docs/sources.md" in head, f"{path}: its opening docstring does not name docs/sources.md"
+        assert "docs/sources.md" in head, f"{path}: its docstring does not name docs/sources.md"
 
 
 def test_no_file_points_at_a_document_outside_the_repository():

@@ -18,7 +18,7 @@ __all__ = ["CrossEntropyLoss", "Dropout", "Embedding", "GELU", "LSTM", "LSTMCell
            "Linear", "LogSoftmax", "MSELoss", "Module", "ModuleDict", "ModuleList", "NLLLoss",
            "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh", "init"]
 
-# The transformer engineer's layers.
+# The attention layers (each module lists its names in __all__).
 from . import utils  # noqa: E402
 from .multihead import *  # noqa: E402,F401,F403
 from .positional import *  # noqa: E402,F401,F403
