@@ -195,7 +195,7 @@ class MultiheadAttention(Module):
         q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)
         k, v = self._append_zero_attn(k, v)                  # (N, H, S + extra keys, D)
         dropout_p = self.dropout if self.training else 0.0
-        if not need_weights and dropout_p < 1.0:
+        if not need_weights and dropout_p < 1.0:            # sdpa takes dropout in [0, 1) only
             return self._merge_heads(self._heads_without_weights(q, k, v, masks, dropout_p,
                                                                  use_causal)), None
         heads, weights = self._heads_with_weights(q, k, v, masks, dropout_p)
