@@ -6,10 +6,10 @@ weights, and take the weighted sum of the vectors. The weights can be independen
 sum to 1). We redo the document's worked example with every intermediate printed beside the
 document's own number, find which of its numbers cannot be right and why, then redo it with softmax.
 
-Reproduces: docs/000_96f94899e8cb914e.txt §3.2 (sigmoid gating weights, h = Σ a_i v_i) and
+The source articles cited as doc 000 .. doc 004 are described in docs/sources.md.
+Reproduces: doc 000 §3.2 (sigmoid gating weights, h = Σ a_i v_i) and
 §4.2-4.3 (the worked example x1 = [1,2,3], x2 = [4,5,6], x3 = [7,8,9]: nine scores s_ij, nine
 sigmoid weights a_ij to two decimals, and the document's final h = [4.38, 5.52, 6.46]).
-See WORKED_EXAMPLES.md, "docs/000 ... §4.3".
 Criterion: every value is computed by tinyattn, and every document number that cannot be right is
 identified with the reason.
 """

@@ -10,7 +10,8 @@ With the Gaussian kernel K(u) = exp(-u²/2) the weights are exactly softmax(-(x 
 The width σ decides how local the attention is; we sweep it, then learn it by gradient descent on
 the leave-one-out error (each training point predicted from all the others).
 
-Reproduces: docs/004_cac0c20fb062a056.txt §3 (similarity, then softmax, then weighted average).
+The source articles cited as doc 000 .. doc 004 are described in docs/sources.md.
+Reproduces: doc 004 §3 (similarity, then softmax, then weighted average).
 Criterion: every row of weights sums to 1 (rows with no training point inside a compact kernel's
 window are all zeros, counted and reported, never NaN); test MSE with the Gaussian kernel at
 σ = 0.5 is below half the MSE of the constant kernel (which predicts the mean of y everywhere);

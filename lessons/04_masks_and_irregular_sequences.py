@@ -8,7 +8,8 @@ rows come out all zero (never 0/0 = NaN). The *causal* mask lets position i see 
 0..i, which is what makes a decoder unable to peek at the future: changing future tokens must
 leave every earlier output unchanged, bit for bit.
 
-Reproduces: docs/004_cac0c20fb062a056.txt §5.2, challenge 2 ("irregular sequence data may prevent
+The source articles cited as doc 000 .. doc 004 are described in docs/sources.md.
+Reproduces: doc 004 §5.2, challenge 2 ("irregular sequence data may prevent
 attention from attending correctly"): the standard answer, padding plus masks, shown working.
 Criterion: masked weights are exactly 0; length-0 rows are all zero with no NaN (weights, outputs
 and gradients); changing future tokens leaves earlier causal outputs bit-identical.

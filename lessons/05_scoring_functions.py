@@ -7,9 +7,10 @@ its spread grows like √d and the softmax saturates - almost all weight on one 
 gradient. Dividing by √d_k (the per-head dimension) keeps the spread at 1 for every d. The document
 of §5.2 divides by √num_heads instead, which keeps growing with the head size.
 
-Reproduces: docs/004_cac0c20fb062a056.txt §3.1 (cosine and Euclidean similarity),
-docs/001_33a6065981a05509.txt §4.1 (the 1/√d written on the output, not on the scores) and §5.2
-(scores divided by sqrt(num_heads)), docs/002_ef349fcc69e7f12f.txt §4.1 (A = softmax(QKᵀ/√d_k)).
+The source articles cited as doc 000 .. doc 004 are described in docs/sources.md.
+Reproduces: doc 004 §3.1 (cosine and Euclidean similarity),
+doc 001 §4.1 (the 1/√d written on the output, not on the scores) and §5.2
+(scores divided by sqrt(num_heads)), doc 002 §4.1 (A = softmax(QKᵀ/√d_k)).
 Criterion: the scaled scores' standard deviation is within 10% of 1 for d = 4 ... 512; the wrong
 scale's saturation is shown with numbers (entropy, largest weight and gradient size at d = 512).
 """

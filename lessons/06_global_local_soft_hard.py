@@ -10,7 +10,8 @@ Answer the value at the marked position. The attention score of a position comes
 (so the marker can be learnt), the context is the attended token, and a linear layer reads the
 value from it.
 
-Reproduces: docs/000_96f94899e8cb914e.txt §2.1 (global, local, soft and hard attention, defined
+The source articles cited as doc 000 .. doc 004 are described in docs/sources.md.
+Reproduces: doc 000 §2.1 (global, local, soft and hard attention, defined
 there in words only; here each is run and compared on the same input). The document defines global
 attention as giving "every element the same degree of attention"; that is mean pooling, which we
 also run: global attention in the usual sense (Luong et al., 2015) *may* look at every position,

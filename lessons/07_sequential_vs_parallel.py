@@ -7,7 +7,8 @@ On the way we run the document's two PyTorch classes exactly as printed, see why
 weight they compute is exactly 1 (the normalisation runs over an axis of length 1), see where they
 crash, and fix them.
 
-Reproduces: docs/004_cac0c20fb062a056.txt §4.1 (SequentialAttention, x of shape (3, 10)) and
+The source articles cited as doc 000 .. doc 004 are described in docs/sources.md.
+Reproduces: doc 004 §4.1 (SequentialAttention, x of shape (3, 10)) and
 §4.2 (ParallelAttention, x of shape (3, 10, 2)); §3.1-3.2 describe "sequential" and "parallel"
 attention with the same formulas.
 Criterion: the loop and the batched product agree to 1e-12 (float64); the document's bug is

@@ -8,7 +8,8 @@ intends, train it exactly as described, and compare honestly. Then we give the s
 a task with real signal - the target is a value at one marked time step - where attention gates
 (pick the right step, ignore the rest) beat a plain LSTM that must carry the value to the end.
 
-Reproduces: docs/000_96f94899e8cb914e.txt §5.2-5.4 (Keras model: input -> LSTM -> per-step
+The source articles cited as doc 000 .. doc 004 are described in docs/sources.md.
+Reproduces: doc 000 §5.2-5.4 (Keras model: input -> LSTM -> per-step
 Dense(1, sigmoid) attention -> input x attention -> per-step Dense(units); Adam, MSE; X (100, 3, 10)
 and y (100, 3, 1) uniform random, 10 epochs, batch 10; "Model loss: 0.0766"), and §3.2's
 h = Σ_i a_i v_i with sigmoid weights.

@@ -7,9 +7,10 @@ reads a weighted average of them. We translate human-written dates ("feb 10, 199
 "10 february 1993", ...) into ISO format ("1993-02-10"), character by character, with and without
 attention, and look at the alignments: each output digit looks at the source characters it copies.
 
-Reproduces: docs/003_2c342511cfbcab24.txt §3.1 (y_t = Σ_i w_ti x_i, w_ti = softmax_i(score(Q, K_i)))
+The source articles cited as doc 000 .. doc 004 are described in docs/sources.md.
+Reproduces: doc 003 §3.1 (y_t = Σ_i w_ti x_i, w_ti = softmax_i(score(Q, K_i)))
 and §3.2 (Q_t = Linear(x_t, y_{t-1}); K = Linear(X), V = Linear(X); y_t = Σ_i w_ti V_i), as
-``tinyattn.nn.AttentionSeq2Seq`` (LSTM encoder + ``AttentionDecoder``).
+``tinyattn.models.AttentionSeq2Seq`` (LSTM encoder + ``AttentionDecoder``).
 Criterion: with attention >= 95% exact match on 1,000 held-out dates; clearly better than the same
 encoder-decoder without attention trained for the same number of steps.
 """
@@ -25,6 +26,7 @@ import tinyattn as ta
 import tinyattn.functional as F
 import tinyattn.nn as nn
 from tinyattn import optim, viz
+from tinyattn.models import AttentionSeq2Seq
 
 lesson = Lesson(9, "recurrent encoder-decoder with attention (dates)")
 rng = lesson.rng
@@ -82,9 +84,9 @@ for s, t in train_pairs[:4]:
 
 # %% [markdown]
 # ## 2. Two models with the same encoder
-# With attention: `nn.AttentionSeq2Seq`: an LSTM encoder, then at each step the decoder's LSTMCell
-# reads [previous character ; previous context y_{t-1}], the query Q_t = Linear([x_t ; y_{t-1}])
-# scores every encoder state, and the logits come from [x_t ; y_t].
+# With attention: `AttentionSeq2Seq` (from tinyattn.models): an LSTM encoder, then at each step
+# the decoder's LSTMCell reads [previous character ; previous context y_{t-1}], the query
+# Q_t = Linear([x_t ; y_{t-1}]) scores every encoder state, and the logits come from [x_t ; y_t].
 # Without attention: the encoder's final state is all the decoder ever sees of the source.
 
 # %%
@@ -138,9 +140,9 @@ def exact_match(model, src, tgt):
 # %%
 lesson.section(f"2. training both models: {STEPS} steps, batch {BATCH}, Adam lr {LR} -> {LR / 10}")
 models = {
-    "with attention": lambda: nn.AttentionSeq2Seq(len(SRC_CHARS) + 1, len(TGT_CHARS) + 1,
-                                                  embedding_dim=EMBED, hidden_size=HIDDEN,
-                                                  score="dot", padding_idx=PAD),
+    "with attention": lambda: AttentionSeq2Seq(len(SRC_CHARS) + 1, len(TGT_CHARS) + 1,
+                                               embedding_dim=EMBED, hidden_size=HIDDEN,
+                                               score="dot", padding_idx=PAD),
     "without attention": lambda: PlainSeq2Seq(len(SRC_CHARS) + 1, len(TGT_CHARS) + 1, EMBED, HIDDEN),
 }
 results = {}

@@ -9,7 +9,8 @@ map. We build one head by hand, then h heads as a loop, then all heads at once w
 check the three agree, and check them against the library's nn.MultiheadAttention. Finally we run
 the document's SelfAttention exactly as printed and see what its scale does.
 
-Reproduces: docs/001_33a6065981a05509.txt §3.1-3.3 (A with rows summing to 1, Z = A X; the cost
+The source articles cited as doc 000 .. doc 004 are described in docs/sources.md.
+Reproduces: doc 001 §3.1-3.3 (A with rows summing to 1, Z = A X; the cost
 claims) and §5.2 (PyTorch SelfAttention(d_model, num_heads), scores divided by sqrt(num_heads)).
 Criterion: the batched multi-head layer equals the loop of single heads to 1e-10 (outputs and
 gradients, float64), and equals tinyattn.nn.MultiheadAttention loaded with the same weights.

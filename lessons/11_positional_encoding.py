@@ -8,7 +8,8 @@ the sinusoidal encoding of "Attention Is All You Need" (a heatmap and a few of i
 curves), check the property that makes it useful (the similarity of two positions depends only on
 their distance), and train the same small Transformer to reverse a sequence with and without it.
 
-Reproduces: docs/002_ef349fcc69e7f12f.txt §2.1 ("position attention": using the position of the
+The source articles cited as doc 000 .. doc 004 are described in docs/sources.md.
+Reproduces: doc 002 §2.1 ("position attention": using the position of the
 input to capture more information) and its Q4 / §8 mention of positional encoding.
 Criterion: reversing sequences of 12 tokens (40 symbols): without positions <= 20% token accuracy,
 with sinusoidal positions >= 99%, on 2,000 held-out sequences.

@@ -8,7 +8,8 @@ EncoderLayer exactly as printed next to the two standard layouts (post-norm, as 
 and pre-norm, as in most modern models), look at how activations grow through a deep stack of
 each, and train all three on a task that needs every token to look at every other: sorting.
 
-Reproduces: docs/002_ef349fcc69e7f12f.txt §5.2 (TensorFlow SelfAttention, EncoderLayer, Encoder).
+The source articles cited as doc 000 .. doc 004 are described in docs/sources.md.
+Reproduces: doc 002 §5.2 (TensorFlow SelfAttention, EncoderLayer, Encoder).
 Criterion: LayerNorm([1, 0, 0, 0]) = [1.732, -0.577, -0.577, -0.577]; the standard (post-norm)
 encoder sorts held-out sequences of length 6 over 3 symbols with >= 99% sequence accuracy.
 """
@@ -81,7 +82,7 @@ class DocSelfAttention(nn.Module):
 
 
 class DocEncoderLayer(nn.Module):
-    """docs/002 §5.2 EncoderLayer, line for line (num_heads is ignored, as in the document)."""
+    """doc 002 §5.2 EncoderLayer, line for line (num_heads is ignored, as in the document)."""
 
     def __init__(self, hidden, num_heads, dropout):
         super().__init__()

@@ -8,8 +8,9 @@ three toy "languages" - copy, shift every symbol by one, reverse - with the two 
 the original paper (the Noam learning-rate schedule and label smoothing), decode greedily, and draw
 the three kinds of attention, including the cross-attention of "hello , world !".
 
-Reproduces: docs/003_2c342511cfbcab24.txt §5.2 (TransformerModel and its toy pairs) and
-docs/002_ef349fcc69e7f12f.txt §4.3 (cross-attention for translating "Hello, world!").
+The source articles cited as doc 000 .. doc 004 are described in docs/sources.md.
+Reproduces: doc 003 §5.2 (TransformerModel and its toy pairs) and
+doc 002 §4.3 (cross-attention for translating "Hello, world!").
 The document's pairs map the same source [1, 2, 3, 4] to three different targets; no function
 can do that, so we make each task well posed with a task token at the start of the source.
 Criterion: on 100 held-out sequences per task, greedy decoding gets >= 99% of the tokens and

@@ -9,7 +9,8 @@ altogether - the last output reads every token directly, one step away, so the g
 first token is about as large as to any other. We measure ||dL/dx_t|| for every position t in a
 plain RNN, an LSTM and a self-attention layer, all built with tinyattn and run in float64.
 
-Reproduces: docs/003_2c342511cfbcab24.txt §3.3 and §8.3, which list "vanishing gradients ... caused
+The source articles cited as doc 000 .. doc 004 are described in docs/sources.md.
+Reproduces: doc 003 §3.3 and §8.3, which list "vanishing gradients ... caused
 by the dynamic weight allocation" as a weakness of attention. We measure it: attention's gradient
 reaches the first position undiminished; what can starve a position of gradient is attention that
 looks elsewhere (a saturated softmax), shown at the end.

@@ -11,8 +11,9 @@ make long sequences affordable:
      strided pattern (Sparse Transformer). The work drops to O(T·w) or O(T·√T), and stacking
      layers lets information still travel the whole sequence.
 
-Reproduces: docs/002_ef349fcc69e7f12f.txt Q4 (efficiency: sparse Transformers) and
-docs/004_cac0c20fb062a056.txt §5.2 (challenge 1: long sequences cost too much compute and memory).
+The source articles cited as doc 000 .. doc 004 are described in docs/sources.md.
+Reproduces: doc 002 Q4 (efficiency: sparse Transformers) and
+doc 004 §5.2 (challenge 1: long sequences cost too much compute and memory).
 Criterion: memory-efficient attention at length 16,384 (1 head, d = 64, float32) runs forward +
 backward with < 256 MiB extra peak memory and agrees with dense attention; the slopes of time and
 memory against length on a log-log plot are printed (memory: dense ~2, memory-efficient ~1).

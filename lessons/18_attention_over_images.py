@@ -18,7 +18,8 @@ with the sum's digits *reversed* (ones digit first), because a carry travels fro
 upwards: written in that order, every answer digit depends only on digits already known.
 All 10,000 problems a + b (0 <= a, b <= 99); 500 held out.
 
-Reproduces: docs/003_2c342511cfbcab24.txt §6 (attention over image regions; applications to
+The source articles cited as doc 000 .. doc 004 are described in docs/sources.md.
+Reproduces: doc 003 §6 (attention over image regions; applications to
 text) - part B is the issue's decoder-only extension.
 Criterion: A: >= 95% accuracy on 500 test images, and [CLS]'s attention visibly points at the
 object: the square's patch gets on average >= 5x the uniform share (1/16) of [CLS]'s attention

@@ -1,9 +1,9 @@
 """Gradient-check cases for the layers (``nn.*``) and the functional API (``F.*``).
 
 Modules are checked w.r.t. ALL their parameters and inputs, in float64, with
-``tinyattn.nn.testing.module_case`` (transformer layers can reuse it the same way)::
+``module_case`` from tests/module_gradcheck.py (transformer layers reuse it the same way)::
 
-    from tinyattn.nn.testing import module_case            # or gradcheck_module in a plain test
+    from module_gradcheck import module_case            # or gradcheck_module in a plain test
     fn, inputs = module_case(lambda: nn.Linear(3, 2), lambda: [rnd(4, 3)])
     GradCase("nn.Linear", fn, inputs)
 
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 from gradcases import GradCase, rnd
+from module_gradcheck import module_case
 
 import tinyattn.functional as F
 import tinyattn.nn as nn
-from tinyattn.nn.testing import module_case
 
 
 def _module(op, make_module, make_inputs, label="", call=None, **kwargs):

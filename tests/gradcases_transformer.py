@@ -9,10 +9,10 @@ import numpy as np
 
 import tinyattn as ta
 from gradcases import GradCase
+from module_gradcheck import module_case
+from tinyattn.models import AttentionDecoder, AttentionSeq2Seq, TransformerSeq2Seq
 from tinyattn.nn.multihead import MultiheadAttention
-from tinyattn.nn.seq2seq import AttentionDecoder, AttentionSeq2Seq, TransformerSeq2Seq
 from tinyattn.nn.positional import LearnedPositionalEmbedding, PositionalEncoding
-from tinyattn.nn.testing import module_case
 from tinyattn.nn.transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer,
                                      TransformerEncoder, TransformerEncoderLayer,
                                      generate_square_subsequent_mask)
@@ -68,15 +68,15 @@ CASES = [
           lambda: [x64(2, 3, 4), x64(2, 3, 4, seed=1)],
           call=lambda m, s, t: m(s, t, tgt_mask=generate_square_subsequent_mask(3, dtype="float64"),
                                  src_key_padding_mask=_PAD, memory_key_padding_mask=_PAD)),
-    _case("nn.AttentionDecoder",
+    _case("models.AttentionDecoder",
           lambda: AttentionDecoder(5, 3, memory_dim=4, attn_dim=3, hidden_size=4),
           lambda: [x64(2, 3, 4)],
           call=lambda m, mem: m(np.array([[1, 2, 3], [1, 4, 2]]), mem, memory_key_padding_mask=_PAD),
           label="additive,lstm"),
-    _case("nn.AttentionSeq2Seq",
+    _case("models.AttentionSeq2Seq",
           lambda: AttentionSeq2Seq(6, 5, embedding_dim=3, hidden_size=3, score="dot", padding_idx=0),
           lambda: [], call=lambda m: m(np.array([[2, 3, 0], [4, 5, 2]]), np.array([[1, 2, 3], [1, 4, 2]]))),
-    _case("nn.TransformerSeq2Seq",
+    _case("models.TransformerSeq2Seq",
           lambda: TransformerSeq2Seq(6, 5, d_model=4, nhead=2, num_encoder_layers=1,
                                      num_decoder_layers=1, dim_feedforward=4, dropout=0.0,
                                      padding_idx=0),

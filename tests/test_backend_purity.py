@@ -321,7 +321,7 @@ ALLOWED = {
     # load_state_dict: values from outside (lists, torch tensors) copied in on the user's request
     "nn/module.py": {"asarray"},
 }
-SCANNED = ("ops", "attention", "nn", "optim", "functional.py", "kernels/reference.py",
+SCANNED = ("ops", "attention", "nn", "models", "optim", "functional.py", "kernels/reference.py",
            "kernels/cupy_gpu.py")
 
 

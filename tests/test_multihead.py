@@ -9,7 +9,7 @@ import pytest
 
 import tinyattn as ta
 from tinyattn.nn.multihead import MultiheadAttention
-from tinyattn.nn.testing import gradcheck_module
+from module_gradcheck import gradcheck_module
 from tinyattn.nn.transformer import generate_square_subsequent_mask
 
 L, S, N, E, H = 4, 5, 3, 8, 2

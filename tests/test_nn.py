@@ -8,7 +8,7 @@ import tinyattn as ta
 import tinyattn.functional as F
 import tinyattn.nn as nn
 import tinyattn.optim as optim
-from tinyattn.nn.testing import gradcheck_module
+from module_gradcheck import gradcheck_module
 
 
 class Block(nn.Module):

@@ -13,7 +13,7 @@ import pytest
 import tinyattn as ta
 import tinyattn.functional as F
 import tinyattn.nn as nn
-from tinyattn.nn.testing import flatten_outputs
+from module_gradcheck import flatten_outputs
 
 torch = pytest.importorskip("torch")
 

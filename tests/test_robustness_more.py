@@ -11,6 +11,7 @@ import pytest
 import tinyattn as ta
 import tinyattn.functional as F
 import tinyattn.nn as nn
+from tinyattn.models import AttentionDecoder, AttentionSeq2Seq
 from tinyattn.ops.lstm import lstm_layer
 from test_robustness import assert_raised_by_tinyattn
 
@@ -23,7 +24,7 @@ def _clip(max_norm):
 
 def _seq2seq(src, mask=None, **kw):
     ta.manual_seed(0)
-    m = nn.AttentionSeq2Seq(10, 10, embedding_dim=4, hidden_size=8, padding_idx=0)
+    m = AttentionSeq2Seq(10, 10, embedding_dim=4, hidden_size=8, padding_idx=0)
     return m(np.array(src), np.array([[1, 2], [1, 3]]), src_key_padding_mask=mask, **kw)
 
 
@@ -60,7 +61,7 @@ ERRORS = [
     ("MultiheadAttention float64 query", lambda: nn.MultiheadAttention(4, 2)(
         *(ta.randn(3, 2, 4).double(),) * 3), TypeError,
      r"MultiheadAttention: query is float64 but the parameters are float32.*model\.double\(\)"),
-    ("AttentionDecoder float64 memory", lambda: nn.AttentionDecoder(10, 4, 6)(
+    ("AttentionDecoder float64 memory", lambda: AttentionDecoder(10, 4, 6)(
         np.array([[1, 2]]), ta.randn(1, 3, 6).double()), TypeError,
      r"AttentionDecoder: memory is float64 but the parameters are float32"),
     # ---- in-place writes and conditions

@@ -7,8 +7,8 @@ import pytest
 
 import tinyattn as ta
 import tinyattn.functional as F
-from tinyattn.nn.seq2seq import AttentionDecoder, AttentionSeq2Seq, TransformerSeq2Seq
-from tinyattn.nn.testing import gradcheck_module
+from tinyattn.models import AttentionDecoder, AttentionSeq2Seq, TransformerSeq2Seq
+from module_gradcheck import gradcheck_module
 from tinyattn.optim import Adam
 
 V, EMB, MEM, A = 6, 3, 4, 4

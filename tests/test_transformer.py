@@ -9,7 +9,7 @@ import tinyattn as ta
 import tinyattn.functional as F
 from tinyattn.nn.activation import GELU
 from tinyattn.nn.normalization import LayerNorm
-from tinyattn.nn.testing import gradcheck_module
+from module_gradcheck import gradcheck_module
 from tinyattn.nn.transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer,
                                      TransformerEncoder, TransformerEncoderLayer,
                                      generate_square_subsequent_mask)

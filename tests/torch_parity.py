@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import tinyattn as ta
-from tinyattn.nn.testing import flatten_outputs
+from module_gradcheck import flatten_outputs
 
 TOL = {"float64": 1e-10, "float32": 1e-5}
 

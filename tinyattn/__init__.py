@@ -21,7 +21,7 @@ from .ops import (abs, add, astype, broadcast_to, clip, concatenate, div, exp, e
 from .random import manual_seed
 
 # The layers above the engine (each imports only what sits below it).
-from . import attention, functional, nn, optim  # noqa: E402
+from . import attention, functional, models, nn, optim  # noqa: E402
 from .io import load, save  # noqa: E402
 
 float32 = "float32"

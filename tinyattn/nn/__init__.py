@@ -18,14 +18,13 @@ __all__ = ["CrossEntropyLoss", "Dropout", "Embedding", "GELU", "LSTM", "LSTMCell
            "Linear", "LogSoftmax", "MSELoss", "Module", "ModuleDict", "ModuleList", "NLLLoss",
            "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh", "init"]
 
-# The transformer engineer's layers.
+# The attention layers (each module lists its names in __all__).
 from . import utils  # noqa: E402
 from .multihead import *  # noqa: E402,F401,F403
 from .positional import *  # noqa: E402,F401,F403
-from .seq2seq import *  # noqa: E402,F401,F403
 from .transformer import *  # noqa: E402,F401,F403
 from . import multihead as _multihead, positional as _positional  # noqa: E402
-from . import seq2seq as _seq2seq, transformer as _transformer  # noqa: E402
+from . import transformer as _transformer  # noqa: E402
 
-__all__ += ["utils", *_multihead.__all__, *_positional.__all__, *_seq2seq.__all__,
+__all__ += ["utils", *_multihead.__all__, *_positional.__all__,
             *_transformer.__all__]

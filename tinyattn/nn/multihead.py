@@ -12,6 +12,11 @@ Masks follow PyTorch's *MultiheadAttention* convention, which is the opposite of
 ``scaled_dot_product_attention``'s: a **bool mask is True where attention is NOT allowed**; a float
 mask is *added* to the scores (0 = allowed, -inf = blocked, anything else = a bias).
 
+``_attend`` takes these steps in this order, one short method each: ``_project`` (in-projection),
+``_split_heads``, ``_heads_with_weights`` / ``_heads_without_weights`` (attention per head),
+``_merge_heads`` (concat + out_proj); ``add_bias_kv`` and ``add_zero_attn`` append their extra keys
+after the projection. What exists only to match PyTorch's code is in ``pytorch_quirks``.
+
 One deliberate difference: a query row whose keys are all blocked gets all-zero weights (so its
 output is just ``out_proj.bias``) and a zero gradient, where PyTorch returns NaN.
 """
@@ -20,52 +25,18 @@ from __future__ import annotations
 import contextlib
 import math
 
-import numpy as np
-
 from .. import functional as F
 from .. import ops
 from ..attention.attend import scaled_dot_product_attention
 from ..autograd.registry import register
 from ..autograd.tensor import Tensor
-from ..backend import active_module, get_array_module, to_backend
-from . import init
+from ..backend import get_array_module
+from . import init, pytorch_quirks
 from .linear import Linear
+from .masks import as_additive_mask, pad_allowed_keys, plain_array
 from .module import Module, check_sizes, empty_parameter
 
 __all__ = ["MultiheadAttention", "record_attention"]
-
-
-def _plain(x):
-    return x.data if isinstance(x, Tensor) else x
-
-
-def as_additive_mask(mask, name, dtype, owner="MultiheadAttention", like=None):
-    """PyTorch's MHA mask convention -> something to add to the scores.
-
-    bool (True = blocked) becomes 0 / -inf; a float mask is used as it is (a Tensor that requires
-    grad stays in the graph, so a learned bias such as ALiBi gets its gradient). Other dtypes are
-    an error, as in PyTorch. Returns None, a plain array (on the backend of the array ``like``,
-    if given), or a Tensor.
-    """
-    if mask is None:
-        return None
-    if isinstance(mask, Tensor) and mask.requires_grad:
-        if mask.dtype.kind != "f":
-            raise TypeError(f"{owner}: {name} must be bool or floating point, got {mask.dtype}.")
-        return mask if mask.dtype == dtype else ops.astype(mask, dtype)
-    arr = _plain(mask)
-    if not hasattr(arr, "dtype"):
-        arr = active_module().asarray(arr)
-    if like is not None and get_array_module(arr) is not get_array_module(like):
-        arr = to_backend(arr, "numpy" if isinstance(like, np.ndarray) else "cupy")
-    xp = get_array_module(arr)
-    if arr.dtype == bool:
-        return xp.where(arr, -xp.inf, 0.0).astype(dtype)
-    if arr.dtype.kind == "f":
-        return arr.astype(dtype, copy=False)
-    raise TypeError(f"{owner}: {name} has dtype {arr.dtype}; only bool masks (True = not allowed "
-                    f"to attend) and float masks (added to the scores) are supported. Convert it, "
-                    f"e.g. mask.astype(bool).")
 
 
 def _each_once(fn, query, key, value):
@@ -78,17 +49,7 @@ def _each_once(fn, query, key, value):
 
 
 def _mask_shape(mask):
-    return tuple(_plain(mask).shape)
-
-
-def _pad_last(mask, n):
-    """Append n allowed (0) columns to a mask: for the extra bias_k / zero-attention keys."""
-    if mask is None or n == 0:
-        return mask
-    if isinstance(mask, Tensor):
-        return ops.pad(mask, [(0, 0)] * (mask.ndim - 1) + [(0, n)])
-    xp = get_array_module(mask)
-    return xp.pad(mask, [(0, 0)] * (mask.ndim - 1) + [(0, n)])
+    return tuple(plain_array(mask).shape)
 
 
 @register("nn.MultiheadAttention")
@@ -179,32 +140,84 @@ class MultiheadAttention(Module):
     def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
                 average_attn_weights=True, is_causal=False):
         batched = self._check_inputs(query, key, value, key_padding_mask, attn_mask)
-        if not batched:                       # unbatched (L, E): a batch of one
+        query, key, value, key_padding_mask = self._to_batch_first(batched, query, key, value,
+                                                                   key_padding_mask)
+        if self._recorder is None:
+            out, weights = self._attend(query, key, value, key_padding_mask, need_weights,
+                                        attn_mask, average_attn_weights, is_causal)
+        else:
+            out, weights = self._attend_and_record(batched, query, key, value, key_padding_mask,
+                                                   need_weights, attn_mask, average_attn_weights,
+                                                   is_causal)
+        return self._from_batch_first(batched, out, weights)
+
+    def _to_batch_first(self, batched, query, key, value, key_padding_mask):
+        """The caller's layout -> (N, L, E): unbatched (L, E) becomes a batch of one."""
+        if not batched:
             query, key, value = _each_once(lambda t: ops.unsqueeze(t, 0), query, key, value)
             if key_padding_mask is not None:
                 key_padding_mask = (ops.unsqueeze(key_padding_mask, 0)
                                     if isinstance(key_padding_mask, Tensor)
                                     else key_padding_mask[None])
-        elif not self.batch_first:            # work batch-first inside: (N, L, E)
-            query, key, value = _each_once(lambda t: ops.swapaxes(t, 0, 1), query, key, value)
-
-        if self._recorder is not None:       # record_attention: always compute per-head weights
-            out, weights = self._attend(query, key, value, key_padding_mask, True, attn_mask,
-                                        False, is_causal)
-            self._recorder.append(Tensor(weights.data if batched else weights.data[0]))
-            if not need_weights:
-                weights = None
-            elif average_attn_weights:
-                weights = ops.mean(weights, axis=1)
-        else:
-            out, weights = self._attend(query, key, value, key_padding_mask, need_weights,
-                                        attn_mask, average_attn_weights, is_causal)
-        if not batched:
-            out = ops.squeeze(out, 0)
-            weights = None if weights is None else ops.squeeze(weights, 0)
         elif not self.batch_first:
+            query, key, value = _each_once(lambda t: ops.swapaxes(t, 0, 1), query, key, value)
+        return query, key, value, key_padding_mask
+
+    def _from_batch_first(self, batched, out, weights):
+        """(N, L, E) -> the caller's layout (weights are batch first already, as in PyTorch)."""
+        if not batched:
+            return ops.squeeze(out, 0), None if weights is None else ops.squeeze(weights, 0)
+        if not self.batch_first:
             out = ops.swapaxes(out, 0, 1)
         return out, weights
+
+    def _attend_and_record(self, batched, query, key, value, key_padding_mask, need_weights,
+                           attn_mask, average_attn_weights, is_causal):
+        """``_attend`` inside record_attention: the per-head weights are always computed (and kept),
+        then returned as the caller asked."""
+        out, weights = self._attend(query, key, value, key_padding_mask, True, attn_mask, False,
+                                    is_causal)
+        self._recorder.append(Tensor(weights.data if batched else weights.data[0]))
+        if not need_weights:
+            return out, None
+        return out, ops.mean(weights, axis=1) if average_attn_weights else weights
+
+    def _attend(self, query, key, value, key_padding_mask, need_weights, attn_mask,
+                average_attn_weights, is_causal):
+        """MultiHead(Q, K, V) = concat(head_1 .. head_h) W_o, batch first: query (N, L, E),
+        key (N, S, kdim), value (N, S, vdim) -> (N, L, E) and the weights (or None)."""
+        pytorch_quirks.check_is_causal_has_mask(is_causal, attn_mask, query.shape[1])
+        use_causal = pytorch_quirks.causal_hint_replaces_attn_mask(is_causal, key_padding_mask,
+                                                                   need_weights)
+        masks = self._additive_masks(None if use_causal else attn_mask, key_padding_mask, query)
+        q, k, v = self._project(query, key, value)           # (N, L, E), (N, S, E), (N, S, E)
+        k, v = self._append_bias_kv(k, v)
+        q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)
+        k, v = self._append_zero_attn(k, v)                  # (N, H, S + extra keys, D)
+        dropout_p = self.dropout if self.training else 0.0
+        if not need_weights and dropout_p < 1.0:            # sdpa takes dropout in [0, 1) only
+            return self._merge_heads(self._heads_without_weights(q, k, v, masks, dropout_p,
+                                                                 use_causal)), None
+        heads, weights = self._heads_with_weights(q, k, v, masks, dropout_p)
+        if average_attn_weights:
+            weights = ops.mean(weights, axis=1)                                 # (N, L, S)
+        return self._merge_heads(heads), weights
+
+    def _additive_masks(self, attn_mask, key_padding_mask, query):
+        """The masks that apply, as additive masks broadcasting over the scores (N, H, L, S'):
+        attn_mask as (L, S') or (N, H, L, S'), key_padding_mask as (N, 1, 1, S'), where S' counts
+        the bias_k / zero-attention keys too (always allowed)."""
+        N, L, _ = query.shape
+        extra = int(self.bias_k is not None) + int(self.add_zero_attn)
+        kpm = as_additive_mask(key_padding_mask, "key_padding_mask", query.dtype, like=query.data)
+        amask = as_additive_mask(attn_mask, "attn_mask", query.dtype, like=query.data)
+        if amask is not None and amask.ndim == 3:            # (N*H, L, S) -> (N, H, L, S)
+            shape = (N, self.num_heads, L, -1)
+            amask = ops.reshape(amask, shape) if isinstance(amask, Tensor) else amask.reshape(shape)
+        amask, kpm = pad_allowed_keys(amask, extra), pad_allowed_keys(kpm, extra)
+        if kpm is not None:
+            kpm = kpm[:, None, None, :]                      # the same for all heads and queries
+        return [m for m in (amask, kpm) if m is not None]
 
     def _project(self, query, key, value):
         """The in-projection. Self-attention (query is key is value) does one matrix product with
@@ -224,71 +237,54 @@ class MultiheadAttention(Module):
         return (F.linear(query, self.q_proj_weight, bq), F.linear(key, self.k_proj_weight, bk),
                 F.linear(value, self.v_proj_weight, bv))
 
-    def _attend(self, query, key, value, key_padding_mask, need_weights, attn_mask,
-                average_attn_weights, is_causal):
-        """Batch-first core: query (N, L, E), key (N, S, kdim), value (N, S, vdim)."""
-        N, L, E = query.shape
-        H, D = self.num_heads, self.head_dim
-        dtype = query.dtype
-        xp = get_array_module(query.data)
-        if is_causal and attn_mask is None:
-            raise RuntimeError(
-                "MultiheadAttention: is_causal=True is only a hint that attn_mask is the causal "
-                "mask; pass the mask too, e.g. attn_mask=Transformer.generate_square_subsequent_mask"
-                f"({L}), as in PyTorch.")
-        kpm = as_additive_mask(key_padding_mask, "key_padding_mask", dtype, like=query.data)
-        # As PyTorch: with no padding mask and no weights requested, is_causal means "use the causal
-        # mask" (whatever attn_mask holds); otherwise attn_mask itself is used.
-        use_causal = bool(is_causal) and kpm is None and not need_weights
-        amask = None if use_causal else as_additive_mask(attn_mask, "attn_mask", dtype,
-                                                         like=query.data)
-        if amask is not None and amask.ndim == 3:            # (N*H, L, S) -> (N, H, L, S)
-            amask = (ops.reshape(amask, (N, H, L, -1)) if isinstance(amask, Tensor)
-                     else amask.reshape(N, H, L, -1))
+    def _append_bias_kv(self, k, v):
+        """add_bias_kv: one more learned key and value, the same for every sequence."""
+        if self.bias_k is None:
+            return k, v
+        N, _, E = k.shape
+        return (ops.concatenate([k, ops.broadcast_to(self.bias_k, (N, 1, E))], axis=1),
+                ops.concatenate([v, ops.broadcast_to(self.bias_v, (N, 1, E))], axis=1))
 
-        q, k, v = self._project(query, key, value)           # (N, L, E), (N, S, E), (N, S, E)
-        extra = 0                                            # keys added beyond the S given
-        if self.bias_k is not None:                          # one learned key/value for everyone
-            k = ops.concatenate([k, ops.broadcast_to(self.bias_k, (N, 1, E))], axis=1)
-            v = ops.concatenate([v, ops.broadcast_to(self.bias_v, (N, 1, E))], axis=1)
-            extra += 1
-        q = ops.permute(ops.reshape(q, (N, L, H, D)), (0, 2, 1, 3))             # (N, H, L, D)
-        k = ops.permute(ops.reshape(k, (N, k.shape[1], H, D)), (0, 2, 1, 3))    # (N, H, S, D)
-        v = ops.permute(ops.reshape(v, (N, v.shape[1], H, D)), (0, 2, 1, 3))
-        if self.add_zero_attn:                               # a zero key/value per head
-            zeros = Tensor(xp.zeros((N, H, 1, D), dtype=dtype))
-            k = ops.concatenate([k, zeros], axis=2)
-            v = ops.concatenate([v, zeros], axis=2)
-            extra += 1
-        amask, kpm = _pad_last(amask, extra), _pad_last(kpm, extra)
-        if kpm is not None:
-            kpm = kpm[:, None, None, :]                      # (N, 1, 1, S): the same for all heads
-        dropout_p = self.dropout if self.training else 0.0
+    def _split_heads(self, x):
+        """(N, T, E) -> (N, H, T, D): head i gets features i*D .. (i+1)*D - 1."""
+        N, T, _ = x.shape
+        return ops.permute(ops.reshape(x, (N, T, self.num_heads, self.head_dim)), (0, 2, 1, 3))
 
-        if not need_weights and dropout_p < 1.0:
-            # Nobody wants the weights: this is exactly scaled_dot_product_attention (which streams
-            # long sequences without building the L x S matrix), with the masks merged into one
-            # additive mask (-inf = blocked) because sdpa's bool masks mean the opposite of ours.
-            merged = kpm if amask is None else (amask if kpm is None else amask + kpm)
-            heads = scaled_dot_product_attention(q, k, v, attn_mask=merged, dropout_p=dropout_p,
-                                                 is_causal=use_causal)
-            return self._merge_heads(heads), None
+    def _append_zero_attn(self, k, v):
+        """add_zero_attn: one more all-zero key and value per head."""
+        if not self.add_zero_attn:
+            return k, v
+        N, H, _, D = k.shape
+        zeros = Tensor(get_array_module(k.data).zeros((N, H, 1, D), dtype=k.dtype))
+        return ops.concatenate([k, zeros], axis=2), ops.concatenate([v, zeros], axis=2)
 
-        scores = ops.matmul(q * (1.0 / math.sqrt(D)), ops.swapaxes(k, -1, -2))   # (N, H, L, S)
+    @staticmethod
+    def _heads_without_weights(q, k, v, masks, dropout_p, use_causal):
+        """head_i = softmax(Q_i K_iᵀ / √D + mask) V_i when nobody wants the weights: exactly
+        scaled_dot_product_attention (which streams long sequences without building the L x S
+        matrix), with the masks merged into one additive mask, since sdpa's bool masks mean the
+        opposite of ours."""
+        merged = None
+        for mask in masks:
+            merged = mask if merged is None else merged + mask
+        return scaled_dot_product_attention(q, k, v, attn_mask=merged, dropout_p=dropout_p,
+                                            is_causal=use_causal)
+
+    @staticmethod
+    def _heads_with_weights(q, k, v, masks, dropout_p):
+        """head_i = softmax(Q_i K_iᵀ / √D + mask) V_i, keeping the (N, H, L, S) weights."""
+        xp = get_array_module(q.data)
+        scores = ops.matmul(q * (1.0 / math.sqrt(q.shape[-1])), ops.swapaxes(k, -1, -2))
         allowed = None                                       # bool, True = may attend
-        for mask in (amask, kpm):
-            if mask is not None:
-                scores = scores + mask
-                ok = xp.isfinite(_plain(mask)) | (_plain(mask) > 0)
-                allowed = ok if allowed is None else allowed & ok
+        for mask in masks:
+            scores = scores + mask
+            ok = xp.isfinite(plain_array(mask)) | (plain_array(mask) > 0)
+            allowed = ok if allowed is None else allowed & ok
         # Blocked entries are dropped by the mask, so a fully blocked row gives zeros, not NaN.
         weights = ops.softmax(scores, axis=-1, mask=allowed)
         if dropout_p > 0:
             weights = F.dropout(weights, dropout_p, True)
-        out = self._merge_heads(ops.matmul(weights, v))
-        if average_attn_weights:
-            weights = ops.mean(weights, axis=1)                                 # (N, L, S)
-        return out, weights
+        return ops.matmul(weights, v), weights
 
     def _merge_heads(self, heads):
         """(N, H, L, D) -> concat over heads (N, L, E) -> out_proj."""

@@ -19,17 +19,16 @@ from __future__ import annotations
 import copy
 
 from .. import functional as F
-from ..autograd.function import is_grad_enabled
 from ..autograd.registry import register
 from ..autograd.tensor import Tensor, get_default_dtype
-from ..backend import active_module, get_array_module, to_backend
-from . import init
-from .activation import GELU, ReLU
+from ..backend import active_module, to_backend
+from . import init, pytorch_quirks
 from .container import ModuleList
 from .dropout import Dropout
 from .linear import Linear
+from .masks import causal_additive_mask
 from .module import Module, check_sizes
-from .multihead import MultiheadAttention, as_additive_mask
+from .multihead import MultiheadAttention
 from .normalization import LayerNorm
 
 __all__ = ["Transformer", "TransformerEncoder", "TransformerDecoder", "TransformerEncoderLayer",
@@ -47,8 +46,7 @@ def generate_square_subsequent_mask(sz, device=None, dtype=None):
                          f"got {device!r}.")
     xp = active_module()
     dtype = get_default_dtype() if dtype is None else dtype
-    upper = xp.triu(xp.ones((int(sz), int(sz)), dtype=bool), k=1)
-    mask = xp.where(upper, -xp.inf, 0.0).astype(dtype)
+    mask = causal_additive_mask(xp, sz, dtype)
     if device is not None:
         mask = to_backend(mask, "cupy" if device == "cuda" else "numpy")
     return Tensor(mask)
@@ -67,30 +65,6 @@ def _activation_fn(activation, owner):
         return activation
     raise TypeError(f"{owner}: activation must be 'relu', 'gelu' or a callable, got "
                     f"{type(activation).__name__}.")
-
-
-def _relu_or_gelu(activation):
-    """1 for ReLU, 2 for GELU, 0 otherwise (PyTorch's ``activation_relu_or_gelu``)."""
-    if activation is F.relu or isinstance(activation, ReLU):
-        return 1
-    if activation is F.gelu or isinstance(activation, GELU):
-        return 2
-    return 0
-
-
-def _is_causal_mask(mask, is_causal, size):
-    """PyTorch's ``_detect_is_causal_mask``: an explicit ``is_causal`` wins; if it is None, the
-    mask is checked against the causal mask of ``size``. (It only lets attention take the causal
-    path; the numbers are the same either way.)"""
-    if is_causal is not None or mask is None:
-        return bool(is_causal)
-    arr = as_additive_mask(mask, "mask", get_default_dtype(), owner="Transformer")
-    arr = arr.data if isinstance(arr, Tensor) else arr
-    if tuple(arr.shape) != (size, size):
-        return False
-    xp = get_array_module(arr)                 # compared where the mask lives: one bool comes back
-    ref = xp.where(xp.triu(xp.ones((size, size), dtype=bool), k=1), -xp.inf, 0.0).astype(arr.dtype)
-    return bool(xp.array_equal(arr, ref))
 
 
 def _seq_len(x, batch_first):
@@ -120,7 +94,7 @@ class TransformerEncoderLayer(Module):
         self.dropout1 = Dropout(dropout)
         self.dropout2 = Dropout(dropout)
         self.activation = _activation_fn(activation, "TransformerEncoderLayer")
-        self.activation_relu_or_gelu = _relu_or_gelu(self.activation)
+        self.activation_relu_or_gelu = pytorch_quirks.relu_or_gelu(self.activation)
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
         x = src
@@ -201,19 +175,6 @@ class TransformerDecoderLayer(Module):
         return self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(x)))))
 
 
-def _nested_capable(layer):
-    """PyTorch's ``use_nested_tensor`` test on the layer given to TransformerEncoder."""
-    attn = getattr(layer, "self_attn", None)
-    return (isinstance(layer, TransformerEncoderLayer) and not layer.norm_first
-            and attn.batch_first and attn._qkv_same_embed_dim and attn.in_proj_bias is not None
-            and layer.activation_relu_or_gelu != 0 and layer.norm1.eps == layer.norm2.eps
-            and attn.num_heads % 2 == 0)
-
-
-def _plain_array(x):
-    return x.data if isinstance(x, Tensor) else x
-
-
 def _clones(layer, n, owner):
     if not isinstance(layer, Module):
         raise TypeError(f"{owner}: expected a layer Module to copy, got {type(layer).__name__}.")
@@ -226,8 +187,9 @@ def _clones(layer, n, owner):
 class TransformerEncoder(Module):
     """``num_layers`` copies of ``encoder_layer`` applied in turn, then ``norm`` if given (None by
     default; ``Transformer`` passes a LayerNorm, which pre-norm layers need).
-    ``enable_nested_tensor`` and ``mask_check`` are accepted for PyTorch compatibility; they only
-    select PyTorch's inference fast path, which does not exist here."""
+    ``enable_nested_tensor`` and ``mask_check`` are PyTorch's switches for its inference fast path;
+    here ``enable_nested_tensor`` only decides whether padded outputs are zeroed in inference as
+    that path does (``pytorch_quirks.nested_tensor_keep_mask``)."""
 
     def __init__(self, encoder_layer, num_layers, norm=None, enable_nested_tensor=True,
                  mask_check=True):
@@ -237,45 +199,25 @@ class TransformerEncoder(Module):
         self.norm = norm
         self.enable_nested_tensor = enable_nested_tensor
         self.mask_check = mask_check
-        self.use_nested_tensor = bool(enable_nested_tensor) and _nested_capable(encoder_layer)
+        self.use_nested_tensor = (bool(enable_nested_tensor)
+                                  and isinstance(encoder_layer, TransformerEncoderLayer)
+                                  and pytorch_quirks.nested_tensor_possible(encoder_layer))
 
     def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
         first = self.layers[0]
         batch_first = getattr(getattr(first, "self_attn", None), "batch_first", False)
-        is_causal = _is_causal_mask(mask, is_causal, _seq_len(src, batch_first))
-        zero_padding = self._padding_zeroed_as_pytorch(src, mask, src_key_padding_mask)
+        is_causal = pytorch_quirks.detect_is_causal_mask(mask, is_causal,
+                                                         _seq_len(src, batch_first))
+        keep = pytorch_quirks.nested_tensor_keep_mask(self, src, mask, src_key_padding_mask)
         output = src
         for layer in self.layers:
             output = layer(output, src_mask=mask, is_causal=is_causal,
                            src_key_padding_mask=src_key_padding_mask)
-        if zero_padding is not None:
-            output = output * Tensor(zero_padding[..., None].astype(output.dtype))
+        if keep is not None:                  # PyTorch's nested-tensor inference path
+            output = pytorch_quirks.zero_padded_positions(output, keep)
         if self.norm is not None:
             output = self.norm(output)
         return output
-
-    def _padding_zeroed_as_pytorch(self, src, mask, src_key_padding_mask):
-        """PyTorch compatibility. In inference (eval mode, and no gradient wanted), PyTorch's
-        encoder packs the sequences into a nested tensor, skips the padding, and returns zeros at
-        padded positions (before the final norm). Only the padded positions' values differ from
-        the plain computation, but a decoder that reads them (no memory_key_padding_mask) sees the
-        difference, so we reproduce it: returns the (N, S) keep-mask to multiply by, or None.
-        The conditions are PyTorch's: batch_first post-norm layers with biases, ReLU/GELU, even
-        heads (``use_nested_tensor``), a padding mask at the end of each sequence, no src mask."""
-        if (not self.use_nested_tensor or self.layers[0].training or src.ndim != 3
-                or src_key_padding_mask is None or mask is not None):
-            return None
-        layer = self.layers[0]
-        if is_grad_enabled() and (src.requires_grad or any(
-                p.requires_grad for p in layer.parameters())):
-            return None
-        pad = as_additive_mask(src_key_padding_mask, "src_key_padding_mask", src.dtype,
-                               owner="TransformerEncoder", like=src.data)
-        keep = _plain_array(pad) == 0
-        if not bool((keep[:, 1:] <= keep[:, :-1]).all()):     # padding not only at the end
-            return None
-        return keep
-
 
 @register("nn.TransformerDecoder")
 class TransformerDecoder(Module):
@@ -291,7 +233,8 @@ class TransformerDecoder(Module):
                 memory_key_padding_mask=None, tgt_is_causal=None, memory_is_causal=False):
         first = self.layers[0]
         batch_first = getattr(getattr(first, "self_attn", None), "batch_first", False)
-        tgt_is_causal = _is_causal_mask(tgt_mask, tgt_is_causal, _seq_len(tgt, batch_first))
+        tgt_is_causal = pytorch_quirks.detect_is_causal_mask(tgt_mask, tgt_is_causal,
+                                                             _seq_len(tgt, batch_first))
         output = tgt
         for layer in self.layers:
             output = layer(output, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,

@@ -31,15 +31,15 @@ from ..autograd.function import no_grad
 from ..autograd.registry import register
 from ..autograd.tensor import Tensor
 from ..backend import active_module, get_array_module
+from ..nn import init
+from ..nn.dropout import Dropout
+from ..nn.embedding import Embedding
+from ..nn.linear import Linear
+from ..nn.lstm import LSTM, LSTMCell
+from ..nn.module import Module, empty_parameter
+from ..nn.positional import PositionalEncoding
+from ..nn.transformer import Transformer, generate_square_subsequent_mask
 from ..random import generator
-from . import init
-from .dropout import Dropout
-from .embedding import Embedding
-from .linear import Linear
-from .lstm import LSTM, LSTMCell
-from .module import Module, empty_parameter
-from .positional import PositionalEncoding
-from .transformer import Transformer, generate_square_subsequent_mask
 
 __all__ = ["AttentionDecoder", "AttentionSeq2Seq", "TransformerSeq2Seq"]
 
@@ -71,7 +71,7 @@ def _padding_mask(mask, batch, length, owner, what):
     return arr
 
 
-@register("nn.AttentionDecoder")
+@register("models.AttentionDecoder")
 class AttentionDecoder(Module):
     """A recurrent decoder that attends over encoder states at every step (doc 003 §3.2).
 
@@ -230,7 +230,7 @@ class AttentionDecoder(Module):
                 f"score={self.score!r}, rnn={self.rnn!r}")
 
 
-@register("nn.AttentionSeq2Seq")
+@register("models.AttentionSeq2Seq")
 class AttentionSeq2Seq(Module):
     """LSTM encoder + ``AttentionDecoder``: the classic attention translation model.
 
@@ -281,7 +281,7 @@ class AttentionSeq2Seq(Module):
             return self.decoder.greedy_decode(memory, bos, max_len, pad, state, eos)
 
 
-@register("nn.TransformerSeq2Seq")
+@register("models.TransformerSeq2Seq")
 class TransformerSeq2Seq(Module):
     """Token embeddings (×√d_model) + sinusoidal positions + ``Transformer`` + a Linear to logits.
 

@@ -1,6 +1,6 @@
-"""Gradient checks for whole modules: every parameter and every input, in float64.
+"""Gradient checks for whole modules (a test helper): every parameter and every input, in float64.
 
-    from tinyattn.nn.testing import gradcheck_module
+    from module_gradcheck import gradcheck_module
     gradcheck_module(nn.LSTM(3, 4), x)                  # x: float64 Tensor, requires_grad=True
 
 For the op registry (``tests/gradcases_*.py``), ``module_case`` turns a module factory and an input
@@ -10,9 +10,9 @@ finite differences see the change and the analytic gradient lands in ``p.grad``.
 """
 from __future__ import annotations
 
-from ..autograd.gradcheck import gradcheck
-from ..autograd.tensor import Tensor
-from ..random import manual_seed
+from tinyattn.autograd.gradcheck import gradcheck
+from tinyattn.autograd.tensor import Tensor
+from tinyattn.random import manual_seed
 
 
 def flatten_outputs(out):

@@ -1,0 +1,8 @@
+"""Whole models built from ``tinyattn.nn`` layers for a task (applications, not layers).
+
+    from tinyattn.models import AttentionSeq2Seq
+    model = AttentionSeq2Seq(src_vocab, tgt_vocab, embedding_dim=16, hidden_size=32)
+"""
+from .seq2seq import AttentionDecoder, AttentionSeq2Seq, TransformerSeq2Seq
+
+__all__ = ["AttentionDecoder", "AttentionSeq2Seq", "TransformerSeq2Seq"]
