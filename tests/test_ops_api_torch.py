@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tinyattn as ta
-from tinyattn.nn.testing import flatten_outputs
+from module_gradcheck import flatten_outputs
 from tinyattn.ops import gather_scatter as gs
 from tinyattn.ops import pointwise as pw
 from tinyattn.ops import products as pr
