@@ -14,6 +14,7 @@ import numpy as np
 from .. import backend
 from ..autograd.function import no_grad
 from ..autograd.tensor import Tensor, as_array, get_default_dtype, resolve_dtype
+from ..optim.grads import zero_grads
 
 
 class Parameter(Tensor):
@@ -138,11 +139,9 @@ class Module:
         return self.train(False)
 
     def zero_grad(self, set_to_none=True):
-        for p in self.parameters():
-            if set_to_none or p.grad is None:
-                p.grad = None
-            else:
-                p.grad = p.grad * 0
+        """Forget the gradients (PyTorch 2's default: set them to None; ``set_to_none=False``
+        keeps zero-filled ones)."""
+        zero_grads(self.parameters(), set_to_none)
 
     def apply(self, fn):
         """Call ``fn(module)`` on every sub-module and then on this one (e.g. custom init)."""
