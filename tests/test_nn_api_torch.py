@@ -236,21 +236,18 @@ def test_bce_with_logits_is_exact_for_huge_logits():
     assert np.isfinite(ours.numpy()).all() and ours.numpy()[0] == 200.0
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("beta", [1.0, 0.3, 0.0])
-def test_smooth_l1_matches_torch(beta, reduction, dtype):
-    _compare_loss(lambda a, b: nn.SmoothL1Loss(reduction=reduction, beta=beta)(a, b),
-                  lambda a, b: torch.nn.SmoothL1Loss(reduction=reduction, beta=beta)(a, b),
-                  [rnd(4, 5, seed=0, lo=-2, hi=2), rnd(4, 5, seed=1)], dtype=dtype)
+PIECEWISE = [("SmoothL1Loss", "beta", 1.0), ("SmoothL1Loss", "beta", 0.3),
+             ("SmoothL1Loss", "beta", 0.0), ("HuberLoss", "delta", 1.0),
+             ("HuberLoss", "delta", 0.4), ("HuberLoss", "delta", 2.5)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("delta", [1.0, 0.4, 2.5])
-def test_huber_matches_torch(delta, reduction, dtype):
-    _compare_loss(lambda a, b: nn.HuberLoss(reduction=reduction, delta=delta)(a, b),
-                  lambda a, b: torch.nn.HuberLoss(reduction=reduction, delta=delta)(a, b),
+@pytest.mark.parametrize("cls,key,value", PIECEWISE, ids=[f"{c}-{v}" for c, _, v in PIECEWISE])
+def test_smooth_l1_and_huber_match_torch(cls, key, value, reduction, dtype):
+    kwargs = {key: value, "reduction": reduction}
+    _compare_loss(lambda a, b: getattr(nn, cls)(**kwargs)(a, b),
+                  lambda a, b: getattr(torch.nn, cls)(**kwargs)(a, b),
                   [rnd(4, 5, seed=0, lo=-3, hi=3), rnd(4, 5, seed=1)], dtype=dtype)
 
 
