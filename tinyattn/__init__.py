@@ -28,3 +28,7 @@ float32 = "float32"
 float64 = "float64"
 
 __version__ = "0.1.0"
+
+# PyTorch's namespaces and generator objects (issue 16, nn/optim/utils.data part).
+from . import utils  # noqa: E402
+from .random import Generator, default_generator, initial_seed  # noqa: E402

@@ -23,9 +23,10 @@ from .ops.embedding import embedding as _embedding
 from .ops.layernorm import layer_norm as _layer_norm
 from .random import generator
 
-__all__ = ["cross_entropy", "dropout", "embedding", "gelu", "layer_norm", "linear", "log_softmax",
-           "mse_loss", "nll_loss", "relu", "scaled_dot_product_attention", "sigmoid", "softmax",
-           "tanh"]
+__all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "dropout",
+           "embedding", "gelu", "huber_loss", "kl_div", "layer_norm", "linear", "log_softmax",
+           "mse_loss", "nll_loss", "relu", "scaled_dot_product_attention", "sigmoid",
+           "smooth_l1_loss", "softmax", "tanh"]
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -283,3 +284,129 @@ def mse_loss(input, target, reduction="mean"):
     if reduction == "none":
         return sq
     return sq.sum() if reduction == "sum" else sq.mean()
+
+
+def _reduce(loss, reduction):
+    """Apply a checked reduction ('none' | 'mean' | 'sum') to elementwise losses."""
+    if reduction == "none":
+        return loss
+    return loss.sum() if reduction == "sum" else loss.mean()
+
+
+def _same_shape(fn, input, target, hint):
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"{fn}: target has shape {tuple(target.shape)} but the input has shape "
+                         f"{tuple(input.shape)}; they must be equal ({hint}).")
+
+
+@register("F.kl_div")
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """Kullback-Leibler divergence KL(target ‖ model) with ``input`` = the model's
+    log-probabilities: target · (log target - input) elementwise (0 where target = 0), or
+    exp(target) · (target - input) when ``log_target``. 'batchmean' divides the sum by the batch
+    size (the true KL per sample); 'mean' divides by the number of elements, as PyTorch does
+    (with the same warning)."""
+    if size_average is not None or reduce is not None:
+        raise TypeError("kl_div: size_average and reduce are deprecated in PyTorch and not "
+                        "supported here; use reduction='batchmean' | 'sum' | 'mean' | 'none'.")
+    if reduction not in (*_REDUCTIONS, "batchmean"):
+        raise ValueError(f"kl_div: reduction must be one of {(*_REDUCTIONS, 'batchmean')}, got "
+                         f"{reduction!r}.")
+    input, target = _tensor(input), _tensor(target)
+    if log_target:
+        loss = ops.exp(target) * (target - input)
+    else:
+        # log of 1 where target is 0, so that 0 · log 0 counts as 0 (and its gradient is finite)
+        xp = get_array_module(target.data)
+        positive = target.data > 0
+        safe = ops.where(positive, target, xp.ones((), dtype=target.dtype))
+        loss = target * (ops.log(safe) - input)
+    if reduction == "batchmean":
+        return loss.sum() / (input.shape[0] if input.ndim else 1)
+    if reduction == "mean":
+        warnings.warn("kl_div: reduction='mean' divides the total loss by both the batch size "
+                      "and the support size. 'batchmean' divides only by the batch size, and "
+                      "aligns with the KL div math definition.", UserWarning, stacklevel=2)
+    return _reduce(loss, reduction)
+
+
+@register("F.binary_cross_entropy")
+def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    """-w · (y log x + (1 - y) log(1 - x)) for probabilities x in [0, 1] (each log clamped at
+    -100, as PyTorch, so x = 0 or 1 gives a finite loss). Prefer binary_cross_entropy_with_logits
+    on the raw scores: it is exact where sigmoid would round to 0 or 1."""
+    _check_reduction("binary_cross_entropy", reduction)
+    input, target = _tensor(input), _tensor(target)
+    _same_shape("binary_cross_entropy", input, target,
+                "one probability target per prediction; e.g. squeeze (N, 1) predictions")
+    x = input.data
+    if x.size and bool(((x < 0) | (x > 1) | (x != x)).any()):
+        raise ValueError(f"binary_cross_entropy: all elements of the input must be probabilities "
+                         f"in [0, 1], got values in [{float(x.min())}, {float(x.max())}]. Apply "
+                         f"sigmoid first, or pass the raw scores to "
+                         f"binary_cross_entropy_with_logits (stabler).")
+    with np.errstate(divide="ignore"):          # log 0 = -inf, clamped on the next line
+        log_p = ops.maximum(ops.log(input), -100.0)
+        log_not_p = ops.maximum(ops.log(1.0 - input), -100.0)
+    loss = -(target * log_p + (1.0 - target) * log_not_p)
+    if weight is not None:
+        loss = loss * _tensor(weight)
+    return _reduce(loss, reduction)
+
+
+@register("F.binary_cross_entropy_with_logits")
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction="mean", pos_weight=None):
+    """BCE of sigmoid(input), computed from the logits without forming sigmoid:
+    (1 - y) x + (1 + (p - 1) y) · softplus(-x), with softplus(-x) = log(1 + e^-|x|) + max(-x, 0)
+    = -log σ(x) exact for every x. ``pos_weight`` p (broadcast over the last axis: one per class)
+    weighs the positive term; ``weight`` each element."""
+    if size_average is not None or reduce is not None:
+        raise TypeError("binary_cross_entropy_with_logits: size_average and reduce are "
+                        "deprecated in PyTorch and not supported here; use reduction=.")
+    _check_reduction("binary_cross_entropy_with_logits", reduction)
+    input, target = _tensor(input), _tensor(target)
+    _same_shape("binary_cross_entropy_with_logits", input, target,
+                "one target per logit; e.g. squeeze (N, 1) logits")
+    neg_log_sigmoid = ops.softplus(-input, threshold=float("inf"))   # no cut-off: exact softplus
+    if pos_weight is None:
+        loss = (1.0 - target) * input + neg_log_sigmoid
+    else:
+        loss = (1.0 - target) * input + (1.0 + (_tensor(pos_weight) - 1.0) * target) * neg_log_sigmoid
+    if weight is not None:
+        loss = loss * _tensor(weight)
+    return _reduce(loss, reduction)
+
+
+def _huber(diff, delta):
+    """0.5 d² where |d| < delta, else delta (|d| - 0.5 delta): quadratic near 0, linear beyond."""
+    absolute = ops.abs(diff)
+    return ops.where(absolute.data < delta, 0.5 * diff * diff, delta * (absolute - 0.5 * delta))
+
+
+@register("F.huber_loss")
+def huber_loss(input, target, reduction="mean", delta=1.0):
+    """Huber loss: 0.5 (x - y)² where |x - y| < delta, else delta (|x - y| - 0.5 delta)."""
+    _check_reduction("huber_loss", reduction)
+    if not delta > 0:
+        raise ValueError(f"huber_loss: delta must be > 0, got {delta}.")
+    input, target = _tensor(input), _tensor(target)
+    _same_shape("huber_loss", input, target, "reshape one of them so they match")
+    return _reduce(_huber(input - target, delta), reduction)
+
+
+@register("F.smooth_l1_loss")
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    """Smooth L1: 0.5 (x - y)² / beta where |x - y| < beta, else |x - y| - 0.5 beta (Huber loss
+    divided by beta; plain L1 for beta = 0)."""
+    if size_average is not None or reduce is not None:
+        raise TypeError("smooth_l1_loss: size_average and reduce are deprecated in PyTorch and "
+                        "not supported here; use reduction=.")
+    _check_reduction("smooth_l1_loss", reduction)
+    if not beta >= 0:
+        raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta}.")
+    input, target = _tensor(input), _tensor(target)
+    _same_shape("smooth_l1_loss", input, target, "reshape one of them so they match")
+    diff = input - target
+    loss = _huber(diff, beta) / beta if beta > 0 else ops.abs(diff)
+    return _reduce(loss, reduction)

@@ -8,15 +8,22 @@ from .activation import GELU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .container import ModuleDict, ModuleList, Sequential
 from .dropout import Dropout
 from .embedding import Embedding
+from .flatten import Flatten, Identity, Unflatten
+from .gru import GRU, GRUCell
+from .lazy import LazyLinear
 from .linear import Linear
-from .loss import CrossEntropyLoss, MSELoss, NLLLoss
+from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, MSELoss,
+                   NLLLoss, SmoothL1Loss)
 from .lstm import LSTM, LSTMCell
 from .module import Module, Parameter
 from .normalization import LayerNorm
+from .rnn import RNN, RNNCell
 
-__all__ = ["CrossEntropyLoss", "Dropout", "Embedding", "GELU", "LSTM", "LSTMCell", "LayerNorm",
-           "Linear", "LogSoftmax", "MSELoss", "Module", "ModuleDict", "ModuleList", "NLLLoss",
-           "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh", "init"]
+__all__ = ["BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "Embedding", "Flatten",
+           "GELU", "GRU", "GRUCell", "HuberLoss", "Identity", "KLDivLoss", "LSTM", "LSTMCell",
+           "LayerNorm", "LazyLinear", "Linear", "LogSoftmax", "MSELoss", "Module", "ModuleDict",
+           "ModuleList", "NLLLoss", "Parameter", "RNN", "RNNCell", "ReLU", "Sequential",
+           "Sigmoid", "SmoothL1Loss", "Softmax", "Tanh", "Unflatten", "init"]
 
 # The attention layers (each module lists its names in __all__).
 from . import utils  # noqa: E402

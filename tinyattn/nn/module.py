@@ -14,6 +14,7 @@ import numpy as np
 from .. import backend
 from ..autograd.function import no_grad
 from ..autograd.tensor import Tensor, as_array, get_default_dtype, resolve_dtype
+from ..optim.grads import zero_grads
 
 
 class Parameter(Tensor):
@@ -74,7 +75,20 @@ class Module:
         object.__setattr__(self, name, param)
 
     def register_buffer(self, name, tensor, persistent=True):
-        """A tensor that is state but not trained (e.g. positional encodings)."""
+        """A tensor that is state but not trained (e.g. positional encodings, a causal mask).
+        ``persistent=False`` keeps it out of ``state_dict`` (derived data, rebuilt in __init__)."""
+        owner = type(self).__name__
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"{owner}.register_buffer: the name must be a non-empty string "
+                           f"without '.', got {name!r}.")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"{owner}.register_buffer: cannot register a "
+                            f"{type(tensor).__name__} as buffer '{name}' (a Tensor or None is "
+                            f"required); wrap it: tinyattn.tensor(value).")
+        if isinstance(tensor, Parameter) or name in self._parameters or name in self._modules:
+            raise KeyError(f"{owner}.register_buffer: '{name}' is already a parameter or a "
+                           f"sub-module (or the tensor is a Parameter); a buffer is state that "
+                           f"is not trained - pick another name or use register_parameter.")
         self._buffers[name] = (tensor, persistent)
         object.__setattr__(self, name, tensor)
 
@@ -88,25 +102,41 @@ class Module:
         object.__delattr__(self, name)
 
     # ------------------------------------------------------------------ traversal
-    def named_modules(self, prefix=""):
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """(dotted name, module) for this module and every one below it, depth first; a module
+        reachable under two names is listed once (the first), unless ``remove_duplicate`` is
+        False (as PyTorch)."""
+        memo = set() if memo is None else memo
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
         yield prefix, self
         for name, m in self._modules.items():
             if m is not None:
-                yield from m.named_modules(f"{prefix}.{name}" if prefix else name)
+                yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name,
+                                           remove_duplicate)
 
     def modules(self):
         for _, m in self.named_modules():
             yield m
 
     def children(self):
-        return (m for m in self._modules.values() if m is not None)
+        """The direct sub-modules, each once."""
+        for _, m in self.named_children():
+            yield m
 
     def named_children(self):
-        return ((n, m) for n, m in self._modules.items() if m is not None)
+        """(name, module) for the direct sub-modules, each module once (as PyTorch)."""
+        seen = set()
+        for n, m in self._modules.items():
+            if m is not None and id(m) not in seen:
+                seen.add(id(m))
+                yield n, m
 
     def named_parameters(self, prefix="", recurse=True):
         seen = set()
-        mods = self.named_modules(prefix) if recurse else [(prefix, self)]
+        mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
         for mprefix, m in mods:
             for name, p in m._parameters.items():
                 if p is None or id(p) in seen:
@@ -119,7 +149,7 @@ class Module:
             yield p
 
     def named_buffers(self, prefix=""):
-        for mprefix, m in self.named_modules(prefix):
+        for mprefix, m in self.named_modules(prefix=prefix):
             for name, (b, _) in m._buffers.items():
                 if b is not None:
                     yield (f"{mprefix}.{name}" if mprefix else name), b
@@ -130,6 +160,10 @@ class Module:
 
     # ------------------------------------------------------------------ modes and gradients
     def train(self, mode=True):
+        """Training mode (dropout on) for this module and all below; returns self."""
+        if not isinstance(mode, bool):
+            raise ValueError(f"{type(self).__name__}.train: mode must be True or False, got "
+                             f"{mode!r}.")
         for m in self.modules():
             object.__setattr__(m, "training", mode)
         return self
@@ -138,11 +172,9 @@ class Module:
         return self.train(False)
 
     def zero_grad(self, set_to_none=True):
-        for p in self.parameters():
-            if set_to_none or p.grad is None:
-                p.grad = None
-            else:
-                p.grad = p.grad * 0
+        """Forget the gradients (PyTorch 2's default: set them to None; ``set_to_none=False``
+        keeps zero-filled ones)."""
+        zero_grads(self.parameters(), set_to_none)
 
     def apply(self, fn):
         """Call ``fn(module)`` on every sub-module and then on this one (e.g. custom init)."""
@@ -220,7 +252,8 @@ class Module:
 
     def _state_targets(self):
         targets = OrderedDict()
-        for mprefix, m in self.named_modules():
+        # every name a shared sub-module has, as state_dict writes them all
+        for mprefix, m in self.named_modules(remove_duplicate=False):
             pre = mprefix + "." if mprefix else ""
             for name, p in m._parameters.items():
                 if p is not None:

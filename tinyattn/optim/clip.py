@@ -5,6 +5,13 @@ import math
 
 from ..autograd.tensor import Tensor
 from ..backend import active_module, get_array_module
+from .grads import grad_array, set_grad_array
+
+
+def _parameter_list(parameters):
+    """One Tensor, or any iterable of them (often a generator: model.parameters()), as a list,
+    so that the norm and the scaling below walk the same parameters."""
+    return [parameters] if isinstance(parameters, Tensor) else list(parameters)
 
 
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
@@ -14,9 +21,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     if not max_norm >= 0:                 # also refuses nan
         raise ValueError(f"clip_grad_norm_: max_norm must be >= 0 (the largest norm the gradients "
                          f"may keep), got {max_norm}; a negative one would flip every gradient.")
-    if isinstance(parameters, Tensor):
-        parameters = [parameters]
-    grads = [p.grad for p in parameters if p.grad is not None]
+    parameters = _parameter_list(parameters)
+    grads = [grad_array(p) for p in parameters if p.grad is not None]
     if not grads:
         return Tensor(active_module().asarray(0.0, dtype="float32"))
     xp = get_array_module(grads[0])
@@ -33,8 +39,9 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
                            f"anyway.")
     coef = xp.minimum(max_norm / (total + 1e-6), 1.0)
     for p in parameters:
-        if p.grad is not None:
-            p.grad = p.grad * coef.astype(p.grad.dtype)
+        g = grad_array(p)
+        if g is not None:           # a new array: the old one may be shared with another graph
+            set_grad_array(p, g * coef.astype(g.dtype))
     return Tensor(total)
 
 
@@ -43,8 +50,7 @@ def clip_grad_value_(parameters, clip_value):
     if not clip_value >= 0:
         raise ValueError(f"clip_grad_value_: clip_value must be >= 0 (gradients are clamped to "
                          f"[-clip_value, clip_value]), got {clip_value}.")
-    if isinstance(parameters, Tensor):
-        parameters = [parameters]
-    for p in parameters:
-        if p.grad is not None:
-            p.grad = get_array_module(p.grad).clip(p.grad, -clip_value, clip_value)
+    for p in _parameter_list(parameters):
+        g = grad_array(p)
+        if g is not None:
+            set_grad_array(p, get_array_module(g).clip(g, -clip_value, clip_value))

@@ -21,6 +21,7 @@ import copy
 from .. import backend
 from ..autograd.function import no_grad
 from ..autograd.tensor import Tensor
+from .grads import grad_array, zero_grads
 
 
 class Optimizer:
@@ -62,12 +63,7 @@ class Optimizer:
 
     def zero_grad(self, set_to_none=True):
         """Forget the gradients before the next backward (which would otherwise add to them)."""
-        for g in self.param_groups:
-            for p in g["params"]:
-                if set_to_none or p.grad is None:
-                    p.grad = None
-                else:
-                    p.grad = p.grad * 0
+        zero_grads(self._all_params(), set_to_none)
 
     def step(self):
         """One update of every parameter that has a gradient."""
@@ -77,7 +73,7 @@ class Optimizer:
                     if p.grad is None:
                         continue
                     state = self.state.setdefault(p, {})
-                    self._update(p, p.grad, state, group)
+                    self._update(p, grad_array(p), state, group)
                     p._version += 1        # the array changed: graphs that saved it are stale
 
     def _update(self, p, grad, state, group):  # pragma: no cover - abstract
