@@ -15,7 +15,7 @@ import numpy as np
 
 from . import ops
 from .attention.attend import scaled_dot_product_attention  # noqa: F401 - torch's F has it too
-from .autograd.registry import register
+from .autograd.registry import register_op
 from .autograd.tensor import Tensor, as_array
 from .backend import get_array_module
 from .ops.cross_entropy import cross_entropy as _cross_entropy_rows
@@ -47,7 +47,7 @@ def _check_reduction(fn, reduction):
 
 
 # ---------------------------------------------------------------------------- layers
-@register("F.linear")
+@register_op("F.linear")
 def linear(input, weight, bias=None):
     """y = input @ weightᵀ + bias.
 
@@ -76,7 +76,7 @@ def linear(input, weight, bias=None):
                         f"{weight.dtype}; convert one of them (e.g. bias.astype('{weight.dtype}')).")
     lead = input.shape[:-1]
     flat = input if input.ndim == 2 else input.reshape(-1, in_features)
-    out = ops.Linear.apply(flat, weight, *(() if bias is None else (bias,)))
+    out = ops.linalg.Linear.apply(flat, weight, *(() if bias is None else (bias,)))
     return out if input.ndim == 2 else out.reshape(*lead, weight.shape[0])
 
 
@@ -86,7 +86,7 @@ def embedding(input, weight, padding_idx=None):
     return _embedding(input, weight, padding_idx)
 
 
-@register("F.dropout")
+@register_op("F.dropout")
 def dropout(input, p=0.5, training=True, inplace=False):
     """Zero each element with probability ``p`` and scale the survivors by 1/(1-p), so the expected
     value is unchanged; the identity when ``training`` is False or p == 0. The mask is drawn from
@@ -178,7 +178,7 @@ def _classes_last(fn, input, target):
     return input.permute(*axes).reshape(-1, c), target.reshape(-1), tuple(target.shape)
 
 
-@register("F.cross_entropy")
+@register_op("F.cross_entropy")
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
                   label_smoothing=0.0):
     """Cross-entropy between logits and targets, as ``torch.nn.functional.cross_entropy``.
@@ -230,7 +230,7 @@ def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothi
     return loss.sum() / n
 
 
-@register("F.nll_loss")
+@register_op("F.nll_loss")
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """Negative log-likelihood of log-probabilities: loss_n = -w[y_n] · input[n, y_n].
 
@@ -266,7 +266,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
         return loss.sum() / row_weight.sum()
 
 
-@register("F.mse_loss")
+@register_op("F.mse_loss")
 def mse_loss(input, target, reduction="mean"):
     """(input - target)², averaged ('mean'), summed ('sum') or kept ('none'). Both sides may
     require grad. Different shapes are broadcast with a warning, as in PyTorch - nearly always a

@@ -17,12 +17,12 @@ from __future__ import annotations
 import numbers
 
 from .. import backend, ops
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor
 from ._checks import as_tensor, broadcasts_to, check_min_ndim, plain_mask
 
 
-@register("attention.local_p_positions")
+@register_op("attention.local_p_positions")
 def local_p_positions(h, W_p, v_p, source_length):
     """Predicted centres p_t = T · σ(v_pᵀ tanh(W_p h_t)).
 
@@ -50,7 +50,7 @@ def local_p_positions(h, W_p, v_p, source_length):
     return gate * T
 
 
-@register("attention.local_p_weights")
+@register_op("attention.local_p_weights")
 def local_p_weights(scores, positions, window, mask=None):
     """Local-p weights a_t(s) = softmax_{|s - p_t| <= D}(scores_t)(s) · exp(-(s - p_t)² / (2 (D/2)²)).
 

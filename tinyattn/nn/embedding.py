@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..autograd.function import no_grad
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor
 from . import init
 from .module import Module, Parameter, check_sizes, empty_parameter
 
 
-@register("nn.Embedding")
+@register_op("nn.Embedding")
 class Embedding(Module):
     """indices (any shape, integers; a Tensor or NumPy array) -> (*indices.shape, embedding_dim).
 

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from .. import functional as F
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from .module import Module
 
 
-@register("nn.CrossEntropyLoss")
+@register_op("nn.CrossEntropyLoss")
 class CrossEntropyLoss(Module):
     """F.cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing)."""
 
@@ -20,7 +20,7 @@ class CrossEntropyLoss(Module):
                                reduction=self.reduction, label_smoothing=self.label_smoothing)
 
 
-@register("nn.NLLLoss")
+@register_op("nn.NLLLoss")
 class NLLLoss(Module):
     """F.nll_loss(input, target, weight, ignore_index, reduction)."""
 
@@ -33,7 +33,7 @@ class NLLLoss(Module):
                           reduction=self.reduction)
 
 
-@register("nn.MSELoss")
+@register_op("nn.MSELoss")
 class MSELoss(Module):
     def __init__(self, reduction="mean"):
         super().__init__()

@@ -25,7 +25,7 @@ import numpy as np
 from .. import functional as F
 from .. import ops
 from ..attention.attend import scaled_dot_product_attention
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor
 from ..backend import active_module, get_array_module, to_backend
 from . import init
@@ -91,7 +91,7 @@ def _pad_last(mask, n):
     return xp.pad(mask, [(0, 0)] * (mask.ndim - 1) + [(0, n)])
 
 
-@register("nn.MultiheadAttention")
+@register_op("nn.MultiheadAttention")
 class MultiheadAttention(Module):
     """Multi-head attention with PyTorch's parameters, names, masks and return values.
 

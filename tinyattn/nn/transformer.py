@@ -20,7 +20,7 @@ import copy
 
 from .. import functional as F
 from ..autograd.function import is_grad_enabled
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor, get_default_dtype
 from ..backend import active_module, get_array_module, to_backend
 from . import init
@@ -97,7 +97,7 @@ def _seq_len(x, batch_first):
     return x.shape[1] if (x.ndim == 3 and batch_first) else x.shape[0]
 
 
-@register("nn.TransformerEncoderLayer")
+@register_op("nn.TransformerEncoderLayer")
 class TransformerEncoderLayer(Module):
     """Self-attention then a position-wise feed-forward net, each with a residual and LayerNorm.
 
@@ -141,7 +141,7 @@ class TransformerEncoderLayer(Module):
         return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
 
 
-@register("nn.TransformerDecoderLayer")
+@register_op("nn.TransformerDecoderLayer")
 class TransformerDecoderLayer(Module):
     """Masked self-attention, attention over the encoder's output (``memory``), feed-forward;
     each with a residual and LayerNorm.
@@ -222,7 +222,7 @@ def _clones(layer, n, owner):
     return ModuleList([copy.deepcopy(layer) for _ in range(int(n))])
 
 
-@register("nn.TransformerEncoder")
+@register_op("nn.TransformerEncoder")
 class TransformerEncoder(Module):
     """``num_layers`` copies of ``encoder_layer`` applied in turn, then ``norm`` if given (None by
     default; ``Transformer`` passes a LayerNorm, which pre-norm layers need).
@@ -277,7 +277,7 @@ class TransformerEncoder(Module):
         return keep
 
 
-@register("nn.TransformerDecoder")
+@register_op("nn.TransformerDecoder")
 class TransformerDecoder(Module):
     """``num_layers`` copies of ``decoder_layer`` applied in turn, then ``norm`` if given."""
 
@@ -303,7 +303,7 @@ class TransformerDecoder(Module):
         return output
 
 
-@register("nn.Transformer")
+@register_op("nn.Transformer")
 class Transformer(Module):
     """Encoder-decoder Transformer: ``encoder`` (a TransformerEncoder with a final LayerNorm) reads
     ``src``; ``decoder`` (a TransformerDecoder with a final LayerNorm) reads ``tgt`` and attends to
