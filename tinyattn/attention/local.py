@@ -18,7 +18,7 @@ import numbers
 
 from .. import backend, ops
 from ..autograd.registry import register_op
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import unwrap
 from ._checks import as_tensor, broadcasts_to, check_min_ndim, plain_mask
 
 
@@ -41,8 +41,7 @@ def local_p_positions(h, W_p, v_p, source_length):
         if source_length <= 0:
             raise ValueError(f"{name}: source_length must be > 0, got {source_length!r}.")
         return gate * float(source_length)
-    T = source_length.data if isinstance(source_length, Tensor) else source_length
-    T = backend.active_module().asarray(T)
+    T = backend.active_module().asarray(unwrap(source_length))
     if T.ndim != 1 or h.ndim < 3 or T.shape[0] != h.shape[0]:
         raise ValueError(f"{name}: per-sequence source lengths need shape (B,) with h of shape "
                          f"(B, Tq, d); got lengths {tuple(T.shape)} and h {tuple(h.shape)}.")

@@ -240,7 +240,7 @@ class Tensor:
 
     @property
     def device(self):
-        return "cpu" if isinstance(self.data, np.ndarray) else "cuda"
+        return backend.device_of(self.data)
 
     @property
     def _version(self):
@@ -317,10 +317,9 @@ class Tensor:
 
     def to(self, target):
         """PyTorch's .to: a device ('cpu'/'numpy' or 'cuda'/'cupy') or a dtype ('float64', ...)."""
-        if target in ("cpu", "numpy"):
-            return self.cpu()
-        if target in ("cuda", "cupy", "gpu"):
-            return self.cuda()
+        name = backend.device_backend(target)
+        if name is not None:
+            return self.cpu() if name == "numpy" else self.cuda()
         try:
             dtype = np.dtype(target)
         except TypeError:

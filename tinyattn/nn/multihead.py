@@ -26,17 +26,13 @@ from .. import functional as F
 from .. import ops
 from ..attention.attend import scaled_dot_product_attention
 from ..autograd.registry import register_op
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import Tensor, unwrap
 from ..backend import active_module, get_array_module, to_backend
 from . import init
 from .linear import Linear
 from .module import Module, check_sizes, empty_parameter
 
 __all__ = ["MultiheadAttention", "record_attention"]
-
-
-def _plain(x):
-    return x.data if isinstance(x, Tensor) else x
 
 
 def as_additive_mask(mask, name, dtype, owner="MultiheadAttention", like=None):
@@ -53,7 +49,7 @@ def as_additive_mask(mask, name, dtype, owner="MultiheadAttention", like=None):
         if mask.dtype.kind != "f":
             raise TypeError(f"{owner}: {name} must be bool or floating point, got {mask.dtype}.")
         return mask if mask.dtype == dtype else ops.astype(mask, dtype)
-    arr = _plain(mask)
+    arr = unwrap(mask)
     if not hasattr(arr, "dtype"):
         arr = active_module().asarray(arr)
     if like is not None and get_array_module(arr) is not get_array_module(like):
@@ -78,7 +74,7 @@ def _each_once(fn, query, key, value):
 
 
 def _mask_shape(mask):
-    return tuple(_plain(mask).shape)
+    return tuple(unwrap(mask).shape)
 
 
 def _pad_last(mask, n):
@@ -279,7 +275,7 @@ class MultiheadAttention(Module):
         for mask in (amask, kpm):
             if mask is not None:
                 scores = scores + mask
-                ok = xp.isfinite(_plain(mask)) | (_plain(mask) > 0)
+                ok = xp.isfinite(unwrap(mask)) | (unwrap(mask) > 0)
                 allowed = ok if allowed is None else allowed & ok
         # Blocked entries are dropped by the mask, so a fully blocked row gives zeros, not NaN.
         weights = ops.softmax(scores, axis=-1, mask=allowed)

@@ -21,8 +21,8 @@ import copy
 from .. import functional as F
 from ..autograd.function import is_grad_enabled
 from ..autograd.registry import register_op
-from ..autograd.tensor import Tensor, get_default_dtype
-from ..backend import active_module, get_array_module, to_backend
+from ..autograd.tensor import Tensor, get_default_dtype, unwrap
+from ..backend import active_module, device_backend, get_array_module, to_backend
 from . import init
 from .activation import GELU, ReLU
 from .container import ModuleList
@@ -50,7 +50,7 @@ def generate_square_subsequent_mask(sz, device=None, dtype=None):
     upper = xp.triu(xp.ones((int(sz), int(sz)), dtype=bool), k=1)
     mask = xp.where(upper, -xp.inf, 0.0).astype(dtype)
     if device is not None:
-        mask = to_backend(mask, "cupy" if device == "cuda" else "numpy")
+        mask = to_backend(mask, device_backend(device))
     return Tensor(mask)
 
 
@@ -85,7 +85,7 @@ def _is_causal_mask(mask, is_causal, size):
     if is_causal is not None or mask is None:
         return bool(is_causal)
     arr = as_additive_mask(mask, "mask", get_default_dtype(), owner="Transformer")
-    arr = arr.data if isinstance(arr, Tensor) else arr
+    arr = unwrap(arr)
     if tuple(arr.shape) != (size, size):
         return False
     xp = get_array_module(arr)                 # compared where the mask lives: one bool comes back
@@ -210,10 +210,6 @@ def _nested_capable(layer):
             and attn.num_heads % 2 == 0)
 
 
-def _plain_array(x):
-    return x.data if isinstance(x, Tensor) else x
-
-
 def _clones(layer, n, owner):
     if not isinstance(layer, Module):
         raise TypeError(f"{owner}: expected a layer Module to copy, got {type(layer).__name__}.")
@@ -271,7 +267,7 @@ class TransformerEncoder(Module):
             return None
         pad = as_additive_mask(src_key_padding_mask, "src_key_padding_mask", src.dtype,
                                owner="TransformerEncoder", like=src.data)
-        keep = _plain_array(pad) == 0
+        keep = unwrap(pad) == 0
         if not bool((keep[:, 1:] <= keep[:, :-1]).all()):     # padding not only at the end
             return None
         return keep
