@@ -4,51 +4,20 @@ from __future__ import annotations
 from ..autograd.tensor import Tensor, unwrap
 
 
-def eq(a, b):
-    """a == b, elementwise."""
-    return Tensor(a.data.__eq__(unwrap(b)))
+def _apply(a, b, method):
+    """``a.data.<method>(b)`` with b a Tensor, an array or a number; never recorded in the graph
+    (a comparison or a mask combination has no gradient)."""
+    return Tensor(getattr(a.data, method)(unwrap(b)))
 
 
-def ne(a, b):
-    """a != b, elementwise."""
-    return Tensor(a.data.__ne__(unwrap(b)))
-
-
-def lt(a, b):
-    """a < b, elementwise."""
-    return Tensor(a.data.__lt__(unwrap(b)))
-
-
-def le(a, b):
-    """a <= b, elementwise."""
-    return Tensor(a.data.__le__(unwrap(b)))
-
-
-def gt(a, b):
-    """a > b, elementwise."""
-    return Tensor(a.data.__gt__(unwrap(b)))
-
-
-def ge(a, b):
-    """a >= b, elementwise."""
-    return Tensor(a.data.__ge__(unwrap(b)))
-
-
-def bitwise_not(x):
-    """~x: logical not of a bool tensor, bitwise not of an integer one."""
-    return Tensor(~x.data)
-
-
-def bitwise_and(a, b):
-    """a & b: logical and of bool tensors (combining masks), bitwise and of integers."""
-    return Tensor(a.data & unwrap(b))
-
-
-def bitwise_or(a, b):
-    """a | b: logical or of bool tensors, bitwise or of integers."""
-    return Tensor(a.data | unwrap(b))
-
-
-def bitwise_xor(a, b):
-    """a ^ b: logical xor of bool tensors, bitwise xor of integers."""
-    return Tensor(a.data ^ unwrap(b))
+def eq(a, b): return _apply(a, b, "__eq__")  # a == b
+def ne(a, b): return _apply(a, b, "__ne__")  # a != b
+def lt(a, b): return _apply(a, b, "__lt__")  # a < b
+def le(a, b): return _apply(a, b, "__le__")  # a <= b
+def gt(a, b): return _apply(a, b, "__gt__")  # a > b
+def ge(a, b): return _apply(a, b, "__ge__")  # a >= b
+# & | ^ ~: logical on bool tensors (combining masks), bitwise on integer ones
+def bitwise_and(a, b): return _apply(a, b, "__and__")  # a & b
+def bitwise_or(a, b): return _apply(a, b, "__or__")  # a | b
+def bitwise_xor(a, b): return _apply(a, b, "__xor__")  # a ^ b
+def bitwise_not(x): return Tensor(~x.data)  # ~x
