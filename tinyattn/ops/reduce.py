@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np  # np.errstate only: CuPy has none (its kernels never warn)
 
+from ..autograd.anomaly import call_site
 from ..autograd.function import Function
 from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor
@@ -145,11 +146,13 @@ class Var(Function):
         if denom <= 0:
             # PyTorch warns and returns inf (or nan where every value is equal); so do we, with
             # our own warning in place of NumPy's "invalid value encountered in divide".
-            warnings.warn(f"var: ddof={ddof} leaves n - ddof = {denom} <= 0 degrees of freedom "
-                          f"(n={n} values per variance, shape {tuple(x.shape)}, axis={axis}), so "
-                          f"the result is inf or nan, as in PyTorch. Use ddof < n (ddof=0: "
-                          f"population variance, ddof=1: sample variance).", RuntimeWarning,
-                          stacklevel=4)          # the caller of tinyattn.var / x.var
+            # raised at the learner's line, however many tinyattn frames (x.var -> var) lie between
+            warnings.warn_explicit(
+                f"var: ddof={ddof} leaves n - ddof = {denom} <= 0 degrees of freedom "
+                f"(n={n} values per variance, shape {tuple(x.shape)}, axis={axis}), so "
+                f"the result is inf or nan, as in PyTorch. Use ddof < n (ddof=0: "
+                f"population variance, ddof=1: sample variance).", RuntimeWarning,
+                *(call_site() or ("<unknown>", 0)))
             denom = 0
         ctx.in_shape, ctx.axes, ctx.keepdims, ctx.denom = x.shape, axes, keepdims, denom
         with np.errstate(divide="ignore", invalid="ignore"):
