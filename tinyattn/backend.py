@@ -60,6 +60,21 @@ def set_backend(name: str) -> None:
     _ACTIVE = name
 
 
+# Every spelling of a device - PyTorch's ('cpu', 'cuda'), the backends' ('numpy', 'cupy') and
+# 'gpu' - and the backend it means: the one table of them.
+DEVICE_BACKENDS = {"cpu": "numpy", "numpy": "numpy", "cuda": "cupy", "cupy": "cupy", "gpu": "cupy"}
+
+
+def device_backend(device):
+    """The backend ('numpy' or 'cupy') that a device name means; None if it names no device."""
+    return DEVICE_BACKENDS.get(device) if isinstance(device, str) else None
+
+
+def device_of(arr) -> str:
+    """Where an array lives, in PyTorch's words: 'cpu' (NumPy) or 'cuda' (CuPy)."""
+    return "cpu" if isinstance(arr, np.ndarray) else "cuda"
+
+
 def get_backend() -> str:
     """The name of the active backend, ``"numpy"`` or ``"cupy"``."""
     return _ACTIVE

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import ops
 from .attention.attend import scaled_dot_product_attention  # noqa: F401 - torch's F has it too
-from .autograd.registry import register
+from .autograd.registry import register_op
 from .autograd.tensor import Tensor, as_array
 from .backend import get_array_module
 from .ops.cross_entropy import cross_entropy as _cross_entropy_rows
@@ -48,7 +48,7 @@ def _check_reduction(fn, reduction):
 
 
 # ---------------------------------------------------------------------------- layers
-@register("F.linear")
+@register_op("F.linear")
 def linear(input, weight, bias=None):
     """y = input @ weightᵀ + bias.
 
@@ -77,7 +77,7 @@ def linear(input, weight, bias=None):
                         f"{weight.dtype}; convert one of them (e.g. bias.astype('{weight.dtype}')).")
     lead = input.shape[:-1]
     flat = input if input.ndim == 2 else input.reshape(-1, in_features)
-    out = ops.Linear.apply(flat, weight, *(() if bias is None else (bias,)))
+    out = ops.linalg.Linear.apply(flat, weight, *(() if bias is None else (bias,)))
     return out if input.ndim == 2 else out.reshape(*lead, weight.shape[0])
 
 
@@ -87,7 +87,7 @@ def embedding(input, weight, padding_idx=None):
     return _embedding(input, weight, padding_idx)
 
 
-@register("F.dropout")
+@register_op("F.dropout")
 def dropout(input, p=0.5, training=True, inplace=False):
     """Zero each element with probability ``p`` and scale the survivors by 1/(1-p), so the expected
     value is unchanged; the identity when ``training`` is False or p == 0. The mask is drawn from
@@ -179,7 +179,7 @@ def _classes_last(fn, input, target):
     return input.permute(*axes).reshape(-1, c), target.reshape(-1), tuple(target.shape)
 
 
-@register("F.cross_entropy")
+@register_op("F.cross_entropy")
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
                   label_smoothing=0.0):
     """Cross-entropy between logits and targets, as ``torch.nn.functional.cross_entropy``.
@@ -231,7 +231,7 @@ def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothi
     return loss.sum() / n
 
 
-@register("F.nll_loss")
+@register_op("F.nll_loss")
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """Negative log-likelihood of log-probabilities: loss_n = -w[y_n] · input[n, y_n].
 
@@ -267,7 +267,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
         return loss.sum() / row_weight.sum()
 
 
-@register("F.mse_loss")
+@register_op("F.mse_loss")
 def mse_loss(input, target, reduction="mean"):
     """(input - target)², averaged ('mean'), summed ('sum') or kept ('none'). Both sides may
     require grad. Different shapes are broadcast with a warning, as in PyTorch - nearly always a
@@ -299,7 +299,7 @@ def _same_shape(fn, input, target, hint):
                          f"{tuple(input.shape)}; they must be equal ({hint}).")
 
 
-@register("F.kl_div")
+@register_op("F.kl_div")
 def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
     """Kullback-Leibler divergence KL(target ‖ model) with ``input`` = the model's
     log-probabilities: target · (log target - input) elementwise (0 where target = 0), or
@@ -330,7 +330,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     return _reduce(loss, reduction)
 
 
-@register("F.binary_cross_entropy")
+@register_op("F.binary_cross_entropy")
 def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     """-w · (y log x + (1 - y) log(1 - x)) for probabilities x in [0, 1] (each log clamped at
     -100, as PyTorch, so x = 0 or 1 gives a finite loss). Prefer binary_cross_entropy_with_logits
@@ -354,7 +354,7 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     return _reduce(loss, reduction)
 
 
-@register("F.binary_cross_entropy_with_logits")
+@register_op("F.binary_cross_entropy_with_logits")
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction="mean", pos_weight=None):
     """BCE of sigmoid(input), computed from the logits without forming sigmoid:
@@ -384,7 +384,7 @@ def _huber(diff, delta):
     return ops.where(absolute.data < delta, 0.5 * diff * diff, delta * (absolute - 0.5 * delta))
 
 
-@register("F.huber_loss")
+@register_op("F.huber_loss")
 def huber_loss(input, target, reduction="mean", delta=1.0):
     """Huber loss: 0.5 (x - y)² where |x - y| < delta, else delta (|x - y| - 0.5 delta)."""
     _check_reduction("huber_loss", reduction)
@@ -395,7 +395,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0):
     return _reduce(_huber(input - target, delta), reduction)
 
 
-@register("F.smooth_l1_loss")
+@register_op("F.smooth_l1_loss")
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
     """Smooth L1: 0.5 (x - y)² / beta where |x - y| < beta, else |x - y| - 0.5 beta (Huber loss
     divided by beta; plain L1 for beta = 0)."""

@@ -13,7 +13,7 @@ import numbers
 import numpy as np
 
 from .. import ops, random
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..backend import get_array_module
 from ._checks import (as_tensor, broadcasts_to, check_min_ndim, check_queries_keys, check_values,
                       plain_mask)
@@ -32,7 +32,7 @@ WEIGHTINGS = {
 }
 
 
-@register("attention.attend")
+@register_op("attention.attend")
 def attend(scores, values, mask=None, weights="softmax", **options):
     """context, weights = attend(scores, values, mask, weights="softmax")
 
@@ -90,7 +90,7 @@ def _memory_efficient(q, k, v, is_causal, scale):
 STREAMING_MIN_SCORES = 1024 * 1024
 
 
-@register("attention.scaled_dot_product_attention")
+@register_op("attention.scaled_dot_product_attention")
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
                                  scale=None, enable_gqa=False, *, return_weights=False):
     """softmax(q kᵀ · scale + mask) v, exactly as torch.nn.functional.scaled_dot_product_attention.

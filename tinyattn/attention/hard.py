@@ -14,7 +14,7 @@ import numbers
 
 from .. import backend, kernels, ops, random
 from ..autograd.function import Function
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor
 from ..backend import get_array_module
 from ._checks import as_tensor, broadcasts_to, plain_mask
@@ -61,7 +61,7 @@ class HardArgmax(Function):
 _GRADIENTS = ("none", "straight_through")
 
 
-@register("attention.hard_attention")
+@register_op("attention.hard_attention")
 def hard_attention(scores, mask=None, gradient="none", temperature=1.0):
     """Hard (argmax) attention weights: w_ij = 1 if j = argmax_{j' allowed} s_ij' else 0.
 
@@ -83,7 +83,7 @@ def hard_attention(scores, mask=None, gradient="none", temperature=1.0):
     return HardArgmax.apply(scores, mask=m, gradient=gradient, temperature=temperature)
 
 
-@register("attention.stochastic_hard_attention")
+@register_op("attention.stochastic_hard_attention")
 def stochastic_hard_attention(scores, mask=None, temperature=1.0, generator=None):
     """Sample one key per query from p = softmax(s / τ) (masked), for REINFORCE training.
 
@@ -116,7 +116,7 @@ def stochastic_hard_attention(scores, mask=None, temperature=1.0, generator=None
     return Tensor(sample), log_prob
 
 
-@register("attention.reinforce_loss")
+@register_op("attention.reinforce_loss")
 def reinforce_loss(log_prob, reward, baseline=0.0, reduction="mean"):
     """The REINFORCE surrogate loss  L = -(R - b) · log p(sample)  (mean or sum over samples).
 

@@ -17,12 +17,12 @@ from __future__ import annotations
 import numbers
 
 from .. import backend, ops
-from ..autograd.registry import register
-from ..autograd.tensor import Tensor
+from ..autograd.registry import register_op
+from ..autograd.tensor import unwrap
 from ._checks import as_tensor, broadcasts_to, check_min_ndim, plain_mask
 
 
-@register("attention.local_p_positions")
+@register_op("attention.local_p_positions")
 def local_p_positions(h, W_p, v_p, source_length):
     """Predicted centres p_t = T · σ(v_pᵀ tanh(W_p h_t)).
 
@@ -41,8 +41,7 @@ def local_p_positions(h, W_p, v_p, source_length):
         if source_length <= 0:
             raise ValueError(f"{name}: source_length must be > 0, got {source_length!r}.")
         return gate * float(source_length)
-    T = source_length.data if isinstance(source_length, Tensor) else source_length
-    T = backend.active_module().asarray(T)
+    T = backend.active_module().asarray(unwrap(source_length))
     if T.ndim != 1 or h.ndim < 3 or T.shape[0] != h.shape[0]:
         raise ValueError(f"{name}: per-sequence source lengths need shape (B,) with h of shape "
                          f"(B, Tq, d); got lengths {tuple(T.shape)} and h {tuple(h.shape)}.")
@@ -50,7 +49,7 @@ def local_p_positions(h, W_p, v_p, source_length):
     return gate * T
 
 
-@register("attention.local_p_weights")
+@register_op("attention.local_p_weights")
 def local_p_weights(scores, positions, window, mask=None):
     """Local-p weights a_t(s) = softmax_{|s - p_t| <= D}(scores_t)(s) · exp(-(s - p_t)² / (2 (D/2)²)).
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import Tensor, unwrap
 
 
 def _size(name: str, what: str, n) -> int:
@@ -61,10 +61,7 @@ def _lengths(name: str, what: str, lengths, T):
 
     Lists are copied to the device once; device arrays stay there and are checked there (only
     bools and, without an explicit T, the longest length come back to the host)."""
-    raw = lengths.data if isinstance(lengths, Tensor) else lengths
-    if backend.is_array(raw) and backend.get_array_module(raw) is not backend.active_module():
-        raw = backend.to_backend(raw)                # an array from the other backend: moved once
-    arr = backend.active_module().asarray(raw)
+    arr = backend.active_module().asarray(unwrap(lengths))   # other backend's array: moved once
     if arr.ndim != 1 or arr.size == 0 or arr.dtype.kind not in "iu":
         raise ValueError(f"{name}: {what} must be a non-empty 1-D list of ints, one per sequence in "
                          f"the batch; got {arr.dtype} array of shape {tuple(arr.shape)}.")

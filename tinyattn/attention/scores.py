@@ -19,7 +19,7 @@ import math
 import numbers
 
 from .. import ops
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ._checks import as_tensor, check_min_ndim, check_queries_keys
 
 
@@ -28,7 +28,7 @@ def _keys_t(k):
     return ops.swapaxes(k, -1, -2)
 
 
-@register("attention.dot_score")
+@register_op("attention.dot_score")
 def dot_score(q, k):
     """Dot-product score s_ij = q_i · k_j.
 
@@ -39,7 +39,7 @@ def dot_score(q, k):
     return q @ _keys_t(k)
 
 
-@register("attention.scaled_dot_score")
+@register_op("attention.scaled_dot_score")
 def scaled_dot_score(q, k, scale=None):
     """Scaled dot-product score s_ij = q_i · k_j · scale, with scale = 1/√d by default.
 
@@ -55,7 +55,7 @@ def scaled_dot_score(q, k, scale=None):
     return (q * scale) @ _keys_t(k)
 
 
-@register("attention.general_score")
+@register_op("attention.general_score")
 def general_score(q, k, W):
     """General (bilinear) score s_ij = q_iᵀ W k_j  (Luong's "general").
 
@@ -71,7 +71,7 @@ def general_score(q, k, W):
     return (q @ W) @ _keys_t(k)
 
 
-@register("attention.additive_score")
+@register_op("attention.additive_score")
 def additive_score(q, k, W_q, W_k, v, bias=None):
     """Additive (Bahdanau) score s_ij = vᵀ tanh(W_q q_i + W_k k_j + b).
 
@@ -102,7 +102,7 @@ def additive_score(q, k, W_q, W_k, v, bias=None):
     return hidden @ v                                # (..., Tq, Tk)
 
 
-@register("attention.cosine_score")
+@register_op("attention.cosine_score")
 def cosine_score(q, k, eps=1e-8):
     """Cosine similarity s_ij = q_i · k_j / (max(‖q_i‖, eps) · max(‖k_j‖, eps)), in [-1, 1].
 
@@ -119,7 +119,7 @@ def cosine_score(q, k, eps=1e-8):
     return qn @ _keys_t(kn)
 
 
-@register("attention.euclidean_score")
+@register_op("attention.euclidean_score")
 def euclidean_score(q, k, squared=True, eps=1e-12):
     """Negative Euclidean distance: s_ij = -‖q_i - k_j‖² (squared=True) or -‖q_i - k_j‖.
 
@@ -139,7 +139,7 @@ def euclidean_score(q, k, squared=True, eps=1e-12):
     return -ops.sqrt(ops.maximum(d2, eps))
 
 
-@register("attention.concat_sigmoid_score")
+@register_op("attention.concat_sigmoid_score")
 def concat_sigmoid_score(values, W_a, b=None):
     """Doc 000 §3.2: a gate per position from the position and its predecessor,
     a_i = σ(W_a [v_i ; v_{i-1}] + b), with v_{-1} = 0 (the first position has no predecessor).

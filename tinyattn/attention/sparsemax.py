@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from .. import ops
 from ..autograd.function import Function
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..backend import get_array_module
 from ._checks import as_tensor, plain_mask
 
@@ -49,7 +49,7 @@ class Sparsemax(Function):
         return xp.where(s, g - mean_g, 0)
 
 
-@register("attention.sparsemax")
+@register_op("attention.sparsemax")
 def sparsemax(scores, mask=None, axis=-1):
     """Sparsemax weights: normalised like softmax, but sparse (many weights exactly 0).
 

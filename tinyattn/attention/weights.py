@@ -9,7 +9,7 @@ from __future__ import annotations
 import numbers
 
 from .. import ops
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ._checks import as_tensor, plain_mask
 
 
@@ -19,7 +19,7 @@ def _check_temperature(name: str, temperature) -> None:
                          f"sharpen the weights towards argmax, large ones flatten them towards uniform.")
 
 
-@register("attention.softmax")
+@register_op("attention.softmax")
 def softmax(scores, mask=None, temperature=1.0, axis=-1):
     """Masked softmax over the keys, with a temperature:
 
@@ -40,7 +40,7 @@ def softmax(scores, mask=None, temperature=1.0, axis=-1):
     return ops.softmax(scores, axis=axis, mask=m)
 
 
-@register("attention.sigmoid_weights")
+@register_op("attention.sigmoid_weights")
 def sigmoid_weights(scores, mask=None):
     """Sigmoid gates, one per (query, key) pair, each in (0, 1) on its own (doc 000 §3.2, §4.2):
 

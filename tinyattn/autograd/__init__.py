@@ -1,11 +1,18 @@
-"""The engine: Tensor, Function/Context, the op registry and gradcheck."""
+"""The engine: Tensor, Function/Context, grad mode, the op registry and gradcheck.
+
+Import order, one direction only: ``grad_mode`` and ``anomaly`` (depend on nothing here) <-
+``tensor`` (Tensor, as_array, unwrap) <- ``function`` (Function.apply wraps results in Tensors) <-
+the ops in ``tinyattn/ops``. Tensor's methods reach the ops as ``tinyattn.ops.<name>`` when they are
+called, so ``tensor.py`` never imports them.
+"""
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
-from .function import Context, Function, enable_grad, is_grad_enabled, no_grad
+from .function import Context, Function
+from .grad_mode import enable_grad, is_grad_enabled, no_grad
 from .gradcheck import GradcheckError, gradcheck
-from .registry import register, registered_ops
+from .registry import register_op, registered_ops
 from .tensor import Tensor, get_default_dtype, set_default_dtype, sum_to_shape
 
 __all__ = ["AnomalyError", "Context", "Function", "GradcheckError", "Tensor", "detect_anomaly",
            "enable_grad", "get_default_dtype", "gradcheck", "is_anomaly_enabled", "is_grad_enabled",
-           "no_grad", "register", "registered_ops", "set_default_dtype", "set_detect_anomaly",
+           "no_grad", "register_op", "registered_ops", "set_default_dtype", "set_detect_anomaly",
            "sum_to_shape"]

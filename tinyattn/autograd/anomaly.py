@@ -102,7 +102,7 @@ def _describe_all(arrays):
     return f"inputs of shape {shapes}" if len(arrays) > 1 else f"input of shape {shapes}"
 
 
-def _call_site():
+def call_site():
     """(file, line) of the innermost frame outside the tinyattn package: the line of the
     learner's code that called the op. Walking frames is cheap; the text is looked up only
     when an error is raised (_format_site)."""
@@ -128,7 +128,7 @@ def _format_site(site):
 def check_forward(fn, ctx, arrays, outs):
     """After ``fn.forward``: raise if an output holds NaN/Inf (see the module's rules).
     Also remembers on ``ctx`` where the op was called, for a later backward report."""
-    ctx.anomaly_site = _call_site()
+    ctx.anomaly_site = call_site()
     for i, o in enumerate(outs):
         bad, detail = _bad_count(o.data)
         if not bad:

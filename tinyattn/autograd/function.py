@@ -24,47 +24,13 @@ the input's shape in one place (``tensor.sum_to_shape``).
 """
 from __future__ import annotations
 
-import contextlib
-import threading
 import weakref
 
 import numpy as np
 
 from . import anomaly
-
-class _GradMode(threading.local):
-    """Whether ops record the graph; per thread, as in PyTorch (each thread starts with True)."""
-
-    def __init__(self):
-        self.enabled = True
-
-
-_grad_mode = _GradMode()
-
-
-def is_grad_enabled() -> bool:
-    return _grad_mode.enabled
-
-
-@contextlib.contextmanager
-def no_grad():
-    """Inside this block ops build no graph: for evaluation, and for optimiser updates."""
-    prev = is_grad_enabled()
-    _grad_mode.enabled = False
-    try:
-        yield
-    finally:
-        _grad_mode.enabled = prev
-
-
-@contextlib.contextmanager
-def enable_grad():
-    prev = is_grad_enabled()
-    _grad_mode.enabled = True
-    try:
-        yield
-    finally:
-        _grad_mode.enabled = prev
+from .grad_mode import _grad_mode, enable_grad, is_grad_enabled, no_grad  # noqa: F401 - re-exported
+from .tensor import Tensor, as_array, get_default_dtype
 
 
 class Context:
@@ -191,16 +157,6 @@ class Function:
         return outs if several else outs[0]
 
 
-# Tensor and as_array live in tensor.py, which imports this module; it hands them over when it
-# has defined them (see the end of tensor.py).
-Tensor = as_array = None
-
-
-def _bind_tensor(tensor_cls, as_array_fn):
-    global Tensor, as_array
-    Tensor, as_array = tensor_cls, as_array_fn
-
-
 _FLOAT64 = np.dtype(np.float64)
 
 
@@ -212,8 +168,6 @@ def _keep_dtype(out, arrays):
         return out
     wide = [a for a in arrays if getattr(a, "dtype", None) == np.float64]
     if not wide:
-        from .tensor import get_default_dtype  # noqa: PLC0415
-
         return out.astype(get_default_dtype(), copy=False)
     if all(a.ndim == 0 for a in wide):
         narrow = [a.dtype for a in arrays if getattr(a, "ndim", 0) > 0 and a.dtype.kind == "f"]

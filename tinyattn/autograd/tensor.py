@@ -3,15 +3,21 @@
 The whole of backpropagation is ``Tensor.backward``: put the graph in topological order, then walk
 it from the output back to the leaves, asking each op for the gradients of its inputs and adding
 them up where an input was used more than once.
+
+Every operator and maths method is a one-line delegation to the public op function of the same
+name in ``tinyattn.ops`` (``x.exp()`` is ``tinyattn.ops.exp(x)``). The ops import this module, so
+this module does not import them: it holds the ``tinyattn`` package (already being imported when
+this file runs) and looks ``tinyattn.ops`` up when a method is called.
 """
 from __future__ import annotations
 
 import numpy as np
 
+import tinyattn  # the package, for tinyattn.ops.<name> at call time (see above)
+
 from .. import backend
 from . import anomaly
-from . import function as _function
-from .function import is_grad_enabled
+from .grad_mode import is_grad_enabled
 
 _DEFAULT_DTYPE = np.float32
 
@@ -70,6 +76,20 @@ def as_array(x, dtype=None):
     if dtype is None and arr.dtype == np.float64 and not _has_float64_array(x):
         arr = arr.astype(_DEFAULT_DTYPE)
     return arr
+
+
+def unwrap(x):
+    """The one way to look through a Tensor: its array. A tuple (an index) is unwrapped item by
+    item; an array from the other backend (a NumPy mask or index for CuPy tensors) is moved to the
+    active one, as ``tensor()`` would, since CuPy refuses to mix the two. Anything else (a number,
+    None, a slice, a list) comes back as it is."""
+    if isinstance(x, Tensor):
+        return x.data
+    if isinstance(x, tuple):
+        return tuple([unwrap(i) for i in x])
+    if backend.is_array(x) and backend.get_array_module(x) is not backend.active_module():
+        return backend.to_backend(x)
+    return x
 
 
 def _preview(x):
@@ -220,7 +240,7 @@ class Tensor:
 
     @property
     def device(self):
-        return "cpu" if isinstance(self.data, np.ndarray) else "cuda"
+        return backend.device_of(self.data)
 
     @property
     def _version(self):
@@ -297,10 +317,9 @@ class Tensor:
 
     def to(self, target):
         """PyTorch's .to: a device ('cpu'/'numpy' or 'cuda'/'cupy') or a dtype ('float64', ...)."""
-        if target in ("cpu", "numpy"):
-            return self.cpu()
-        if target in ("cuda", "cupy", "gpu"):
-            return self.cuda()
+        name = backend.device_backend(target)
+        if name is not None:
+            return self.cpu() if name == "numpy" else self.cuda()
         try:
             dtype = np.dtype(target)
         except TypeError:
@@ -340,6 +359,101 @@ class Tensor:
 
     __hash__ = object.__hash__
 
+    # Everything below down to the in-place section is a one-line delegation to the op function of
+    # the same name in tinyattn.ops (arguments and docs are there). Adding a method is one line.
+    # ------------------------------------------------------------------ arithmetic operators
+    def __add__(self, other): return tinyattn.ops.add(self, other)
+    def __radd__(self, other): return tinyattn.ops.add(other, self)
+    def __sub__(self, other): return tinyattn.ops.sub(self, other)
+    def __rsub__(self, other): return tinyattn.ops.sub(other, self)
+    def __mul__(self, other): return tinyattn.ops.mul(self, other)
+    def __rmul__(self, other): return tinyattn.ops.mul(other, self)
+    def __truediv__(self, other): return tinyattn.ops.div(self, other)
+    def __rtruediv__(self, other): return tinyattn.ops.div(other, self)
+    def __pow__(self, other): return tinyattn.ops.pow(self, other)
+    def __rpow__(self, other): return tinyattn.ops.pow(other, self)
+    def __matmul__(self, other): return tinyattn.ops.matmul(self, other)
+    def __rmatmul__(self, other): return tinyattn.ops.matmul(other, self)
+    def __neg__(self): return tinyattn.ops.neg(self)
+    def __abs__(self): return tinyattn.ops.abs(self)
+    def __pos__(self): return self
+    def add(self, other): return tinyattn.ops.add(self, other)
+    def sub(self, other): return tinyattn.ops.sub(self, other)
+    def mul(self, other): return tinyattn.ops.mul(self, other)
+    def div(self, other): return tinyattn.ops.div(self, other)
+    def pow(self, other): return tinyattn.ops.pow(self, other)
+    def neg(self): return tinyattn.ops.neg(self)
+    def matmul(self, other): return tinyattn.ops.matmul(self, other)
+
+    # ------------------------------------------------------------------ comparisons and logic
+    # (no gradient: the results are bool or integer tensors)
+    def __eq__(self, other): return tinyattn.ops.eq(self, other)
+    def __ne__(self, other): return tinyattn.ops.ne(self, other)
+    def __lt__(self, other): return tinyattn.ops.lt(self, other)
+    def __le__(self, other): return tinyattn.ops.le(self, other)
+    def __gt__(self, other): return tinyattn.ops.gt(self, other)
+    def __ge__(self, other): return tinyattn.ops.ge(self, other)
+    def __invert__(self): return tinyattn.ops.bitwise_not(self)
+    def __and__(self, other): return tinyattn.ops.bitwise_and(self, other)
+    def __rand__(self, other): return tinyattn.ops.bitwise_and(self, other)
+    def __or__(self, other): return tinyattn.ops.bitwise_or(self, other)
+    def __ror__(self, other): return tinyattn.ops.bitwise_or(self, other)
+    def __xor__(self, other): return tinyattn.ops.bitwise_xor(self, other)
+    def __rxor__(self, other): return tinyattn.ops.bitwise_xor(self, other)
+
+    # ------------------------------------------------------------------ elementwise maths
+    def exp(self): return tinyattn.ops.exp(self)
+    def log(self): return tinyattn.ops.log(self)
+    def sqrt(self): return tinyattn.ops.sqrt(self)
+    def abs(self): return tinyattn.ops.abs(self)
+    def sigmoid(self): return tinyattn.ops.sigmoid(self)
+    def tanh(self): return tinyattn.ops.tanh(self)
+    def relu(self): return tinyattn.ops.relu(self)
+    def gelu(self, *args, **kwargs): return tinyattn.ops.gelu(self, *args, **kwargs)
+    def softplus(self, *args, **kwargs): return tinyattn.ops.softplus(self, *args, **kwargs)
+    def clip(self, *args, **kwargs): return tinyattn.ops.clip(self, *args, **kwargs)
+    def maximum(self, other): return tinyattn.ops.maximum(self, other)
+    def minimum(self, other): return tinyattn.ops.minimum(self, other)
+    def softmax(self, *args, **kwargs): return tinyattn.ops.softmax(self, *args, **kwargs)
+    def log_softmax(self, *args, **kwargs): return tinyattn.ops.log_softmax(self, *args, **kwargs)
+
+    # ------------------------------------------------------------------ reductions
+    def sum(self, *args, **kwargs): return tinyattn.ops.sum(self, *args, **kwargs)
+    def mean(self, *args, **kwargs): return tinyattn.ops.mean(self, *args, **kwargs)
+    def max(self, *args, **kwargs): return tinyattn.ops.max(self, *args, **kwargs)
+    def min(self, *args, **kwargs): return tinyattn.ops.min(self, *args, **kwargs)
+    def var(self, *args, **kwargs): return tinyattn.ops.var(self, *args, **kwargs)
+    def logsumexp(self, *args, **kwargs): return tinyattn.ops.logsumexp(self, *args, **kwargs)
+    def any(self, *args, **kwargs): return tinyattn.ops.any(self, *args, **kwargs)
+    def all(self, *args, **kwargs): return tinyattn.ops.all(self, *args, **kwargs)
+    def argmax(self, *args, **kwargs): return tinyattn.ops.argmax(self, *args, **kwargs)
+    def argmin(self, *args, **kwargs): return tinyattn.ops.argmin(self, *args, **kwargs)
+
+    # ------------------------------------------------------------------ shapes
+    def reshape(self, *shape): return tinyattn.ops.reshape(self, *shape)
+    def view(self, *shape): return tinyattn.ops.reshape(self, *shape)
+    def permute(self, *axes): return tinyattn.ops.permute(self, *axes)
+    def transpose(self, *axes): return tinyattn.ops.transpose(self, *axes)
+    @property
+    def T(self): return tinyattn.ops.transpose(self)
+    def swapaxes(self, a, b): return tinyattn.ops.swapaxes(self, a, b)
+    def broadcast_to(self, shape): return tinyattn.ops.broadcast_to(self, shape)
+    def expand(self, *shape): return tinyattn.ops.expand(self, *shape)
+    def squeeze(self, *args, **kwargs): return tinyattn.ops.squeeze(self, *args, **kwargs)
+    def unsqueeze(self, axis): return tinyattn.ops.unsqueeze(self, axis)
+    def flatten(self, *args, **kwargs): return tinyattn.ops.flatten(self, *args, **kwargs)
+    def pad(self, *args, **kwargs): return tinyattn.ops.pad(self, *args, **kwargs)
+    def split(self, *args, **kwargs): return tinyattn.ops.split(self, *args, **kwargs)
+
+    # ------------------------------------------------------------------ indexing
+    def __getitem__(self, index): return tinyattn.ops.getitem(self, index)
+
+    # ------------------------------------------------------------------ dtype (the device: above)
+    def astype(self, dtype): return tinyattn.ops.astype(self, dtype)
+    def float(self): return tinyattn.ops.astype(self, "float32")
+    def double(self): return tinyattn.ops.astype(self, "float64")
+    def clone(self): return tinyattn.ops.astype(self, self.dtype)   # a fresh array, in the graph
+
     # ------------------------------------------------------------------ in-place (version counted)
     def _check_inplace(self, op, value=None):
         """In-place ops are not recorded in the graph, so they are refused where they would make
@@ -363,7 +477,7 @@ class Tensor:
 
     def __setitem__(self, idx, value):
         self._check_inplace("__setitem__", value)
-        self._write("__setitem__", _unwrap_index(idx), as_array(value))
+        self._write("__setitem__", unwrap(idx), as_array(value))
         self._bump()
 
     def copy_(self, other):
@@ -555,13 +669,3 @@ def _fit_gradient(g, t, ctx):
                            f"for an input of shape {t.shape}: a bug in that op's backward.") from None
     return g if g.dtype == t.dtype else g.astype(t.dtype)
 
-
-def _unwrap_index(idx):
-    if isinstance(idx, Tensor):
-        return idx.data
-    if isinstance(idx, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in idx)
-    return idx
-
-
-_function._bind_tensor(Tensor, as_array)   # Function.apply wraps its results in Tensors

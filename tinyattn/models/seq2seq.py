@@ -28,7 +28,7 @@ from .. import backend, ops
 from ..attention.attend import attend
 from ..attention.scores import additive_score, dot_score, scaled_dot_score
 from ..autograd.function import no_grad
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor
 from ..backend import active_module, get_array_module
 from ..nn import init
@@ -71,7 +71,7 @@ def _padding_mask(mask, batch, length, owner, what):
     return arr
 
 
-@register("models.AttentionDecoder")
+@register_op("models.AttentionDecoder")
 class AttentionDecoder(Module):
     """A recurrent decoder that attends over encoder states at every step (doc 003 §3.2).
 
@@ -230,7 +230,7 @@ class AttentionDecoder(Module):
                 f"score={self.score!r}, rnn={self.rnn!r}")
 
 
-@register("models.AttentionSeq2Seq")
+@register_op("models.AttentionSeq2Seq")
 class AttentionSeq2Seq(Module):
     """LSTM encoder + ``AttentionDecoder``: the classic attention translation model.
 
@@ -281,7 +281,7 @@ class AttentionSeq2Seq(Module):
             return self.decoder.greedy_decode(memory, bos, max_len, pad, state, eos)
 
 
-@register("models.TransformerSeq2Seq")
+@register_op("models.TransformerSeq2Seq")
 class TransformerSeq2Seq(Module):
     """Token embeddings (×√d_model) + sinusoidal positions + ``Transformer`` + a Linear to logits.
 

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from .. import functional as F
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from .module import Module
 
 
-@register("nn.ReLU")
+@register_op("nn.ReLU")
 class ReLU(Module):
     """max(x, 0), elementwise."""
 
@@ -18,7 +18,7 @@ class ReLU(Module):
         return F.relu(input)
 
 
-@register("nn.GELU")
+@register_op("nn.GELU")
 class GELU(Module):
     """x Φ(x); ``approximate='tanh'`` uses the tanh formula (as PyTorch)."""
 
@@ -35,19 +35,19 @@ class GELU(Module):
         return f"approximate={self.approximate!r}"
 
 
-@register("nn.Tanh")
+@register_op("nn.Tanh")
 class Tanh(Module):
     def forward(self, input):
         return F.tanh(input)
 
 
-@register("nn.Sigmoid")
+@register_op("nn.Sigmoid")
 class Sigmoid(Module):
     def forward(self, input):
         return F.sigmoid(input)
 
 
-@register("nn.Softmax")
+@register_op("nn.Softmax")
 class Softmax(Module):
     """softmax along ``dim``."""
 
@@ -62,7 +62,7 @@ class Softmax(Module):
         return f"dim={self.dim}"
 
 
-@register("nn.LogSoftmax")
+@register_op("nn.LogSoftmax")
 class LogSoftmax(Module):
     def __init__(self, dim=None):
         super().__init__()

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from .. import functional as F
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from .module import Module
 
 
-@register("nn.Dropout")
+@register_op("nn.Dropout")
 class Dropout(Module):
     """Any shape -> the same shape. The identity in eval mode (``model.eval()``)."""
 

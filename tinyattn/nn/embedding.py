@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..autograd.function import no_grad
-from ..autograd.registry import register
-from ..autograd.tensor import Tensor
+from ..autograd.registry import register_op
+from ..autograd.tensor import unwrap
 from . import init
 from .module import Module, Parameter, check_sizes, empty_parameter
 
 
-@register("nn.Embedding")
+@register_op("nn.Embedding")
 class Embedding(Module):
     """indices (any shape, integers; a Tensor or NumPy array) -> (*indices.shape, embedding_dim).
 
@@ -31,7 +31,7 @@ class Embedding(Module):
             self.weight = empty_parameter((self.num_embeddings, self.embedding_dim), dtype, device)
             self.reset_parameters()
         else:
-            w = _weight.data if isinstance(_weight, Tensor) else _weight
+            w = unwrap(_weight)
             if tuple(w.shape) != (self.num_embeddings, self.embedding_dim):
                 raise ValueError(f"Embedding: _weight has shape {tuple(w.shape)}, expected "
                                  f"({self.num_embeddings}, {self.embedding_dim}).")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import ops
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor
 from .module import Module
 
@@ -11,7 +11,7 @@ def _as_tensor(x):
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
-@register("nn.Identity")
+@register_op("nn.Identity")
 class Identity(Module):
     """Returns its input unchanged; any constructor arguments are ignored (as PyTorch), so it can
     stand in for a layer that a configuration switches off."""
@@ -23,7 +23,7 @@ class Identity(Module):
         return input
 
 
-@register("nn.Flatten")
+@register_op("nn.Flatten")
 class Flatten(Module):
     """Merge axes start_dim..end_dim into one: (N, C, H, W) -> (N, C·H·W) with the defaults (the
     batch axis 0 is kept)."""
@@ -45,7 +45,7 @@ class Flatten(Module):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
-@register("nn.Unflatten")
+@register_op("nn.Unflatten")
 class Unflatten(Module):
     """Split axis ``dim`` into ``unflattened_size``: Unflatten(1, (2, 5)) maps (N, 10) to
     (N, 2, 5). One entry of the size may be -1."""

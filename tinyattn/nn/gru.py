@@ -11,7 +11,7 @@ The three W_i* are stacked into ``weight_ih`` (3H, input) and the W_h* into ``we
 from __future__ import annotations
 
 from .. import functional as F
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from .recurrent import RecurrentCell, StackedRecurrence
 
 
@@ -25,7 +25,7 @@ def gru_step(xw, h, w_hh, b_hh):
     return n + z * (h - n)          # = (1 - z) n + z h, one product fewer
 
 
-@register("nn.GRUCell")
+@register_op("nn.GRUCell")
 class GRUCell(RecurrentCell):
     gates = 3
 
@@ -33,7 +33,7 @@ class GRUCell(RecurrentCell):
         return gru_step(xw, h, w_hh, b_hh)
 
 
-@register("nn.GRU")
+@register_op("nn.GRU")
 class GRU(StackedRecurrence):
     gates = 3
 

@@ -1,13 +1,13 @@
 """LazyLinear: a Linear layer whose in_features is read from the first input it sees."""
 from __future__ import annotations
 
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor
 from .linear import Linear
 from .module import check_sizes, empty_parameter
 
 
-@register("nn.LazyLinear")
+@register_op("nn.LazyLinear")
 class LazyLinear(Linear):
     """``LazyLinear(out_features)``: the weight (out_features, in_features) is created and
     initialised (as Linear's) at the first call, from the input's last axis. Until then it has

@@ -4,12 +4,12 @@ from __future__ import annotations
 import math
 
 from .. import functional as F
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from .module import Module, check_sizes, empty_parameter
 from . import init
 
 
-@register("nn.Linear")
+@register_op("nn.Linear")
 class Linear(Module):
     """x (..., in_features) -> (..., out_features).
 

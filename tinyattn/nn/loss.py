@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from .. import functional as F
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from .module import Module
 
 
-@register("nn.CrossEntropyLoss")
+@register_op("nn.CrossEntropyLoss")
 class CrossEntropyLoss(Module):
     """F.cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing)."""
 
@@ -20,7 +20,7 @@ class CrossEntropyLoss(Module):
                                reduction=self.reduction, label_smoothing=self.label_smoothing)
 
 
-@register("nn.NLLLoss")
+@register_op("nn.NLLLoss")
 class NLLLoss(Module):
     """F.nll_loss(input, target, weight, ignore_index, reduction)."""
 
@@ -33,7 +33,7 @@ class NLLLoss(Module):
                           reduction=self.reduction)
 
 
-@register("nn.MSELoss")
+@register_op("nn.MSELoss")
 class MSELoss(Module):
     def __init__(self, reduction="mean"):
         super().__init__()
@@ -43,7 +43,7 @@ class MSELoss(Module):
         return F.mse_loss(input, target, reduction=self.reduction)
 
 
-@register("nn.KLDivLoss")
+@register_op("nn.KLDivLoss")
 class KLDivLoss(Module):
     """F.kl_div(input, target, reduction, log_target): input holds log-probabilities."""
 
@@ -55,7 +55,7 @@ class KLDivLoss(Module):
         return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
 
 
-@register("nn.BCELoss")
+@register_op("nn.BCELoss")
 class BCELoss(Module):
     """F.binary_cross_entropy(input, target, weight, reduction): input holds probabilities."""
 
@@ -67,7 +67,7 @@ class BCELoss(Module):
         return F.binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)
 
 
-@register("nn.BCEWithLogitsLoss")
+@register_op("nn.BCEWithLogitsLoss")
 class BCEWithLogitsLoss(Module):
     """F.binary_cross_entropy_with_logits(input, target, weight, reduction, pos_weight)."""
 
@@ -82,7 +82,7 @@ class BCEWithLogitsLoss(Module):
                                                   pos_weight=self.pos_weight)
 
 
-@register("nn.SmoothL1Loss")
+@register_op("nn.SmoothL1Loss")
 class SmoothL1Loss(Module):
     def __init__(self, size_average=None, reduce=None, reduction="mean", beta=1.0):
         super().__init__()
@@ -92,7 +92,7 @@ class SmoothL1Loss(Module):
         return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
 
 
-@register("nn.HuberLoss")
+@register_op("nn.HuberLoss")
 class HuberLoss(Module):
     def __init__(self, reduction="mean", delta=1.0):
         super().__init__()

@@ -19,7 +19,7 @@ import math
 
 from .. import functional as F
 from .. import ops
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor
 from ..backend import get_array_module
 from ..ops.lstm import lstm_layer
@@ -43,7 +43,7 @@ def _check_input_dtype(where, x, weight):
                         f"Convert one of them: model.double() / model.float(), or x.astype(...).")
 
 
-@register("nn.LSTMCell")
+@register_op("nn.LSTMCell")
 class LSTMCell(Module):
     """One LSTM step. input (B, input_size) or (input_size,); hx = (h, c), each (B, H) or (H,),
     zeros when omitted -> (h', c'), each (B, H) (or (H,) for unbatched input)."""
@@ -100,7 +100,7 @@ class LSTMCell(Module):
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
 
 
-@register("nn.LSTM")
+@register_op("nn.LSTM")
 class LSTM(Module):
     """A multi-layer, optionally bidirectional LSTM over whole sequences, as ``torch.nn.LSTM``.
 

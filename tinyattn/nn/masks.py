@@ -10,15 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from ..autograd.tensor import Tensor
-from ..backend import active_module, get_array_module, to_backend
+from ..autograd.tensor import Tensor, unwrap
+from ..backend import active_module, device_backend, device_of, get_array_module, to_backend
 
-__all__ = ["as_additive_mask", "causal_additive_mask", "pad_allowed_keys", "plain_array"]
-
-
-def plain_array(x):
-    """The array inside a Tensor, or x itself."""
-    return x.data if isinstance(x, Tensor) else x
+__all__ = ["as_additive_mask", "causal_additive_mask", "pad_allowed_keys", "unwrap"]
 
 
 def as_additive_mask(mask, name, dtype, owner="MultiheadAttention", like=None):
@@ -35,11 +30,11 @@ def as_additive_mask(mask, name, dtype, owner="MultiheadAttention", like=None):
         if mask.dtype.kind != "f":
             raise TypeError(f"{owner}: {name} must be bool or floating point, got {mask.dtype}.")
         return mask if mask.dtype == dtype else ops.astype(mask, dtype)
-    arr = plain_array(mask)
+    arr = unwrap(mask)
     if not hasattr(arr, "dtype"):
         arr = active_module().asarray(arr)
     if like is not None and get_array_module(arr) is not get_array_module(like):
-        arr = to_backend(arr, "numpy" if isinstance(like, np.ndarray) else "cupy")
+        arr = to_backend(arr, device_backend(device_of(like)))
     xp = get_array_module(arr)
     if arr.dtype == bool:
         return xp.where(arr, -xp.inf, 0.0).astype(dtype)

@@ -216,9 +216,8 @@ class Module:
     def to(self, dtype=None, backend_name=None):
         """``to('float64')``, ``to(np.float32)``, or a device: ``to('cupy')`` / ``to('cuda')`` (GPU),
         ``to('numpy')`` / ``to('cpu')``. In place, returning the module, as in PyTorch."""
-        devices = {"numpy": "numpy", "cpu": "numpy", "cupy": "cupy", "cuda": "cupy"}
-        if isinstance(dtype, str) and dtype in devices:
-            dtype, backend_name = None, devices[dtype]
+        if backend.device_backend(dtype) is not None:
+            dtype, backend_name = None, backend.device_backend(dtype)
         if dtype is not None:
             self._cast(dtype)
         if backend_name is not None:
@@ -305,7 +304,7 @@ class Module:
             for k, arr in arrays.items():
                 t = targets[k]
                 t.data = backend.to_backend(arr.astype(t.data.dtype, copy=True),
-                                            "cupy" if t.device == "cuda" else "numpy")
+                                            backend.device_backend(t.device))
                 t._version += 1
         return missing, unexpected
 
@@ -327,9 +326,6 @@ class Module:
         return lines[0] + ")" if len(lines) == 1 else "\n".join(lines) + "\n)"
 
 
-_DEVICES = {None: None, "cpu": "numpy", "numpy": "numpy", "cuda": "cupy", "cupy": "cupy"}
-
-
 def check_sizes(owner, minimum=0, **sizes):
     """A layer's sizes must be whole numbers >= ``minimum``: ``Linear(2.5, 3)`` would otherwise be
     truncated silently and ``Linear(-1, 3)`` fail deep in NumPy (PyTorch refuses both too)."""
@@ -346,12 +342,12 @@ def empty_parameter(shape, dtype=None, device=None):
     (default: the default dtype, float32), on ``device`` ('cpu' / 'cuda'; default: the active
     backend). Layers take PyTorch's ``device=`` and ``dtype=`` keywords and pass them here."""
     dtype = get_default_dtype() if dtype is None else resolve_dtype(dtype, "dtype argument")
-    if device not in _DEVICES:
+    if device is not None and backend.device_backend(device) is None:
         raise ValueError(f"device must be 'cpu' or 'cuda' (or None for the active backend), got "
                          f"{device!r}.")
     arr = backend.active_module().zeros(tuple(shape), dtype=dtype)
-    if _DEVICES[device] is not None:
-        arr = backend.to_backend(arr, _DEVICES[device])
+    if device is not None:
+        arr = backend.to_backend(arr, backend.device_backend(device))
     return Parameter(arr)
 
 

@@ -28,12 +28,12 @@ import math
 from .. import functional as F
 from .. import ops
 from ..attention.attend import scaled_dot_product_attention
-from ..autograd.registry import register
-from ..autograd.tensor import Tensor
+from ..autograd.registry import register_op
+from ..autograd.tensor import Tensor, unwrap
 from ..backend import get_array_module
 from . import init, pytorch_quirks
 from .linear import Linear
-from .masks import as_additive_mask, pad_allowed_keys, plain_array
+from .masks import as_additive_mask, pad_allowed_keys
 from .module import Module, check_sizes, empty_parameter
 
 __all__ = ["MultiheadAttention", "record_attention"]
@@ -49,10 +49,10 @@ def _each_once(fn, query, key, value):
 
 
 def _mask_shape(mask):
-    return tuple(plain_array(mask).shape)
+    return tuple(unwrap(mask).shape)
 
 
-@register("nn.MultiheadAttention")
+@register_op("nn.MultiheadAttention")
 class MultiheadAttention(Module):
     """Multi-head attention with PyTorch's parameters, names, masks and return values.
 
@@ -278,7 +278,7 @@ class MultiheadAttention(Module):
         allowed = None                                       # bool, True = may attend
         for mask in masks:
             scores = scores + mask
-            ok = xp.isfinite(plain_array(mask)) | (plain_array(mask) > 0)
+            ok = xp.isfinite(unwrap(mask)) | (unwrap(mask) > 0)
             allowed = ok if allowed is None else allowed & ok
         # Blocked entries are dropped by the mask, so a fully blocked row gives zeros, not NaN.
         weights = ops.softmax(scores, axis=-1, mask=allowed)

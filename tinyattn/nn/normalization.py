@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from .. import functional as F
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from . import init
 from .module import Module, check_sizes, empty_parameter
 
 
-@register("nn.LayerNorm")
+@register_op("nn.LayerNorm")
 class LayerNorm(Module):
     """x (..., *normalized_shape) -> the same shape.
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import ops
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor, get_default_dtype
 from ..backend import active_module
 from . import init
@@ -50,7 +50,7 @@ def _check_sequence(owner, x, max_len, batch_first):
     return length
 
 
-@register("nn.PositionalEncoding")
+@register_op("nn.PositionalEncoding")
 class PositionalEncoding(Module):
     """x + PE[:L], then dropout (the PyTorch tutorial's module, with a ``batch_first`` option).
 
@@ -82,7 +82,7 @@ class PositionalEncoding(Module):
         return f"d_model={self.d_model}, max_len={self.max_len}, dropout={self.p}"
 
 
-@register("nn.LearnedPositionalEmbedding")
+@register_op("nn.LearnedPositionalEmbedding")
 class LearnedPositionalEmbedding(Module):
     """x + W[:L], then dropout: a trained vector per position. ``weight`` (max_len, d_model) starts
     N(0, 1), like an ``Embedding``. Shapes as ``PositionalEncoding``."""

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..autograd.function import is_grad_enabled
-from ..autograd.tensor import Tensor, get_default_dtype
+from ..autograd.tensor import Tensor, get_default_dtype, unwrap
 from ..backend import get_array_module
 from .activation import GELU, ReLU
-from .masks import as_additive_mask, causal_additive_mask, plain_array
+from .masks import as_additive_mask, causal_additive_mask
 
 __all__ = ["causal_hint_replaces_attn_mask", "check_is_causal_has_mask", "detect_is_causal_mask",
            "nested_tensor_keep_mask", "nested_tensor_possible", "relu_or_gelu",
@@ -44,7 +44,7 @@ def detect_is_causal_mask(mask, is_causal, size):
     ``causal_hint_replaces_attn_mask`` (the numbers are the same either way for a causal mask)."""
     if is_causal is not None or mask is None:
         return bool(is_causal)
-    arr = plain_array(as_additive_mask(mask, "mask", get_default_dtype(), owner="Transformer"))
+    arr = unwrap(as_additive_mask(mask, "mask", get_default_dtype(), owner="Transformer"))
     if tuple(arr.shape) != (size, size):
         return False
     xp = get_array_module(arr)                 # compared where the mask lives: one bool comes back
@@ -89,7 +89,7 @@ def nested_tensor_keep_mask(encoder, src, mask, src_key_padding_mask):
         return None
     pad = as_additive_mask(src_key_padding_mask, "src_key_padding_mask", src.dtype,
                            owner="TransformerEncoder", like=src.data)
-    keep = plain_array(pad) == 0
+    keep = unwrap(pad) == 0
     if not bool((keep[:, 1:] <= keep[:, :-1]).all()):     # padding not only at the end
         return None
     return keep

@@ -3,7 +3,7 @@ PyTorch's parameters, shapes and return values (see recurrent.py for the shared 
 from __future__ import annotations
 
 from .. import functional as F
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from .recurrent import RecurrentCell, StackedRecurrence
 
 _ACTIVATIONS = {"tanh": F.tanh, "relu": F.relu}
@@ -25,7 +25,7 @@ def _nonlinearity_repr(module):
     return "" if module.nonlinearity == "tanh" else f", nonlinearity={module.nonlinearity!r}"
 
 
-@register("nn.RNNCell")
+@register_op("nn.RNNCell")
 class RNNCell(RecurrentCell):
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None,
                  dtype=None):
@@ -40,7 +40,7 @@ class RNNCell(RecurrentCell):
         return super().extra_repr() + _nonlinearity_repr(self)
 
 
-@register("nn.RNN")
+@register_op("nn.RNN")
 class RNN(StackedRecurrence):
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, device=None, dtype=None):

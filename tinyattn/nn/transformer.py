@@ -19,9 +19,9 @@ from __future__ import annotations
 import copy
 
 from .. import functional as F
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor, get_default_dtype
-from ..backend import active_module, to_backend
+from ..backend import active_module, device_backend, to_backend
 from . import init, pytorch_quirks
 from .container import ModuleList
 from .dropout import Dropout
@@ -48,7 +48,7 @@ def generate_square_subsequent_mask(sz, device=None, dtype=None):
     dtype = get_default_dtype() if dtype is None else dtype
     mask = causal_additive_mask(xp, sz, dtype)
     if device is not None:
-        mask = to_backend(mask, "cupy" if device == "cuda" else "numpy")
+        mask = to_backend(mask, device_backend(device))
     return Tensor(mask)
 
 
@@ -71,7 +71,7 @@ def _seq_len(x, batch_first):
     return x.shape[1] if (x.ndim == 3 and batch_first) else x.shape[0]
 
 
-@register("nn.TransformerEncoderLayer")
+@register_op("nn.TransformerEncoderLayer")
 class TransformerEncoderLayer(Module):
     """Self-attention then a position-wise feed-forward net, each with a residual and LayerNorm.
 
@@ -115,7 +115,7 @@ class TransformerEncoderLayer(Module):
         return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
 
 
-@register("nn.TransformerDecoderLayer")
+@register_op("nn.TransformerDecoderLayer")
 class TransformerDecoderLayer(Module):
     """Masked self-attention, attention over the encoder's output (``memory``), feed-forward;
     each with a residual and LayerNorm.
@@ -183,7 +183,7 @@ def _clones(layer, n, owner):
     return ModuleList([copy.deepcopy(layer) for _ in range(int(n))])
 
 
-@register("nn.TransformerEncoder")
+@register_op("nn.TransformerEncoder")
 class TransformerEncoder(Module):
     """``num_layers`` copies of ``encoder_layer`` applied in turn, then ``norm`` if given (None by
     default; ``Transformer`` passes a LayerNorm, which pre-norm layers need).
@@ -219,7 +219,7 @@ class TransformerEncoder(Module):
             output = self.norm(output)
         return output
 
-@register("nn.TransformerDecoder")
+@register_op("nn.TransformerDecoder")
 class TransformerDecoder(Module):
     """``num_layers`` copies of ``decoder_layer`` applied in turn, then ``norm`` if given."""
 
@@ -246,7 +246,7 @@ class TransformerDecoder(Module):
         return output
 
 
-@register("nn.Transformer")
+@register_op("nn.Transformer")
 class Transformer(Module):
     """Encoder-decoder Transformer: ``encoder`` (a TransformerEncoder with a final LayerNorm) reads
     ``src``; ``decoder`` (a TransformerDecoder with a final LayerNorm) reads ``tgt`` and attends to

@@ -14,14 +14,14 @@ import numpy as np
 
 from .. import kernels
 from ..autograd.function import Function
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor, as_floating
 from ..backend import get_array_module
 
 _REDUCTIONS = ("none", "mean", "sum")
 
 
-@register("cross_entropy")
+@register_op("cross_entropy")
 class CrossEntropy(Function):
     """logits (N, C) -> loss: (N,) for reduction='none', a scalar for 'mean' / 'sum'.
 

@@ -11,8 +11,8 @@ import operator
 import numpy as np  # shapes only: broadcast_shapes for the error message
 
 from ..autograd.function import Function
-from ..autograd.registry import register
-from ..autograd.tensor import resolve_dtype
+from ..autograd.registry import register_op
+from ..autograd.tensor import resolve_dtype, unwrap
 from ..backend import get_array_module
 from .special import erf
 
@@ -34,7 +34,7 @@ def broadcasting(op, fn, a, b):
 
 
 # ----------------------------------------------------------------------------- arithmetic
-@register("add")
+@register_op("add")
 class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
@@ -45,7 +45,12 @@ class Add(Function):
         return g, g
 
 
-@register("sub")
+def add(a, b):
+    """a + b."""
+    return Add.apply(a, b)
+
+
+@register_op("sub")
 class Sub(Function):
     @staticmethod
     def forward(ctx, a, b):
@@ -56,7 +61,12 @@ class Sub(Function):
         return g, (-g if ctx.needs_input_grad[1] else None)
 
 
-@register("mul")
+def sub(a, b):
+    """a - b."""
+    return Sub.apply(a, b)
+
+
+@register_op("mul")
 class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
@@ -70,7 +80,12 @@ class Mul(Function):
         return (g * b if need_a else None), (g * a if need_b else None)
 
 
-@register("div")
+def mul(a, b):
+    """a * b (elementwise)."""
+    return Mul.apply(a, b)
+
+
+@register_op("div")
 class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
@@ -84,7 +99,12 @@ class Div(Function):
         return ga, -ga * a / b
 
 
-@register("pow")
+def div(a, b):
+    """a / b (true division; integer inputs give the default float dtype, as in PyTorch)."""
+    return Div.apply(a, b)
+
+
+@register_op("pow")
 class Pow(Function):
     """a ** b for tensor/number on either side. d/da = b a^(b-1); d/db = a^b log a (a > 0)."""
 
@@ -107,7 +127,12 @@ class Pow(Function):
         return ga, gb
 
 
-@register("neg")
+def pow(a, b):  # noqa: A001 - mirrors torch.pow
+    """a ** b. d/da = b a^(b-1); d/db = a^b ln a (taken as 0 where a <= 0)."""
+    return Pow.apply(a, b)
+
+
+@register_op("neg")
 class Neg(Function):
     @staticmethod
     def forward(ctx, a):
@@ -118,8 +143,13 @@ class Neg(Function):
         return -g
 
 
+def neg(x):
+    """-x."""
+    return Neg.apply(x)
+
+
 # ----------------------------------------------------------------------------- exp, log, ...
-@register("exp")
+@register_op("exp")
 class Exp(Function):
     @staticmethod
     def forward(ctx, x):
@@ -133,7 +163,12 @@ class Exp(Function):
         return g * y
 
 
-@register("log")
+def exp(x):
+    """e^x; d/dx = e^x."""
+    return Exp.apply(x)
+
+
+@register_op("log")
 class Log(Function):
     @staticmethod
     def forward(ctx, x):
@@ -146,7 +181,12 @@ class Log(Function):
         return g / x
 
 
-@register("sqrt")
+def log(x):
+    """Natural log ln x; d/dx = 1/x."""
+    return Log.apply(x)
+
+
+@register_op("sqrt")
 class Sqrt(Function):
     @staticmethod
     def forward(ctx, x):
@@ -160,7 +200,12 @@ class Sqrt(Function):
         return g / (2 * y)
 
 
-@register("abs")
+def sqrt(x):
+    """√x; d/dx = 1 / (2√x)."""
+    return Sqrt.apply(x)
+
+
+@register_op("abs")
 class Abs(Function):
     @staticmethod
     def forward(ctx, x):
@@ -173,7 +218,12 @@ class Abs(Function):
         return g * get_array_module(x).sign(x)
 
 
-@register("maximum")
+def abs(x):  # noqa: A001
+    """|x|; d/dx = sign(x) (0 at x = 0, as in PyTorch)."""
+    return Abs.apply(x)
+
+
+@register_op("maximum")
 class Maximum(Function):
     """Elementwise max. At ties the gradient is shared equally, as in PyTorch."""
 
@@ -190,7 +240,12 @@ class Maximum(Function):
         return xp.where(a > b, g, tie), xp.where(a < b, g, tie)
 
 
-@register("minimum")
+def maximum(a, b):
+    """Elementwise max(a, b); at a tie each side gets half the gradient (PyTorch's rule)."""
+    return Maximum.apply(a, b)
+
+
+@register_op("minimum")
 class Minimum(Function):
     """Elementwise min. At ties the gradient is shared equally, as in PyTorch."""
 
@@ -207,7 +262,12 @@ class Minimum(Function):
         return xp.where(a < b, g, tie), xp.where(a > b, g, tie)
 
 
-@register("clip")
+def minimum(a, b):
+    """Elementwise min(a, b); at a tie each side gets half the gradient."""
+    return Minimum.apply(a, b)
+
+
+@register_op("clip")
 class Clip(Function):
     """Clamp into [lo, hi]; the gradient passes where lo <= x <= hi (PyTorch's clamp)."""
 
@@ -228,7 +288,13 @@ class Clip(Function):
         return get_array_module(x).where(keep, g, 0)
 
 
-@register("where")
+def clip(x, lo=None, hi=None):
+    """Clamp into [lo, hi] (either may be None); the gradient passes where lo <= x <= hi. Bounds
+    may be numbers, arrays or tensors (they get no gradient)."""
+    return Clip.apply(x, lo=unwrap(lo), hi=unwrap(hi))
+
+
+@register_op("where")
 class Where(Function):
     """where(cond, a, b): a where cond is True, else b. cond gets no gradient."""
 
@@ -257,6 +323,11 @@ class Where(Function):
         return None, xp.where(cond, g, 0), xp.where(cond, 0, g)
 
 
+def where(cond, a, b):
+    """a where cond else b (cond: bool tensor/array, not differentiated; all three broadcast)."""
+    return Where.apply(unwrap(cond), a, b)
+
+
 # ----------------------------------------------------------------------------- activations
 def stable_sigmoid(x):
     """1 / (1 + e^-x) without overflow: e^-|x| never exceeds 1 (the sign-split formula)."""
@@ -265,7 +336,7 @@ def stable_sigmoid(x):
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-@register("sigmoid")
+@register_op("sigmoid")
 class Sigmoid(Function):
     @staticmethod
     def forward(ctx, x):
@@ -279,7 +350,12 @@ class Sigmoid(Function):
         return g * y * (1 - y)
 
 
-@register("tanh")
+def sigmoid(x):
+    """σ(x) = 1 / (1 + e^-x), computed without overflow; d/dx = σ(1 - σ)."""
+    return Sigmoid.apply(x)
+
+
+@register_op("tanh")
 class Tanh(Function):
     @staticmethod
     def forward(ctx, x):
@@ -293,7 +369,12 @@ class Tanh(Function):
         return g * (1 - y * y)
 
 
-@register("relu")
+def tanh(x):
+    """tanh x; d/dx = 1 - tanh² x."""
+    return Tanh.apply(x)
+
+
+@register_op("relu")
 class Relu(Function):
     @staticmethod
     def forward(ctx, x):
@@ -306,12 +387,17 @@ class Relu(Function):
         return get_array_module(x).where(x > 0, g, 0)
 
 
+def relu(x):
+    """max(x, 0); d/dx = 1 for x > 0, else 0 (0 at x = 0, as in PyTorch)."""
+    return Relu.apply(x)
+
+
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-@register("gelu")
+@register_op("gelu")
 class Gelu(Function):
     """GELU. approximate='none': x Φ(x) with the exact normal CDF (erf);
     approximate='tanh': 0.5 x (1 + tanh(√(2/π)(x + 0.044715 x³))). Same names as PyTorch."""
@@ -341,7 +427,12 @@ class Gelu(Function):
         return g * (cdf + x * pdf)
 
 
-@register("softplus")
+def gelu(x, approximate="none"):
+    """x Φ(x) with Φ the standard normal CDF; approximate='tanh' uses PyTorch's tanh formula."""
+    return Gelu.apply(x, approximate=approximate)
+
+
+@register_op("softplus")
 class Softplus(Function):
     """log(1 + e^(βx)) / β, and x itself where βx > threshold (PyTorch's definition)."""
 
@@ -365,7 +456,12 @@ class Softplus(Function):
         return g * get_array_module(x).where(bx > ctx.threshold, 1, stable_sigmoid(bx))
 
 
-@register("cast")
+def softplus(x, beta=1.0, threshold=20.0):
+    """ln(1 + e^(βx)) / β, and x itself where βx > threshold (PyTorch's definition)."""
+    return Softplus.apply(x, beta=beta, threshold=threshold)
+
+
+@register_op("cast")
 class Cast(Function):
     """Change dtype; the gradient is cast back to the input's dtype."""
 
@@ -380,3 +476,8 @@ class Cast(Function):
     @staticmethod
     def backward(ctx, g):
         return g.astype(ctx.in_dtype)
+
+
+def astype(x, dtype):
+    """A copy in another dtype; gradients flow back in the original dtype."""
+    return Cast.apply(x, dtype=dtype)

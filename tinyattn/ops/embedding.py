@@ -11,12 +11,12 @@ import numpy as np
 
 from .. import kernels
 from ..autograd.function import Function
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor
 from ..backend import get_array_module
 
 
-@register("embedding")
+@register_op("embedding")
 class Embedding(Function):
     """weight (V, D), static indices (any shape, ints) -> (*indices.shape, D)."""
 

@@ -20,12 +20,12 @@ import numpy as np
 
 from .. import kernels
 from ..autograd.function import Function
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor
 from ..backend import get_array_module
 
 
-@register("memory_efficient_attention")
+@register_op("memory_efficient_attention")
 class MemoryEfficientAttention(Function):
     """q (BH, Tq, D), k (BH, Tk, D), v (BH, Tk, Dv) -> (BH, Tq, Dv); static masks and scale."""
 

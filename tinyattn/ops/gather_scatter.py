@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np  # shapes only: broadcast_shapes
 
 from ..autograd.function import Function
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor
 from ..backend import get_array_module
 from ..backend import scatter_add as add_at   # this file's scatter_add is PyTorch's
@@ -76,7 +76,7 @@ def _src_grad(ctx, g):
     return out
 
 
-@register("gather")
+@register_op("gather")
 class Gather(Function):
     """out[p] = x[p with p[dim] -> index[p]]; backward scatter-adds g back (repeats add up)."""
 
@@ -92,7 +92,7 @@ class Gather(Function):
         return add_at(out, ctx.mesh, g), None
 
 
-@register("scatter")
+@register_op("scatter")
 class Scatter(Function):
     """A copy of x with x[mesh] = src (or value). Where two indices coincide the last write wins
     (PyTorch leaves it unspecified). Gradients: to x, g with the overwritten places zeroed; to
@@ -119,7 +119,7 @@ class Scatter(Function):
         return gx, None, (_src_grad(ctx, g) if wants_src else None)
 
 
-@register("scatter_add")
+@register_op("scatter_add")
 class ScatterAdd(Function):
     """A copy of x with src added at x[mesh], repeated indices accumulating."""
 
@@ -135,7 +135,7 @@ class ScatterAdd(Function):
         return g, None, (_src_grad(ctx, g) if ctx.needs_input_grad[2] else None)
 
 
-@register("index_select")
+@register_op("index_select")
 class IndexSelect(Function):
     """The slices x[..., index[k], ...] along dim, in index's order (repeats allowed)."""
 
@@ -162,7 +162,7 @@ class IndexSelect(Function):
         return add_at(out, ctx.where, g), None
 
 
-@register("masked_fill")
+@register_op("masked_fill")
 class MaskedFill(Function):
     """x with ``value`` where mask is True (mask broadcasts to x; x keeps its dtype). The filled
     places get no gradient; a tensor value gets the sum of g over them."""
@@ -192,7 +192,7 @@ class MaskedFill(Function):
         return xp.where(ctx.mask, 0, g), None, gv
 
 
-@register("index_fill")
+@register_op("index_fill")
 class IndexFill(Function):
     """x with the slices ``index`` along dim set to a number; those slices get no gradient."""
 
@@ -234,17 +234,17 @@ class _Triangle(Function):
         return getattr(get_array_module(g), cls.keep)(g, ctx.diagonal)
 
 
-@register("tril")
+@register_op("tril")
 class Tril(_Triangle):
     keep = "tril"
 
 
-@register("triu")
+@register_op("triu")
 class Triu(_Triangle):
     keep = "triu"
 
 
-@register("repeat")
+@register_op("repeat")
 class Repeat(Function):
     """Tile x ``sizes`` times along each dim (PyTorch's repeat, NumPy's tile): sizes may be longer
     than x.ndim (x gets leading 1s). Backward: view g as (s0, n0, s1, n1, ...) and sum the s's."""
@@ -268,7 +268,7 @@ class Repeat(Function):
         return g.reshape(pairs).sum(axis=tuple(range(0, len(pairs), 2))).reshape(ctx.in_shape)
 
 
-@register("roll")
+@register_op("roll")
 class Roll(Function):
     """Shift elements cyclically by ``shifts`` along ``dims`` (None: the flattened tensor)."""
 
@@ -283,7 +283,7 @@ class Roll(Function):
         return get_array_module(g).roll(g, back, ctx.dims)
 
 
-@register("flip")
+@register_op("flip")
 class Flip(Function):
     """Reverse the order along ``dims``; flipping g again is the gradient."""
 

@@ -3,7 +3,8 @@ Backward scatters the gradient back; repeated integer indices add up."""
 from __future__ import annotations
 
 from ..autograd.function import Function
-from ..autograd.registry import register
+from ..autograd.registry import register_op
+from ..autograd.tensor import unwrap
 from ..backend import get_array_module, is_array, scatter_add
 
 
@@ -13,7 +14,7 @@ def _is_basic(idx):
     return all(p is None or p is Ellipsis or isinstance(p, (int, slice)) for p in parts)
 
 
-@register("getitem")
+@register_op("getitem")
 class GetItem(Function):
     @staticmethod
     def forward(ctx, x, index=None):
@@ -33,6 +34,19 @@ class GetItem(Function):
         else:
             scatter_add(out, _without_masks(ctx.index), g)   # gather's adjoint: repeats accumulate
         return out
+
+
+def getitem(x, index):
+    """x[index]: ints, slices, None, Ellipsis, boolean masks and integer arrays/lists/tensors
+    (gather). The backward scatter-adds, so repeated indices accumulate their gradients."""
+    # Tensors in the index are used as their arrays; NumPy arrays indexing CuPy tensors move over
+    index = tuple(unwrap(i) for i in index) if isinstance(index, tuple) else unwrap(index)
+    xp = get_array_module(x.data)
+    if isinstance(index, list):           # a list of ints means integer-array indexing, as in NumPy
+        index = xp.asarray(index)
+    elif isinstance(index, tuple) and any(isinstance(i, list) for i in index):
+        index = tuple(xp.asarray(i) if isinstance(i, list) else i for i in index)
+    return GetItem.apply(x, index=index)
 
 
 def _without_masks(index):

@@ -13,11 +13,11 @@ import math
 
 from .. import kernels
 from ..autograd.function import Function
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor, as_floating
 
 
-@register("layer_norm")
+@register_op("layer_norm")
 class LayerNorm(Function):
     """x (..., *normalized_shape), then weight and/or bias (*normalized_shape) when present
     (``has_weight`` / ``has_bias`` say which, since only arrays are passed positionally) -> y like x."""

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from ..autograd.function import Function
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..autograd.tensor import sum_to_shape
 from ..backend import get_array_module
 
 
-@register("matmul")
+@register_op("matmul")
 class MatMul(Function):
     """a @ b. 1-D a is a row (k,), 1-D b a column (k,); leading axes broadcast as batches.
 
@@ -53,7 +53,13 @@ class MatMul(Function):
         return ga, gb
 
 
-@register("linear")
+def matmul(a, b):
+    """a @ b: (..., m, k) @ (..., k, n) -> (..., m, n), batch axes broadcast; a 1-D operand is a
+    row (on the left) or a column (on the right) and its axis is dropped from the result."""
+    return MatMul.apply(a, b)
+
+
+@register_op("linear")
 class Linear(Function):
     """x (N, in) @ w (out, in)ᵀ + b (out,) -> (N, out), as one op (PyTorch's addmm).
 

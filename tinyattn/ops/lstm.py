@@ -17,12 +17,12 @@ import numpy as np
 
 from .. import kernels
 from ..autograd.function import Function
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor
 from ..backend import get_array_module
 
 
-@register("lstm_sequence")
+@register_op("lstm_sequence")
 class LSTMSequence(Function):
     """x_proj (T, B, 4H), w_hh (4H, H), h0 (B, H), c0 (B, H) -> out (T, B, H), h_n (B, H), c_n (B, H).
 
@@ -88,7 +88,7 @@ def lstm_sequence(x_proj, w_hh, h0, c0, lengths=None):
     return LSTMSequence.apply(x_proj, w_hh, h0, c0, lengths=lengths)
 
 
-@register("lstm_layer")
+@register_op("lstm_layer")
 class LSTMLayer(Function):
     """x (T, B, I), w_ih (4H, I), w_hh (4H, H), h0, c0 (B, H), bias (4H,) if there is one ->
     out (T, B, H), h_n, c_n: ``lstm_sequence(x @ w_ih.T + bias, w_hh, h0, c0, lengths)``."""

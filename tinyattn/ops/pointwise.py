@@ -9,12 +9,12 @@ from __future__ import annotations
 import math
 
 from ..autograd.function import Function
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..backend import get_array_module
 from . import special
 
 
-@register("sin")
+@register_op("sin")
 class Sin(Function):
     @staticmethod
     def forward(ctx, x):
@@ -27,7 +27,7 @@ class Sin(Function):
         return g * get_array_module(x).cos(x)
 
 
-@register("cos")
+@register_op("cos")
 class Cos(Function):
     @staticmethod
     def forward(ctx, x):
@@ -40,7 +40,7 @@ class Cos(Function):
         return -g * get_array_module(x).sin(x)
 
 
-@register("log1p")
+@register_op("log1p")
 class Log1p(Function):
     """log(1 + x), accurate for small x; d/dx = 1 / (1 + x)."""
 
@@ -55,7 +55,7 @@ class Log1p(Function):
         return g / (1 + x)
 
 
-@register("expm1")
+@register_op("expm1")
 class Expm1(Function):
     """e^x - 1, accurate for small x; d/dx = e^x = out + 1."""
 
@@ -71,7 +71,7 @@ class Expm1(Function):
         return g * (y + 1)
 
 
-@register("rsqrt")
+@register_op("rsqrt")
 class Rsqrt(Function):
     """1 / √x; d/dx = -1/2 x^(-3/2) = -out³ / 2."""
 
@@ -88,7 +88,7 @@ class Rsqrt(Function):
         return -0.5 * g * y * y * y
 
 
-@register("reciprocal")
+@register_op("reciprocal")
 class Reciprocal(Function):
     """1 / x; d/dx = -1/x² = -out²."""
 
@@ -104,7 +104,7 @@ class Reciprocal(Function):
         return -g * y * y
 
 
-@register("erf")
+@register_op("erf")
 class Erf(Function):
     """The error function; d/dx = 2/√π e^(-x²)."""
 
@@ -121,7 +121,7 @@ class Erf(Function):
         return g * (2 / math.sqrt(math.pi)) * get_array_module(x).exp(-x * x)
 
 
-@register("frac")
+@register_op("frac")
 class Frac(Function):
     """x - trunc(x), the fractional part with x's sign; d/dx = 1 (as PyTorch)."""
 
@@ -154,7 +154,7 @@ class _Flat(Function):
 
 def _flat_op(name, doc):
     """A registered _Flat op computed by the array function ``name``."""
-    return register(name)(type(name.capitalize(), (_Flat,), {"name": name, "__doc__": doc}))
+    return register_op(name)(type(name.capitalize(), (_Flat,), {"name": name, "__doc__": doc}))
 
 
 Sign = _flat_op("sign", "-1, 0 or 1 by the sign of x.")

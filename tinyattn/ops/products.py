@@ -10,7 +10,7 @@ from __future__ import annotations
 import string
 
 from ..autograd.function import Function
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..backend import get_array_module
 from ._args import shape_of
 from .elementwise import Add, Mul
@@ -58,7 +58,7 @@ def _parse(equation, shapes):
     return out_terms, out
 
 
-@register("einsum")
+@register_op("einsum")
 class Einsum(Function):
     @staticmethod
     def forward(ctx, *operands, equation=""):

@@ -1,12 +1,15 @@
 """Reductions with NumPy's ``axis`` and ``keepdims``: sum, mean, max, min, var, logsumexp."""
 from __future__ import annotations
 
+import builtins
 import warnings
 
 import numpy as np  # np.errstate only: CuPy has none (its kernels never warn)
 
+from ..autograd.anomaly import call_site
 from ..autograd.function import Function
-from ..autograd.registry import register
+from ..autograd.registry import register_op
+from ..autograd.tensor import Tensor
 from ..backend import get_array_module
 
 
@@ -17,7 +20,7 @@ def _norm_axis(axis, ndim, op="reduction"):
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     out = []
     for a in axes:
-        if not -ndim <= a < max(ndim, 1):
+        if not -ndim <= a < builtins.max(ndim, 1):
             raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} axes "
                              f"(valid: {-ndim} .. {ndim - 1})")
         out.append(a % ndim if ndim else 0)
@@ -34,7 +37,7 @@ def _expand(g, in_shape, axes, keepdims):
     return g
 
 
-@register("sum")
+@register_op("sum")
 class Sum(Function):
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
@@ -47,7 +50,12 @@ class Sum(Function):
         return xp.broadcast_to(_expand(g, ctx.in_shape, ctx.axes, ctx.keepdims), ctx.in_shape)
 
 
-@register("mean")
+def sum(x, axis=None, keepdims=False):  # noqa: A001
+    """Σ over ``axis``; the gradient is copied back to every summed element."""
+    return Sum.apply(x, axis=axis, keepdims=keepdims)
+
+
+@register_op("mean")
 class Mean(Function):
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
@@ -68,6 +76,11 @@ class Mean(Function):
             return xp.zeros(ctx.in_shape, dtype=g.dtype)
         g = _expand(g, ctx.in_shape, ctx.axes, ctx.keepdims) / ctx.count
         return xp.broadcast_to(g, ctx.in_shape)
+
+
+def mean(x, axis=None, keepdims=False):
+    """Σ / n over ``axis``; each element gets 1/n of the gradient."""
+    return Mean.apply(x, axis=axis, keepdims=keepdims)
 
 
 class _Extreme(Function):
@@ -94,17 +107,27 @@ class _Extreme(Function):
         return get_array_module(x).where(hit, share, 0)
 
 
-@register("max")
+@register_op("max")
 class Max(_Extreme):
     reducer = "max"
 
 
-@register("min")
+def max(x, axis=None, keepdims=False):  # noqa: A001
+    """Largest value over ``axis`` (like torch.amax); tied maxima share the gradient equally."""
+    return Max.apply(x, axis=axis, keepdims=keepdims)
+
+
+@register_op("min")
 class Min(_Extreme):
     reducer = "min"
 
 
-@register("var")
+def min(x, axis=None, keepdims=False):  # noqa: A001
+    """Smallest value over ``axis`` (like torch.amin); tied minima share the gradient equally."""
+    return Min.apply(x, axis=axis, keepdims=keepdims)
+
+
+@register_op("var")
 class Var(Function):
     """Variance with NumPy's convention: ddof=0 unless asked (PyTorch's default is ddof=1).
     ddof >= n (no degrees of freedom left) gives inf or nan, as PyTorch, with a RuntimeWarning that
@@ -123,11 +146,13 @@ class Var(Function):
         if denom <= 0:
             # PyTorch warns and returns inf (or nan where every value is equal); so do we, with
             # our own warning in place of NumPy's "invalid value encountered in divide".
-            warnings.warn(f"var: ddof={ddof} leaves n - ddof = {denom} <= 0 degrees of freedom "
-                          f"(n={n} values per variance, shape {tuple(x.shape)}, axis={axis}), so "
-                          f"the result is inf or nan, as in PyTorch. Use ddof < n (ddof=0: "
-                          f"population variance, ddof=1: sample variance).", RuntimeWarning,
-                          stacklevel=4)          # the caller of tinyattn.var / x.var
+            # raised at the learner's line, however many tinyattn frames (x.var -> var) lie between
+            warnings.warn_explicit(
+                f"var: ddof={ddof} leaves n - ddof = {denom} <= 0 degrees of freedom "
+                f"(n={n} values per variance, shape {tuple(x.shape)}, axis={axis}), so "
+                f"the result is inf or nan, as in PyTorch. Use ddof < n (ddof=0: "
+                f"population variance, ddof=1: sample variance).", RuntimeWarning,
+                *(call_site() or ("<unknown>", 0)))
             denom = 0
         ctx.in_shape, ctx.axes, ctx.keepdims, ctx.denom = x.shape, axes, keepdims, denom
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -142,7 +167,12 @@ class Var(Function):
             return _expand(g, ctx.in_shape, ctx.axes, ctx.keepdims) * scale * centred
 
 
-@register("logsumexp")
+def var(x, axis=None, keepdims=False, ddof=0):
+    """Σ (x - mean)² / (n - ddof). ddof=0 is NumPy's default; PyTorch's torch.var uses ddof=1."""
+    return Var.apply(x, axis=axis, keepdims=keepdims, ddof=ddof)
+
+
+@register_op("logsumexp")
 class LogSumExp(Function):
     """log Σ exp(x), computed as m + log Σ exp(x - m) with m = max x, so it never overflows.
     A slice that is all -inf gives -inf (the log of an empty sum) and a zero gradient."""
@@ -167,3 +197,30 @@ class LogSumExp(Function):
         weights = xp.exp(x - xp.where(xp.isfinite(out), out, 0))   # softmax; 0 on -inf slices
         weights = xp.where(xp.isfinite(out), weights, 0)
         return _expand(g, ctx.in_shape, ctx.axes, ctx.keepdims) * weights
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    """ln Σ e^x over ``axis``, without overflow; its gradient is softmax(x)."""
+    return LogSumExp.apply(x, axis=axis, keepdims=keepdims)
+
+
+# ---------------------------------------------------------------------- without a gradient
+# Their results are booleans or indices, so they are computed on the arrays and never recorded.
+def any(x, axis=None):  # noqa: A001
+    """True where some element along ``axis`` is true (nonzero)."""
+    return Tensor(x.data.any(axis=axis))
+
+
+def all(x, axis=None):  # noqa: A001
+    """True where every element along ``axis`` is true (nonzero)."""
+    return Tensor(x.data.all(axis=axis))
+
+
+def argmax(x, axis=None, keepdims=False):
+    """Index of the largest value along ``axis`` (of the flattened tensor when None)."""
+    return Tensor(x.data.argmax(axis=axis, keepdims=keepdims))
+
+
+def argmin(x, axis=None, keepdims=False):
+    """Index of the smallest value along ``axis`` (of the flattened tensor when None)."""
+    return Tensor(x.data.argmin(axis=axis, keepdims=keepdims))

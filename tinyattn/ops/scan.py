@@ -7,13 +7,13 @@ and 0 elsewhere; two or more -> 0 everywhere. That is PyTorch's answer, and neve
 from __future__ import annotations
 
 from ..autograd.function import Function
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..backend import get_array_module
 from ._args import dims, ndim_of, one_dim
 from .elementwise import Cast
 
 
-@register("prod")
+@register_op("prod")
 class Prod(Function):
     @staticmethod
     def forward(ctx, x, dim=None, keepdim=False):
@@ -39,7 +39,7 @@ class Prod(Function):
         return g * others
 
 
-@register("cumsum")
+@register_op("cumsum")
 class Cumsum(Function):
     """Running sum along dim; the gradient is the running sum of g taken from the other end."""
 
@@ -54,7 +54,7 @@ class Cumsum(Function):
         return xp.flip(xp.cumsum(xp.flip(g, ctx.dim), axis=ctx.dim), ctx.dim)
 
 
-@register("cumprod")
+@register_op("cumprod")
 class Cumprod(Function):
     """Running product along dim. d out_j / d x_i = Π_{k<=j, k!=i} x_k for j >= i: with no zero in
     a slice that is out_j / x_i (one reverse running sum); with zeros we form the products

@@ -2,14 +2,16 @@
 Their backward is the inverse movement."""
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from ..autograd.function import Function
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..backend import get_array_module
 
 
-@register("reshape")
+@register_op("reshape")
 class Reshape(Function):
     @staticmethod
     def forward(ctx, x, shape=None):
@@ -28,7 +30,63 @@ class Reshape(Function):
         return g.reshape(ctx.in_shape)
 
 
-@register("permute")
+def _shape_arg(shape):
+    """reshape(2, 3) and reshape((2, 3)) both mean shape (2, 3)."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(int(s) for s in shape)
+
+
+def reshape(x, *shape):
+    """The same numbers in a new shape: ``reshape(x, 2, 3)`` or ``reshape(x, (2, -1))``."""
+    return Reshape.apply(x, shape=_shape_arg(shape))
+
+
+def squeeze(x, axis=None):
+    """Drop length-1 axes: all of them, or the given one(s) (which must have length 1)."""
+    shape = x.shape
+    if axis is None:
+        new = tuple(n for n in shape if n != 1)
+    else:
+        axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+        for a in axes:
+            if not -x.ndim <= a < x.ndim:
+                raise ValueError(f"squeeze: axis {a} is out of range for a tensor of shape {shape}")
+        axes = {a % x.ndim for a in axes}
+        for a in axes:
+            if shape[a] != 1:
+                raise ValueError(f"squeeze: axis {a} has length {shape[a]}, not 1 (shape {shape})")
+        new = tuple(n for i, n in enumerate(shape) if i not in axes)
+    return Reshape.apply(x, shape=new)
+
+
+def flatten(x, start_axis=0, end_axis=-1):
+    """Merge axes start_axis..end_axis into one (PyTorch's flatten; ``flatten(x)`` is 1-D)."""
+    if x.ndim == 0:
+        return Reshape.apply(x, shape=(1,))
+    start, end = start_axis % x.ndim, end_axis % x.ndim
+    if start > end:
+        raise ValueError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis} for a "
+                         f"tensor of shape {x.shape}")
+    merged = 1
+    for n in x.shape[start:end + 1]:
+        merged *= n
+    return Reshape.apply(x, shape=x.shape[:start] + (merged,) + x.shape[end + 1:])
+
+
+def unsqueeze(x, axis):
+    """Insert a length-1 axis at position ``axis`` of the result."""
+    nd = x.ndim + 1
+    if not -nd <= axis < nd:                  # x.unsqueeze(5) on a matrix: not silently -> -1
+        raise ValueError(f"unsqueeze: axis {axis} is out of range for a tensor of shape "
+                         f"{tuple(x.shape)}: the new axis goes at one of {-nd} .. {nd - 1}.")
+    axis = axis % nd
+    shape = list(x.shape)
+    shape.insert(axis, 1)
+    return Reshape.apply(x, shape=tuple(shape))
+
+
+@register_op("permute")
 class Permute(Function):
     """Reorder axes (transpose, swapaxes and .T are all permutations)."""
 
@@ -49,7 +107,39 @@ class Permute(Function):
         return g.transpose(inverse)
 
 
-@register("broadcast_to")
+def permute(x, *axes):
+    """Reorder the axes: ``permute(x, 2, 0, 1)`` or ``permute(x, (2, 0, 1))``; output axis i is
+    input axis axes[i]."""
+    return Permute.apply(x, axes=_shape_arg(axes) if axes else None)
+
+
+def transpose(x, *axes):
+    """Three spellings, none ambiguous:
+
+    - ``transpose(x)``: reverse the axes (NumPy; same as ``x.T``);
+    - ``transpose(x, dim0, dim1)`` with two ints: swap those two axes (PyTorch, so the attention
+      idiom ``k.transpose(-2, -1)`` means what it says, on any number of axes);
+    - ``transpose(x, (2, 0, 1))`` or three or more ints: a permutation (NumPy; same as ``permute``).
+    """
+    if not axes or axes == (None,):
+        return Permute.apply(x, axes=None)
+    if len(axes) == 2 and all(isinstance(a, numbers.Integral) for a in axes):
+        return swapaxes(x, *axes)
+    return Permute.apply(x, axes=_shape_arg(axes))
+
+
+def swapaxes(x, a, b):
+    """Exchange axes a and b."""
+    for axis in (a, b):
+        if not -x.ndim <= axis < x.ndim:
+            raise ValueError(f"swapaxes: axis {axis} is out of range for a tensor of shape "
+                             f"{x.shape} ({x.ndim} axes)")
+    order = list(range(x.ndim))
+    order[a], order[b] = order[b], order[a]
+    return Permute.apply(x, axes=tuple(order))
+
+
+@register_op("broadcast_to")
 class BroadcastTo(Function):
     """Repeat along length-1 (or new leading) axes; backward sums back (done by the engine)."""
 
@@ -67,7 +157,23 @@ class BroadcastTo(Function):
         return g     # Tensor.backward sums g down to the input's shape
 
 
-@register("concatenate")
+def broadcast_to(x, shape):
+    """Repeat along length-1 (and new leading) axes to ``shape``; the gradient is summed back."""
+    return BroadcastTo.apply(x, shape=tuple(shape))
+
+
+def expand(x, *shape):
+    """PyTorch's expand: -1 keeps an axis as it is."""
+    shape = _shape_arg(shape)
+    lead = len(shape) - x.ndim
+    if lead < 0 or any(s == -1 for s in shape[:lead]):
+        raise ValueError(f"expand: cannot expand a tensor of shape {x.shape} to {shape}: give at "
+                         f"least {x.ndim} sizes, and -1 only for axes the tensor already has.")
+    shape = tuple(x.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
+    return BroadcastTo.apply(x, shape=shape)
+
+
+@register_op("concatenate")
 class Concatenate(Function):
     @staticmethod
     def forward(ctx, *xs, axis=0):
@@ -91,7 +197,12 @@ class Concatenate(Function):
         return tuple(xp.split(g, cuts, axis=ctx.axis))
 
 
-@register("stack")
+def concatenate(tensors, axis=0):
+    """Join along an existing axis; the other axes must match."""
+    return Concatenate.apply(*tensors, axis=axis)
+
+
+@register_op("stack")
 class Stack(Function):
     @staticmethod
     def forward(ctx, *xs, axis=0):
@@ -109,7 +220,12 @@ class Stack(Function):
         return tuple(xp.take(g, i, axis=ctx.axis) for i in range(ctx.n))
 
 
-@register("split")
+def stack(tensors, axis=0):
+    """Join equal-shaped tensors along a new axis."""
+    return Stack.apply(*tensors, axis=axis)
+
+
+@register_op("split")
 class Split(Function):
     """NumPy's split: ``sections`` is a number of equal parts or a list of cut indices.
     An op with several outputs: each output's gradient lands in its slice of the input."""
@@ -132,7 +248,12 @@ class Split(Function):
         return xp.concatenate(grads, axis=ctx.axis)
 
 
-@register("pad")
+def split(x, sections, axis=0):
+    """NumPy's split: ``sections`` equal parts, or the list of indices where to cut."""
+    return list(Split.apply(x, sections=sections, axis=axis))
+
+
+@register_op("pad")
 class Pad(Function):
     """Constant padding with NumPy's ``pad_width``: an int (same before and after on every axis),
     one (before, after) pair for every axis, or one pair per axis."""
@@ -147,6 +268,12 @@ class Pad(Function):
     @staticmethod
     def backward(ctx, g):
         return g[ctx.slices]
+
+
+def pad(x, pad_width, value=0.0):
+    """Constant padding, NumPy's ``pad_width``: an int, a (before, after) pair, or one pair per
+    axis. (PyTorch's F.pad lists pairs from the last axis backwards; this does not.)"""
+    return Pad.apply(x, pad_width=pad_width, value=value)
 
 
 def _pad_pairs(pad_width, shape):

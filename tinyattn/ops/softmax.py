@@ -5,11 +5,11 @@ import numpy as np
 
 from .. import kernels
 from ..autograd.function import Function
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..autograd.tensor import as_floating
 
 
-@register("softmax")
+@register_op("softmax")
 class Softmax(Function):
     """softmax(x)_i = e^{x_i} / Σ_j e^{x_j} along ``axis``. ``mask`` (bool, True = may attend,
     broadcastable to x) sends masked entries to exactly 0; fully masked rows give 0, not NaN."""
@@ -31,7 +31,7 @@ class Softmax(Function):
         return kernels.get("softmax_backward", y)(y, g, ctx.axis)
 
 
-@register("log_softmax")
+@register_op("log_softmax")
 class LogSoftmax(Function):
     """log_softmax(x) = x - logsumexp(x), computed stably."""
 
@@ -69,3 +69,18 @@ def _check_axis(op, axis, shape):
     if not isinstance(axis, (int, np.integer)) or not -len(shape) <= axis < len(shape):
         raise ValueError(f"{op}: axis {axis!r} is not an axis of a tensor of shape {tuple(shape)}; "
                          f"give one int in {-len(shape)} .. {len(shape) - 1} (usually -1).")
+
+
+# ---------------------------------------------------------------------- the public functions
+from ..autograd.tensor import unwrap  # noqa: E402
+
+
+def softmax(x, axis=-1, mask=None):
+    """e^x_i / Σ_j e^x_j along ``axis``. ``mask`` (bool, True = keep, broadcast to x) gives masked
+    entries exactly 0; a row with nothing kept is all zeros (not NaN)."""
+    return Softmax.apply(x, axis=axis, mask=unwrap(mask))
+
+
+def log_softmax(x, axis=-1):
+    """x - logsumexp(x) along ``axis``: the log of softmax, computed stably."""
+    return LogSoftmax.apply(x, axis=axis)

@@ -6,7 +6,7 @@ rule) and needs no code of its own here.
 """
 from __future__ import annotations
 
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor
 from ..backend import get_array_module
 from . import return_types
@@ -42,7 +42,7 @@ def _values(input, idx, dim, shape=None):
     return vals if shape is None else Reshape.apply(vals, shape=shape)
 
 
-@register("sort")
+@register_op("sort")
 def sort(input, dim=-1, descending=False, stable=False, *, axis=None):  # noqa: A002
     """(values, indices) sorted along dim. Always stable here (stable=False allows it in torch),
     so ties keep their order; NaN sorts as the largest value, as in PyTorch."""
@@ -60,7 +60,7 @@ def argsort(input, dim=-1, descending=False, stable=False, *, axis=None):  # noq
     return Tensor(_order(a, d, descending).reshape(tuple(getattr(input, "shape", ()))))
 
 
-@register("topk")
+@register_op("topk")
 def topk(input, k, dim=-1, largest=True, sorted=True, *, axis=None):  # noqa: A002
     """(values, indices) of the k largest (largest=False: smallest) along dim, best first. The
     gradient goes to those k elements. Results are always sorted (torch allows any order when
@@ -94,7 +94,7 @@ def _pick(op, input, position, dim, keepdim, result):
     return result(_values(input, where, d, tuple(shape)), Tensor(where.reshape(shape)))
 
 
-@register("kthvalue")
+@register_op("kthvalue")
 def kthvalue(input, k, dim=-1, keepdim=False, *, axis=None, keepdims=None):  # noqa: A002
     """(values, indices) of the k-th smallest element (k counts from 1) along dim."""
     dim, keepdim = dims("kthvalue", dim, axis, keepdim, keepdims)
@@ -106,7 +106,7 @@ def kthvalue(input, k, dim=-1, keepdim=False, *, axis=None, keepdims=None):  # n
     return _pick("kthvalue", input, int(k) - 1, dim, keepdim, return_types.kthvalue)
 
 
-@register("median")
+@register_op("median")
 def median(input, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A002
     """The lower median (of an even count, the smaller middle value, as PyTorch). Without dim:
     one value of the whole tensor; with dim: (values, indices). A slice holding NaN gives NaN."""

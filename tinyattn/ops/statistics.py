@@ -10,7 +10,7 @@ import math
 import numbers
 
 from ..autograd.function import Function
-from ..autograd.registry import register
+from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor
 from ..backend import get_array_module, is_array
 from . import return_types
@@ -151,7 +151,7 @@ def aminmax(input, *, dim=None, keepdim=False, axis=None, keepdims=None):  # noq
                                 amax(input, dim=dim, keepdim=keepdim))
 
 
-@register("vector_norm")
+@register_op("vector_norm")
 class VectorNorm(Function):
     """(Σ |x|^p)^(1/p) over ``axes`` for a finite p > 0; p = 0 counts the nonzeros.
     Gradient: sign(x) |x|^(p-1) / norm^(p-1), and 0 where the norm is 0 (PyTorch's choice at

@@ -131,7 +131,7 @@ class Optimizer:
                                          f"has shape {tuple(v.shape)}, the parameter has "
                                          f"{tuple(p.shape)}.")
                     v = backend.to_backend(v.astype(p.dtype, copy=True),
-                                           "cupy" if p.device == "cuda" else "numpy")
+                                           backend.device_backend(p.device))
                 elif backend.is_array(v):
                     v = v.item()            # a 0-d array (e.g. from a PyTorch-style step)
                 entry[k] = v
