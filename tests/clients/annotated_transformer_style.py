@@ -188,7 +188,7 @@ def build(torch):
 
     def make_model(src_vocab, tgt_vocab, N=2, d_model=32, d_ff=64, h=4, dropout=0.1, max_len=64):
         c = copy.deepcopy
-        attn = MultiHeadedAttention(h, d_model)
+        attn = MultiHeadedAttention(h, d_model, dropout)
         ff = PositionwiseFeedForward(d_model, d_ff, dropout)
         position = PositionalEncoding(d_model, dropout, max_len)
         model = EncoderDecoder(
