@@ -30,7 +30,7 @@ import tinyattn as ta
 import tinyattn.functional as F
 import tinyattn.nn as nn
 from tinyattn import kernels, memory
-from tinyattn.ops.flash_attention import memory_efficient_attention
+from tinyattn.ops.memory_efficient_attention import memory_efficient_attention
 
 lesson = Lesson(15, "making it fast")
 rng = lesson.rng

@@ -236,7 +236,7 @@ def _attention_runs(providers, B, NH, T, D, seed=0):
 
     import tinyattn as ta  # noqa: PLC0415
     from tinyattn import kernels  # noqa: PLC0415
-    from tinyattn.ops.flash_attention import memory_efficient_attention  # noqa: PLC0415
+    from tinyattn.ops.memory_efficient_attention import memory_efficient_attention  # noqa: PLC0415
 
     rng = np.random.default_rng(seed)
     q, k, v, g = (rng.standard_normal((B, NH, T, D)).astype(np.float32) for _ in range(4))

@@ -1,4 +1,4 @@
-"""The compiled twins: the same kernels as ``reference.py``, as explicit loops compiled by Numba.
+"""The compiled twins: the same kernels as the references in the ops' files (ops/softmax.py ...), as explicit loops compiled by Numba.
 
 Read each one next to its plain twin (same name, same sections, same formulas). The plain twin
 walks whole arrays several times and allocates a temporary for every intermediate; the loops here
@@ -38,7 +38,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import fastmath as fm
-from . import register
+from . import register_kernel
 from .blas_threads import single_threaded_blas
 from .packed_matmul import pack_panels, packed_matmul
 
@@ -124,7 +124,7 @@ def _softmax_rows(x, keep, out):
             outr[j] = outr[j] * inv
 
 
-@register("softmax_forward", "numba")
+@register_kernel("softmax_forward", "numba")
 def softmax_forward(x, axis=-1, mask=None):
     rows, back = _rows(x, axis)
     if mask is None:
@@ -149,7 +149,7 @@ def _softmax_backward_rows(y, g, out):
             outr[j] = yr[j] * (gr[j] - dot)
 
 
-@register("softmax_backward", "numba")
+@register_kernel("softmax_backward", "numba")
 def softmax_backward(y, g, axis=-1):
     y_rows, back = _rows(y, axis)
     g_rows, _ = _rows(g, axis)
@@ -174,7 +174,7 @@ def _log_softmax_rows(x, out):
             outr[j] = (xr[j] - m) - log_s
 
 
-@register("log_softmax_forward", "numba")
+@register_kernel("log_softmax_forward", "numba")
 def log_softmax_forward(x, axis=-1):
     rows, back = _rows(x, axis)
     out = np.empty_like(rows)
@@ -193,7 +193,7 @@ def _log_softmax_backward_rows(out, g, dx):
             dxr[j] = gr[j] - fm.exp(outr[j]) * s
 
 
-@register("log_softmax_backward", "numba")
+@register_kernel("log_softmax_backward", "numba")
 def log_softmax_backward(out, g, axis=-1):
     out_rows, back = _rows(out, axis)
     g_rows, _ = _rows(g, axis)
@@ -228,7 +228,7 @@ def _layer_norm_rows(x, weight, bias, eps, y, mean, rstd):
             y[r, j] = val
 
 
-@register("layer_norm_forward", "numba")
+@register_kernel("layer_norm_forward", "numba")
 def layer_norm_forward(x, weight, bias, eps):
     x = np.ascontiguousarray(x)
     m, n = x.shape
@@ -261,7 +261,7 @@ def _layer_norm_backward_rows(g, x, mean, rstd, weight, dx, dweight, dbias):
             dbias[j] += g[r, j]
 
 
-@register("layer_norm_backward", "numba")
+@register_kernel("layer_norm_backward", "numba")
 def layer_norm_backward(g, x, mean, rstd, weight):
     g, x = np.ascontiguousarray(g), np.ascontiguousarray(x)
     n = x.shape[1]
@@ -303,7 +303,7 @@ def _cross_entropy_rows(logits, target, w, ignore_index, eps, loss, row_weight, 
             loss[r] += (eps / c) * smooth
 
 
-@register("cross_entropy_forward", "numba")
+@register_kernel("cross_entropy_forward", "numba")
 def cross_entropy_forward(logits, target, class_weight, ignore_index, label_smoothing):
     logits = np.ascontiguousarray(logits)
     n, c = logits.shape
@@ -332,7 +332,7 @@ def _cross_entropy_backward_rows(g_rows, logp, target, w, ignore_index, eps, d):
         d[r, y] -= (1.0 - eps) * w[y] * g_rows[r]
 
 
-@register("cross_entropy_backward", "numba")
+@register_kernel("cross_entropy_backward", "numba")
 def cross_entropy_backward(g_rows, logp, target, class_weight, ignore_index, label_smoothing):
     c = logp.shape[1]
     w = np.ones(c, dtype=logp.dtype) if class_weight is None else class_weight
@@ -353,7 +353,7 @@ def _scatter_add_rows(indices, g, dweight):
             dweight[row, j] += g[k, j]
 
 
-@register("embedding_backward", "numba")
+@register_kernel("embedding_backward", "numba")
 def embedding_backward(indices, g, num_embeddings, padding_idx):
     dweight = np.zeros((num_embeddings, g.shape[1]), dtype=g.dtype)
     _scatter_add_rows(np.ascontiguousarray(indices), np.ascontiguousarray(g), dweight)
@@ -424,7 +424,7 @@ def _full_lengths(lengths, T, B):
     return np.full(B, T, dtype=np.int64) if lengths is None else np.ascontiguousarray(lengths)
 
 
-@register("lstm_forward", "numba")
+@register_kernel("lstm_forward", "numba")
 def lstm_forward(x_proj, w_hh, h0, c0, lengths):
     T, B, H4 = x_proj.shape
     H = H4 // 4
@@ -474,7 +474,7 @@ def _lstm_rows_backward(g_out, gates, cs, w_hh_panels, lengths, dz, dh, dc, b0, 
                 dh[b] = dh_prev[b - b0]
 
 
-@register("lstm_backward", "numba")
+@register_kernel("lstm_backward", "numba")
 def lstm_backward(g_out, g_hn, g_cn, gates, cs, hs, w_hh, lengths):
     T, B, H4 = gates.shape
     H = H4 // 4
@@ -504,7 +504,7 @@ def _lstm_sequences_forward(gates, bias, w_hh_panels, lengths, out, cs, hs, n):
         _lstm_rows_forward(gates, bias, w_hh_panels, lengths, out, cs, hs, k * B // n, (k + 1) * B // n)
 
 
-@register("lstm_layer_forward", "numba")
+@register_kernel("lstm_layer_forward", "numba")
 def lstm_layer_forward(x, w_ih, w_hh, bias, h0, c0, lengths):
     T, B, I = x.shape
     H4, H = w_hh.shape
@@ -549,7 +549,7 @@ def _weight_grads_rows(dz2, x2, h2, w_ih_panels, dx2, dw_ih, dw_hh, dbias, n):
                 db[j] += gr[j]
 
 
-@register("lstm_layer_backward", "numba")
+@register_kernel("lstm_layer_backward", "numba")
 def lstm_layer_backward(g_out, g_hn, g_cn, x, w_ih, w_hh, gates, cs, hs, lengths):
     T, B, H4 = gates.shape
     H, I = H4 // 4, x.shape[2]
@@ -666,7 +666,7 @@ def _attention_forward_tiles(q, k, v, lengths, causal, scale, window, out, lse):
                     out_row[d] = accr[d] / l[r]
 
 
-@register("attention_forward", "numba")
+@register_kernel("attention_forward", "numba")
 def attention_forward(q, k, v, key_lengths, causal, scale, window):
     q, k, v = (np.ascontiguousarray(a) for a in (q, k, v))
     out = np.empty((q.shape[0], q.shape[1], v.shape[2]), dtype=q.dtype)
@@ -804,7 +804,7 @@ def _attention_backward_dq(g, q, k, v, lse, d_rows, lengths, causal, scale, wind
             dq[bh, i0:i1] += np.dot(ds, k_tile) * scale
 
 
-@register("attention_backward", "numba")
+@register_kernel("attention_backward", "numba")
 def attention_backward(g, q, k, v, out, lse, key_lengths, causal, scale, window):
     """With at least as many sequences as threads, each thread takes whole sequences (five tile
     products per tile pair). With fewer - one long sequence - that would leave threads idle, so the
