@@ -217,8 +217,8 @@ def test_numba_disable_jit_runs_the_same_kernels_as_plain_python():
     script = r"""
 import numpy as np
 from tinyattn import kernels
-from tinyattn.kernels import numba_cpu
-assert not hasattr(numba_cpu._softmax_rows, "signatures")   # a plain Python function now
+from tinyattn.kernels.numba import softmax as numba_softmax
+assert not hasattr(numba_softmax._softmax_rows, "signatures")   # a plain Python function now
 rng = np.random.default_rng(0)
 x = rng.standard_normal((3, 5))
 def same(name, *args):
@@ -247,10 +247,10 @@ def test_second_process_loads_compiled_kernels_from_the_cache():
     """cache=True: the machine code is written next to the source; a new process loads it."""
     script = r"""
 import numpy as np
-from tinyattn.kernels import numba_cpu
+from tinyattn.kernels.numba import layer_norm as numba_layer_norm
 x = np.random.default_rng(0).standard_normal((4, 6))
-numba_cpu.layer_norm_forward(x, None, None, 1e-5)
-stats = numba_cpu._layer_norm_rows.stats
+numba_layer_norm.layer_norm_forward(x, None, None, 1e-5)
+stats = numba_layer_norm._layer_norm_rows.stats
 print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
 """
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -264,7 +264,7 @@ print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
 
 
 def test_single_threaded_blas_restores_the_thread_count():
-    from tinyattn.kernels import blas_threads
+    from tinyattn.kernels.lowlevel import blas_threads
 
     lib = blas_threads._scipy_openblas()
     if lib is None:
@@ -296,7 +296,7 @@ def test_attention_backward_both_work_splits_agree_with_the_twin():
 def test_fastmath_functions_match_numpy_to_the_last_bits():
     from numba import njit
 
-    from tinyattn.kernels import fastmath as fm
+    from tinyattn.kernels.lowlevel import fastmath as fm
 
     @njit(error_model="numpy")
     def apply_all(x, out):
@@ -329,7 +329,7 @@ def test_float32_fastmath_stays_in_float32():
     import numba
     from numba import njit
 
-    from tinyattn.kernels import fastmath as fm
+    from tinyattn.kernels.lowlevel import fastmath as fm
 
     if numba.config.DISABLE_JIT:
         pytest.skip("no compiled code under NUMBA_DISABLE_JIT")

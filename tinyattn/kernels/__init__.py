@@ -104,7 +104,7 @@ def _load():
     for op in _REFERENCE_OPS:
         importlib.import_module(f"tinyattn.ops.{op}")
     try:  # the compiled fast paths, where Numba is installed
-        from . import numba_cpu  # noqa: F401,PLC0415
+        from . import numba  # noqa: F401,PLC0415 - kernels/numba/: one file per op
     except ImportError:  # pragma: no cover
         _choice = "numpy"
 

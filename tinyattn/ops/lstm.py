@@ -9,7 +9,7 @@ sequential - each step needs the previous h - so it runs as one kernel (``lstm_f
 
 ``lstm_layer`` takes x and w_ih instead of x_proj and does the projection itself: one op per
 layer, so the compiled path can split the whole layer - projection, recurrence and weight
-gradients - over its threads (``kernels/numba_cpu.py``), and ``nn.LSTM`` uses it.
+gradients - over its threads (``kernels/numba/lstm.py``), and ``nn.LSTM`` uses it.
 """
 from __future__ import annotations
 
