@@ -29,7 +29,7 @@ import numpy as np
 import tinyattn as ta
 from tinyattn import attention as A
 from tinyattn import kernels, viz
-from tinyattn.ops.flash_attention import memory_efficient_attention
+from tinyattn.ops.memory_efficient_attention import memory_efficient_attention
 
 lesson = Lesson(16, "long sequences and sparse attention")
 rng = lesson.rng
@@ -55,7 +55,7 @@ for T in (1024, 4096, 16384, 65536):
 # %% [markdown]
 # ## 2. Dense attention, as every earlier lesson wrote it, and the streaming kernel
 # dense:   softmax(q kᵀ / √d) v                      builds the (T, T) matrix
-# memory-efficient: tinyattn.ops.flash_attention.memory_efficient_attention(q, k, v)
+# memory-efficient: tinyattn.ops.memory_efficient_attention.memory_efficient_attention(q, k, v)
 # (The library's scaled_dot_product_attention switches to the streaming kernel by itself for long
 # sequences; here we call both paths explicitly to compare them.)
 # First: they compute the same thing, outputs and gradients, in float64.

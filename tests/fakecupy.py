@@ -379,6 +379,7 @@ def install(monkeypatch):
     from tinyattn import backend, kernels  # noqa: PLC0415
     from tinyattn import random as ta_random  # noqa: PLC0415
 
+    kernels._load_gpu_kernels()     # now, so real CuPy kernels cannot appear later and be hidden too late
     fake = FakeCupy()
     cupyx = types.ModuleType("cupyx")
     cupyx.scatter_add = _scatter_add

@@ -9,7 +9,7 @@ import numpy as np
 from gradcases import GradCase, rnd
 from tinyattn.ops.cross_entropy import cross_entropy
 from tinyattn.ops.embedding import embedding
-from tinyattn.ops.flash_attention import memory_efficient_attention
+from tinyattn.ops.memory_efficient_attention import memory_efficient_attention
 from tinyattn.ops.layernorm import layer_norm
 from tinyattn.ops.lstm import lstm_layer, lstm_sequence
 

@@ -91,19 +91,19 @@ def cases(dtype="float64", seed=0):
 
 
 def _lstm_layer_reference(*args):
-    from tinyattn.kernels import reference  # noqa: PLC0415
+    from tinyattn.ops import lstm as reference  # noqa: PLC0415
 
     return reference.lstm_layer_forward(*args)
 
 
 def _lstm_reference(*args):
-    from tinyattn.kernels import reference  # noqa: PLC0415
+    from tinyattn.ops import lstm as reference  # noqa: PLC0415
 
     return reference.lstm_forward(*args)
 
 
 def _attention_reference(*args):
-    from tinyattn.kernels import reference  # noqa: PLC0415
+    from tinyattn.ops import memory_efficient_attention as reference  # noqa: PLC0415
 
     return reference.attention_forward(*args)
 

@@ -181,7 +181,7 @@ def test_general_score_matches_torch_bilinear():
 def test_sdpa_hands_long_sequences_to_the_streaming_kernel(monkeypatch):
     """Above the size threshold (lowered here) sdpa calls memory_efficient_attention: same values
     and gradients, unless weights, a mask or dropout are asked for."""
-    flash = pytest.importorskip("tinyattn.ops.flash_attention")
+    flash = pytest.importorskip("tinyattn.ops.memory_efficient_attention")
     attend_module = importlib.import_module("tinyattn.attention.attend")   # the module, not the function
 
     calls = []

@@ -12,8 +12,8 @@ Three checks, all runnable without a GPU:
    ``numpy.*`` functions, no mixing with host arrays), like CuPy's. The step must run, give the
    same numbers as the NumPy backend, make no array transfer, and read scalars back only in input
    validation. Every kernel's xp twin runs on these arrays too.
-3. A static scan: no ``np.<function>(...)`` in ops/attention/nn/optim/functional.py/the reference
-   kernels except an explicit, commented allow-list.
+3. A static scan: no ``np.<function>(...)`` in ops (which hold the reference
+   kernels)/attention/nn/optim/functional.py except an explicit, commented allow-list.
 
 What this cannot show: that CuPy's kernels and CUDA give these numbers. tests/test_cupy_backend.py
 does that where a GPU is present.
@@ -37,7 +37,7 @@ from tinyattn import backend, kernels, nn, optim
 from tinyattn import functional as F
 from tinyattn.attention import scaled_dot_product_attention
 from tinyattn.autograd.tensor import Tensor
-from tinyattn.ops.flash_attention import memory_efficient_attention
+from tinyattn.ops.memory_efficient_attention import memory_efficient_attention
 
 PACKAGE = pathlib.Path(ta.__file__).parent
 V, D, NH, FF, B, T = 13, 16, 2, 32, 3, 6
@@ -210,7 +210,7 @@ def test_moving_a_tensor_lands_on_the_asked_backend_whatever_the_active_one(fake
 # where a scalar may be read back during a step: input validation only (each is one bool, or the
 # numbers for an error message that is about to be raised)
 VALIDATION_SITES = ("ops/embedding.py", "ops/cross_entropy.py", "ops/lstm.py", "nn/lstm.py",
-                    "ops/flash_attention.py", "nn/transformer.py")
+                    "ops/memory_efficient_attention.py", "nn/transformer.py")
 
 
 def test_a_training_step_runs_on_device_arrays_without_transfers(fake, monkeypatch):
@@ -253,12 +253,12 @@ def test_a_training_step_runs_on_device_arrays_without_transfers(fake, monkeypat
 @pytest.mark.parametrize("name,label,args", list(kernel_cases.cases()),
                          ids=[f"{n}-{lab}" for n, lab, _ in kernel_cases.cases()])
 def test_every_kernel_twin_runs_on_device_arrays(fake, name, label, args):
-    expected = kernel_cases.host(kernels._KERNELS[name]["numpy"](*args), np.asarray)
+    expected = kernel_cases.host(kernels.implementation(name, "numpy")(*args), np.asarray)
     impl = kernels.get(name, *[a for a in args if isinstance(a, np.ndarray)][:1])
     assert impl is kernels._KERNELS[name]["numba" if kernels.current() == "numba" and
-                                          "numba" in kernels._KERNELS[name] else "numpy"]
+                                          "numba" in kernels.available(name) else "numpy"]
     dev_args = kernel_cases.move(args, fake.asarray)
-    assert kernels.get(name, *dev_args) is kernels._KERNELS[name]["numpy"]   # xp twin for device
+    assert kernels.get(name, *dev_args) is kernels.implementation(name, "numpy")   # xp twin for device
     fakecupy.ledger.clear()
     got = kernels.get(name, *dev_args)(*dev_args)
     assert fakecupy.ledger.get("d2h", 0) == 0 and fakecupy.ledger.get("h2d", 0) == 0
@@ -321,7 +321,7 @@ ALLOWED = {
     # load_state_dict: values from outside (lists, torch tensors) copied in on the user's request
     "nn/module.py": {"asarray"},
 }
-SCANNED = ("ops", "attention", "nn", "models", "optim", "functional.py", "kernels/reference.py",
+SCANNED = ("ops", "attention", "nn", "models", "optim", "functional.py",
            "kernels/cupy_gpu.py")
 
 

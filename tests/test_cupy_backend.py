@@ -51,11 +51,11 @@ KCASES = [(n, lab, dt, args) for dt in ("float32", "float64")
 @pytest.mark.parametrize("name,label,dtype,args", KCASES,
                          ids=[f"{n}-{lab}-{dt}" for n, lab, dt, _ in KCASES])
 def test_cupy_kernel_matches_its_numpy_twin(cp, name, label, dtype, args):
-    expected = kernel_cases.host(kernels._KERNELS[name]["numpy"](*copy.deepcopy(args)), np.asarray)
+    expected = kernel_cases.host(kernels.implementation(name, "numpy")(*copy.deepcopy(args)), np.asarray)
     dev = kernel_cases.move(args, cp.asarray)
     impl = kernels.get(name, *[a for a in dev if isinstance(a, cp.ndarray)][:1])
     if name != "embedding_backward":          # its GPU path is the twin's cupyx.scatter_add
-        assert impl is kernels._KERNELS[name]["cupy"], f"{name}: CuPy arrays must get the CuPy kernel"
+        assert impl is kernels.implementation(name, "cupy"), f"{name}: CuPy arrays must get the CuPy kernel"
     got = impl(*dev)
     got_host = kernel_cases.host(got, cp.asnumpy)
     if not isinstance(expected, list):
@@ -141,7 +141,7 @@ def test_a_training_step_on_cupy_matches_numpy_and_makes_no_transfers(cp, monkey
 
 
 def test_memory_efficient_attention_and_dropout_run_on_cupy(cp):
-    from tinyattn.ops.flash_attention import memory_efficient_attention  # noqa: PLC0415
+    from tinyattn.ops.memory_efficient_attention import memory_efficient_attention  # noqa: PLC0415
 
     backend.set_backend("cupy")
     ta.manual_seed(0)

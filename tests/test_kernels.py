@@ -20,8 +20,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def twin_outputs(name, *args):
-    plain = kernels._KERNELS[name]["numpy"](*args)
-    fast = kernels._KERNELS[name]["numba"](*args)
+    plain = kernels.implementation(name, "numpy")(*args)
+    fast = kernels.implementation(name, "numba")(*args)
     return ((plain,), (fast,)) if not isinstance(plain, tuple) else (plain, fast)
 
 
@@ -60,10 +60,10 @@ def test_softmax_family_twins(shape):
     g = rng.standard_normal(shape)
     for axis in range(-len(shape), len(shape)):
         assert_twins_agree("softmax_forward", x, axis, None)
-        y = kernels._KERNELS["softmax_forward"]["numpy"](x, axis, None)
+        y = kernels.implementation("softmax_forward", "numpy")(x, axis, None)
         assert_twins_agree("softmax_backward", y, g, axis)
         assert_twins_agree("log_softmax_forward", x, axis)
-        out = kernels._KERNELS["log_softmax_forward"]["numpy"](x, axis)
+        out = kernels.implementation("log_softmax_forward", "numpy")(x, axis)
         assert_twins_agree("log_softmax_backward", out, g, axis)
 
 
@@ -74,9 +74,9 @@ def test_masked_softmax_twins_with_fully_masked_rows():
     mask[1] = False                      # a row with nothing to attend to
     for m in (mask, mask[None], rng.random((3, 5, 1)) > 0.5):
         assert_twins_agree("softmax_forward", x, -1, m)
-        y = kernels._KERNELS["softmax_forward"]["numba"](x, -1, m)
+        y = kernels.implementation("softmax_forward", "numba")(x, -1, m)
         assert np.all(np.isfinite(y))
-    assert np.all(kernels._KERNELS["softmax_forward"]["numba"](x, -1, mask)[:, 1] == 0)
+    assert np.all(kernels.implementation("softmax_forward", "numba")(x, -1, mask)[:, 1] == 0)
 
 
 # ---------------------------------------------------------------------------------- layer norm
@@ -87,7 +87,7 @@ def test_layer_norm_twins(m, n, affine):
     x = rng.standard_normal((m, n)) * 3 + 2
     w, b = (rng.standard_normal(n), rng.standard_normal(n)) if affine else (None, None)
     assert_twins_agree("layer_norm_forward", x, w, b, 1e-5)
-    _, mean, rstd = kernels._KERNELS["layer_norm_forward"]["numpy"](x, w, b, 1e-5)
+    _, mean, rstd = kernels.implementation("layer_norm_forward", "numpy")(x, w, b, 1e-5)
     assert_twins_agree("layer_norm_backward", rng.standard_normal((m, n)), x, mean, rstd, w)
 
 
@@ -102,7 +102,7 @@ def test_cross_entropy_twins(n, c, smoothing, weighted):
     target[::3] = -100                    # ignored rows, including the first
     w = rng.uniform(0.1, 2, c) if weighted else None
     assert_twins_agree("cross_entropy_forward", logits, target, w, -100, smoothing)
-    logp = kernels._KERNELS["cross_entropy_forward"]["numpy"](logits, target, w, -100, smoothing)[2]
+    logp = kernels.implementation("cross_entropy_forward", "numpy")(logits, target, w, -100, smoothing)[2]
     assert_twins_agree("cross_entropy_backward", rng.standard_normal(n), logp, target, w, -100,
                        smoothing)
 
@@ -126,7 +126,7 @@ def test_lstm_twins(T, B, H, with_lengths):
     h0, c0 = rng.standard_normal((B, H)), rng.standard_normal((B, H))
     lengths = rng.integers(0, T + 1, B) if with_lengths else None
     assert_twins_agree("lstm_forward", x_proj, w_hh, h0, c0, lengths)
-    out, gates, cs, hs = kernels._KERNELS["lstm_forward"]["numpy"](x_proj, w_hh, h0, c0, lengths)
+    out, gates, cs, hs = kernels.implementation("lstm_forward", "numpy")(x_proj, w_hh, h0, c0, lengths)
     assert_twins_agree("lstm_backward", rng.standard_normal(out.shape),
                        rng.standard_normal((B, H)), rng.standard_normal((B, H)), gates, cs, hs,
                        w_hh, lengths)
@@ -143,7 +143,7 @@ def test_lstm_layer_twins(T, B, I, H, with_lengths, with_bias):
     h0, c0 = rng.standard_normal((B, H)), rng.standard_normal((B, H))
     lengths = rng.integers(0, T + 1, B) if with_lengths else None
     assert_twins_agree("lstm_layer_forward", x, w_ih, w_hh, bias, h0, c0, lengths)
-    out, gates, cs, hs = kernels._KERNELS["lstm_layer_forward"]["numpy"](x, w_ih, w_hh, bias, h0,
+    out, gates, cs, hs = kernels.implementation("lstm_layer_forward", "numpy")(x, w_ih, w_hh, bias, h0,
                                                                          c0, lengths)
     assert_twins_agree("lstm_layer_backward", rng.standard_normal(out.shape),
                        rng.standard_normal((B, H)), rng.standard_normal((B, H)), x, w_ih, w_hh,
@@ -164,17 +164,17 @@ def test_attention_twins(bh, tq, tk, d, dv, causal, window):
     for key_lengths in (np.full(bh, tk), lengths):
         args = (key_lengths, causal, 0.37, window)
         assert_twins_agree("attention_forward", q, k, v, *args)
-        out, lse = kernels._KERNELS["attention_forward"]["numpy"](q, k, v, *args)
+        out, lse = kernels.implementation("attention_forward", "numpy")(q, k, v, *args)
         assert_twins_agree("attention_backward", g, q, k, v, out, lse, *args)
 
 
 def test_attention_empty_rows_give_zeros_not_nan():
     q = k = v = np.ones((2, 4, 3))
     for provider in ("numpy", "numba"):
-        out, lse = kernels._KERNELS["attention_forward"][provider](q, k, v, np.array([0, 4]), True,
+        out, lse = kernels.implementation("attention_forward", provider)(q, k, v, np.array([0, 4]), True,
                                                                     1.0, None)
         assert np.all(out[0] == 0) and np.all(lse[0] == -np.inf) and np.all(np.isfinite(out))
-        dq, dk, dv = kernels._KERNELS["attention_backward"][provider](
+        dq, dk, dv = kernels.implementation("attention_backward", provider)(
             np.ones_like(out), q, k, v, out, lse, np.array([0, 4]), True, 1.0, None)
         assert np.all(dq[0] == 0) and np.all(dk[0] == 0) and np.all(dv[0] == 0)
 
@@ -203,9 +203,9 @@ def test_gradchecks_pass_on_both_paths(case, provider):
 def test_use_switches_the_implementation_and_rejects_unknown_names():
     x = np.zeros((2, 3))
     with kernels.using("numpy"):
-        assert kernels.get("softmax_forward", x) is kernels._KERNELS["softmax_forward"]["numpy"]
+        assert kernels.get("softmax_forward", x) is kernels.implementation("softmax_forward", "numpy")
     with kernels.using("numba"):
-        assert kernels.get("softmax_forward", x) is kernels._KERNELS["softmax_forward"]["numba"]
+        assert kernels.get("softmax_forward", x) is kernels.implementation("softmax_forward", "numba")
     with pytest.raises(ValueError, match="unknown provider 'cuda'"):
         kernels.use("cuda")
     with pytest.raises(KeyError, match="no kernel named"):
@@ -217,13 +217,13 @@ def test_numba_disable_jit_runs_the_same_kernels_as_plain_python():
     script = r"""
 import numpy as np
 from tinyattn import kernels
-from tinyattn.kernels import numba_cpu
-assert not hasattr(numba_cpu._softmax_rows, "signatures")   # a plain Python function now
+from tinyattn.kernels.numba import softmax as numba_softmax
+assert not hasattr(numba_softmax._softmax_rows, "signatures")   # a plain Python function now
 rng = np.random.default_rng(0)
 x = rng.standard_normal((3, 5))
 def same(name, *args):
-    a = kernels._KERNELS[name]["numpy"](*args)
-    b = kernels._KERNELS[name]["numba"](*args)
+    a = kernels.implementation(name, "numpy")(*args)
+    b = kernels.implementation(name, "numba")(*args)
     for u, v in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
         np.testing.assert_allclose(v, u, rtol=1e-12, atol=1e-12)
 same("softmax_forward", x, -1, x > 0)
@@ -247,10 +247,10 @@ def test_second_process_loads_compiled_kernels_from_the_cache():
     """cache=True: the machine code is written next to the source; a new process loads it."""
     script = r"""
 import numpy as np
-from tinyattn.kernels import numba_cpu
+from tinyattn.kernels.numba import layer_norm as numba_layer_norm
 x = np.random.default_rng(0).standard_normal((4, 6))
-numba_cpu.layer_norm_forward(x, None, None, 1e-5)
-stats = numba_cpu._layer_norm_rows.stats
+numba_layer_norm.layer_norm_forward(x, None, None, 1e-5)
+stats = numba_layer_norm._layer_norm_rows.stats
 print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
 """
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -264,7 +264,7 @@ print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
 
 
 def test_single_threaded_blas_restores_the_thread_count():
-    from tinyattn.kernels import blas_threads
+    from tinyattn.kernels.lowlevel import blas_threads
 
     lib = blas_threads._scipy_openblas()
     if lib is None:
@@ -283,7 +283,7 @@ def test_attention_backward_both_work_splits_agree_with_the_twin():
     rng = rng_for("split")
     q, k, v, g = (rng.standard_normal((1, 150, 4)) for _ in range(4))
     args = (np.array([140]), True, 0.5, 40)
-    out, lse = kernels._KERNELS["attention_forward"]["numpy"](q, k, v, *args)
+    out, lse = kernels.implementation("attention_forward", "numpy")(q, k, v, *args)
     before = numba.get_num_threads()
     try:
         for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
@@ -296,7 +296,7 @@ def test_attention_backward_both_work_splits_agree_with_the_twin():
 def test_fastmath_functions_match_numpy_to_the_last_bits():
     from numba import njit
 
-    from tinyattn.kernels import fastmath as fm
+    from tinyattn.kernels.lowlevel import fastmath as fm
 
     @njit(error_model="numpy")
     def apply_all(x, out):
@@ -329,7 +329,7 @@ def test_float32_fastmath_stays_in_float32():
     import numba
     from numba import njit
 
-    from tinyattn.kernels import fastmath as fm
+    from tinyattn.kernels.lowlevel import fastmath as fm
 
     if numba.config.DISABLE_JIT:
         pytest.skip("no compiled code under NUMBA_DISABLE_JIT")

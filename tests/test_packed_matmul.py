@@ -1,12 +1,12 @@
-"""kernels/packed_matmul.py: the register-tile product the LSTM's per-step h @ W uses equals a @ b
+"""kernels/lowlevel/packed_matmul.py: the register-tile product the LSTM's per-step h @ W uses equals a @ b
 (its twin) on odd shapes, strided operands and both precisions; and fastmath.wide_vectors really
 lets the compiler use the widest vectors."""
 import numba
 import numpy as np
 import pytest
 
-from tinyattn.kernels import fastmath as fm
-from tinyattn.kernels.packed_matmul import TILE_ROWS, VECTOR_BITS, pack_panels, packed_matmul, panel_width
+from tinyattn.kernels.lowlevel import fastmath as fm
+from tinyattn.kernels.lowlevel.packed_matmul import TILE_ROWS, VECTOR_BITS, pack_panels, packed_matmul, panel_width
 
 SHAPES = [(1, 1, 1), (TILE_ROWS, 7, 3), (TILE_ROWS + 1, 5, 20), (17, 300, 33), (16, 128, 512),
           (3, 513, 70), (9, 0, 4), (40, 64, 2 * 32 + 1)]

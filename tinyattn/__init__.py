@@ -6,7 +6,6 @@
     y.backward()
     x.grad
 """
-from . import memory  # first: keeps freed memory for reuse (see memory.py)
 from . import backend, kernels
 from .autograd import (AnomalyError, Context, Function, GradcheckError, Tensor, enable_grad,
                        get_default_dtype, gradcheck, is_grad_enabled, no_grad, registered_ops, set_default_dtype)

@@ -73,15 +73,15 @@ def _repeat_heads(x, groups):
 
 
 def _memory_efficient(q, k, v, is_causal, scale):
-    """The streaming attention of ``tinyattn.ops.flash_attention`` (never holds the L x S
+    """The streaming attention of ``tinyattn.ops.memory_efficient_attention`` (never holds the L x S
     matrix), when the inputs fit its contract (same leading axes, one dtype); else None."""
     if not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2] and q.dtype == k.dtype == v.dtype):
         return None
     try:
-        from ..ops import flash_attention  # noqa: PLC0415 - optional fast path
+        from ..ops import memory_efficient_attention as streaming  # noqa: PLC0415 - optional fast path
     except ImportError:
         return None
-    return flash_attention.memory_efficient_attention(q, k, v, causal=is_causal, scale=scale)
+    return streaming.memory_efficient_attention(q, k, v, causal=is_causal, scale=scale)
 
 
 # From this many score entries per (batch, head) on, when nobody asks for the weights and there is

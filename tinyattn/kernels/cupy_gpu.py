@@ -1,5 +1,5 @@
 """GPU fast paths: the CuPy counterparts of the Numba kernels, with the same signatures as the plain
-twins in ``reference.py`` (which already run on CuPy arrays, one CuPy call per expression).
+twins in the ops' own files (``ops/softmax.py`` ...) (which already run on CuPy arrays, one CuPy call per expression).
 
 What a GPU kernel buys here is *fusion*: the twin's ``y * (g - dot)`` launches three kernels and
 allocates two temporaries; one ``ElementwiseKernel`` reads y, g, dot once and writes dx once. The
@@ -23,7 +23,12 @@ from __future__ import annotations
 import cupy as cp
 import numpy as np
 
-from . import reference, register
+from ..ops import cross_entropy as cross_entropy_ref
+from ..ops import layernorm as layer_norm_ref
+from ..ops import lstm as lstm_ref
+from ..ops import memory_efficient_attention as attention_ref
+from ..ops import softmax as softmax_ref
+from . import register_kernel
 
 _FAST = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -55,36 +60,36 @@ _log_softmax_bwd = cp.ElementwiseKernel(
     "T out, T g, T gsum", "T dx", "dx = g - exp(out) * gsum", "tinyattn_log_softmax_bwd")
 
 
-@register("softmax_forward", "cupy")
+@register_kernel("softmax_forward", "cupy")
 def softmax_forward(x, axis=-1, mask=None):
     if not _fast(x):
-        return reference.softmax_forward(x, axis, mask)
+        return softmax_ref.softmax_forward(x, axis, mask)
     if mask is not None:
         x = _masked_fill(x, cp.asarray(mask), x.dtype.type(-np.inf))
     e = _shift_exp(x, x.max(axis=axis, keepdims=True))
     return _normalise(e, e.sum(axis=axis, keepdims=True), e)          # in place into e
 
 
-@register("softmax_backward", "cupy")
+@register_kernel("softmax_backward", "cupy")
 def softmax_backward(y, g, axis=-1):
     if not _fast(y, g):
-        return reference.softmax_backward(y, g, axis)
+        return softmax_ref.softmax_backward(y, g, axis)
     return _softmax_bwd(y, g, (g * y).sum(axis=axis, keepdims=True))
 
 
-@register("log_softmax_forward", "cupy")
+@register_kernel("log_softmax_forward", "cupy")
 def log_softmax_forward(x, axis=-1):
     if not _fast(x):
-        return reference.log_softmax_forward(x, axis)
+        return softmax_ref.log_softmax_forward(x, axis)
     m = x.max(axis=axis, keepdims=True)
     s = _shift_exp(x, m).sum(axis=axis, keepdims=True)
     return _log_softmax_fwd(x, m, s)
 
 
-@register("log_softmax_backward", "cupy")
+@register_kernel("log_softmax_backward", "cupy")
 def log_softmax_backward(out, g, axis=-1):
     if not _fast(out, g):
-        return reference.log_softmax_backward(out, g, axis)
+        return softmax_ref.log_softmax_backward(out, g, axis)
     return _log_softmax_bwd(out, g, g.sum(axis=axis, keepdims=True))
 
 
@@ -99,10 +104,10 @@ _xhat = cp.ElementwiseKernel(
     "T x, T mean, T rstd", "T xhat", "xhat = (x - mean) * rstd", "tinyattn_xhat")
 
 
-@register("layer_norm_forward", "cupy")
+@register_kernel("layer_norm_forward", "cupy")
 def layer_norm_forward(x, weight, bias, eps):
     if not _fast(x, weight, bias):
-        return reference.layer_norm_forward(x, weight, bias, eps)
+        return layer_norm_ref.layer_norm_forward(x, weight, bias, eps)
     mean = x.mean(axis=1)
     var = _centred_sq(x, mean[:, None]).mean(axis=1)
     rstd = 1.0 / cp.sqrt(var + eps)
@@ -112,10 +117,10 @@ def layer_norm_forward(x, weight, bias, eps):
     return y, mean, rstd
 
 
-@register("layer_norm_backward", "cupy")
+@register_kernel("layer_norm_backward", "cupy")
 def layer_norm_backward(g, x, mean, rstd, weight):
     if not _fast(g, x, weight):
-        return reference.layer_norm_backward(g, x, mean, rstd, weight)
+        return layer_norm_ref.layer_norm_backward(g, x, mean, rstd, weight)
     xhat = _xhat(x, mean[:, None], rstd[:, None])
     gh = g * weight if weight is not None else g
     dx = _ln_bwd(gh, xhat, rstd[:, None], gh.mean(axis=1, keepdims=True),
@@ -143,10 +148,10 @@ _ce_bwd = cp.ElementwiseKernel(
     """, "tinyattn_cross_entropy_bwd")
 
 
-@register("cross_entropy_forward", "cupy")
+@register_kernel("cross_entropy_forward", "cupy")
 def cross_entropy_forward(logits, target, class_weight, ignore_index, label_smoothing):
     if not _fast(logits, class_weight):
-        return reference.cross_entropy_forward(logits, target, class_weight, ignore_index,
+        return cross_entropy_ref.cross_entropy_forward(logits, target, class_weight, ignore_index,
                                                label_smoothing)
     n, c = logits.shape
     logp = log_softmax_forward(logits, 1)
@@ -161,10 +166,10 @@ def cross_entropy_forward(logits, target, class_weight, ignore_index, label_smoo
     return loss.astype(logits.dtype, copy=False), row_weight, logp
 
 
-@register("cross_entropy_backward", "cupy")
+@register_kernel("cross_entropy_backward", "cupy")
 def cross_entropy_backward(g_rows, logp, target, class_weight, ignore_index, label_smoothing):
     if not _fast(logp, class_weight):
-        return reference.cross_entropy_backward(g_rows, logp, target, class_weight, ignore_index,
+        return cross_entropy_ref.cross_entropy_backward(g_rows, logp, target, class_weight, ignore_index,
                                                 label_smoothing)
     n, c = logp.shape
     dt = logp.dtype.type
@@ -218,10 +223,10 @@ def _blocks(a, H):
     return a[..., :H], a[..., H:2 * H], a[..., 2 * H:3 * H], a[..., 3 * H:]
 
 
-@register("lstm_forward", "cupy")
+@register_kernel("lstm_forward", "cupy")
 def lstm_forward(x_proj, w_hh, h0, c0, lengths):
     if not _fast(x_proj):
-        return reference.lstm_forward(x_proj, w_hh, h0, c0, lengths)
+        return lstm_ref.lstm_forward(x_proj, w_hh, h0, c0, lengths)
     T, B, H4 = x_proj.shape
     H = H4 // 4
     out = cp.empty((T, B, H), dtype=x_proj.dtype)
@@ -238,10 +243,10 @@ def lstm_forward(x_proj, w_hh, h0, c0, lengths):
     return out, gates, cs, hs
 
 
-@register("lstm_backward", "cupy")
+@register_kernel("lstm_backward", "cupy")
 def lstm_backward(g_out, g_hn, g_cn, gates, cs, hs, w_hh, lengths):
     if not _fast(gates):
-        return reference.lstm_backward(g_out, g_hn, g_cn, gates, cs, hs, w_hh, lengths)
+        return lstm_ref.lstm_backward(g_out, g_hn, g_cn, gates, cs, hs, w_hh, lengths)
     T, B, H4 = gates.shape
     H = H4 // 4
     dx = cp.empty_like(gates)
@@ -259,14 +264,14 @@ def lstm_backward(g_out, g_hn, g_cn, gates, cs, hs, w_hh, lengths):
     return dx, dw, dh, dc
 
 
-@register("lstm_layer_forward", "cupy")
+@register_kernel("lstm_layer_forward", "cupy")
 def lstm_layer_forward(x, w_ih, w_hh, bias, h0, c0, lengths):
-    return reference.lstm_layer_forward_with(lstm_forward, x, w_ih, w_hh, bias, h0, c0, lengths)
+    return lstm_ref.lstm_layer_forward_with(lstm_forward, x, w_ih, w_hh, bias, h0, c0, lengths)
 
 
-@register("lstm_layer_backward", "cupy")
+@register_kernel("lstm_layer_backward", "cupy")
 def lstm_layer_backward(g_out, g_hn, g_cn, x, w_ih, w_hh, gates, cs, hs, lengths):
-    return reference.lstm_layer_backward_with(lstm_backward, g_out, g_hn, g_cn, x, w_ih, w_hh,
+    return lstm_ref.lstm_layer_backward_with(lstm_backward, g_out, g_hn, g_cn, x, w_ih, w_hh,
                                               gates, cs, hs, lengths)
 
 
@@ -293,19 +298,19 @@ _lse = cp.ElementwiseKernel(
     "T m, T total", "T lse", "lse = (isfinite(m) ? m : T(0)) + log(total)", "tinyattn_lse")
 
 
-@register("attention_forward", "cupy")
+@register_kernel("attention_forward", "cupy")
 def attention_forward(q, k, v, key_lengths, causal, scale, window):
     if not _fast(q):
-        return reference.attention_forward(q, k, v, key_lengths, causal, scale, window)
+        return attention_ref.attention_forward(q, k, v, key_lengths, causal, scale, window)
     bh, tq, _ = q.shape
     lengths = cp.ascontiguousarray(key_lengths, dtype=cp.int64)
     out = cp.zeros((bh, tq, v.shape[2]), dtype=q.dtype)
     lse = cp.full((bh, tq), -cp.inf, dtype=q.dtype)
     win = -1 if window is None else int(window)
-    qb_max = reference.QUERY_BLOCK
+    qb_max = attention_ref.QUERY_BLOCK
     for i0 in range(0, tq, qb_max):
         i1 = min(tq, i0 + qb_max)
-        lo, hi = reference.key_range(i0, i1, k.shape[1], causal, window)
+        lo, hi = attention_ref.key_range(i0, i1, k.shape[1], causal, window)
         if hi == lo:
             continue
         s = _att_scores(q[:, i0:i1] @ k[:, lo:hi].transpose(0, 2, 1), lengths, i1 - i0, hi - lo,
@@ -318,10 +323,10 @@ def attention_forward(q, k, v, key_lengths, causal, scale, window):
     return out, lse
 
 
-@register("attention_backward", "cupy")
+@register_kernel("attention_backward", "cupy")
 def attention_backward(g, q, k, v, out, lse, key_lengths, causal, scale, window):
     if not _fast(q):
-        return reference.attention_backward(g, q, k, v, out, lse, key_lengths, causal, scale,
+        return attention_ref.attention_backward(g, q, k, v, out, lse, key_lengths, causal, scale,
                                             window)
     tq = q.shape[1]
     lengths = cp.ascontiguousarray(key_lengths, dtype=cp.int64)
@@ -329,10 +334,10 @@ def attention_backward(g, q, k, v, out, lse, key_lengths, causal, scale, window)
     d_rows = (g * out).sum(axis=2)
     win = -1 if window is None else int(window)
     sc = q.dtype.type(scale)
-    qb_max = reference.QUERY_BLOCK
+    qb_max = attention_ref.QUERY_BLOCK
     for i0 in range(0, tq, qb_max):
         i1 = min(tq, i0 + qb_max)
-        lo, hi = reference.key_range(i0, i1, k.shape[1], causal, window)
+        lo, hi = attention_ref.key_range(i0, i1, k.shape[1], causal, window)
         if hi == lo:
             continue
         s = q[:, i0:i1] @ k[:, lo:hi].transpose(0, 2, 1)

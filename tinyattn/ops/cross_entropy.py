@@ -6,7 +6,7 @@ and the picked losses row by row, and the backward writes d loss / d logits in o
 
     p = softmax(logits);  dlogits[n] = g_n · (p · k_n - (1 - ε)·w[y_n]·onehot(y_n) - (ε/C)·w)
 
-with k_n = (1 - ε)·w[y_n] + (ε/C)·Σ w (see ``kernels.reference.cross_entropy_backward``).
+with k_n = (1 - ε)·w[y_n] + (ε/C)·Σ w (see ``cross_entropy_backward`` below).
 """
 from __future__ import annotations
 
@@ -17,6 +17,60 @@ from ..autograd.function import Function
 from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor, as_floating
 from ..backend import get_array_module
+from ..kernels import register_kernel
+
+
+# ----- the reference math (whole-array xp: NumPy or CuPy). These are the definitions; the fast
+# kernels in tinyattn/kernels/ register against the same names and the twin tests compare them.
+@register_kernel("cross_entropy_forward", "numpy")
+def cross_entropy_forward(logits, target, class_weight, ignore_index, label_smoothing):
+    """Per-row loss of log-softmax + negative log-likelihood, with PyTorch's label smoothing.
+
+    logits (N, C), target (N,) ints, class_weight (C,) or None (then all ones), ε = label_smoothing:
+
+        logp = log_softmax(logits)
+        loss_n = (1 - ε) · w[y_n] · (-logp[n, y_n])  +  (ε / C) · Σ_c w_c · (-logp[n, c])
+        loss_n = 0 where y_n == ignore_index
+
+    Returns loss (N,), weight_of_row (N,) = w[y_n] (0 where ignored: the 'mean' denominator is its
+    sum) and logp (N, C), which backward turns into the softmax."""
+    xp = get_array_module(logits)
+    n, c = logits.shape
+    m = logits.max(axis=1, keepdims=True)
+    shifted = logits - m
+    logp = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+    keep = target != ignore_index
+    safe_target = xp.where(keep, target, 0)
+    w = xp.ones(c, dtype=logits.dtype) if class_weight is None else class_weight
+    row_weight = xp.where(keep, w[safe_target], 0).astype(logits.dtype)
+    picked = logp[xp.arange(n), safe_target]
+    loss = (1.0 - label_smoothing) * row_weight * (-picked)
+    if label_smoothing > 0:
+        smooth = -(logp * w).sum(axis=1)
+        loss = loss + (label_smoothing / c) * xp.where(keep, smooth, 0)
+    return loss, row_weight, logp
+
+
+@register_kernel("cross_entropy_backward", "numpy")
+def cross_entropy_backward(g_rows, logp, target, class_weight, ignore_index, label_smoothing):
+    """d loss / d logits for upstream per-row gradients g_rows (N,); with p = softmax = exp(logp),
+    k = (1 - ε)·w[y] + (ε / C)·Σ_c w_c:
+
+        dlogits[n, j] = g_n · ( p_j · k - (1 - ε) · w[y_n] · [j == y_n] - (ε / C) · w_j )
+
+    and 0 for ignored rows."""
+    xp = get_array_module(logp)
+    n, c = logp.shape
+    keep = target != ignore_index
+    safe_target = xp.where(keep, target, 0)
+    w = xp.ones(c, dtype=logp.dtype) if class_weight is None else class_weight
+    wy = w[safe_target]
+    k = (1.0 - label_smoothing) * wy + (label_smoothing / c) * w.sum()
+    d = xp.exp(logp) * k[:, None] - (label_smoothing / c) * w
+    d[xp.arange(n), safe_target] -= (1.0 - label_smoothing) * wy
+    g_rows = xp.where(keep, g_rows, 0)
+    return d * g_rows[:, None]
+
 
 _REDUCTIONS = ("none", "mean", "sum")
 

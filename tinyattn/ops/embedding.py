@@ -13,7 +13,24 @@ from .. import kernels
 from ..autograd.function import Function
 from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor
-from ..backend import get_array_module
+from ..backend import get_array_module, scatter_add
+from ..kernels import register_kernel
+
+
+# ----- the reference math (whole-array xp: NumPy or CuPy). These are the definitions; the fast
+# kernels in tinyattn/kernels/ register against the same names and the twin tests compare them.
+@register_kernel("embedding_backward", "numpy")
+def embedding_backward(indices, g, num_embeddings, padding_idx):
+    """dweight (V, D): row v is the sum of g[k] over every position k with indices[k] == v.
+
+    indices (K,) ints, g (K, D). The plain twin lets the array library do the scatter-add
+    (np.add.at / cupyx.scatter_add); the padding row gets no gradient."""
+    xp = get_array_module(g)
+    dweight = xp.zeros((num_embeddings, g.shape[1]), dtype=g.dtype)
+    scatter_add(dweight, indices, g)
+    if padding_idx is not None:
+        dweight[padding_idx] = 0
+    return dweight
 
 
 @register_op("embedding")

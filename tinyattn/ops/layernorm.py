@@ -15,6 +15,46 @@ from .. import kernels
 from ..autograd.function import Function
 from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor, as_floating
+from ..backend import get_array_module
+from ..kernels import register_kernel
+
+
+# ----- the reference math (whole-array xp: NumPy or CuPy). These are the definitions; the fast
+# kernels in tinyattn/kernels/ register against the same names and the twin tests compare them.
+@register_kernel("layer_norm_forward", "numpy")
+def layer_norm_forward(x, weight, bias, eps):
+    """Rows of x (M, N) normalised to zero mean and unit (biased) variance, then scaled and shifted:
+
+        mean = Σ x / N,   var = Σ (x - mean)² / N,   rstd = 1 / sqrt(var + eps)
+        y = (x - mean) · rstd · weight + bias          weight, bias: (N,) or None
+
+    Returns y (M, N), mean (M,), rstd (M,): backward needs the last two."""
+    xp = get_array_module(x)
+    mean = x.mean(axis=1)
+    centred = x - mean[:, None]
+    var = (centred * centred).mean(axis=1)
+    rstd = 1.0 / xp.sqrt(var + eps)
+    y = centred * rstd[:, None]
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y, mean, rstd
+
+
+@register_kernel("layer_norm_backward", "numpy")
+def layer_norm_backward(g, x, mean, rstd, weight):
+    """Gradients of layer_norm for rows x (M, N), upstream g (M, N).
+
+    With x̂ = (x - mean)·rstd and ĝ = g·weight (or g):
+        dx = rstd · (ĝ - mean(ĝ) - x̂ · mean(ĝ ⊙ x̂))      (means along the row)
+        dweight = Σ_rows g ⊙ x̂,   dbias = Σ_rows g
+    Returns dx, dweight, dbias (the last two computed even without weight/bias; the op drops them)."""
+    xhat = (x - mean[:, None]) * rstd[:, None]
+    gh = g * weight if weight is not None else g
+    dx = rstd[:, None] * (gh - gh.mean(axis=1, keepdims=True)
+                          - xhat * (gh * xhat).mean(axis=1, keepdims=True))
+    return dx, (g * xhat).sum(axis=0), g.sum(axis=0)
 
 
 @register_op("layer_norm")

@@ -9,7 +9,7 @@ sequential - each step needs the previous h - so it runs as one kernel (``lstm_f
 
 ``lstm_layer`` takes x and w_ih instead of x_proj and does the projection itself: one op per
 layer, so the compiled path can split the whole layer - projection, recurrence and weight
-gradients - over its threads (``kernels/numba_cpu.py``), and ``nn.LSTM`` uses it.
+gradients - over its threads (``kernels/numba/lstm.py``), and ``nn.LSTM`` uses it.
 """
 from __future__ import annotations
 
@@ -20,6 +20,126 @@ from ..autograd.function import Function
 from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor
 from ..backend import get_array_module
+from ..kernels import register_kernel
+
+
+# ----- the reference math (whole-array xp: NumPy or CuPy). These are the definitions; the fast
+# kernels in tinyattn/kernels/ register against the same names and the twin tests compare them.
+def _sigmoid(z):
+    xp = get_array_module(z)
+    e = xp.exp(-xp.abs(z))                      # never overflows
+    return xp.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+@register_kernel("lstm_forward", "numpy")
+def lstm_forward(x_proj, w_hh, h0, c0, lengths):
+    """The LSTM recurrence over T steps, gate order i, f, g, o (as PyTorch):
+
+        z = x_proj[t] + h @ w_hh.T                 (B, 4H)
+        i, f, o = σ(z_i), σ(z_f), σ(z_o);  g = tanh(z_g)
+        c' = f ⊙ c + i ⊙ g;   h' = o ⊙ tanh(c')
+
+    Sequence b only advances while t < lengths[b]; afterwards its state is frozen and out[t, b] = 0.
+    Returns out (T, B, H), gates (T, B, 4H) after their activations, cs (T+1, B, H) (cs[0] = c0)
+    and hs (T+1, B, H) (hs[0] = h0); the last three are what backward needs."""
+    xp = get_array_module(x_proj)
+    T, B, H4 = x_proj.shape
+    H = H4 // 4
+    out = xp.zeros((T, B, H), dtype=x_proj.dtype)
+    gates = xp.empty((T, B, H4), dtype=x_proj.dtype)
+    hs = xp.empty((T + 1, B, H), dtype=x_proj.dtype)
+    cs = xp.empty((T + 1, B, H), dtype=x_proj.dtype)
+    hs[0], cs[0] = h0, c0
+    for t in range(T):
+        h, c = hs[t], cs[t]
+        z = x_proj[t] + h @ w_hh.T
+        i, f, o = _sigmoid(z[:, :H]), _sigmoid(z[:, H:2 * H]), _sigmoid(z[:, 3 * H:])
+        g = xp.tanh(z[:, 2 * H:3 * H])
+        c_new = f * c + i * g
+        h_new = o * xp.tanh(c_new)
+        gates[t] = xp.concatenate([i, f, g, o], axis=1)
+        if lengths is None:
+            hs[t + 1], cs[t + 1], out[t] = h_new, c_new, h_new
+        else:
+            valid = (t < lengths)[:, None]
+            hs[t + 1] = xp.where(valid, h_new, h)
+            cs[t + 1] = xp.where(valid, c_new, c)
+            out[t] = xp.where(valid, h_new, 0)
+    return out, gates, cs, hs
+
+
+@register_kernel("lstm_backward", "numpy")
+def lstm_backward(g_out, g_hn, g_cn, gates, cs, hs, w_hh, lengths):
+    """Backpropagation through time for ``lstm_forward``. Walking t = T-1 ... 0 with dh, dc the
+    gradients reaching the state after step t:
+
+        dh += g_out[t];  tc = tanh(c_t+1)
+        do = dh ⊙ tc;  dc += dh ⊙ o ⊙ (1 - tc²)
+        di = dc ⊙ g;  dg = dc ⊙ i;  df = dc ⊙ c_t
+        dz = [di·i(1-i), df·f(1-f), dg·(1-g²), do·o(1-o)]          (B, 4H)
+        dx_proj[t] = dz;  dh = dz @ w_hh;  dc = dc ⊙ f;   and at the end dw_hh = Σ_t dz_tᵀ h_t
+
+    Rows past their length pass dh, dc through unchanged and get dz = 0.
+    Returns dx_proj (T, B, 4H), dw_hh (4H, H), dh0 (B, H), dc0 (B, H)."""
+    xp = get_array_module(gates)
+    T, B, H4 = gates.shape
+    H = H4 // 4
+    dx = xp.empty_like(gates)
+    dh, dc = g_hn.copy(), g_cn.copy()
+    for t in range(T - 1, -1, -1):
+        i, f, g, o = gates[t, :, :H], gates[t, :, H:2 * H], gates[t, :, 2 * H:3 * H], gates[t, :, 3 * H:]
+        valid = None if lengths is None else (t < lengths)[:, None]
+        dh_t = dh + g_out[t]
+        tc = xp.tanh(cs[t + 1])
+        dc_t = dc + dh_t * o * (1 - tc * tc)
+        dz = xp.concatenate([dc_t * g * i * (1 - i), dc_t * cs[t] * f * (1 - f),
+                             dc_t * i * (1 - g * g), dh_t * tc * o * (1 - o)], axis=1)
+        if valid is not None:
+            dz = xp.where(valid, dz, 0)
+        dx[t] = dz
+        dh_prev, dc_prev = dz @ w_hh, dc_t * f
+        if valid is None:
+            dh, dc = dh_prev, dc_prev
+        else:
+            dh, dc = xp.where(valid, dh_prev, dh), xp.where(valid, dc_prev, dc)
+    # dw_hh = Σ_t dz_t.T @ h_t: one big product once the loop is done, not T small ones
+    dw = dx.reshape(T * B, H4).T @ hs[:-1].reshape(T * B, H)
+    return dx, dw, dh, dc
+
+
+# A whole LSTM layer: the input projection for every step as one product, then the recurrence.
+# Written over the sequence kernels it is given, so the GPU provider can reuse it with its own.
+def lstm_layer_forward_with(sequence_forward, x, w_ih, w_hh, bias, h0, c0, lengths):
+    T, B, I = x.shape
+    x_proj = (x.reshape(T * B, I) @ w_ih.T).reshape(T, B, -1)
+    if bias is not None:
+        x_proj += bias
+    return sequence_forward(x_proj, w_hh, h0, c0, lengths)
+
+
+def lstm_layer_backward_with(sequence_backward, g_out, g_hn, g_cn, x, w_ih, w_hh, gates, cs, hs,
+                             lengths):
+    T, B, I = x.shape
+    dx_proj, dw_hh, dh0, dc0 = sequence_backward(g_out, g_hn, g_cn, gates, cs, hs, w_hh, lengths)
+    dz = dx_proj.reshape(T * B, -1)
+    dx = (dz @ w_ih).reshape(T, B, I)
+    dw_ih = dz.T @ x.reshape(T * B, I)
+    return dx, dw_ih, dw_hh, dz.sum(axis=0), dh0, dc0
+
+
+@register_kernel("lstm_layer_forward", "numpy")
+def lstm_layer_forward(x, w_ih, w_hh, bias, h0, c0, lengths):
+    """One LSTM layer on x (T, B, I): x_proj = x @ w_ih.T + bias (one product for all steps), then
+    ``lstm_forward``. Returns what ``lstm_forward`` returns."""
+    return lstm_layer_forward_with(lstm_forward, x, w_ih, w_hh, bias, h0, c0, lengths)
+
+
+@register_kernel("lstm_layer_backward", "numpy")
+def lstm_layer_backward(g_out, g_hn, g_cn, x, w_ih, w_hh, gates, cs, hs, lengths):
+    """``lstm_backward``, then through the projection: dx = dz @ w_ih, dw_ih = Σ dzᵀ x,
+    dbias = Σ dz. Returns dx (T, B, I), dw_ih (4H, I), dw_hh (4H, H), dbias (4H,), dh0, dc0."""
+    return lstm_layer_backward_with(lstm_backward, g_out, g_hn, g_cn, x, w_ih, w_hh, gates, cs, hs,
+                                    lengths)
 
 
 @register_op("lstm_sequence")

@@ -7,6 +7,45 @@ from .. import kernels
 from ..autograd.function import Function
 from ..autograd.registry import register_op
 from ..autograd.tensor import as_floating
+from ..backend import get_array_module
+from ..kernels import register_kernel
+
+
+# ----- the reference math (whole-array xp: NumPy or CuPy). These are the definitions; the fast
+# kernels in tinyattn/kernels/ register against the same names and the twin tests compare them.
+@register_kernel("softmax_forward", "numpy")
+def softmax_forward(x, axis=-1, mask=None):
+    """exp(x - max) / Σ exp(x - max) along ``axis``; ``mask`` (True = keep) zeroes entries, and a
+    row with no kept entry is all zeros rather than 0/0 = NaN."""
+    xp = get_array_module(x)
+    if mask is not None:
+        x = xp.where(mask, x, -xp.inf)
+    m = x.max(axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0)
+    e = xp.exp(x - m)
+    s = e.sum(axis=axis, keepdims=True)
+    return e / xp.where(s == 0, 1, s)
+
+
+@register_kernel("softmax_backward", "numpy")
+def softmax_backward(y, g, axis=-1):
+    """dx = y ⊙ (g - Σ g y): the Jacobian of softmax applied to g without forming it."""
+    return y * (g - (g * y).sum(axis=axis, keepdims=True))
+
+
+@register_kernel("log_softmax_forward", "numpy")
+def log_softmax_forward(x, axis=-1):
+    xp = get_array_module(x)
+    m = x.max(axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0)
+    shifted = x - m
+    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+@register_kernel("log_softmax_backward", "numpy")
+def log_softmax_backward(out, g, axis=-1):
+    xp = get_array_module(out)
+    return g - xp.exp(out) * g.sum(axis=axis, keepdims=True)
 
 
 @register_op("softmax")

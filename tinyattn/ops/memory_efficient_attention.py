@@ -23,6 +23,99 @@ from ..autograd.function import Function
 from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor
 from ..backend import get_array_module
+from ..kernels import register_kernel
+
+
+# ----- the reference math (whole-array xp: NumPy or CuPy). These are the definitions; the fast
+# kernels in tinyattn/kernels/ register against the same names and the twin tests compare them.
+QUERY_BLOCK = 128   # queries handled together by the plain twin: memory O(QUERY_BLOCK · Tk)
+
+
+def key_range(i0, i1, n_keys, causal, window):
+    """The keys [lo, hi) that queries i0..i1-1 may see: j <= i if causal, |i - j| <= window."""
+    lo, hi = 0, n_keys
+    if causal:
+        hi = min(hi, i1)
+    if window is not None:
+        lo, hi = max(lo, i0 - window), min(hi, i1 + window)
+    return lo, max(lo, hi)
+
+
+def _allowed(xp, i0, i1, lo, hi, key_lengths, causal, window):
+    """Boolean (BH, i1 - i0, hi - lo): may query i see key j?"""
+    i = xp.arange(i0, i1)[:, None]
+    j = xp.arange(lo, hi)[None, :]
+    ok = j < key_lengths[:, None, None]
+    if causal:
+        ok = ok & (j <= i)
+    if window is not None:
+        ok = ok & (xp.abs(i - j) <= window)
+    return ok
+
+
+def _probabilities(xp, q_blk, k_blk, lse_blk, ok, scale):
+    """P = exp(q kᵀ · scale - logsumexp) where allowed, else 0 (also for rows with no key)."""
+    s = (q_blk @ k_blk.transpose(0, 2, 1)) * scale
+    finite = xp.isfinite(lse_blk)[:, :, None]
+    p = xp.exp(xp.where(ok & finite, s, -xp.inf) - xp.where(finite, lse_blk[:, :, None], 0))
+    return p
+
+
+@register_kernel("attention_forward", "numpy")
+def attention_forward(q, k, v, key_lengths, causal, scale, window):
+    """softmax(q kᵀ · scale + mask) v, one block of QUERY_BLOCK queries at a time.
+
+    q (BH, Tq, D), k (BH, Tk, D), v (BH, Tk, Dv), key_lengths (BH,) ints. Query i may attend to key
+    j when j < key_lengths, j <= i (causal) and |i - j| <= window. A block of queries sees all the
+    keys it may attend to at once, so an ordinary softmax works; only (BH, QUERY_BLOCK, Tk) scores
+    exist at any time, never (BH, Tq, Tk). Rows with no allowed key give 0.
+    Returns out (BH, Tq, Dv) and lse (BH, Tq) = log Σ_j exp(score), -inf for empty rows."""
+    xp = get_array_module(q)
+    bh, tq, _ = q.shape
+    out = xp.zeros((bh, tq, v.shape[2]), dtype=q.dtype)
+    lse = xp.full((bh, tq), -xp.inf, dtype=q.dtype)
+    for i0 in range(0, tq, QUERY_BLOCK):
+        i1 = min(tq, i0 + QUERY_BLOCK)
+        lo, hi = key_range(i0, i1, k.shape[1], causal, window)
+        if hi == lo:
+            continue
+        ok = _allowed(xp, i0, i1, lo, hi, key_lengths, causal, window)
+        s = xp.where(ok, (q[:, i0:i1] @ k[:, lo:hi].transpose(0, 2, 1)) * scale, -xp.inf)
+        m = s.max(axis=2, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0)
+        e = xp.exp(s - m)
+        total = e.sum(axis=2, keepdims=True)
+        out[:, i0:i1] = (e / xp.where(total == 0, 1, total)) @ v[:, lo:hi]
+        with np.errstate(divide="ignore"):
+            lse[:, i0:i1] = (m + xp.log(total))[:, :, 0]
+    return out, lse
+
+
+@register_kernel("attention_backward", "numpy")
+def attention_backward(g, q, k, v, out, lse, key_lengths, causal, scale, window):
+    """Gradients by recomputation: the probabilities are rebuilt block by block from q, k and the
+    saved logsumexp instead of being stored. With D_i = Σ_d g[i, d] · out[i, d]:
+
+        P = exp(q kᵀ · scale - lse);   dv = Pᵀ g;   dP = g vᵀ;   dS = P ⊙ (dP - D)
+        dq = dS k · scale;   dk = dSᵀ q · scale
+    Returns dq, dk, dv shaped like q, k, v."""
+    xp = get_array_module(q)
+    tq = q.shape[1]
+    dq, dk, dv = xp.zeros_like(q), xp.zeros_like(k), xp.zeros_like(v)
+    d_rows = (g * out).sum(axis=2)
+    for i0 in range(0, tq, QUERY_BLOCK):
+        i1 = min(tq, i0 + QUERY_BLOCK)
+        lo, hi = key_range(i0, i1, k.shape[1], causal, window)
+        if hi == lo:
+            continue
+        ok = _allowed(xp, i0, i1, lo, hi, key_lengths, causal, window)
+        p = _probabilities(xp, q[:, i0:i1], k[:, lo:hi], lse[:, i0:i1], ok, scale)
+        g_blk = g[:, i0:i1]
+        dv[:, lo:hi] += p.transpose(0, 2, 1) @ g_blk
+        ds = p * (g_blk @ v[:, lo:hi].transpose(0, 2, 1) - d_rows[:, i0:i1, None])
+        dq[:, i0:i1] = (ds @ k[:, lo:hi]) * scale
+        dk[:, lo:hi] += (ds.transpose(0, 2, 1) @ q[:, i0:i1]) * scale
+    return dq, dk, dv
 
 
 @register_op("memory_efficient_attention")

@@ -1,0 +1,80 @@
+"""Numba: layer_norm forward and backward, one fused pass per row (reference: ops/layernorm.py)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .. import register_kernel
+from .rows import _JIT
+
+# ---------------------------------------------------------------------------------- layer norm
+@njit(**_JIT)
+def _layer_norm_rows(x, weight, bias, eps, y, mean, rstd):
+    """Per row: mean, biased variance (two passes, as the twin), then y = x̂ · weight + bias.
+    weight / bias of length 0 mean 'none'."""
+    n = x.shape[1]
+    for r in range(x.shape[0]):
+        s = 0.0
+        for j in range(n):
+            s += x[r, j]
+        mu = s / n
+        v = 0.0
+        for j in range(n):
+            d = x[r, j] - mu
+            v += d * d
+        inv = 1.0 / math.sqrt(v / n + eps)
+        mean[r], rstd[r] = mu, inv
+        for j in range(n):
+            val = (x[r, j] - mu) * inv
+            if weight.shape[0] > 0:
+                val = val * weight[j]
+            if bias.shape[0] > 0:
+                val = val + bias[j]
+            y[r, j] = val
+
+
+@register_kernel("layer_norm_forward", "numba")
+def layer_norm_forward(x, weight, bias, eps):
+    x = np.ascontiguousarray(x)
+    m, n = x.shape
+    none = np.zeros(0, dtype=x.dtype)
+    y = np.empty_like(x)
+    mean, rstd = np.empty(m, dtype=x.dtype), np.empty(m, dtype=x.dtype)
+    _layer_norm_rows(x, none if weight is None else weight, none if bias is None else bias,
+                     eps, y, mean, rstd)
+    return y, mean, rstd
+
+
+@njit(**_JIT)
+def _layer_norm_backward_rows(g, x, mean, rstd, weight, dx, dweight, dbias):
+    """One pass per row for dx (two row sums first), adding the row's share into dweight, dbias."""
+    m, n = x.shape
+    dweight[:] = 0.0
+    dbias[:] = 0.0
+    for r in range(m):
+        sum_gh, sum_gh_xhat = 0.0, 0.0
+        for j in range(n):
+            gh = g[r, j] * weight[j] if weight.shape[0] > 0 else g[r, j]
+            sum_gh += gh
+            sum_gh_xhat += gh * ((x[r, j] - mean[r]) * rstd[r])
+        a, b = sum_gh / n, sum_gh_xhat / n
+        for j in range(n):
+            gh = g[r, j] * weight[j] if weight.shape[0] > 0 else g[r, j]
+            xhat = (x[r, j] - mean[r]) * rstd[r]
+            dx[r, j] = rstd[r] * (gh - a - xhat * b)
+            dweight[j] += g[r, j] * xhat
+            dbias[j] += g[r, j]
+
+
+@register_kernel("layer_norm_backward", "numba")
+def layer_norm_backward(g, x, mean, rstd, weight):
+    g, x = np.ascontiguousarray(g), np.ascontiguousarray(x)
+    n = x.shape[1]
+    dx = np.empty_like(x)
+    dweight, dbias = np.empty(n, dtype=x.dtype), np.empty(n, dtype=x.dtype)
+    _layer_norm_backward_rows(g, x, mean, rstd,
+                              np.zeros(0, dtype=x.dtype) if weight is None else weight,
+                              dx, dweight, dbias)
+    return dx, dweight, dbias

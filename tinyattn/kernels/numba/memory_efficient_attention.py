@@ -1,0 +1,263 @@
+"""Numba: memory-efficient attention forward and backward: tiles with an online softmax, on threads (reference: ops/memory_efficient_attention.py)."""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from ..lowlevel import fastmath as fm
+from ..lowlevel.blas_threads import single_threaded_blas
+from .. import register_kernel
+from .rows import _JIT, _row_sum, _row_max
+
+# ---------------------------------------------------------------------------------- attention
+QUERY_TILE = 64     # queries per tile: one thread's unit of work in the forward
+KEY_TILE = 64       # keys per tile: the (QUERY_TILE, KEY_TILE) scores are all that exist at once
+
+
+@njit(inline="always", **_JIT)
+def _key_range(i0, i1, n_keys, causal, window):
+    """Keys [lo, hi) that queries i0..i1-1 may see (the twin's ``key_range``; window < 0: none)."""
+    lo, hi = 0, n_keys
+    if causal:
+        hi = min(hi, i1)
+    if window >= 0:
+        lo, hi = max(lo, i0 - window), min(hi, i1 + window)
+    return lo, max(lo, hi)
+
+
+@njit(inline="always", **_JIT)
+def _allowed(i, j, n_valid, causal, window):
+    return j < n_valid and (not causal or j <= i) and (window < 0 or abs(i - j) <= window)
+
+
+@njit(inline="always", **_JIT)
+def _tile_is_unmasked(i0, i1, j0, j1, n_valid, causal, window):
+    """True when every (i, j) of the tile is allowed, so the per-element test can be skipped."""
+    if j1 > n_valid or (causal and j1 - 1 > i0):
+        return False
+    return window < 0 or (j1 - 1 - i0 <= window and i1 - 1 - j0 <= window)
+
+
+@njit(parallel=True, **_JIT)
+def _attention_forward_tiles(q, k, v, lengths, causal, scale, window, out, lse):
+    """Online softmax. For one tile of queries, walk the key tiles keeping per query the running
+    maximum m, the running sum l = Σ exp(s - m) and the running output acc = Σ exp(s - m) v. When a
+    new tile raises the maximum to m', the old sums are rescaled by exp(m - m'). At the end
+    out = acc / l and lse = m + log l. The scores of one (query tile, key tile) pair are all that
+    ever exist. Threads take whole (sequence, query tile) pairs: they never share an output row."""
+    n_seq, tq, _ = q.shape
+    tk, dv = k.shape[1], v.shape[2]
+    n_tiles = (tq + QUERY_TILE - 1) // QUERY_TILE
+    for task in prange(n_seq * n_tiles):
+        bh = task // n_tiles
+        i0 = (task % n_tiles) * QUERY_TILE
+        i1 = min(tq, i0 + QUERY_TILE)
+        n = i1 - i0
+        m = np.full(n, -np.inf, dtype=q.dtype)     # in q's dtype: float32 inputs get float32 exp
+        l = np.zeros(n, dtype=q.dtype)
+        acc = np.zeros((n, dv), dtype=q.dtype)
+        pv = np.empty((n, dv), dtype=q.dtype)
+        q_tile = q[bh, i0:i1]
+        lo, hi = _key_range(i0, i1, tk, causal, window)
+        hi = min(hi, lengths[bh])
+        for j0 in range(lo, hi, KEY_TILE):
+            j1 = min(hi, j0 + KEY_TILE)
+            nk = j1 - j0
+            s = np.dot(q_tile, k[bh, j0:j1].T)
+            full = _tile_is_unmasked(i0, i1, j0, j1, lengths[bh], causal, window)
+            for r in range(n):
+                i, sr = i0 + r, s[r]        # a 1-D row: loops over it vectorise
+                if full:                    # the common case: no test per element
+                    for c in range(nk):
+                        sr[c] = sr[c] * scale
+                else:
+                    for c in range(nk):
+                        allowed = _allowed(i, j0 + c, lengths[bh], causal, window)
+                        sr[c] = sr[c] * scale if allowed else -np.inf
+                m_new = _row_max(sr, nk, m[r])  # the running maximum, raised by this tile
+                if m_new == -np.inf:        # no key allowed yet for this query
+                    sr[:] = 0.0
+                    continue
+                for c in range(nk):         # exp(-inf) = 0 for the masked entries
+                    sr[c] = fm.exp(sr[c] - m_new)
+                row_sum = _row_sum(sr, nk)
+                alpha = fm.exp(m[r] - m_new)    # rescales what earlier tiles added up
+                l[r] = l[r] * alpha + row_sum
+                m[r] = m_new
+                if alpha != 1.0:
+                    accr = acc[r]
+                    for d in range(dv):
+                        accr[d] *= alpha
+            np.dot(s, v[bh, j0:j1], pv)
+            acc += pv
+        for r in range(n):
+            out_row = out[bh, i0 + r]
+            if l[r] == 0.0:
+                lse[bh, i0 + r] = -np.inf
+                out_row[:] = 0.0
+            else:
+                lse[bh, i0 + r] = m[r] + math.log(l[r])
+                accr = acc[r]
+                for d in range(dv):
+                    out_row[d] = accr[d] / l[r]
+
+
+@register_kernel("attention_forward", "numba")
+def attention_forward(q, k, v, key_lengths, causal, scale, window):
+    q, k, v = (np.ascontiguousarray(a) for a in (q, k, v))
+    out = np.empty((q.shape[0], q.shape[1], v.shape[2]), dtype=q.dtype)
+    lse = np.empty(q.shape[:2], dtype=q.dtype)
+    scale = q.dtype.type(scale)             # keep float32 arithmetic in float32
+    with single_threaded_blas():
+        _attention_forward_tiles(q, k, v, np.ascontiguousarray(key_lengths), causal, scale,
+                                 -1 if window is None else window, out, lse)
+    return out, lse
+
+
+@njit(inline="always", **_JIT)
+def _tile_probabilities(p, i0, j0, row_lse, n_valid, causal, scale, window, full):
+    """p holds q_tile @ k_tileᵀ; turn it, in place, into P = exp(p · scale - lse) - exactly the
+    forward's probabilities, rebuilt - with 0 where masked and for queries that see no key."""
+    for r in range(p.shape[0]):
+        i, pr, lse_i = i0 + r, p[r], row_lse[i0 + r]
+        if lse_i == -np.inf:
+            pr[:] = 0.0
+        elif full:
+            for c in range(p.shape[1]):
+                pr[c] = fm.exp(pr[c] * scale - lse_i)
+        else:
+            for c in range(p.shape[1]):
+                allowed = _allowed(i, j0 + c, n_valid, causal, window)
+                pr[c] = fm.exp(pr[c] * scale - lse_i) if allowed else 0.0
+
+
+@njit(inline="always", **_JIT)
+def _tile_ds(ds, p, d_rows, i0):
+    """ds holds g_tile @ v_tileᵀ = dP; turn it, in place, into dS = P ⊙ (dP - D)."""
+    for r in range(ds.shape[0]):
+        dsr, pr, d_r = ds[r], p[r], d_rows[i0 + r]
+        for c in range(ds.shape[1]):
+            dsr[c] = pr[c] * (dsr[c] - d_r)
+
+
+@njit(inline="always", **_JIT)
+def _queries_seeing(j0, j1, tq, causal, window):
+    """The queries [lo, hi) that can see keys j0..j1-1: i >= j0 if causal, |i - j| <= window."""
+    lo, hi = 0, tq
+    if causal:
+        lo = j0
+    if window >= 0:
+        lo, hi = max(lo, j0 - window), min(hi, j1 + window)
+    return lo, max(lo, hi)
+
+
+@njit(parallel=True, **_JIT)
+def _attention_backward_by_sequence(g, q, k, v, lse, d_rows, lengths, causal, scale, window,
+                                    dq, dk, dv):
+    """Recompute P tile by tile from q, k and lse (formulas in the twin). Each thread owns whole
+    sequences (bh): it walks key tiles, and for each the query tiles that can see them, adding into
+    that key tile's dk, dv and into dq of its own sequence - no two threads write the same place.
+    Five tile products per (query tile, key tile) pair."""
+    n_seq, tq, _ = q.shape
+    tk = k.shape[1]
+    for bh in prange(n_seq):
+        dq[bh] = 0.0
+        dk[bh] = 0.0                        # rows of padding keys stay 0
+        dv[bh] = 0.0
+        n_valid = min(tk, lengths[bh])
+        for j0 in range(0, n_valid, KEY_TILE):
+            j1 = min(n_valid, j0 + KEY_TILE)
+            k_tile, v_tile = k[bh, j0:j1], v[bh, j0:j1]
+            dk_tile, dv_tile = dk[bh, j0:j1], dv[bh, j0:j1]
+            qlo, qhi = _queries_seeing(j0, j1, tq, causal, window)
+            for i0 in range(qlo, qhi, QUERY_TILE):
+                i1 = min(qhi, i0 + QUERY_TILE)
+                q_tile, g_tile = q[bh, i0:i1], g[bh, i0:i1]
+                p = np.dot(q_tile, k_tile.T)
+                _tile_probabilities(p, i0, j0, lse[bh], n_valid, causal, scale, window,
+                                    _tile_is_unmasked(i0, i1, j0, j1, n_valid, causal, window))
+                dv_tile += np.dot(p.T, g_tile)
+                ds = np.dot(g_tile, v_tile.T)
+                _tile_ds(ds, p, d_rows[bh], i0)
+                dq[bh, i0:i1] += np.dot(ds, k_tile) * scale
+                dk_tile += np.dot(ds.T, q_tile) * scale
+
+
+@njit(parallel=True, **_JIT)
+def _attention_backward_dk_dv(g, q, k, v, lse, d_rows, lengths, causal, scale, window, dk, dv):
+    """dk, dv only; threads take (sequence, key tile) pairs - each owns its key rows."""
+    n_seq, tq, _ = q.shape
+    tk = k.shape[1]
+    n_tiles = (tk + KEY_TILE - 1) // KEY_TILE
+    for task in prange(n_seq * n_tiles):
+        bh = task // n_tiles
+        j0 = (task % n_tiles) * KEY_TILE
+        j_end = min(tk, j0 + KEY_TILE)
+        dk[bh, j0:j_end] = 0.0
+        dv[bh, j0:j_end] = 0.0
+        n_valid = min(tk, lengths[bh])
+        if j0 >= n_valid:                   # padding keys: no gradient
+            continue
+        j1 = min(n_valid, j_end)
+        k_tile, v_tile = k[bh, j0:j1], v[bh, j0:j1]
+        dk_tile, dv_tile = dk[bh, j0:j1], dv[bh, j0:j1]
+        qlo, qhi = _queries_seeing(j0, j1, tq, causal, window)
+        for i0 in range(qlo, qhi, QUERY_TILE):
+            i1 = min(qhi, i0 + QUERY_TILE)
+            q_tile, g_tile = q[bh, i0:i1], g[bh, i0:i1]
+            p = np.dot(q_tile, k_tile.T)
+            _tile_probabilities(p, i0, j0, lse[bh], n_valid, causal, scale, window,
+                                _tile_is_unmasked(i0, i1, j0, j1, n_valid, causal, window))
+            dv_tile += np.dot(p.T, g_tile)
+            ds = np.dot(g_tile, v_tile.T)
+            _tile_ds(ds, p, d_rows[bh], i0)
+            dk_tile += np.dot(ds.T, q_tile) * scale
+
+
+@njit(parallel=True, **_JIT)
+def _attention_backward_dq(g, q, k, v, lse, d_rows, lengths, causal, scale, window, dq):
+    """dq only; threads take (sequence, query tile) pairs - each owns its query rows."""
+    n_seq, tq, _ = q.shape
+    tk = k.shape[1]
+    n_tiles = (tq + QUERY_TILE - 1) // QUERY_TILE
+    for task in prange(n_seq * n_tiles):
+        bh = task // n_tiles
+        i0 = (task % n_tiles) * QUERY_TILE
+        i1 = min(tq, i0 + QUERY_TILE)
+        dq[bh, i0:i1] = 0.0
+        n_valid = min(tk, lengths[bh])
+        lo, hi = _key_range(i0, i1, tk, causal, window)
+        hi = min(hi, n_valid)
+        q_tile, g_tile = q[bh, i0:i1], g[bh, i0:i1]
+        for j0 in range(lo, hi, KEY_TILE):
+            j1 = min(hi, j0 + KEY_TILE)
+            k_tile = k[bh, j0:j1]
+            p = np.dot(q_tile, k_tile.T)
+            _tile_probabilities(p, i0, j0, lse[bh], n_valid, causal, scale, window,
+                                _tile_is_unmasked(i0, i1, j0, j1, n_valid, causal, window))
+            ds = np.dot(g_tile, v[bh, j0:j1].T)
+            _tile_ds(ds, p, d_rows[bh], i0)
+            dq[bh, i0:i1] += np.dot(ds, k_tile) * scale
+
+
+@register_kernel("attention_backward", "numba")
+def attention_backward(g, q, k, v, out, lse, key_lengths, causal, scale, window):
+    """With at least as many sequences as threads, each thread takes whole sequences (five tile
+    products per tile pair). With fewer - one long sequence - that would leave threads idle, so the
+    work is split twice instead: dk, dv by key tile, then dq by query tile (seven products per
+    pair, but all threads busy)."""
+    g, q, k, v = (np.ascontiguousarray(a) for a in (g, q, k, v))
+    d_rows = (g * out).sum(axis=2)          # D_i = Σ_d g[i, d] · out[i, d], as the twin
+    dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
+    args = (np.ascontiguousarray(key_lengths), causal, q.dtype.type(scale),
+            -1 if window is None else window)
+    with single_threaded_blas():
+        if q.shape[0] >= numba.get_num_threads():
+            _attention_backward_by_sequence(g, q, k, v, lse, d_rows, *args, dq, dk, dv)
+        else:
+            _attention_backward_dk_dv(g, q, k, v, lse, d_rows, *args, dk, dv)
+            _attention_backward_dq(g, q, k, v, lse, d_rows, *args, dq)
+    return dq, dk, dv

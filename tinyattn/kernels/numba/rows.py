@@ -1,0 +1,59 @@
+"""Shared by the compiled kernels: the jit options, rows of an array, and row sums/maxima with
+independent partial results."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# error_model="numpy": x / 0 gives inf as in NumPy instead of a Python ZeroDivisionError check,
+# which would put a branch in every loop and stop it from vectorising
+_JIT = dict(cache=True, fastmath=False, error_model="numpy")
+
+
+def _rows(x, axis):
+    """View x as contiguous rows (M, N) with ``axis`` last; and how to undo it."""
+    moved = np.moveaxis(x, axis, -1)
+    # the row count is spelled out, since reshape(-1, 0) is ambiguous for an empty last axis
+    rows = np.ascontiguousarray(moved).reshape(math.prod(moved.shape[:-1]), moved.shape[-1])
+    return rows, lambda r: np.moveaxis(r.reshape(moved.shape), -1, axis)
+
+
+# ---------------------------------------------------------------------------------- row reductions
+# A plain loop ``for c: s += row[c]`` is one long chain: each add waits ~4 cycles for the one
+# before (the compiler may not reorder float additions). Eight running sums make eight independent
+# chains; they are combined at the end. The result differs from NumPy's pairwise sum only in the
+# last bits (both are legitimate roundings of the exact sum).
+@njit(inline="always", **_JIT)
+def _row_sum(row, n):
+    """Σ row[:n], accumulated in float64."""
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    n8 = n - n % 8
+    for c in range(0, n8, 8):
+        s0 += row[c]
+        s1 += row[c + 1]
+        s2 += row[c + 2]
+        s3 += row[c + 3]
+        s4 += row[c + 4]
+        s5 += row[c + 5]
+        s6 += row[c + 6]
+        s7 += row[c + 7]
+    for c in range(n8, n):
+        s0 += row[c]
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
+@njit(inline="always", **_JIT)
+def _row_max(row, n, start):
+    """max(start, row[0], ..., row[n-1]) with four running maxima (same reason as _row_sum)."""
+    m0 = m1 = m2 = m3 = start
+    n4 = n - n % 4
+    for c in range(0, n4, 4):
+        m0 = max(m0, row[c])
+        m1 = max(m1, row[c + 1])
+        m2 = max(m2, row[c + 2])
+        m3 = max(m3, row[c + 3])
+    for c in range(n4, n):
+        m0 = max(m0, row[c])
+    return max(max(m0, m1), max(m2, m3))
