@@ -173,7 +173,7 @@ CASES = [
     # ---------------------------------------------------------------- linear (x @ w.T + b, fused)
     GradCase("linear", lambda x, w, b: ta.ops.linalg.Linear.apply(x, w, b),
              lambda: [rnd(4, 3), rnd(5, 3, seed=1), rnd(5, seed=2)], "with bias"),
-    GradCase("linear", lambda x, w: ta.ops.linalg.Linear.apply(x, w), lambda: [rnd(4, 3), rnd(2, 3, seed=1)],
+    GradCase("linear", lambda x, w: ta.ops.linalg.Linear.apply(x, w, None), lambda: [rnd(4, 3), rnd(2, 3, seed=1)],
              "no bias"),
     GradCase("linear", lambda x: ta.ops.linalg.Linear.apply(x, x, x[0]), lambda: [rnd(3, 3)],
              "x as input, weight and (a row of it) bias"),

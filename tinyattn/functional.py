@@ -77,7 +77,7 @@ def linear(input, weight, bias=None):
                         f"{weight.dtype}; convert one of them (e.g. bias.astype('{weight.dtype}')).")
     lead = input.shape[:-1]
     flat = input if input.ndim == 2 else input.reshape(-1, in_features)
-    out = ops.linalg.Linear.apply(flat, weight, *(() if bias is None else (bias,)))
+    out = ops.linalg.Linear.apply(flat, weight, bias)
     return out if input.ndim == 2 else out.reshape(*lead, weight.shape[0])
 
 

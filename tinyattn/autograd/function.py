@@ -130,9 +130,9 @@ class Function:
                 tensors.append(a)
                 arrays.append(a.data)
                 wants_grad = wants_grad or a.requires_grad
-            else:
+            else:                                    # an absent optional input stays None
                 tensors.append(None)
-                arrays.append(a if type(a) is float or type(a) is int else as_array(a))
+                arrays.append(a if a is None or type(a) is float or type(a) is int else as_array(a))
         track = wants_grad and _grad_mode.enabled   # build the graph only if a gradient can flow
         ctx = Context(cls, tensors if track else ())
         # 2. Compute.

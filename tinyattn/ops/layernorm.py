@@ -59,20 +59,18 @@ def layer_norm_backward(g, x, mean, rstd, weight):
 
 @register_op("layer_norm")
 class LayerNorm(Function):
-    """x (..., *normalized_shape), then weight and/or bias (*normalized_shape) when present
-    (``has_weight`` / ``has_bias`` say which, since only arrays are passed positionally) -> y like x."""
+    """x (..., *normalized_shape), weight and bias (*normalized_shape) or None -> y like x."""
 
     @staticmethod
-    def forward(ctx, x, *params, normalized_shape=(), eps=1e-5, has_weight=False, has_bias=False):
+    def forward(ctx, x, weight, bias, normalized_shape=(), eps=1e-5):
         n = math.prod(normalized_shape)
         x = as_floating(x)
         rows = x.reshape(-1, n)
-        params = list(params)
-        w = params.pop(0).reshape(n) if has_weight else None
-        b = params.pop(0).reshape(n) if has_bias else None
+        w = None if weight is None else weight.reshape(n)
+        b = None if bias is None else bias.reshape(n)
         y, mean, rstd = kernels.get("layer_norm_forward", rows)(rows, w, b, eps)
         ctx.save_for_backward(rows, mean, rstd, w)
-        ctx.x_shape, ctx.has_weight, ctx.has_bias = x.shape, has_weight, has_bias
+        ctx.x_shape = x.shape
         ctx.normalized_shape = normalized_shape
         return y.reshape(x.shape)
 
@@ -81,12 +79,9 @@ class LayerNorm(Function):
         rows, mean, rstd, w = ctx.saved
         g_rows = g.reshape(rows.shape)
         dx, dw, db = kernels.get("layer_norm_backward", rows)(g_rows, rows, mean, rstd, w)
-        grads = [dx.reshape(ctx.x_shape)]
-        if ctx.has_weight:
-            grads.append(dw.reshape(ctx.normalized_shape))
-        if ctx.has_bias:
-            grads.append(db.reshape(ctx.normalized_shape))
-        return tuple(grads)
+        # a gradient for an absent weight or bias (None input) is dropped by backward()
+        return (dx.reshape(ctx.x_shape), None if dw is None else dw.reshape(ctx.normalized_shape),
+                None if db is None else db.reshape(ctx.normalized_shape))
 
 
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -110,6 +105,4 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     if eps < 0:
         raise ValueError(f"layer_norm: eps must be >= 0, got {eps}.")
     x = x if isinstance(x, Tensor) else Tensor(x)
-    params = [p for p in (weight, bias) if p is not None]
-    return LayerNorm.apply(x, *params, normalized_shape=normalized_shape, eps=float(eps),
-                           has_weight=weight is not None, has_bias=bias is not None)
+    return LayerNorm.apply(x, weight, bias, normalized_shape=normalized_shape, eps=float(eps))

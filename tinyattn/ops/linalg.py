@@ -70,7 +70,7 @@ class Linear(Function):
     """
 
     @staticmethod
-    def forward(ctx, x, w, b=None):
+    def forward(ctx, x, w, b):
         ctx.save_for_backward(x, w)
         out = get_array_module(x, w).matmul(x, w.T)
         if b is not None:
@@ -83,5 +83,5 @@ class Linear(Function):
         needs = ctx.needs_input_grad
         gx = g @ w if needs[0] else None
         gw = g.T @ x if needs[1] else None
-        gb = g.sum(axis=0) if len(needs) > 2 and needs[2] else None
+        gb = g.sum(axis=0) if needs[2] else None
         return gx, gw, gb

@@ -220,7 +220,7 @@ class LSTMLayer(Function):
         # the backward that understands this forward's saved arrays, whatever is chosen later
         ctx.kernel = kernels.get("lstm_layer_backward", x)
         ctx.save_for_backward(x, w_ih, w_hh, gates, cs, hs)
-        ctx.lengths, ctx.has_bias = lengths, bias is not None
+        ctx.lengths = lengths
         return out, hs[-1].copy(), cs[-1].copy()
 
     @staticmethod
@@ -228,7 +228,7 @@ class LSTMLayer(Function):
         x, w_ih, w_hh, gates, cs, hs = ctx.saved
         dx, dw_ih, dw_hh, dbias, dh0, dc0 = ctx.kernel(g_out, g_hn, g_cn, x, w_ih, w_hh, gates,
                                                         cs, hs, ctx.lengths)
-        return (dx, dw_ih, dw_hh, dh0, dc0) + ((dbias,) if ctx.has_bias else ())
+        return dx, dw_ih, dw_hh, dh0, dc0, dbias      # dbias is dropped when bias was None
 
 
 def lstm_layer(x, w_ih, w_hh, bias, h0, c0, lengths=None):
@@ -252,5 +252,4 @@ def lstm_layer(x, w_ih, w_hh, bias, h0, c0, lengths=None):
     _check_shapes_and_dtype("lstm_layer", [x, w_hh], expected,
                             f"for x of shape {(T, B, I)} and w_hh of shape {(H4, H)} (H = {H})")
     lengths = _checked_lengths("lstm_layer", lengths, x, T, B)
-    maybe_bias = () if bias is None else (bias,)
-    return LSTMLayer.apply(x, w_ih, w_hh, h0, c0, *maybe_bias, lengths=lengths)
+    return LSTMLayer.apply(x, w_ih, w_hh, h0, c0, bias, lengths=lengths)
