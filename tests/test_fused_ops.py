@@ -163,7 +163,7 @@ def _torch_lstm_reference(x, wih, whh, bih, bhh, h0, c0, lengths):
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-@pytest.mark.parametrize("lengths", [None, [5, 2, 0, 1], [5, 5, 5, 5]])
+@pytest.mark.parametrize("lengths", [None, [5, 2, 1, 3], [5, 5, 5, 5]])
 def test_lstm_sequence_matches_torch(provider, lengths):
     rng = np.random.default_rng(4)
     T, B, I, H = 5, 4, 3, 6
@@ -200,7 +200,7 @@ def test_lstm_sequence_errors():
     w, h, c = t64(np.zeros((8, 2))), t64(np.zeros((2, 2))), t64(np.zeros((2, 2)))
     with pytest.raises(ValueError, match=r"w_hh has shape \(8, 3\), expected \(8, 2\)"):
         lstm_sequence(x, t64(np.zeros((8, 3))), h, c)
-    with pytest.raises(ValueError, match=r"lengths must lie in \[0, T=3\]"):
+    with pytest.raises(ValueError, match=r"lengths must lie in \[1, T=3\]"):
         lstm_sequence(x, w, h, c, lengths=np.array([4, 1]))
     with pytest.raises(ValueError, match="x_proj must be"):
         lstm_sequence(t64(np.zeros((3, 2, 7))), w, h, c)

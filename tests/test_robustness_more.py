@@ -52,7 +52,7 @@ ERRORS = [
     ("lstm_layer lengths beyond T",
      lambda: lstm_layer(ta.randn(5, 3, 2), ta.randn(8, 2), ta.randn(8, 2), None, ta.randn(3, 2),
                         ta.randn(3, 2), [5, 6, 1]), ValueError,
-     r"lstm_layer: lengths must lie in \[0, T=5\], got min 1 max 6"),
+     r"lstm_layer: lengths must lie in \[1, T=5\], got min 1 max 6"),
     ("F.linear bias of the wrong length", lambda: F.linear(ta.randn(4, 3), ta.randn(2, 3), ta.randn(3)),
      ValueError, r"linear: bias has shape \(3,\) but the weight has shape \(2, 3\).*\(2,\)"),
     ("F.linear float64 bias, float32 weight",

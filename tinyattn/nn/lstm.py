@@ -22,7 +22,7 @@ from .. import ops
 from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor
 from ..backend import get_array_module
-from ..ops.lstm import lstm_layer
+from ..ops.lstm import check_lstm_lengths, lstm_layer
 from . import init
 from .module import Module, check_sizes, empty_parameter
 
@@ -194,15 +194,7 @@ class LSTM(Module):
     def _lengths(lengths, T, B, xp):
         """The lengths as an int64 array beside the input (a list is copied there once); checked
         on the device, so only one bool comes back to the host."""
-        lengths = lengths.data if isinstance(lengths, Tensor) else lengths
-        arr = xp.asarray(lengths)
-        if tuple(arr.shape) != (B,) or arr.dtype.kind not in "iu":
-            raise ValueError(f"LSTM: lengths must be {B} integers (one per sequence in the batch), "
-                             f"got shape {tuple(arr.shape)} dtype {arr.dtype}.")
-        if B and bool(((arr < 1) | (arr > T)).any()):
-            raise ValueError(f"LSTM: lengths must lie in [1, T={T}], got min {int(arr.min())}, max "
-                             f"{int(arr.max())}.")
-        return arr.astype(xp.int64)
+        return check_lstm_lengths("LSTM", lengths, T, B, xp)
 
     # ------------------------------------------------------------------ forward
     def forward(self, input, hx=None, lengths=None):

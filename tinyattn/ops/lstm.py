@@ -173,27 +173,32 @@ def _check_shapes_and_dtype(op, given, expected, context):
                         f"convert them to one (e.g. all float32).")
 
 
-def _checked_lengths(op, lengths, like, T, B):
-    """lengths as int64 beside ``like``'s data, or None; checked on the device (one bool comes back,
-    the numbers only for the message)."""
-    if lengths is None:
-        return None
-    xp = get_array_module(like.data)
+def check_lstm_lengths(op, lengths, T, B, xp):
+    """The one check of LSTM sequence lengths (the ops here and nn.LSTM): B integers in [1, T], as
+    PyTorch's pack_padded_sequence demands; returned as int64 on xp's device. Checked on the device
+    (one bool comes back, the numbers only for the message)."""
     lengths = lengths.data if isinstance(lengths, Tensor) else xp.asarray(lengths)
     if lengths.dtype.kind not in "iu" or tuple(lengths.shape) != (B,):
-        raise ValueError(f"{op}: lengths must be {B} integers (one per sequence), got "
+        raise ValueError(f"{op}: lengths must be {B} integers (one per sequence in the batch), got "
                          f"shape {tuple(lengths.shape)} dtype {lengths.dtype}.")
-    if B and bool(((lengths < 0) | (lengths > T)).any()):
-        raise ValueError(f"{op}: lengths must lie in [0, T={T}], got min "
+    if B and bool(((lengths < 1) | (lengths > T)).any()):
+        raise ValueError(f"{op}: lengths must lie in [1, T={T}], got min "
                          f"{int(lengths.min())} max {int(lengths.max())}.")
     return lengths.astype(np.int64, copy=False)
+
+
+def _checked_lengths(op, lengths, like, T, B):
+    """lengths as int64 beside ``like``'s data, or None."""
+    if lengths is None:
+        return None
+    return check_lstm_lengths(op, lengths, T, B, get_array_module(like.data))
 
 
 def lstm_sequence(x_proj, w_hh, h0, c0, lengths=None):
     """Run an LSTM over a whole (padded) batch of sequences; gate order i, f, g, o as PyTorch.
 
     x_proj: Tensor (T, B, 4H) = x @ W_ih.T + b_ih + b_hh for all steps; w_hh: Tensor (4H, H);
-    h0, c0: Tensors (B, H); lengths: optional ints (B,) in [0, T] - past its length a sequence's state
+    h0, c0: Tensors (B, H); lengths: optional ints (B,) in [1, T] - past its length a sequence's state
     is frozen and its outputs are 0 (as PyTorch packed sequences), so h_n, c_n are the states after
     each sequence's last valid step. Returns (out (T, B, H), h_n (B, H), c_n (B, H))."""
     x_proj, w_hh, h0, c0 = (t if isinstance(t, Tensor) else Tensor(t) for t in (x_proj, w_hh, h0, c0))
