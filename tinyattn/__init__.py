@@ -6,7 +6,7 @@
     y.backward()
     x.grad
 """
-from . import backend, kernels
+from . import backend, kernels, memory  # memory: tuning only when memory.tune() is called
 from .autograd import (AnomalyError, Context, Function, GradcheckError, Tensor, enable_grad,
                        get_default_dtype, gradcheck, is_grad_enabled, no_grad, registered_ops, set_default_dtype)
 from .autograd.anomaly import detect_anomaly, is_anomaly_enabled, set_detect_anomaly
