@@ -15,23 +15,14 @@ input projections of all time steps in one matrix product, then the sequential p
 """
 from __future__ import annotations
 
-import math
-
 from .. import functional as F
 from .. import ops
 from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor
 from ..backend import get_array_module
 from ..ops.lstm import check_lstm_lengths, lstm_layer
-from . import init
 from .module import Module, check_sizes, empty_parameter
-
-
-def _init_uniform(module, hidden_size):
-    """PyTorch's RNN initialisation: every weight and bias U(-1/√H, 1/√H)."""
-    bound = 1.0 / math.sqrt(hidden_size) if hidden_size > 0 else 0.0
-    for p in module.parameters():
-        init.uniform_(p, -bound, bound)
+from .recurrent import RecurrentCell, _init_uniform
 
 
 def _check_input_dtype(where, x, weight):
@@ -44,27 +35,11 @@ def _check_input_dtype(where, x, weight):
 
 
 @register_op("nn.LSTMCell")
-class LSTMCell(Module):
+class LSTMCell(RecurrentCell):
     """One LSTM step. input (B, input_size) or (input_size,); hx = (h, c), each (B, H) or (H,),
     zeros when omitted -> (h', c'), each (B, H) (or (H,) for unbatched input)."""
 
-    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
-        super().__init__()
-        check_sizes("LSTMCell", input_size=input_size)
-        check_sizes("LSTMCell", minimum=1, hidden_size=hidden_size)
-        self.input_size, self.hidden_size, self.bias = int(input_size), int(hidden_size), bias
-        self.weight_ih = empty_parameter((4 * self.hidden_size, self.input_size), dtype, device)
-        self.weight_hh = empty_parameter((4 * self.hidden_size, self.hidden_size), dtype, device)
-        if bias:
-            self.bias_ih = empty_parameter((4 * self.hidden_size,), dtype, device)
-            self.bias_hh = empty_parameter((4 * self.hidden_size,), dtype, device)
-        else:
-            self.register_parameter("bias_ih", None)
-            self.register_parameter("bias_hh", None)
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        _init_uniform(self, self.hidden_size)
+    gates = 4     # i, f, g, o: the parameters are built by RecurrentCell, in PyTorch's layout
 
     def forward(self, input, hx=None):
         x = input if isinstance(input, Tensor) else Tensor(input)
@@ -95,10 +70,6 @@ class LSTMCell(Module):
         if unbatched:
             return h_next.reshape(hidden), c_next.reshape(hidden)
         return h_next, c_next
-
-    def extra_repr(self):
-        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
-
 
 @register_op("nn.LSTM")
 class LSTM(Module):

@@ -10,12 +10,21 @@ operations, so autograd writes the backward pass through time.
 """
 from __future__ import annotations
 
+import math
+
 from .. import functional as F
 from .. import ops
 from ..autograd.tensor import Tensor
 from ..backend import get_array_module
-from .lstm import _init_uniform
+from . import init
 from .module import Module, check_sizes, empty_parameter
+
+
+def _init_uniform(module, hidden_size):
+    """PyTorch's RNN initialisation: every weight and bias U(-1/√H, 1/√H)."""
+    bound = 1.0 / math.sqrt(hidden_size) if hidden_size > 0 else 0.0
+    for p in module.parameters():
+        init.uniform_(p, -bound, bound)
 
 
 def _as_tensor(x):
