@@ -61,6 +61,16 @@ def _probabilities(xp, q_blk, k_blk, lse_blk, ok, scale):
     return p
 
 
+def _query_blocks(xp, tq, n_keys, key_lengths, causal, window):
+    """The blocks of QUERY_BLOCK queries that see at least one key: (i0, i1, lo, hi, ok) with
+    queries i0..i1, the keys lo..hi they may see, and ok the (.., i1 - i0, hi - lo) allowed mask."""
+    for i0 in range(0, tq, QUERY_BLOCK):
+        i1 = min(tq, i0 + QUERY_BLOCK)
+        lo, hi = key_range(i0, i1, n_keys, causal, window)
+        if hi > lo:
+            yield i0, i1, lo, hi, _allowed(xp, i0, i1, lo, hi, key_lengths, causal, window)
+
+
 @register_kernel("attention_forward", "numpy")
 def attention_forward(q, k, v, key_lengths, causal, scale, window):
     """softmax(q kᵀ · scale + mask) v, one block of QUERY_BLOCK queries at a time.
@@ -74,12 +84,7 @@ def attention_forward(q, k, v, key_lengths, causal, scale, window):
     bh, tq, _ = q.shape
     out = xp.zeros((bh, tq, v.shape[2]), dtype=q.dtype)
     lse = xp.full((bh, tq), -xp.inf, dtype=q.dtype)
-    for i0 in range(0, tq, QUERY_BLOCK):
-        i1 = min(tq, i0 + QUERY_BLOCK)
-        lo, hi = key_range(i0, i1, k.shape[1], causal, window)
-        if hi == lo:
-            continue
-        ok = _allowed(xp, i0, i1, lo, hi, key_lengths, causal, window)
+    for i0, i1, lo, hi, ok in _query_blocks(xp, tq, k.shape[1], key_lengths, causal, window):
         s = xp.where(ok, (q[:, i0:i1] @ k[:, lo:hi].transpose(0, 2, 1)) * scale, -xp.inf)
         m = s.max(axis=2, keepdims=True)
         m = xp.where(xp.isfinite(m), m, 0)
@@ -103,12 +108,7 @@ def attention_backward(g, q, k, v, out, lse, key_lengths, causal, scale, window)
     tq = q.shape[1]
     dq, dk, dv = xp.zeros_like(q), xp.zeros_like(k), xp.zeros_like(v)
     d_rows = (g * out).sum(axis=2)
-    for i0 in range(0, tq, QUERY_BLOCK):
-        i1 = min(tq, i0 + QUERY_BLOCK)
-        lo, hi = key_range(i0, i1, k.shape[1], causal, window)
-        if hi == lo:
-            continue
-        ok = _allowed(xp, i0, i1, lo, hi, key_lengths, causal, window)
+    for i0, i1, lo, hi, ok in _query_blocks(xp, tq, k.shape[1], key_lengths, causal, window):
         p = _probabilities(xp, q[:, i0:i1], k[:, lo:hi], lse[:, i0:i1], ok, scale)
         g_blk = g[:, i0:i1]
         dv[:, lo:hi] += p.transpose(0, 2, 1) @ g_blk
