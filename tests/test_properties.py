@@ -199,12 +199,12 @@ def test_concatenate_stack_split_roundtrip(shape, seed, n):
     axis = int(rng.integers(-len(shape), len(shape)))
     cat = ta.concatenate([leaf(x) for x in xs], axis=axis)
     np.testing.assert_array_equal(cat.numpy(), np.concatenate(xs, axis=axis))
-    parts = ta.split(cat, n, axis=axis)
+    parts = ta.tensor_split(cat, n, axis=axis)
     for p, x in zip(parts, xs):
         np.testing.assert_array_equal(p.numpy(), x)
     np.testing.assert_array_equal(ta.stack([leaf(x) for x in xs], axis=axis).numpy(),
                                   np.stack(xs, axis=axis))
-    assert ta.gradcheck(lambda *ts: ta.split(ta.concatenate(list(ts), axis=axis), n, axis=axis)[0] * 2
+    assert ta.gradcheck(lambda *ts: ta.tensor_split(ta.concatenate(list(ts), axis=axis), n, axis=axis)[0] * 2
                         + ta.stack(list(ts), axis=0).sum(axis=0), [leaf(x) for x in xs])
 
 
@@ -237,7 +237,7 @@ def test_basic_slicing_random(shape, data):
     expected = x[index]
     out = leaf(x)[index]
     np.testing.assert_array_equal(out.numpy(), expected)
-    if out.size:
+    if out.numel():
         assert ta.gradcheck(lambda a: a[index], [leaf(x)])
 
 

@@ -79,7 +79,7 @@ def test_requires_grad_needs_floating_point():
 
 def test_properties_and_conversions():
     t = ta.tensor([[1.0, 2.0, 3.0]])
-    assert t.shape == (1, 3) and t.ndim == 2 and t.size == 3 and len(t) == 1
+    assert t.shape == (1, 3) and t.ndim == 2 and t.numel() == 3 and len(t) == 1
     assert isinstance(t.numpy(), np.ndarray)
     assert ta.tensor([2.5]).item() == 2.5 and float(ta.tensor(2.5)) == 2.5
     assert t.tolist() == [[1.0, 2.0, 3.0]]
