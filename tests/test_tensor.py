@@ -439,7 +439,7 @@ def test_retain_grad_fills_grad_of_a_non_leaf():
     y.backward()
     np.testing.assert_array_equal(h.grad, 2 * np.array([3.0, 6.0]) + 1)
     np.testing.assert_array_equal(x.grad, 3 * h.grad)
-    a, b = x.split(2)
+    a, b = x.split(1)          # chunks of length 1 (PyTorch's split)
     b.retain_grad()
     (b * 5).sum().backward()
     np.testing.assert_array_equal(b.grad, [5.0])
