@@ -77,7 +77,7 @@ CASES = [
     GradCase("clip", lambda a: ta.clip(a, -0.5, 0.5),
              lambda: [rnd(3, 4, lo=-1.5, hi=1.5, away_from=0.5)], "both bounds"),
     GradCase("clip", lambda a: a.clip(-0.3), lambda: [rnd(8, away_from=-0.3)], "lower bound only"),
-    GradCase("clip", lambda a: ta.clip(a, hi=0.2), lambda: [rnd(8, away_from=0.2)],
+    GradCase("clip", lambda a: ta.clip(a, max=0.2), lambda: [rnd(8, away_from=0.2)],
              "upper bound only"),
     GradCase("where", lambda a, b: ta.where(bools(2, 3), a, b), lambda: [rnd(2, 3), rnd(3, seed=1)],
              "numpy condition, broadcast b"),

@@ -121,7 +121,7 @@ def test_gelu_tanh_softplus_options_and_clip():
     same(ta.softplus(t(x), beta=beta, threshold=threshold), expected)
     same(ta.clip(t(A), -0.5, 0.7), np.clip(A, -0.5, 0.7))
     same(t(A).clip(-0.5), np.clip(A, -0.5, None))
-    same(ta.clip(t(A), hi=0.1), np.clip(A, None, 0.1))
+    same(ta.clip(t(A), max=0.1), np.clip(A, None, 0.1))
     lo = np.linspace(-1, 0, 4)
     same(ta.clip(t(A), ta.tensor(lo), 0.5), np.clip(A, lo, 0.5))   # tensor bounds
     same(abs(t(A)), np.abs(A))
@@ -260,8 +260,7 @@ def test_broadcast_expand_squeeze_unsqueeze():
     same(t(x).squeeze(), np.squeeze(x))
     same(ta.squeeze(t(x), 1), np.squeeze(x, 1))
     same(t(x).squeeze((1, 2)), np.squeeze(x, (1, 2)))
-    with pytest.raises(ValueError, match="squeeze: axis 0 has length 2"):
-        t(x).squeeze(0)
+    assert t(x).squeeze(0).shape == x.shape          # PyTorch: a dim of length 2 is left alone
     with pytest.raises(ValueError, match="squeeze: axis 4 is out of range"):
         t(x).squeeze(4)
     same(t(X3).flatten(), X3.reshape(-1))

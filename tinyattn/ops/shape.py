@@ -55,10 +55,8 @@ def squeeze(x, dim=None, *, axis=None):
             if not -x.ndim <= a < x.ndim:
                 raise ValueError(f"squeeze: axis {a} is out of range for a tensor of shape {shape}")
         axes = {a % x.ndim for a in axes}
-        for a in axes:
-            if shape[a] != 1:
-                raise ValueError(f"squeeze: axis {a} has length {shape[a]}, not 1 (shape {shape})")
-        new = tuple(n for i, n in enumerate(shape) if i not in axes)
+        # as in PyTorch, a named dim whose length is not 1 stays (NumPy would raise)
+        new = tuple(n for i, n in enumerate(shape) if i not in axes or n != 1)
     return Reshape.apply(x, shape=new)
 
 
@@ -216,9 +214,13 @@ class Concatenate(Function):
         return tuple(xp.split(g, cuts, axis=ctx.axis))
 
 
-def concatenate(tensors, axis=0):
-    """Join along an existing axis; the other axes must match."""
-    return Concatenate.apply(*tensors, axis=axis)
+def concatenate(tensors, dim=0, *, axis=None):
+    """Join along an existing dim; the other dims must match (torch.cat)."""
+    dim, _ = dims("concatenate", dim if axis is None else None, axis)
+    return Concatenate.apply(*tensors, axis=dim)
+
+
+cat = concatenate
 
 
 @register_op("stack")
@@ -239,9 +241,10 @@ class Stack(Function):
         return tuple(xp.take(g, i, axis=ctx.axis) for i in range(ctx.n))
 
 
-def stack(tensors, axis=0):
-    """Join equal-shaped tensors along a new axis."""
-    return Stack.apply(*tensors, axis=axis)
+def stack(tensors, dim=0, *, axis=None):
+    """Join equal-shaped tensors along a new dim."""
+    dim, _ = dims("stack", dim if axis is None else None, axis)
+    return Stack.apply(*tensors, axis=dim)
 
 
 @register_op("split")
