@@ -23,3 +23,7 @@ class Size(tuple):
 
     def __repr__(self):
         return f"tinyattn.Size({list(self)})"
+
+    def __str__(self):
+        # plain (4, 3) in f-strings, so every error message that prints a shape stays short
+        return tuple.__repr__(self)
