@@ -134,7 +134,7 @@ def output_and_grads(fn):
     for p in params:
         p.grad = None
     out, A = fn(*params)
-    (out * ta.tensor(np.linspace(-1, 1, out.size).reshape(out.shape), dtype="float64")).sum().backward()
+    (out * ta.tensor(np.linspace(-1, 1, out.numel()).reshape(out.shape), dtype="float64")).sum().backward()
     return out.numpy(), A.numpy(), [p.grad.copy() for p in params]
 
 

@@ -16,9 +16,9 @@ def _program(lib, x, w, b, mask, idx):
         F = dict(softmax=lambda s, m: ta.softmax(s, axis=-1, mask=m),
                  lse=lambda s: ta.logsumexp(s, axis=-1),
                  gelu=ta.gelu, softplus=ta.softplus, where=ta.where, clip=ta.clip,
-                 cat=ta.concatenate, stack=ta.stack, split=lambda t: ta.split(t, 2, axis=-1),
-                 maximum=ta.maximum, var=lambda t: t.var(axis=0),
-                 amax=lambda t: t.max(axis=-1), swap=lambda t: t.transpose(-2, -1),
+                 cat=ta.concatenate, stack=ta.stack, split=lambda t: ta.chunk(t, 2, dim=-1),
+                 maximum=ta.maximum, var=lambda t: t.var(axis=0, correction=0),
+                 amax=lambda t: t.amax(axis=-1), swap=lambda t: t.transpose(-2, -1),
                  tanh=ta.tanh, sigmoid=ta.sigmoid)
     else:
         F = dict(softmax=lambda s, m: torch.softmax(s.masked_fill(~m, float("-inf")), dim=-1),

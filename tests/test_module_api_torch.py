@@ -69,7 +69,7 @@ def test_apply_for_custom_initialisation(models):
             nn.init.zeros_(m.bias)
 
     ours.apply(init_weights)
-    assert all(float(p.numpy().sum()) == 0.5 * p.size for n, p in ours.named_parameters()
+    assert all(float(p.numpy().sum()) == 0.5 * p.numel() for n, p in ours.named_parameters()
                if n.endswith("weight"))
 
 

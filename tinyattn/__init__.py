@@ -17,6 +17,9 @@ from .ops import (abs, add, astype, broadcast_to, clip, concatenate, div, exp, e
                   log, log_softmax, logsumexp, matmul, max, maximum, mean, min, minimum, mul, neg, pad,
                   permute, pow, relu, reshape, sigmoid, softmax, softplus, split, sqrt, squeeze,
                   stack, sub, sum, swapaxes, tanh, transpose, unsqueeze, var, where)
+from .ops import (all, amax, amin, aminmax, any, argmax, argmin, array_split, cat, chunk,  # noqa: E402
+                  clamp, movedim, norm, std, t, tensor_split, unflatten)
+from .autograd.size import Size  # noqa: E402
 from .random import manual_seed
 
 # The layers above the engine (each imports only what sits below it).

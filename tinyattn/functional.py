@@ -227,7 +227,7 @@ def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothi
         return loss
     if reduction == "sum":
         return loss.sum()
-    n = 1 if input.ndim == 1 else loss.size
+    n = 1 if input.ndim == 1 else loss.numel()
     return loss.sum() / n
 
 

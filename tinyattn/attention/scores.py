@@ -170,7 +170,7 @@ def concat_sigmoid_score(values, W_a, b=None):
         s = s + float(b)                             # a plain number keeps the values' dtype
     elif b is not None:
         b = as_tensor(b, name, "b")
-        if b.size != 1:
+        if b.numel() != 1:
             raise ValueError(f"{name}: b must be a single number (shape () or (1,)), got {tuple(b.shape)}.")
         s = s + ops.reshape(b, ())
     return ops.unsqueeze(ops.sigmoid(s), -2)

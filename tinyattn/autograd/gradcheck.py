@@ -106,7 +106,7 @@ def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=Tru
                             "float64: the function loses precision somewhere (a cast, or an op "
                             "that does not keep float64).")
     shapes = [o.shape for o in outs]
-    n_out = sum(o.size for o in outs)
+    n_out = sum(o.numel() for o in outs)
 
     rng = np.random.default_rng(seed)
     cot_flat = rng.uniform(0.5, 1.5, n_out) * rng.choice([-1.0, 1.0], n_out)
@@ -155,8 +155,8 @@ def _compare_with_finite_differences(fn, inputs, t, k, name, analytic, rows, cot
     Per direction d we get the slope of every output, (f(x + eps d) - f(x - eps d)) / (2 eps).
     Column 0 compares v · slope with the analytic gradient · d (v: the random cotangent); the
     other columns, when the output is small, compare each slope with its Jacobian row · d."""
-    elementwise = t.size <= FULL_JACOBIAN_MAX_ELEMENTS
-    directions = np.eye(t.size) if elementwise else rng.standard_normal((N_DIRECTIONS, t.size))
+    elementwise = t.numel() <= FULL_JACOBIAN_MAX_ELEMENTS
+    directions = np.eye(t.numel()) if elementwise else rng.standard_normal((N_DIRECTIONS, t.numel()))
     original = t.data
     flat = backend.to_numpy(original).astype(np.float64).ravel()
     slopes = []

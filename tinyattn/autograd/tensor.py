@@ -18,6 +18,7 @@ import tinyattn  # the package, for tinyattn.ops.<name> at call time (see above)
 from .. import backend
 from . import anomaly
 from .grad_mode import is_grad_enabled
+from .size import Size
 
 _DEFAULT_DTYPE = np.float32
 
@@ -90,6 +91,14 @@ def unwrap(x):
     if backend.is_array(x) and backend.get_array_module(x) is not backend.active_module():
         return backend.to_backend(x)
     return x
+
+
+def _checked_dim(op, dim, ndim):
+    """dim as an index into the shape, with an error in PyTorch's terms when out of range."""
+    if not -max(ndim, 1) <= dim < max(ndim, 1) or ndim == 0:
+        raise IndexError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dims "
+                         f"(expected a value in [{-ndim}, {ndim - 1}]).")
+    return dim
 
 
 def _preview(x):
@@ -220,7 +229,7 @@ class Tensor:
     # ------------------------------------------------------------------ basic properties
     @property
     def shape(self):
-        return self.data.shape
+        return Size(self.data.shape)
 
     @property
     def dtype(self):
@@ -230,9 +239,22 @@ class Tensor:
     def ndim(self):
         return self.data.ndim
 
-    @property
-    def size(self):
+    def size(self, dim=None):
+        """The shape as a ``tinyattn.Size`` (PyTorch's ``x.size()``), or the length of dim ``dim``.
+        NumPy's ``x.size`` (the element count) is ``x.numel()``."""
+        if dim is None:
+            return Size(self.data.shape)
+        return self.data.shape[_checked_dim("size", dim, self.data.ndim)]
+
+    def numel(self):
+        """The number of elements (NumPy's ``x.size``)."""
         return self.data.size
+
+    nelement = numel
+
+    def dim(self):
+        """The number of dims (NumPy's ``x.ndim``)."""
+        return self.data.ndim
 
     @property
     def is_leaf(self):
@@ -412,6 +434,7 @@ class Tensor:
     def gelu(self, *args, **kwargs): return tinyattn.ops.gelu(self, *args, **kwargs)
     def softplus(self, *args, **kwargs): return tinyattn.ops.softplus(self, *args, **kwargs)
     def clip(self, *args, **kwargs): return tinyattn.ops.clip(self, *args, **kwargs)
+    def clamp(self, *args, **kwargs): return tinyattn.ops.clamp(self, *args, **kwargs)
     def maximum(self, other): return tinyattn.ops.maximum(self, other)
     def minimum(self, other): return tinyattn.ops.minimum(self, other)
     def softmax(self, *args, **kwargs): return tinyattn.ops.softmax(self, *args, **kwargs)
@@ -422,7 +445,11 @@ class Tensor:
     def mean(self, *args, **kwargs): return tinyattn.ops.mean(self, *args, **kwargs)
     def max(self, *args, **kwargs): return tinyattn.ops.max(self, *args, **kwargs)
     def min(self, *args, **kwargs): return tinyattn.ops.min(self, *args, **kwargs)
+    def amax(self, *args, **kwargs): return tinyattn.ops.amax(self, *args, **kwargs)
+    def amin(self, *args, **kwargs): return tinyattn.ops.amin(self, *args, **kwargs)
     def var(self, *args, **kwargs): return tinyattn.ops.var(self, *args, **kwargs)
+    def std(self, *args, **kwargs): return tinyattn.ops.std(self, *args, **kwargs)
+    def norm(self, *args, **kwargs): return tinyattn.ops.norm(self, *args, **kwargs)
     def logsumexp(self, *args, **kwargs): return tinyattn.ops.logsumexp(self, *args, **kwargs)
     def any(self, *args, **kwargs): return tinyattn.ops.any(self, *args, **kwargs)
     def all(self, *args, **kwargs): return tinyattn.ops.all(self, *args, **kwargs)
@@ -432,18 +459,28 @@ class Tensor:
     # ------------------------------------------------------------------ shapes
     def reshape(self, *shape): return tinyattn.ops.reshape(self, *shape)
     def view(self, *shape): return tinyattn.ops.reshape(self, *shape)
-    def permute(self, *axes): return tinyattn.ops.permute(self, *axes)
-    def transpose(self, *axes): return tinyattn.ops.transpose(self, *axes)
+    def view_as(self, other): return tinyattn.ops.reshape(self, other.shape)
+    def contiguous(self): return self   # NumPy arrays need no contiguous copy for any op here
+    def permute(self, *axes, **kwargs): return tinyattn.ops.permute(self, *axes, **kwargs)
+    def transpose(self, *axes, **kwargs): return tinyattn.ops.transpose(self, *axes, **kwargs)
+    def t(self): return tinyattn.ops.t(self)
     @property
     def T(self): return tinyattn.ops.transpose(self)
+    @property
+    def mT(self): return tinyattn.ops.transpose(self, -2, -1)
+    def movedim(self, source, destination): return tinyattn.ops.movedim(self, source, destination)
     def swapaxes(self, a, b): return tinyattn.ops.swapaxes(self, a, b)
     def broadcast_to(self, shape): return tinyattn.ops.broadcast_to(self, shape)
     def expand(self, *shape): return tinyattn.ops.expand(self, *shape)
+    def expand_as(self, other): return tinyattn.ops.expand(self, other.shape)
     def squeeze(self, *args, **kwargs): return tinyattn.ops.squeeze(self, *args, **kwargs)
-    def unsqueeze(self, axis): return tinyattn.ops.unsqueeze(self, axis)
+    def unsqueeze(self, *args, **kwargs): return tinyattn.ops.unsqueeze(self, *args, **kwargs)
     def flatten(self, *args, **kwargs): return tinyattn.ops.flatten(self, *args, **kwargs)
+    def unflatten(self, dim, sizes): return tinyattn.ops.unflatten(self, dim, sizes)
     def pad(self, *args, **kwargs): return tinyattn.ops.pad(self, *args, **kwargs)
     def split(self, *args, **kwargs): return tinyattn.ops.split(self, *args, **kwargs)
+    def tensor_split(self, *args, **kwargs): return tinyattn.ops.tensor_split(self, *args, **kwargs)
+    def chunk(self, *args, **kwargs): return tinyattn.ops.chunk(self, *args, **kwargs)
 
     # ------------------------------------------------------------------ indexing
     def __getitem__(self, index): return tinyattn.ops.getitem(self, index)

@@ -119,7 +119,7 @@ def _fan(tensor, mode, where):
 def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
     """U(-bound, bound) with bound = gain * sqrt(3 / fan) (He et al., 2015). With a = sqrt(5)
     (Linear's default) this is bound = 1 / sqrt(fan_in)."""
-    if tensor.size == 0:                 # Linear(0, n): nothing to fill, and fan_in = 0
+    if tensor.numel() == 0:                 # Linear(0, n): nothing to fill, and fan_in = 0
         warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
         return tensor
     fan = _fan(tensor, mode, "kaiming_uniform_")
@@ -129,7 +129,7 @@ def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", ge
 
 def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
     """N(0, std²) with std = gain / sqrt(fan) (He et al., 2015)."""
-    if tensor.size == 0:
+    if tensor.numel() == 0:
         warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
         return tensor
     fan = _fan(tensor, mode, "kaiming_normal_")
@@ -156,10 +156,10 @@ def orthogonal_(tensor, gain=1.0, generator=None):
     if tensor.ndim < 2:
         raise ValueError(f"orthogonal_: need a tensor with at least 2 dimensions, got shape "
                          f"{tuple(tensor.shape)}.")
-    if tensor.size == 0:
+    if tensor.numel() == 0:
         return tensor
     rows = tensor.shape[0]
-    cols = tensor.size // rows
+    cols = tensor.numel() // rows
     xp = get_array_module(tensor.data)
     flat = _stream(generator).standard_normal((rows, cols))
     if rows < cols:

@@ -64,7 +64,7 @@ class LSTMCell(RecurrentCell):
             if unbatched:
                 h, c = h.reshape(1, -1), c.reshape(1, -1)
         gates = F.linear(x, self.weight_ih, self.bias_ih) + F.linear(h, self.weight_hh, self.bias_hh)
-        i, f, g, o = ops.split(gates, 4, axis=1)
+        i, f, g, o = ops.chunk(gates, 4, dim=1)
         c_next = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
         h_next = ops.sigmoid(o) * ops.tanh(c_next)
         if unbatched:

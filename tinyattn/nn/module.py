@@ -185,7 +185,7 @@ class Module:
 
     def num_parameters(self, trainable_only=False):
         """How many numbers the model learns (each parameter counted once)."""
-        return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
     def requires_grad_(self, flag=True):
         for p in self.parameters():

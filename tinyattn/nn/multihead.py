@@ -228,10 +228,10 @@ class MultiheadAttention(Module):
         if self._qkv_same_embed_dim:
             W = self.in_proj_weight
             if query is key and key is value:
-                return tuple(ops.split(F.linear(query, W, b), 3, axis=-1))
+                return tuple(ops.chunk(F.linear(query, W, b), 3, dim=-1))
             q = F.linear(query, W[:E], bq)
             if key is value:
-                k, v = ops.split(F.linear(key, W[E:], None if b is None else b[E:]), 2, axis=-1)
+                k, v = ops.chunk(F.linear(key, W[E:], None if b is None else b[E:]), 2, dim=-1)
                 return q, k, v
             return q, F.linear(key, W[E:2 * E], bk), F.linear(value, W[2 * E:], bv)
         return (F.linear(query, self.q_proj_weight, bq), F.linear(key, self.k_proj_weight, bk),

@@ -1,4 +1,6 @@
-"""Reductions with NumPy's ``axis`` and ``keepdims``: sum, mean, max, min, var, logsumexp."""
+"""Reductions: sum, mean, max, min, var, logsumexp (the Functions), with PyTorch's ``dim``/``keepdim``
+beside NumPy's ``axis``/``keepdims`` in the public wrappers. The PyTorch-style wrappers of Max,
+Min, Var and LogSumExp (max(x, dim) with indices, var with correction=1) are in ops/statistics.py."""
 from __future__ import annotations
 
 import builtins
@@ -11,6 +13,8 @@ from ..autograd.function import Function
 from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor
 from ..backend import get_array_module
+from ._args import dims
+from .elementwise import Cast
 
 
 def _norm_axis(axis, ndim, op="reduction"):
@@ -50,9 +54,13 @@ class Sum(Function):
         return xp.broadcast_to(_expand(g, ctx.in_shape, ctx.axes, ctx.keepdims), ctx.in_shape)
 
 
-def sum(x, axis=None, keepdims=False):  # noqa: A001
-    """Σ over ``axis``; the gradient is copied back to every summed element."""
-    return Sum.apply(x, axis=axis, keepdims=keepdims)
+def sum(x, dim=None, keepdim=None, *, axis=None, keepdims=None, dtype=None):  # noqa: A001
+    """Σ over ``dim`` (int, tuple or None: all); the gradient is copied back to every summed
+    element. ``dtype``: cast first, as torch.sum(x, dtype=...)."""
+    dim, keepdim = dims("sum", dim, axis, keepdim, keepdims)
+    if dtype is not None:
+        x = Cast.apply(x, dtype=dtype)
+    return Sum.apply(x, axis=dim, keepdims=keepdim)
 
 
 @register_op("mean")
@@ -78,9 +86,12 @@ class Mean(Function):
         return xp.broadcast_to(g, ctx.in_shape)
 
 
-def mean(x, axis=None, keepdims=False):
-    """Σ / n over ``axis``; each element gets 1/n of the gradient."""
-    return Mean.apply(x, axis=axis, keepdims=keepdims)
+def mean(x, dim=None, keepdim=None, *, axis=None, keepdims=None, dtype=None):
+    """Σ / n over ``dim``; each element gets 1/n of the gradient."""
+    dim, keepdim = dims("mean", dim, axis, keepdim, keepdims)
+    if dtype is not None:
+        x = Cast.apply(x, dtype=dtype)
+    return Mean.apply(x, axis=dim, keepdims=keepdim)
 
 
 class _Extreme(Function):
@@ -112,19 +123,11 @@ class Max(_Extreme):
     reducer = "max"
 
 
-def max(x, axis=None, keepdims=False):  # noqa: A001
-    """Largest value over ``axis`` (like torch.amax); tied maxima share the gradient equally."""
-    return Max.apply(x, axis=axis, keepdims=keepdims)
-
 
 @register_op("min")
 class Min(_Extreme):
     reducer = "min"
 
-
-def min(x, axis=None, keepdims=False):  # noqa: A001
-    """Smallest value over ``axis`` (like torch.amin); tied minima share the gradient equally."""
-    return Min.apply(x, axis=axis, keepdims=keepdims)
 
 
 @register_op("var")
@@ -167,10 +170,6 @@ class Var(Function):
             return _expand(g, ctx.in_shape, ctx.axes, ctx.keepdims) * scale * centred
 
 
-def var(x, axis=None, keepdims=False, ddof=0):
-    """Σ (x - mean)² / (n - ddof). ddof=0 is NumPy's default; PyTorch's torch.var uses ddof=1."""
-    return Var.apply(x, axis=axis, keepdims=keepdims, ddof=ddof)
-
 
 @register_op("logsumexp")
 class LogSumExp(Function):
@@ -199,28 +198,16 @@ class LogSumExp(Function):
         return _expand(g, ctx.in_shape, ctx.axes, ctx.keepdims) * weights
 
 
-def logsumexp(x, axis=None, keepdims=False):
-    """ln Σ e^x over ``axis``, without overflow; its gradient is softmax(x)."""
-    return LogSumExp.apply(x, axis=axis, keepdims=keepdims)
-
-
 # ---------------------------------------------------------------------- without a gradient
-# Their results are booleans or indices, so they are computed on the arrays and never recorded.
-def any(x, axis=None):  # noqa: A001
-    """True where some element along ``axis`` is true (nonzero)."""
-    return Tensor(x.data.any(axis=axis))
+# Their results are booleans, so they are computed on the arrays and never recorded
+# (argmax/argmin: ops/statistics.py).
+def any(x, dim=None, keepdim=None, *, axis=None, keepdims=None):  # noqa: A001
+    """True where some element along ``dim`` is true (nonzero)."""
+    dim, keepdim = dims("any", dim, axis, keepdim, keepdims)
+    return Tensor(x.data.any(axis=_norm_axis(dim, x.ndim, "any"), keepdims=keepdim))
 
 
-def all(x, axis=None):  # noqa: A001
-    """True where every element along ``axis`` is true (nonzero)."""
-    return Tensor(x.data.all(axis=axis))
-
-
-def argmax(x, axis=None, keepdims=False):
-    """Index of the largest value along ``axis`` (of the flattened tensor when None)."""
-    return Tensor(x.data.argmax(axis=axis, keepdims=keepdims))
-
-
-def argmin(x, axis=None, keepdims=False):
-    """Index of the smallest value along ``axis`` (of the flattened tensor when None)."""
-    return Tensor(x.data.argmin(axis=axis, keepdims=keepdims))
+def all(x, dim=None, keepdim=None, *, axis=None, keepdims=None):  # noqa: A001
+    """True where every element along ``dim`` is true (nonzero)."""
+    dim, keepdim = dims("all", dim, axis, keepdim, keepdims)
+    return Tensor(x.data.all(axis=_norm_axis(dim, x.ndim, "all"), keepdims=keepdim))

@@ -9,6 +9,7 @@ import numpy as np
 from ..autograd.function import Function
 from ..autograd.registry import register_op
 from ..backend import get_array_module
+from ._args import dims, one_dim
 
 
 @register_op("reshape")
@@ -42,8 +43,9 @@ def reshape(x, *shape):
     return Reshape.apply(x, shape=_shape_arg(shape))
 
 
-def squeeze(x, axis=None):
+def squeeze(x, dim=None, *, axis=None):
     """Drop length-1 axes: all of them, or the given one(s) (which must have length 1)."""
+    axis, _ = dims("squeeze", dim, axis)
     shape = x.shape
     if axis is None:
         new = tuple(n for n in shape if n != 1)
@@ -53,15 +55,15 @@ def squeeze(x, axis=None):
             if not -x.ndim <= a < x.ndim:
                 raise ValueError(f"squeeze: axis {a} is out of range for a tensor of shape {shape}")
         axes = {a % x.ndim for a in axes}
-        for a in axes:
-            if shape[a] != 1:
-                raise ValueError(f"squeeze: axis {a} has length {shape[a]}, not 1 (shape {shape})")
-        new = tuple(n for i, n in enumerate(shape) if i not in axes)
+        # as in PyTorch, a named dim whose length is not 1 stays (NumPy would raise)
+        new = tuple(n for i, n in enumerate(shape) if i not in axes or n != 1)
     return Reshape.apply(x, shape=new)
 
 
-def flatten(x, start_axis=0, end_axis=-1):
-    """Merge axes start_axis..end_axis into one (PyTorch's flatten; ``flatten(x)`` is 1-D)."""
+def flatten(x, start_dim=0, end_dim=-1, *, start_axis=None, end_axis=None):
+    """Merge dims start_dim..end_dim into one (PyTorch's flatten; ``flatten(x)`` is 1-D)."""
+    start_axis = start_dim if start_axis is None else start_axis
+    end_axis = end_dim if end_axis is None else end_axis
     if x.ndim == 0:
         return Reshape.apply(x, shape=(1,))
     start, end = start_axis % x.ndim, end_axis % x.ndim
@@ -74,8 +76,11 @@ def flatten(x, start_axis=0, end_axis=-1):
     return Reshape.apply(x, shape=x.shape[:start] + (merged,) + x.shape[end + 1:])
 
 
-def unsqueeze(x, axis):
-    """Insert a length-1 axis at position ``axis`` of the result."""
+def unsqueeze(x, dim=None, *, axis=None):
+    """Insert a length-1 axis at position ``dim`` of the result."""
+    axis, _ = dims("unsqueeze", dim, axis)
+    if axis is None:
+        raise TypeError("unsqueeze: give the position of the new dim, e.g. x.unsqueeze(0).")
     nd = x.ndim + 1
     if not -nd <= axis < nd:                  # x.unsqueeze(5) on a matrix: not silently -> -1
         raise ValueError(f"unsqueeze: axis {axis} is out of range for a tensor of shape "
@@ -107,13 +112,15 @@ class Permute(Function):
         return g.transpose(inverse)
 
 
-def permute(x, *axes):
-    """Reorder the axes: ``permute(x, 2, 0, 1)`` or ``permute(x, (2, 0, 1))``; output axis i is
-    input axis axes[i]."""
+def permute(x, *axes, dims=None):
+    """Reorder the axes: ``permute(x, 2, 0, 1)``, ``permute(x, (2, 0, 1))`` or
+    ``permute(x, dims=(2, 0, 1))``; output axis i is input axis axes[i]."""
+    if dims is not None:
+        axes = (tuple(dims),)
     return Permute.apply(x, axes=_shape_arg(axes) if axes else None)
 
 
-def transpose(x, *axes):
+def transpose(x, *axes, dim0=None, dim1=None):
     """Three spellings, none ambiguous:
 
     - ``transpose(x)``: reverse the axes (NumPy; same as ``x.T``);
@@ -121,11 +128,21 @@ def transpose(x, *axes):
       idiom ``k.transpose(-2, -1)`` means what it says, on any number of axes);
     - ``transpose(x, (2, 0, 1))`` or three or more ints: a permutation (NumPy; same as ``permute``).
     """
+    if dim0 is not None or dim1 is not None:
+        axes = axes + tuple(d for d in (dim0, dim1) if d is not None)
     if not axes or axes == (None,):
         return Permute.apply(x, axes=None)
     if len(axes) == 2 and all(isinstance(a, numbers.Integral) for a in axes):
         return swapaxes(x, *axes)
     return Permute.apply(x, axes=_shape_arg(axes))
+
+
+def t(x):
+    """torch.t: the transpose of a matrix; a 0-d or 1-d tensor comes back as it is."""
+    if x.ndim > 2:
+        raise ValueError(f"t: expects a tensor with at most 2 dims, got shape {tuple(x.shape)}; "
+                         f"use x.transpose(d0, d1) or x.mT (the last two dims) instead.")
+    return Permute.apply(x, axes=None) if x.ndim == 2 else x
 
 
 def swapaxes(x, a, b):
@@ -197,9 +214,13 @@ class Concatenate(Function):
         return tuple(xp.split(g, cuts, axis=ctx.axis))
 
 
-def concatenate(tensors, axis=0):
-    """Join along an existing axis; the other axes must match."""
-    return Concatenate.apply(*tensors, axis=axis)
+def concatenate(tensors, dim=0, *, axis=None):
+    """Join along an existing dim; the other dims must match (torch.cat)."""
+    dim, _ = dims("concatenate", dim if axis is None else None, axis)
+    return Concatenate.apply(*tensors, axis=dim)
+
+
+cat = concatenate
 
 
 @register_op("stack")
@@ -220,9 +241,10 @@ class Stack(Function):
         return tuple(xp.take(g, i, axis=ctx.axis) for i in range(ctx.n))
 
 
-def stack(tensors, axis=0):
-    """Join equal-shaped tensors along a new axis."""
-    return Stack.apply(*tensors, axis=axis)
+def stack(tensors, dim=0, *, axis=None):
+    """Join equal-shaped tensors along a new dim."""
+    dim, _ = dims("stack", dim if axis is None else None, axis)
+    return Stack.apply(*tensors, axis=dim)
 
 
 @register_op("split")
@@ -248,9 +270,73 @@ class Split(Function):
         return xp.concatenate(grads, axis=ctx.axis)
 
 
-def split(x, sections, axis=0):
-    """NumPy's split: ``sections`` equal parts, or the list of indices where to cut."""
-    return list(Split.apply(x, sections=sections, axis=axis))
+def tensor_split(x, indices_or_sections, dim=0, *, axis=None):
+    """NumPy's split (torch.tensor_split): an int N gives N parts (the first ones one longer when
+    the length does not divide), a list gives the indices where to cut."""
+    dim, _ = dims("tensor_split", dim if axis is None else None, axis)
+    d = one_dim("tensor_split", dim, x.ndim)
+    sections = indices_or_sections
+    if isinstance(sections, numbers.Integral):
+        if sections < 1:
+            raise ValueError(f"tensor_split: the number of parts must be at least 1, got {sections}.")
+        n, k = x.shape[d], int(sections)
+        sizes = [n // k + (1 if i < n % k else 0) for i in range(k)]
+        sections = [sum(sizes[:i + 1]) for i in range(k - 1)]
+    return list(Split.apply(x, sections=list(sections), axis=d))
+
+
+array_split = tensor_split
+
+
+def split(x, split_size_or_sections, dim=0, *, axis=None):
+    """PyTorch's split: an int is the size of each chunk (the last may be smaller), a list the
+    size of each part (they must add up to the length of ``dim``). NumPy's split into N equal
+    parts, or at cut indices, is ``tensor_split``."""
+    dim, _ = dims("split", dim if axis is None else None, axis)
+    d = one_dim("split", dim, x.ndim)
+    n = x.shape[d]
+    size = split_size_or_sections
+    if isinstance(size, numbers.Integral):
+        if size < 1:
+            raise ValueError(f"split: split_size must be a positive chunk length, got {size}.")
+        sizes = [min(size, n - start) for start in range(0, n, size)] or [0]
+    else:
+        sizes = [int(s) for s in size]
+        if sum(sizes) != n:
+            raise ValueError(
+                f"split: the sizes {sizes} add up to {sum(sizes)}, but dim {d} of the "
+                f"tensor (shape {tuple(x.shape)}) has length {n}. split takes chunk sizes (as in "
+                f"PyTorch); to cut at indices or into N parts use tensor_split(x, ...).")
+    cuts = [sum(sizes[:i + 1]) for i in range(len(sizes) - 1)]
+    return list(Split.apply(x, sections=cuts, axis=d))
+
+
+def chunk(x, chunks, dim=0):
+    """``chunks`` parts of length ceil(n / chunks) along ``dim`` (fewer when they run out), as
+    torch.chunk."""
+    if not isinstance(chunks, numbers.Integral) or chunks < 1:
+        raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}.")
+    d = one_dim("chunk", dim, x.ndim)
+    return split(x, max(-(-x.shape[d] // chunks), 1), d)
+
+
+def unflatten(x, dim, sizes):
+    """Split dim ``dim`` into ``sizes`` (one may be -1), the inverse of flatten."""
+    d = one_dim("unflatten", dim, x.ndim)
+    return Reshape.apply(x, shape=x.shape[:d] + tuple(sizes) + x.shape[d + 1:])
+
+
+def movedim(x, source, destination):
+    """Move dim(s) ``source`` to position(s) ``destination``; the others keep their order."""
+    src = (source,) if isinstance(source, numbers.Integral) else tuple(source)
+    dst = (destination,) if isinstance(destination, numbers.Integral) else tuple(destination)
+    if len(src) != len(dst):
+        raise ValueError(f"movedim: {len(src)} source dims but {len(dst)} destinations.")
+    src = [one_dim("movedim", s, x.ndim) for s in src]
+    dst = [one_dim("movedim", s, x.ndim) for s in dst]
+    rest = iter([i for i in range(x.ndim) if i not in src])
+    where = dict(zip(dst, src))
+    return Permute.apply(x, axes=tuple(where[i] if i in where else next(rest) for i in range(x.ndim)))
 
 
 @register_op("pad")

@@ -55,7 +55,7 @@ def std(input, dim=None, unbiased=None, keepdim=None, *, correction=None,  # noq
                           keepdims=keepdims, ddof=ddof))
 
 
-def amax(input, dim=(), keepdim=None, *, axis=None, keepdims=None):  # noqa: A002
+def amax(input, dim=None, keepdim=None, *, axis=None, keepdims=None):  # noqa: A002
     """The largest value over ``dim`` (an int, a tuple; () or None: all). The gradient is shared
     evenly among ties."""
     dim, keepdim = dims("amax", dim, axis, keepdim, keepdims)
@@ -63,7 +63,7 @@ def amax(input, dim=(), keepdim=None, *, axis=None, keepdims=None):  # noqa: A00
     return Max.apply(input, axis=axes, keepdims=keepdim)
 
 
-def amin(input, dim=(), keepdim=None, *, axis=None, keepdims=None):  # noqa: A002
+def amin(input, dim=None, keepdim=None, *, axis=None, keepdims=None):  # noqa: A002
     """The smallest value over ``dim``; the gradient is shared evenly among ties."""
     dim, keepdim = dims("amin", dim, axis, keepdim, keepdims)
     axes = several_dims("amin", None if dim == () else dim, ndim_of(input))
