@@ -19,6 +19,14 @@ from .ops import (abs, add, astype, broadcast_to, clip, concatenate, div, exp, e
                   permute, pow, relu, reshape, sigmoid, softmax, softplus, split, sqrt, squeeze,
                   stack, sub, sum, swapaxes, tanh, transpose, unsqueeze, var, where)
 from .random import manual_seed
+# PyTorch-API ops (issue 16, part B): the names not shadowing Python builtins are listed; round is
+# there too, as in torch (tinyattn.round(x)), which only matters to `from tinyattn import *`
+from .ops import (addmm, argsort, baddbmm, bmm, ceil, cos, cumprod, cumsum, dot, einsum, eq, erf,
+                  expm1, flip, floor, floor_divide, frac, gather, ge, gt, index_fill, index_select,
+                  kthvalue, le, log1p, logical_and, logical_not, logical_or, logical_xor, lt,
+                  masked_fill, median, mm, ne, nonzero, outer, prod, reciprocal, remainder, repeat,
+                  repeat_interleave, roll, round, rsqrt, scatter, scatter_add, sign, sin, sort,
+                  take_along_dim, topk, tril, triu, trunc, unique)
 
 # The layers above the engine (each imports only what sits below it).
 from . import attention, functional, models, nn, optim  # noqa: E402

@@ -17,7 +17,7 @@ import tinyattn  # the package, for tinyattn.ops.<name> at call time (see above)
 
 from .. import backend
 from . import anomaly
-from .grad_mode import is_grad_enabled
+from .grad_mode import is_grad_enabled, no_grad
 
 _DEFAULT_DTYPE = np.float32
 
@@ -448,6 +448,72 @@ class Tensor:
     # ------------------------------------------------------------------ indexing
     def __getitem__(self, index): return tinyattn.ops.getitem(self, index)
 
+    # ------------------------------------------------------------------ PyTorch-API ops (issue 16 B)
+    # pointwise maths
+    def sin(self): return tinyattn.ops.sin(self)
+    def cos(self): return tinyattn.ops.cos(self)
+    def log1p(self): return tinyattn.ops.log1p(self)
+    def expm1(self): return tinyattn.ops.expm1(self)
+    def rsqrt(self): return tinyattn.ops.rsqrt(self)
+    def reciprocal(self): return tinyattn.ops.reciprocal(self)
+    def erf(self): return tinyattn.ops.erf(self)
+    def frac(self): return tinyattn.ops.frac(self)
+    def sign(self): return tinyattn.ops.sign(self)
+    def floor(self): return tinyattn.ops.floor(self)
+    def ceil(self): return tinyattn.ops.ceil(self)
+    def trunc(self): return tinyattn.ops.trunc(self)
+    def round(self, *args, **kwargs): return tinyattn.ops.round(self, *args, **kwargs)
+    # scans and products along a dim
+    def prod(self, *args, **kwargs): return tinyattn.ops.prod(self, *args, **kwargs)
+    def cumsum(self, *args, **kwargs): return tinyattn.ops.cumsum(self, *args, **kwargs)
+    def cumprod(self, *args, **kwargs): return tinyattn.ops.cumprod(self, *args, **kwargs)
+    # sorting
+    def sort(self, *args, **kwargs): return tinyattn.ops.sort(self, *args, **kwargs)
+    def argsort(self, *args, **kwargs): return tinyattn.ops.argsort(self, *args, **kwargs)
+    def topk(self, *args, **kwargs): return tinyattn.ops.topk(self, *args, **kwargs)
+    def kthvalue(self, *args, **kwargs): return tinyattn.ops.kthvalue(self, *args, **kwargs)
+    def median(self, *args, **kwargs): return tinyattn.ops.median(self, *args, **kwargs)
+    def unique(self, *args, **kwargs): return tinyattn.ops.unique(self, *args, **kwargs)
+    # gather, scatter, masks, triangles, tiling
+    def gather(self, *args, **kwargs): return tinyattn.ops.gather(self, *args, **kwargs)
+    def scatter(self, *args, **kwargs): return tinyattn.ops.scatter(self, *args, **kwargs)
+    def scatter_add(self, *args, **kwargs): return tinyattn.ops.scatter_add(self, *args, **kwargs)
+    def index_select(self, *args, **kwargs): return tinyattn.ops.index_select(self, *args, **kwargs)
+    def take_along_dim(self, *args, **kwargs): return tinyattn.ops.take_along_dim(self, *args, **kwargs)
+    def masked_fill(self, mask, value): return tinyattn.ops.masked_fill(self, mask, value)
+    def index_fill(self, *args, **kwargs): return tinyattn.ops.index_fill(self, *args, **kwargs)
+    def nonzero(self, *args, **kwargs): return tinyattn.ops.nonzero(self, *args, **kwargs)
+    def tril(self, diagonal=0): return tinyattn.ops.tril(self, diagonal)
+    def triu(self, diagonal=0): return tinyattn.ops.triu(self, diagonal)
+    def repeat(self, *sizes): return tinyattn.ops.repeat(self, *sizes)
+    def repeat_interleave(self, *args, **kwargs): return tinyattn.ops.repeat_interleave(self, *args, **kwargs)
+    def roll(self, *args, **kwargs): return tinyattn.ops.roll(self, *args, **kwargs)
+    def flip(self, *dims): return tinyattn.ops.flip(self, dims[0] if len(dims) == 1 else dims)
+    # matrix products
+    def mm(self, mat2): return tinyattn.ops.mm(self, mat2)
+    def bmm(self, mat2): return tinyattn.ops.bmm(self, mat2)
+    def dot(self, other): return tinyattn.ops.dot(self, other)
+    def outer(self, vec2): return tinyattn.ops.outer(self, vec2)
+    def addmm(self, *args, **kwargs): return tinyattn.ops.addmm(self, *args, **kwargs)
+    def baddbmm(self, *args, **kwargs): return tinyattn.ops.baddbmm(self, *args, **kwargs)
+    # // and %, and comparisons / logic by name (bool results, no gradient)
+    def __floordiv__(self, other): return tinyattn.ops.floor_divide(self, other)
+    def __rfloordiv__(self, other): return tinyattn.ops.floor_divide(other, self)
+    def __mod__(self, other): return tinyattn.ops.remainder(self, other)
+    def __rmod__(self, other): return tinyattn.ops.remainder(other, self)
+    def floor_divide(self, other): return tinyattn.ops.floor_divide(self, other)
+    def remainder(self, other): return tinyattn.ops.remainder(self, other)
+    def eq(self, other): return tinyattn.ops.eq(self, other)
+    def ne(self, other): return tinyattn.ops.ne(self, other)
+    def lt(self, other): return tinyattn.ops.lt(self, other)
+    def le(self, other): return tinyattn.ops.le(self, other)
+    def gt(self, other): return tinyattn.ops.gt(self, other)
+    def ge(self, other): return tinyattn.ops.ge(self, other)
+    def logical_and(self, other): return tinyattn.ops.logical_and(self, other)
+    def logical_or(self, other): return tinyattn.ops.logical_or(self, other)
+    def logical_xor(self, other): return tinyattn.ops.logical_xor(self, other)
+    def logical_not(self): return tinyattn.ops.logical_not(self)
+
     # ------------------------------------------------------------------ dtype (the device: above)
     def astype(self, dtype): return tinyattn.ops.astype(self, dtype)
     def float(self): return tinyattn.ops.astype(self, "float32")
@@ -520,6 +586,43 @@ class Tensor:
         self.data *= as_array(other)
         self._bump()
         return self
+
+    def _overwrite(self, op, result):
+        """An in-place form computed out of place: the checks of every in-place op, then the
+        result's values written into this tensor's array (so views and optimisers see them)."""
+        self._check_inplace(op)
+        self._write(op, ..., result.data.astype(self.data.dtype, copy=False))
+        self._bump()
+        return self
+
+    def _unrecorded(self, fn, *args, **kwargs):
+        """fn(self, ...) without a graph: the value an in-place op writes."""
+        with no_grad():
+            return fn(self, *args, **kwargs)
+
+    def sub_(self, other, alpha=1.0):
+        return self.add_(other, alpha=-alpha)
+
+    def div_(self, other):
+        return self._overwrite("div_", self._unrecorded(tinyattn.ops.div, other))
+
+    def clamp_(self, min=None, max=None):  # noqa: A002 - PyTorch's argument names
+        return self._overwrite("clamp_", self._unrecorded(tinyattn.ops.clip, min, max))
+
+    def masked_fill_(self, mask, value):
+        return self._overwrite("masked_fill_", self._unrecorded(tinyattn.ops.masked_fill, mask, value))
+
+    def index_fill_(self, dim, index, value):
+        return self._overwrite("index_fill_",
+                               self._unrecorded(tinyattn.ops.index_fill, dim, index, value))
+
+    def scatter_(self, dim, index, src=None, *, value=None):
+        return self._overwrite("scatter_",
+                               self._unrecorded(tinyattn.ops.scatter, dim, index, src, value=value))
+
+    def scatter_add_(self, dim, index, src):
+        return self._overwrite("scatter_add_",
+                               self._unrecorded(tinyattn.ops.scatter_add, dim, index, src))
 
     def _augmented(self, other, op):
         """x += y and friends. On a tensor in the graph (grad mode, something requires grad)
