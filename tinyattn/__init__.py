@@ -32,8 +32,13 @@ from .ops import (addmm, argsort, baddbmm, bmm, ceil, cos, cumprod, cumsum, dot,
 from . import attention, functional, models, nn, optim  # noqa: E402
 from .io import load, save  # noqa: E402
 
-float32 = "float32"
-float64 = "float64"
+# dtypes as objects (NumPy dtypes; tinyattn.int and tinyattn.bool shadow the builtins only as
+# attributes of this package, as in torch)
+from .dtypes import (BoolTensor, ByteTensor, DoubleTensor, FloatTensor, HalfTensor, IntTensor,  # noqa: E402
+                     LongTensor, double, float16, float32, float64, half, int8, int16, int32, int64,
+                     long, short, uint8)
+from .dtypes import bool_ as bool  # noqa: E402, A001
+from .dtypes import int32 as int  # noqa: E402, A001
 
 __version__ = "0.1.0"
 

@@ -520,6 +520,22 @@ class Tensor:
     def double(self): return tinyattn.ops.astype(self, "float64")
     def clone(self): return tinyattn.ops.astype(self, self.dtype)   # a fresh array, in the graph
 
+    # ------------------------------------------------------------------ PyTorch's dtype methods
+    def long(self): return tinyattn.ops.astype(self, "int64")
+    def int(self): return tinyattn.ops.astype(self, "int32")
+    def bool(self): return tinyattn.ops.astype(self, "bool")
+    def half(self): return tinyattn.ops.astype(self, "float16")
+    def type_as(self, other): return tinyattn.ops.astype(self, other.dtype)
+
+    def type(self, dtype=None):
+        """x.type(dtype): x in that dtype; x.type() (no argument): PyTorch's type name."""
+        if dtype is None:
+            return _TYPE_NAMES.get(self.dtype.name, f"tinyattn.{self.dtype.name}")
+        return tinyattn.ops.astype(self, dtype)
+
+    def is_floating_point(self):
+        return self.data.dtype.kind == "f"
+
     # ------------------------------------------------------------------ in-place (version counted)
     def _check_inplace(self, op, value=None):
         """In-place ops are not recorded in the graph, so they are refused where they would make
@@ -737,6 +753,11 @@ class Tensor:
     def _accumulate(self, g):
         g = g.astype(self.data.dtype, copy=False)
         self.grad = g.copy() if self.grad is None else self.grad + g
+
+
+_TYPE_NAMES = {"float32": "torch.FloatTensor", "float64": "torch.DoubleTensor",
+               "float16": "torch.HalfTensor", "int64": "torch.LongTensor",
+               "int32": "torch.IntTensor", "bool": "torch.BoolTensor", "uint8": "torch.ByteTensor"}
 
 
 def _topological_order(root):
