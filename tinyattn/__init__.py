@@ -12,8 +12,11 @@ from .autograd import (AnomalyError, Context, Function, GradcheckError, Tensor, 
                        get_default_dtype, gradcheck, is_grad_enabled, no_grad, registered_ops, set_default_dtype)
 from .autograd.anomaly import detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .backend import cupy_available, get_array_module, get_backend, set_backend
-from .creation import (arange, full, ones, ones_like, rand, randint, randn, tensor, zeros,
+from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like,
+                       linspace, meshgrid, multinomial, normal, ones, ones_like, rand, rand_like,
+                       randint, randint_like, randn, randn_like, randperm, tensor, zeros,
                        zeros_like)
+from .device import device
 from .ops import (abs, add, astype, broadcast_to, clip, concatenate, div, exp, expand, flatten, gelu,
                   log, log_softmax, logsumexp, matmul, max, maximum, mean, min, minimum, mul, neg, pad,
                   permute, pow, relu, reshape, sigmoid, softmax, softplus, split, sqrt, squeeze,

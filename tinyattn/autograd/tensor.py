@@ -315,8 +315,15 @@ class Tensor:
         """This tensor on the GPU (CuPy): itself if it is already there."""
         return self if self.device == "cuda" else self.to_backend("cupy")
 
-    def to(self, target):
-        """PyTorch's .to: a device ('cpu'/'numpy' or 'cuda'/'cupy') or a dtype ('float64', ...)."""
+    def to(self, target=None, dtype=None, *, device=None):
+        """PyTorch's .to: a device ('cpu'/'numpy' or 'cuda'/'cupy', a tinyattn.device) or a dtype
+        ('float64', tinyattn.float64, ...), or both as device=/dtype= (also to(other_tensor))."""
+        if isinstance(target, Tensor):
+            target, dtype = target.device, target.dtype
+        if device is not None or dtype is not None:
+            out = self if device is None else self.to(device)
+            out = out if target is None else out.to(target)
+            return out if dtype is None else out.to(dtype)
         name = backend.device_backend(target)
         if name is not None:
             return self.cpu() if name == "numpy" else self.cuda()
@@ -519,6 +526,28 @@ class Tensor:
     def float(self): return tinyattn.ops.astype(self, "float32")
     def double(self): return tinyattn.ops.astype(self, "float64")
     def clone(self): return tinyattn.ops.astype(self, self.dtype)   # a fresh array, in the graph
+
+    # ------------------------------------------------------------------ new_* (same dtype and device)
+    def _new(self, dtype, device):
+        return {"dtype": self.dtype if dtype is None else dtype,
+                "device": self.device if device is None else device}
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        return tinyattn.zeros(*size, **self._new(dtype, device), requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        return tinyattn.ones(*size, **self._new(dtype, device), requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        return tinyattn.empty(*size, **self._new(dtype, device), requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
+        return tinyattn.full(size, fill_value, **self._new(dtype, device),
+                             requires_grad=requires_grad)
+
+    def new_tensor(self, data, *, dtype=None, device=None, requires_grad=False):
+        """A copy of data in this tensor's dtype (PyTorch's rule, even for a list of ints)."""
+        return tinyattn.tensor(data, **self._new(dtype, device), requires_grad=requires_grad)
 
     # ------------------------------------------------------------------ PyTorch's dtype methods
     def long(self): return tinyattn.ops.astype(self, "int64")
