@@ -9,6 +9,7 @@
 from . import memory  # first: keeps freed memory for reuse (see memory.py)
 from . import backend, kernels
 from .autograd import (AnomalyError, Context, Function, GradcheckError, Tensor, enable_grad,
+                       inference_mode,
                        get_default_dtype, gradcheck, is_grad_enabled, no_grad, registered_ops, set_default_dtype)
 from .autograd.anomaly import detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .backend import cupy_available, get_array_module, get_backend, set_backend
@@ -47,4 +48,10 @@ __version__ = "0.1.0"
 
 # PyTorch's namespaces and generator objects (issue 16, nn/optim/utils.data part).
 from . import utils  # noqa: E402
+
+# PyTorch's namespaces and process settings (issue 16, part B).
+from . import autograd, cuda  # noqa: E402
+from . import nn as _nn  # noqa: E402
+from .nn import functional as _nn_functional  # noqa: E402, F401 - makes tinyattn.nn.functional
+from .threads import get_num_threads, set_num_threads  # noqa: E402
 from .random import Generator, default_generator, initial_seed  # noqa: E402

@@ -176,7 +176,8 @@ class _VersionCounter:
 class Tensor:
     """An n-dimensional array that can remember how it was made, for autograd."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_idx", "_versions", "name", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_idx", "_versions", "name", "_hooks",
+                 "__weakref__")
     __array_priority__ = 1000   # NumPy scalars and arrays defer to Tensor's reflected operators
     __array_ufunc__ = None      # ... and never try to run a ufunc on a Tensor (np.float64(2) + t)
 
@@ -205,6 +206,7 @@ class Tensor:
         self._idx = _idx            # which output of that op this tensor is
         self._versions = _VersionCounter()   # bumped by in-place ops; checked by backward
         self.name = None
+        self._hooks = None          # register_hook's functions, called with this tensor's gradient
 
     @classmethod
     def _output(cls, arr, ctx, idx):
@@ -214,7 +216,7 @@ class Tensor:
             arr = np.asarray(arr) if isinstance(arr, np.generic) else Tensor(arr).data
         t = object.__new__(cls)
         t.data, t.grad, t.requires_grad, t._ctx, t._idx = arr, None, ctx is not None, ctx, idx
-        t._versions, t.name = _VersionCounter(), None
+        t._versions, t.name, t._hooks = _VersionCounter(), None, None
         return t
 
     # ------------------------------------------------------------------ basic properties
@@ -713,44 +715,33 @@ class Tensor:
         ``grad`` is d(loss)/d(self); it may be omitted only for a single-element tensor. The graph
         is freed afterwards unless ``retain_graph=True``.
         """
-        grad = self._initial_grad(grad)
-        if self._ctx is None:                         # a lone leaf: d(self)/d(self) = 1
-            self._accumulate(grad)
-            return
-        xp = backend.get_array_module(self.data)
-        grads = {self._ctx: [None] * self._ctx.n_outputs}    # op -> gradient of each output
-        grads[self._ctx][self._idx] = grad
-        for ctx in _topological_order(self._ctx):    # every op after all the ops that use it
-            out_grads = grads.pop(ctx, None)
-            if out_grads is None:                     # no gradient reached this op
-                continue
-            if ctx._saved_versions:
-                ctx.check_versions()                  # were saved arrays changed in place?
-            if ctx.n_outputs > 1:                     # outputs nobody used get zero gradients
-                out_grads = [g if g is not None else xp.zeros(shape, dtype)
-                             for g, (shape, dtype) in zip(out_grads, ctx.out_meta)]
-            if ctx.retained:                          # non-leaves that asked for .retain_grad()
-                for i, t in ctx.retained.items():
-                    t._accumulate(out_grads[i])
-            in_grads = ctx.fn.backward(ctx, *out_grads)
-            if type(in_grads) is not tuple:
-                in_grads = (in_grads,)
-            if anomaly.enabled:                       # with tinyattn.detect_anomaly()
-                anomaly.check_backward(ctx, out_grads, in_grads)
-            for t, g in zip(ctx.inputs, in_grads):
-                if t is None or g is None or not t.requires_grad:
-                    continue
-                if g.shape != t.data.shape or g.dtype != t.data.dtype:
-                    g = _fit_gradient(g, t, ctx)       # undo broadcasting, match dtype
-                if t._ctx is None:
-                    t._accumulate(g)                  # a leaf: its .grad
-                else:
-                    slot = grads.get(t._ctx)
-                    if slot is None:
-                        slot = grads[t._ctx] = [None] * t._ctx.n_outputs
-                    slot[t._idx] = g if slot[t._idx] is None else slot[t._idx] + g
-            if not retain_graph:
-                ctx.release()
+        backpropagate([(self, self._initial_grad(grad))], retain_graph, Tensor._accumulate)
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` with this tensor's gradient (a Tensor) when backward computes it;
+        a returned tensor replaces the gradient. Returns a handle whose .remove() undoes it."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: this tensor does not require grad, so no gradient "
+                               "will reach it; call it on a tensor with requires_grad=True.")
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(hook)
+        if self._ctx is not None:           # a non-leaf: the walk looks it up through its op
+            self._ctx.retained = self._ctx.retained or {}
+            self._ctx.retained.setdefault(self._idx, (self, False))
+        return _HookHandle(self._hooks, hook)
+
+    def _run_hooks(self, g):
+        for hook in list(self._hooks):
+            out = hook(Tensor._output(g, None, 0))
+            if out is not None:
+                g = out.data if isinstance(out, Tensor) else out
+        return g
+
+    def detach_(self):
+        """Cut this tensor out of the graph, in place (it becomes a leaf that needs no grad)."""
+        self._ctx, self._idx, self.requires_grad = None, 0, False
+        return self
 
     def _initial_grad(self, grad):
         """d(self)/d(self): ones for a one-element tensor, else the gradient the caller gave."""
@@ -776,7 +767,7 @@ class Tensor:
         if self._ctx is not None:
             if self._ctx.retained is None:
                 self._ctx.retained = {}
-            self._ctx.retained[self._idx] = self
+            self._ctx.retained[self._idx] = (self, True)
         return self
 
     def _accumulate(self, g):
@@ -789,10 +780,78 @@ _TYPE_NAMES = {"float32": "torch.FloatTensor", "float64": "torch.DoubleTensor",
                "int32": "torch.IntTensor", "bool": "torch.BoolTensor", "uint8": "torch.ByteTensor"}
 
 
-def _topological_order(root):
-    """The ops (contexts) of the graph that ends at ``root``, each listed before the ops that
-    produced its inputs: an iterative depth-first search (no recursion limit on long chains)."""
-    post, visited, stack = [], set(), [(root, False)]
+class _HookHandle:
+    """What register_hook returns: ``handle.remove()`` takes the hook off again."""
+
+    def __init__(self, hooks, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self):
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+def backpropagate(roots, retain_graph, sink, capture=None):
+    """The reverse walk behind ``backward`` and ``autograd.grad``.
+
+    ``roots``: (tensor, gradient array) pairs to start from. ``sink(leaf, g)`` receives each leaf's
+    gradient (backward accumulates it into .grad; autograd.grad collects it). ``capture``: an
+    optional {(ctx, output index): callback} for the gradients of non-leaf tensors.
+    """
+    grads = {}                                        # op -> gradient of each output
+    for t, g in roots:
+        if t._ctx is None:                            # a lone leaf: d(self)/d(self) = 1
+            sink(t, t._run_hooks(g) if t._hooks else g)
+            continue
+        slot = grads.setdefault(t._ctx, [None] * t._ctx.n_outputs)
+        slot[t._idx] = g if slot[t._idx] is None else slot[t._idx] + g
+    if not grads:
+        return
+    xp = backend.get_array_module(roots[0][1])
+    for ctx in _topological_order(list(grads)):      # every op after all the ops that use it
+        out_grads = grads.pop(ctx, None)
+        if out_grads is None:                         # no gradient reached this op
+            continue
+        if ctx._saved_versions:
+            ctx.check_versions()                      # were saved arrays changed in place?
+        if ctx.n_outputs > 1:                         # outputs nobody used get zero gradients
+            out_grads = [g if g is not None else xp.zeros(shape, dtype)
+                         for g, (shape, dtype) in zip(out_grads, ctx.out_meta)]
+        if ctx.retained:                              # retain_grad() and register_hook() non-leaves
+            for i, (t, keep) in ctx.retained.items():
+                if t._hooks:
+                    out_grads[i] = t._run_hooks(out_grads[i])
+                if keep:
+                    t._accumulate(out_grads[i])
+        if capture:
+            for i in range(ctx.n_outputs):
+                if (ctx, i) in capture:
+                    capture[ctx, i](out_grads[i])
+        in_grads = ctx.fn.backward(ctx, *out_grads)
+        if type(in_grads) is not tuple:
+            in_grads = (in_grads,)
+        if anomaly.enabled:                           # with tinyattn.detect_anomaly()
+            anomaly.check_backward(ctx, out_grads, in_grads)
+        for t, g in zip(ctx.inputs, in_grads):
+            if t is None or g is None or not t.requires_grad:
+                continue
+            if g.shape != t.data.shape or g.dtype != t.data.dtype:
+                g = _fit_gradient(g, t, ctx)           # undo broadcasting, match dtype
+            if t._ctx is None:
+                sink(t, t._run_hooks(g) if t._hooks else g)    # a leaf: its .grad
+            else:
+                slot = grads.get(t._ctx)
+                if slot is None:
+                    slot = grads[t._ctx] = [None] * t._ctx.n_outputs
+                slot[t._idx] = g if slot[t._idx] is None else slot[t._idx] + g
+        if not retain_graph:
+            ctx.release()
+
+
+def _topological_order(roots):
+    """The ops (contexts) of the graph that ends at the ops ``roots``, each listed before the ops
+    that produced its inputs: an iterative depth-first search (no recursion limit on long chains)."""
+    post, visited, stack = [], set(), [(root, False) for root in roots]
     while stack:
         ctx, inputs_done = stack.pop()
         if inputs_done:                    # everything below ctx is already in `post`
