@@ -522,6 +522,7 @@ class Tensor:
     def logical_or(self, other): return tinyattn.ops.logical_or(self, other)
     def logical_xor(self, other): return tinyattn.ops.logical_xor(self, other)
     def logical_not(self): return tinyattn.ops.logical_not(self)
+    def where(self, condition, other): return tinyattn.ops.where(condition, self, other)
 
     # ------------------------------------------------------------------ dtype (the device: above)
     def astype(self, dtype): return tinyattn.ops.astype(self, dtype)
@@ -594,10 +595,30 @@ class Tensor:
         self._bump()
 
     def copy_(self, other):
+        if self._rebased("copy_", lambda t: t * 0 + other, other):
+            return self
         self._check_inplace("copy_", other)
         self._write("copy_", ..., as_array(other))
         self._bump()
         return self
+
+    def _rebased(self, op, fn, value=None):
+        """An in-place op on a tensor in the graph (a non-leaf that requires grad, or any tensor
+        given a value that requires grad, in grad mode) is recorded as PyTorch does: computed out
+        of place by ``fn`` from the tensor as it was, and this tensor then *becomes* the result
+        (its array and its place in the graph). The old array is left as it was, so ops that
+        saved it still differentiate correctly. True if that happened; False: write in place."""
+        if not is_grad_enabled():
+            return False
+        if not (self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)):
+            return False
+        if self.requires_grad and self._ctx is None:
+            self._check_inplace(op)              # a leaf that requires grad: refused, as in torch
+        before = Tensor._output(self.data, self._ctx, self._idx)
+        before.requires_grad, before._versions = self.requires_grad, self._versions
+        out = fn(before)
+        self.data, self._ctx, self._idx, self.requires_grad = out.data, out._ctx, out._idx, True
+        return True
 
     def _write(self, op, idx, arr):
         """self.data[idx] = arr, with a shape mismatch named in our terms rather than NumPy's."""
@@ -614,6 +635,8 @@ class Tensor:
                 f"each axis equal or 1). Reshape or slice the value, or change the index.") from None
 
     def fill_(self, value):
+        if self._rebased("fill_", lambda t: t * 0 + value, value):
+            return self
         self._check_inplace("fill_")
         self.data.fill(value)
         self._bump()
@@ -623,53 +646,55 @@ class Tensor:
         return self.fill_(0)
 
     def add_(self, other, alpha=1.0):
+        if self._rebased("add_", lambda t: t + (other * alpha if alpha != 1.0 else other), other):
+            return self
         self._check_inplace("add_", other)
         self.data += alpha * as_array(other) if alpha != 1.0 else as_array(other)
         self._bump()
         return self
 
     def mul_(self, other):
+        if self._rebased("mul_", lambda t: t * other, other):
+            return self
         self._check_inplace("mul_", other)
         self.data *= as_array(other)
         self._bump()
         return self
 
-    def _overwrite(self, op, result):
-        """An in-place form computed out of place: the checks of every in-place op, then the
-        result's values written into this tensor's array (so views and optimisers see them)."""
-        self._check_inplace(op)
+    def _inplace(self, op, fn, *args, value=None, **kwargs):
+        """The in-place form of ``fn(self, *args)``: recorded in the graph where it has to be
+        (see _rebased), else computed without a graph and written into this tensor's array (so
+        views and optimisers see it), with the checks and version bump of every in-place op."""
+        if self._rebased(op, lambda t: fn(t, *args, **kwargs), value):
+            return self
+        self._check_inplace(op, value)
+        with no_grad():
+            result = fn(self, *args, **kwargs)
         self._write(op, ..., result.data.astype(self.data.dtype, copy=False))
         self._bump()
         return self
-
-    def _unrecorded(self, fn, *args, **kwargs):
-        """fn(self, ...) without a graph: the value an in-place op writes."""
-        with no_grad():
-            return fn(self, *args, **kwargs)
 
     def sub_(self, other, alpha=1.0):
         return self.add_(other, alpha=-alpha)
 
     def div_(self, other):
-        return self._overwrite("div_", self._unrecorded(tinyattn.ops.div, other))
+        return self._inplace("div_", tinyattn.ops.div, other, value=other)
 
     def clamp_(self, min=None, max=None):  # noqa: A002 - PyTorch's argument names
-        return self._overwrite("clamp_", self._unrecorded(tinyattn.ops.clip, min, max))
+        return self._inplace("clamp_", tinyattn.ops.clip, min, max)
 
     def masked_fill_(self, mask, value):
-        return self._overwrite("masked_fill_", self._unrecorded(tinyattn.ops.masked_fill, mask, value))
+        return self._inplace("masked_fill_", tinyattn.ops.masked_fill, mask, value, value=value)
 
     def index_fill_(self, dim, index, value):
-        return self._overwrite("index_fill_",
-                               self._unrecorded(tinyattn.ops.index_fill, dim, index, value))
+        return self._inplace("index_fill_", tinyattn.ops.index_fill, dim, index, value)
 
     def scatter_(self, dim, index, src=None, *, value=None):
-        return self._overwrite("scatter_",
-                               self._unrecorded(tinyattn.ops.scatter, dim, index, src, value=value))
+        src = src if value is None else value      # scatter takes a number as src too
+        return self._inplace("scatter_", tinyattn.ops.scatter, dim, index, src, value=src)
 
     def scatter_add_(self, dim, index, src):
-        return self._overwrite("scatter_add_",
-                               self._unrecorded(tinyattn.ops.scatter_add, dim, index, src))
+        return self._inplace("scatter_add_", tinyattn.ops.scatter_add, dim, index, src, value=src)
 
     def _augmented(self, other, op):
         """x += y and friends. On a tensor in the graph (grad mode, something requires grad)
