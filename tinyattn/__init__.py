@@ -23,8 +23,7 @@ from .ops import (abs, add, astype, broadcast_to, clip, concatenate, div, exp, e
                   permute, pow, relu, reshape, sigmoid, softmax, softplus, split, sqrt, squeeze,
                   stack, sub, sum, swapaxes, tanh, transpose, unsqueeze, var, where)
 from .random import manual_seed
-# PyTorch-API ops (issue 16, part B): the names not shadowing Python builtins are listed; round is
-# there too, as in torch (tinyattn.round(x)), which only matters to `from tinyattn import *`
+# PyTorch-API ops (issue 16, part B). round shadows the builtin as an attribute only, as torch.round
 from .ops import (addmm, argsort, baddbmm, bmm, ceil, cos, cumprod, cumsum, dot, einsum, eq, erf,
                   expm1, flip, floor, floor_divide, frac, gather, ge, gt, index_fill, index_select,
                   kthvalue, le, log1p, logical_and, logical_not, logical_or, logical_xor, lt,
