@@ -66,8 +66,9 @@ DEVICE_BACKENDS = {"cpu": "numpy", "numpy": "numpy", "cuda": "cupy", "cupy": "cu
 
 
 def device_backend(device):
-    """The backend ('numpy' or 'cupy') that a device name means; None if it names no device."""
-    return DEVICE_BACKENDS.get(device) if isinstance(device, str) else None
+    """The backend ('numpy' or 'cupy') that a device name means ('cuda:0' is 'cuda': one GPU);
+    None if it names no device."""
+    return DEVICE_BACKENDS.get(device.split(":")[0]) if isinstance(device, str) else None
 
 
 def device_of(arr) -> str:

@@ -17,7 +17,7 @@ import tinyattn  # the package, for tinyattn.ops.<name> at call time (see above)
 
 from .. import backend
 from . import anomaly
-from .grad_mode import is_grad_enabled
+from .grad_mode import is_grad_enabled, no_grad
 from .size import Size
 
 _DEFAULT_DTYPE = np.float32
@@ -185,7 +185,8 @@ class _VersionCounter:
 class Tensor:
     """An n-dimensional array that can remember how it was made, for autograd."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_idx", "_versions", "name", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_idx", "_versions", "name", "_hooks",
+                 "__weakref__")
     __array_priority__ = 1000   # NumPy scalars and arrays defer to Tensor's reflected operators
     __array_ufunc__ = None      # ... and never try to run a ufunc on a Tensor (np.float64(2) + t)
 
@@ -214,6 +215,7 @@ class Tensor:
         self._idx = _idx            # which output of that op this tensor is
         self._versions = _VersionCounter()   # bumped by in-place ops; checked by backward
         self.name = None
+        self._hooks = None          # register_hook's functions, called with this tensor's gradient
 
     @classmethod
     def _output(cls, arr, ctx, idx):
@@ -223,7 +225,7 @@ class Tensor:
             arr = np.asarray(arr) if isinstance(arr, np.generic) else Tensor(arr).data
         t = object.__new__(cls)
         t.data, t.grad, t.requires_grad, t._ctx, t._idx = arr, None, ctx is not None, ctx, idx
-        t._versions, t.name = _VersionCounter(), None
+        t._versions, t.name, t._hooks = _VersionCounter(), None, None
         return t
 
     # ------------------------------------------------------------------ basic properties
@@ -337,8 +339,15 @@ class Tensor:
         """This tensor on the GPU (CuPy): itself if it is already there."""
         return self if self.device == "cuda" else self.to_backend("cupy")
 
-    def to(self, target):
-        """PyTorch's .to: a device ('cpu'/'numpy' or 'cuda'/'cupy') or a dtype ('float64', ...)."""
+    def to(self, target=None, dtype=None, *, device=None):
+        """PyTorch's .to: a device ('cpu'/'numpy' or 'cuda'/'cupy', a tinyattn.device) or a dtype
+        ('float64', tinyattn.float64, ...), or both as device=/dtype= (also to(other_tensor))."""
+        if isinstance(target, Tensor):
+            target, dtype = target.device, target.dtype
+        if device is not None or dtype is not None:
+            out = self if device is None else self.to(device)
+            out = out if target is None else out.to(target)
+            return out if dtype is None else out.to(dtype)
         name = backend.device_backend(target)
         if name is not None:
             return self.cpu() if name == "numpy" else self.cuda()
@@ -485,11 +494,116 @@ class Tensor:
     # ------------------------------------------------------------------ indexing
     def __getitem__(self, index): return tinyattn.ops.getitem(self, index)
 
+    # ------------------------------------------------------------------ PyTorch-API ops (issue 16 B)
+    # pointwise maths
+    def sin(self): return tinyattn.ops.sin(self)
+    def cos(self): return tinyattn.ops.cos(self)
+    def log1p(self): return tinyattn.ops.log1p(self)
+    def expm1(self): return tinyattn.ops.expm1(self)
+    def rsqrt(self): return tinyattn.ops.rsqrt(self)
+    def reciprocal(self): return tinyattn.ops.reciprocal(self)
+    def erf(self): return tinyattn.ops.erf(self)
+    def frac(self): return tinyattn.ops.frac(self)
+    def sign(self): return tinyattn.ops.sign(self)
+    def floor(self): return tinyattn.ops.floor(self)
+    def ceil(self): return tinyattn.ops.ceil(self)
+    def trunc(self): return tinyattn.ops.trunc(self)
+    def round(self, *args, **kwargs): return tinyattn.ops.round(self, *args, **kwargs)
+    # scans and products along a dim
+    def prod(self, *args, **kwargs): return tinyattn.ops.prod(self, *args, **kwargs)
+    def cumsum(self, *args, **kwargs): return tinyattn.ops.cumsum(self, *args, **kwargs)
+    def cumprod(self, *args, **kwargs): return tinyattn.ops.cumprod(self, *args, **kwargs)
+    # sorting
+    def sort(self, *args, **kwargs): return tinyattn.ops.sort(self, *args, **kwargs)
+    def argsort(self, *args, **kwargs): return tinyattn.ops.argsort(self, *args, **kwargs)
+    def topk(self, *args, **kwargs): return tinyattn.ops.topk(self, *args, **kwargs)
+    def kthvalue(self, *args, **kwargs): return tinyattn.ops.kthvalue(self, *args, **kwargs)
+    def median(self, *args, **kwargs): return tinyattn.ops.median(self, *args, **kwargs)
+    def unique(self, *args, **kwargs): return tinyattn.ops.unique(self, *args, **kwargs)
+    # gather, scatter, masks, triangles, tiling
+    def gather(self, *args, **kwargs): return tinyattn.ops.gather(self, *args, **kwargs)
+    def scatter(self, *args, **kwargs): return tinyattn.ops.scatter(self, *args, **kwargs)
+    def scatter_add(self, *args, **kwargs): return tinyattn.ops.scatter_add(self, *args, **kwargs)
+    def index_select(self, *args, **kwargs): return tinyattn.ops.index_select(self, *args, **kwargs)
+    def take_along_dim(self, *args, **kwargs): return tinyattn.ops.take_along_dim(self, *args, **kwargs)
+    def masked_fill(self, mask, value): return tinyattn.ops.masked_fill(self, mask, value)
+    def index_fill(self, *args, **kwargs): return tinyattn.ops.index_fill(self, *args, **kwargs)
+    def nonzero(self, *args, **kwargs): return tinyattn.ops.nonzero(self, *args, **kwargs)
+    def tril(self, diagonal=0): return tinyattn.ops.tril(self, diagonal)
+    def triu(self, diagonal=0): return tinyattn.ops.triu(self, diagonal)
+    def repeat(self, *sizes): return tinyattn.ops.repeat(self, *sizes)
+    def repeat_interleave(self, *args, **kwargs): return tinyattn.ops.repeat_interleave(self, *args, **kwargs)
+    def roll(self, *args, **kwargs): return tinyattn.ops.roll(self, *args, **kwargs)
+    def flip(self, *dims): return tinyattn.ops.flip(self, dims[0] if len(dims) == 1 else dims)
+    # matrix products
+    def mm(self, mat2): return tinyattn.ops.mm(self, mat2)
+    def bmm(self, mat2): return tinyattn.ops.bmm(self, mat2)
+    def dot(self, other): return tinyattn.ops.dot(self, other)
+    def outer(self, vec2): return tinyattn.ops.outer(self, vec2)
+    def addmm(self, *args, **kwargs): return tinyattn.ops.addmm(self, *args, **kwargs)
+    def baddbmm(self, *args, **kwargs): return tinyattn.ops.baddbmm(self, *args, **kwargs)
+    # // and %, and comparisons / logic by name (bool results, no gradient)
+    def __floordiv__(self, other): return tinyattn.ops.floor_divide(self, other)
+    def __rfloordiv__(self, other): return tinyattn.ops.floor_divide(other, self)
+    def __mod__(self, other): return tinyattn.ops.remainder(self, other)
+    def __rmod__(self, other): return tinyattn.ops.remainder(other, self)
+    def floor_divide(self, other): return tinyattn.ops.floor_divide(self, other)
+    def remainder(self, other): return tinyattn.ops.remainder(self, other)
+    def eq(self, other): return tinyattn.ops.eq(self, other)
+    def ne(self, other): return tinyattn.ops.ne(self, other)
+    def lt(self, other): return tinyattn.ops.lt(self, other)
+    def le(self, other): return tinyattn.ops.le(self, other)
+    def gt(self, other): return tinyattn.ops.gt(self, other)
+    def ge(self, other): return tinyattn.ops.ge(self, other)
+    def logical_and(self, other): return tinyattn.ops.logical_and(self, other)
+    def logical_or(self, other): return tinyattn.ops.logical_or(self, other)
+    def logical_xor(self, other): return tinyattn.ops.logical_xor(self, other)
+    def logical_not(self): return tinyattn.ops.logical_not(self)
+    def where(self, condition, other): return tinyattn.ops.where(condition, self, other)
+
     # ------------------------------------------------------------------ dtype (the device: above)
     def astype(self, dtype): return tinyattn.ops.astype(self, dtype)
     def float(self): return tinyattn.ops.astype(self, "float32")
     def double(self): return tinyattn.ops.astype(self, "float64")
     def clone(self): return tinyattn.ops.astype(self, self.dtype)   # a fresh array, in the graph
+
+    # ------------------------------------------------------------------ new_* (same dtype and device)
+    def _new(self, dtype, device):
+        return {"dtype": self.dtype if dtype is None else dtype,
+                "device": self.device if device is None else device}
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        return tinyattn.zeros(*size, **self._new(dtype, device), requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        return tinyattn.ones(*size, **self._new(dtype, device), requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        return tinyattn.empty(*size, **self._new(dtype, device), requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
+        return tinyattn.full(size, fill_value, **self._new(dtype, device),
+                             requires_grad=requires_grad)
+
+    def new_tensor(self, data, *, dtype=None, device=None, requires_grad=False):
+        """A copy of data in this tensor's dtype (PyTorch's rule, even for a list of ints)."""
+        return tinyattn.tensor(data, **self._new(dtype, device), requires_grad=requires_grad)
+
+    # ------------------------------------------------------------------ PyTorch's dtype methods
+    def long(self): return tinyattn.ops.astype(self, "int64")
+    def int(self): return tinyattn.ops.astype(self, "int32")
+    def bool(self): return tinyattn.ops.astype(self, "bool")
+    def half(self): return tinyattn.ops.astype(self, "float16")
+    def type_as(self, other): return tinyattn.ops.astype(self, other.dtype)
+
+    def type(self, dtype=None):
+        """x.type(dtype): x in that dtype; x.type() (no argument): PyTorch's type name."""
+        if dtype is None:
+            return _TYPE_NAMES.get(self.dtype.name, f"tinyattn.{self.dtype.name}")
+        return tinyattn.ops.astype(self, dtype)
+
+    def is_floating_point(self):
+        return self.data.dtype.kind == "f"
 
     # ------------------------------------------------------------------ in-place (version counted)
     def _check_inplace(self, op, value=None):
@@ -518,10 +632,30 @@ class Tensor:
         self._bump()
 
     def copy_(self, other):
+        if self._rebased("copy_", lambda t: t * 0 + other, other):
+            return self
         self._check_inplace("copy_", other)
         self._write("copy_", ..., as_array(other))
         self._bump()
         return self
+
+    def _rebased(self, op, fn, value=None):
+        """An in-place op on a tensor in the graph (a non-leaf that requires grad, or any tensor
+        given a value that requires grad, in grad mode) is recorded as PyTorch does: computed out
+        of place by ``fn`` from the tensor as it was, and this tensor then *becomes* the result
+        (its array and its place in the graph). The old array is left as it was, so ops that
+        saved it still differentiate correctly. True if that happened; False: write in place."""
+        if not is_grad_enabled():
+            return False
+        if not (self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)):
+            return False
+        if self.requires_grad and self._ctx is None:
+            self._check_inplace(op)              # a leaf that requires grad: refused, as in torch
+        before = Tensor._output(self.data, self._ctx, self._idx)
+        before.requires_grad, before._versions = self.requires_grad, self._versions
+        out = fn(before)
+        self.data, self._ctx, self._idx, self.requires_grad = out.data, out._ctx, out._idx, True
+        return True
 
     def _write(self, op, idx, arr):
         """self.data[idx] = arr, with a shape mismatch named in our terms rather than NumPy's."""
@@ -538,6 +672,8 @@ class Tensor:
                 f"each axis equal or 1). Reshape or slice the value, or change the index.") from None
 
     def fill_(self, value):
+        if self._rebased("fill_", lambda t: t * 0 + value, value):
+            return self
         self._check_inplace("fill_")
         self.data.fill(value)
         self._bump()
@@ -547,16 +683,55 @@ class Tensor:
         return self.fill_(0)
 
     def add_(self, other, alpha=1.0):
+        if self._rebased("add_", lambda t: t + (other * alpha if alpha != 1.0 else other), other):
+            return self
         self._check_inplace("add_", other)
         self.data += alpha * as_array(other) if alpha != 1.0 else as_array(other)
         self._bump()
         return self
 
     def mul_(self, other):
+        if self._rebased("mul_", lambda t: t * other, other):
+            return self
         self._check_inplace("mul_", other)
         self.data *= as_array(other)
         self._bump()
         return self
+
+    def _inplace(self, op, fn, *args, value=None, **kwargs):
+        """The in-place form of ``fn(self, *args)``: recorded in the graph where it has to be
+        (see _rebased), else computed without a graph and written into this tensor's array (so
+        views and optimisers see it), with the checks and version bump of every in-place op."""
+        if self._rebased(op, lambda t: fn(t, *args, **kwargs), value):
+            return self
+        self._check_inplace(op, value)
+        with no_grad():
+            result = fn(self, *args, **kwargs)
+        self._write(op, ..., result.data.astype(self.data.dtype, copy=False))
+        self._bump()
+        return self
+
+    def sub_(self, other, alpha=1.0):
+        return self.add_(other, alpha=-alpha)
+
+    def div_(self, other):
+        return self._inplace("div_", tinyattn.ops.div, other, value=other)
+
+    def clamp_(self, min=None, max=None):  # noqa: A002 - PyTorch's argument names
+        return self._inplace("clamp_", tinyattn.ops.clip, min, max)
+
+    def masked_fill_(self, mask, value):
+        return self._inplace("masked_fill_", tinyattn.ops.masked_fill, mask, value, value=value)
+
+    def index_fill_(self, dim, index, value):
+        return self._inplace("index_fill_", tinyattn.ops.index_fill, dim, index, value)
+
+    def scatter_(self, dim, index, src=None, *, value=None):
+        src = src if value is None else value      # scatter takes a number as src too
+        return self._inplace("scatter_", tinyattn.ops.scatter, dim, index, src, value=src)
+
+    def scatter_add_(self, dim, index, src):
+        return self._inplace("scatter_add_", tinyattn.ops.scatter_add, dim, index, src, value=src)
 
     def _augmented(self, other, op):
         """x += y and friends. On a tensor in the graph (grad mode, something requires grad)
@@ -602,44 +777,33 @@ class Tensor:
         ``grad`` is d(loss)/d(self); it may be omitted only for a single-element tensor. The graph
         is freed afterwards unless ``retain_graph=True``.
         """
-        grad = self._initial_grad(grad)
-        if self._ctx is None:                         # a lone leaf: d(self)/d(self) = 1
-            self._accumulate(grad)
-            return
-        xp = backend.get_array_module(self.data)
-        grads = {self._ctx: [None] * self._ctx.n_outputs}    # op -> gradient of each output
-        grads[self._ctx][self._idx] = grad
-        for ctx in _topological_order(self._ctx):    # every op after all the ops that use it
-            out_grads = grads.pop(ctx, None)
-            if out_grads is None:                     # no gradient reached this op
-                continue
-            if ctx._saved_versions:
-                ctx.check_versions()                  # were saved arrays changed in place?
-            if ctx.n_outputs > 1:                     # outputs nobody used get zero gradients
-                out_grads = [g if g is not None else xp.zeros(shape, dtype)
-                             for g, (shape, dtype) in zip(out_grads, ctx.out_meta)]
-            if ctx.retained:                          # non-leaves that asked for .retain_grad()
-                for i, t in ctx.retained.items():
-                    t._accumulate(out_grads[i])
-            in_grads = ctx.fn.backward(ctx, *out_grads)
-            if type(in_grads) is not tuple:
-                in_grads = (in_grads,)
-            if anomaly.enabled:                       # with tinyattn.detect_anomaly()
-                anomaly.check_backward(ctx, out_grads, in_grads)
-            for t, g in zip(ctx.inputs, in_grads):
-                if t is None or g is None or not t.requires_grad:
-                    continue
-                if g.shape != t.data.shape or g.dtype != t.data.dtype:
-                    g = _fit_gradient(g, t, ctx)       # undo broadcasting, match dtype
-                if t._ctx is None:
-                    t._accumulate(g)                  # a leaf: its .grad
-                else:
-                    slot = grads.get(t._ctx)
-                    if slot is None:
-                        slot = grads[t._ctx] = [None] * t._ctx.n_outputs
-                    slot[t._idx] = g if slot[t._idx] is None else slot[t._idx] + g
-            if not retain_graph:
-                ctx.release()
+        backpropagate([(self, self._initial_grad(grad))], retain_graph, Tensor._accumulate)
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` with this tensor's gradient (a Tensor) when backward computes it;
+        a returned tensor replaces the gradient. Returns a handle whose .remove() undoes it."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: this tensor does not require grad, so no gradient "
+                               "will reach it; call it on a tensor with requires_grad=True.")
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(hook)
+        if self._ctx is not None:           # a non-leaf: the walk looks it up through its op
+            self._ctx.retained = self._ctx.retained or {}
+            self._ctx.retained.setdefault(self._idx, (self, False))
+        return _HookHandle(self._hooks, hook)
+
+    def _run_hooks(self, g):
+        for hook in list(self._hooks):
+            out = hook(Tensor._output(g, None, 0))
+            if out is not None:
+                g = out.data if isinstance(out, Tensor) else out
+        return g
+
+    def detach_(self):
+        """Cut this tensor out of the graph, in place (it becomes a leaf that needs no grad)."""
+        self._ctx, self._idx, self.requires_grad = None, 0, False
+        return self
 
     def _initial_grad(self, grad):
         """d(self)/d(self): ones for a one-element tensor, else the gradient the caller gave."""
@@ -665,7 +829,7 @@ class Tensor:
         if self._ctx is not None:
             if self._ctx.retained is None:
                 self._ctx.retained = {}
-            self._ctx.retained[self._idx] = self
+            self._ctx.retained[self._idx] = (self, True)
         return self
 
     def _accumulate(self, g):
@@ -673,10 +837,83 @@ class Tensor:
         self.grad = g.copy() if self.grad is None else self.grad + g
 
 
-def _topological_order(root):
-    """The ops (contexts) of the graph that ends at ``root``, each listed before the ops that
-    produced its inputs: an iterative depth-first search (no recursion limit on long chains)."""
-    post, visited, stack = [], set(), [(root, False)]
+_TYPE_NAMES = {"float32": "torch.FloatTensor", "float64": "torch.DoubleTensor",
+               "float16": "torch.HalfTensor", "int64": "torch.LongTensor",
+               "int32": "torch.IntTensor", "bool": "torch.BoolTensor", "uint8": "torch.ByteTensor"}
+
+
+class _HookHandle:
+    """What register_hook returns: ``handle.remove()`` takes the hook off again."""
+
+    def __init__(self, hooks, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self):
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+def backpropagate(roots, retain_graph, sink, capture=None):
+    """The reverse walk behind ``backward`` and ``autograd.grad``.
+
+    ``roots``: (tensor, gradient array) pairs to start from. ``sink(leaf, g)`` receives each leaf's
+    gradient (backward accumulates it into .grad; autograd.grad collects it). ``capture``: an
+    optional {(ctx, output index): callback} for the gradients of non-leaf tensors.
+    """
+    grads = {}                                        # op -> gradient of each output
+    for t, g in roots:
+        if t._ctx is None:                            # a lone leaf: d(self)/d(self) = 1
+            sink(t, t._run_hooks(g) if t._hooks else g)
+            continue
+        slot = grads.setdefault(t._ctx, [None] * t._ctx.n_outputs)
+        slot[t._idx] = g if slot[t._idx] is None else slot[t._idx] + g
+    if not grads:
+        return
+    xp = backend.get_array_module(roots[0][1])
+    for ctx in _topological_order(list(grads)):      # every op after all the ops that use it
+        out_grads = grads.pop(ctx, None)
+        if out_grads is None:                         # no gradient reached this op
+            continue
+        if ctx._saved_versions:
+            ctx.check_versions()                      # were saved arrays changed in place?
+        if ctx.n_outputs > 1:                         # outputs nobody used get zero gradients
+            out_grads = [g if g is not None else xp.zeros(shape, dtype)
+                         for g, (shape, dtype) in zip(out_grads, ctx.out_meta)]
+        if ctx.retained:                              # retain_grad() and register_hook() non-leaves
+            for i, (t, keep) in ctx.retained.items():
+                if t._hooks:
+                    out_grads[i] = t._run_hooks(out_grads[i])
+                if keep:
+                    t._accumulate(out_grads[i])
+        if capture:
+            for i in range(ctx.n_outputs):
+                if (ctx, i) in capture:
+                    capture[ctx, i](out_grads[i])
+        in_grads = ctx.fn.backward(ctx, *out_grads)
+        if type(in_grads) is not tuple:
+            in_grads = (in_grads,)
+        if anomaly.enabled:                           # with tinyattn.detect_anomaly()
+            anomaly.check_backward(ctx, out_grads, in_grads)
+        for t, g in zip(ctx.inputs, in_grads):
+            if t is None or g is None or not t.requires_grad:
+                continue
+            if g.shape != t.data.shape or g.dtype != t.data.dtype:
+                g = _fit_gradient(g, t, ctx)           # undo broadcasting, match dtype
+            if t._ctx is None:
+                sink(t, t._run_hooks(g) if t._hooks else g)    # a leaf: its .grad
+            else:
+                slot = grads.get(t._ctx)
+                if slot is None:
+                    slot = grads[t._ctx] = [None] * t._ctx.n_outputs
+                slot[t._idx] = g if slot[t._idx] is None else slot[t._idx] + g
+        if not retain_graph:
+            ctx.release()
+
+
+def _topological_order(roots):
+    """The ops (contexts) of the graph that ends at the ops ``roots``, each listed before the ops
+    that produced its inputs: an iterative depth-first search (no recursion limit on long chains)."""
+    post, visited, stack = [], set(), [(root, False) for root in roots]
     while stack:
         ctx, inputs_done = stack.pop()
         if inputs_done:                    # everything below ctx is already in `post`

@@ -5,7 +5,16 @@ operators in ``autograd/tensor.py`` call these same functions.
 """
 from __future__ import annotations
 
-from .compare import bitwise_and, bitwise_not, bitwise_or, bitwise_xor, eq, ge, gt, le, lt, ne
+from .compare import (bitwise_and, bitwise_not, bitwise_or, bitwise_xor, eq, floor_divide, ge, gt,
+                      le, logical_and, logical_not, logical_or, logical_xor, lt, ne, remainder)
+from .gather_scatter import (flip, gather, index_fill, index_select, masked_fill, nonzero, repeat,
+                             repeat_interleave, roll, scatter, scatter_add, take_along_dim, tril,
+                             triu)
+from .pointwise import (ceil, cos, erf, expm1, floor, frac, log1p, reciprocal, round, rsqrt, sign,
+                        sin, trunc)
+from .products import addmm, baddbmm, bmm, dot, einsum, mm, outer
+from .scan import cumprod, cumsum, prod
+from .sorting import argsort, kthvalue, median, sort, topk, unique
 from .elementwise import (abs, add, astype, div, exp, gelu, log, maximum, minimum, mul, neg,
                           pow, relu, sigmoid, softplus, sqrt, sub, tanh, where)
 from .indexing import getitem
@@ -35,4 +44,13 @@ __all__ = [
     "transpose", "unflatten", "unsqueeze",
     # indexing and matrix product
     "getitem", "matmul",
+    # PyTorch-API ops (issue 16): pointwise maths, scans, sorting, gather/scatter, products
+    "ceil", "cos", "erf", "expm1", "floor", "frac", "log1p", "reciprocal", "round", "rsqrt", "sign",
+    "sin", "trunc",
+    "cumprod", "cumsum", "prod",
+    "argsort", "kthvalue", "median", "sort", "topk", "unique",
+    "flip", "gather", "index_fill", "index_select", "masked_fill", "nonzero", "repeat",
+    "repeat_interleave", "roll", "scatter", "scatter_add", "take_along_dim", "tril", "triu",
+    "addmm", "baddbmm", "bmm", "dot", "einsum", "mm", "outer",
+    "floor_divide", "logical_and", "logical_not", "logical_or", "logical_xor", "remainder",
 ]

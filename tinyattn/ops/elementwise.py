@@ -14,6 +14,7 @@ from ..autograd.function import Function
 from ..autograd.registry import register_op
 from ..autograd.tensor import resolve_dtype, unwrap
 from ..backend import get_array_module
+from .gather_scatter import nonzero
 from .special import erf
 
 
@@ -323,8 +324,11 @@ class Where(Function):
         return None, xp.where(cond, g, 0), xp.where(cond, 0, g)
 
 
-def where(cond, a, b):
-    """a where cond else b (cond: bool tensor/array, not differentiated; all three broadcast)."""
+def where(cond, a=None, b=None):
+    """a where cond else b (cond: bool tensor/array, not differentiated; all three broadcast).
+    where(cond) alone is PyTorch's nonzero(cond, as_tuple=True)."""
+    if a is None and b is None:
+        return nonzero(cond, as_tuple=True)
     return Where.apply(unwrap(cond), a, b)
 
 
