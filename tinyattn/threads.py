@@ -1,14 +1,14 @@
 """``tinyattn.set_num_threads(n)`` / ``get_num_threads()``: the CPU threads tinyattn computes with.
 
 Two pools do the work: Numba's (the compiled kernels' ``prange`` loops) and the BLAS behind the
-kernels' own products (SciPy's OpenBLAS, see kernels/blas_threads.py). set_num_threads sets both;
+kernels' own products (SciPy's OpenBLAS, see kernels/lowlevel/blas_threads.py). set_num_threads sets both;
 nothing is changed at import, only by an explicit call. NumPy's own BLAS keeps its setting (its
 environment variables, as usual), since it cannot be changed safely once loaded without extra
 packages.
 """
 from __future__ import annotations
 
-from .kernels.blas_threads import _scipy_openblas
+from .kernels.lowlevel.blas_threads import _scipy_openblas
 
 
 def get_num_threads() -> int:
