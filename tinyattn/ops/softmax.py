@@ -111,15 +111,24 @@ def _check_axis(op, axis, shape):
 
 
 # ---------------------------------------------------------------------- the public functions
+import tinyattn  # noqa: E402  - tinyattn.ops.astype at call time (ops import this file)
 from ..autograd.tensor import unwrap  # noqa: E402
+from ._args import dims  # noqa: E402
 
 
-def softmax(x, axis=-1, mask=None):
-    """e^x_i / Σ_j e^x_j along ``axis``. ``mask`` (bool, True = keep, broadcast to x) gives masked
-    entries exactly 0; a row with nothing kept is all zeros (not NaN)."""
-    return Softmax.apply(x, axis=axis, mask=unwrap(mask))
+def softmax(x, dim=None, mask=None, *, axis=None, dtype=None):
+    """e^x_i / Σ_j e^x_j along ``dim`` (PyTorch's name; ``axis=`` is NumPy's; default -1).
+    ``mask`` (bool, True = keep, broadcast to x) gives masked entries exactly 0; a row with nothing
+    kept is all zeros (not NaN). ``dtype``: cast x first, as torch.softmax(..., dtype=)."""
+    dim, _ = dims("softmax", dim, axis)
+    if dtype is not None:
+        x = tinyattn.ops.astype(x, dtype)
+    return Softmax.apply(x, axis=-1 if dim is None else dim, mask=unwrap(mask))
 
 
-def log_softmax(x, axis=-1):
-    """x - logsumexp(x) along ``axis``: the log of softmax, computed stably."""
-    return LogSoftmax.apply(x, axis=axis)
+def log_softmax(x, dim=None, *, axis=None, dtype=None):
+    """x - logsumexp(x) along ``dim`` (or ``axis=``; default -1): the log of softmax, computed stably."""
+    dim, _ = dims("log_softmax", dim, axis)
+    if dtype is not None:
+        x = tinyattn.ops.astype(x, dtype)
+    return LogSoftmax.apply(x, axis=-1 if dim is None else dim)
