@@ -1,0 +1,1 @@
+"""PyTorch programs as a learner would bring them (minGPT-style GPT, Annotated-Transformer-style model), written once against a `torch` argument and run on torch and on tinyattn by tests/test_clients.py."""
