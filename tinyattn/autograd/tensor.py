@@ -230,6 +230,16 @@ class Tensor:
 
     # ------------------------------------------------------------------ basic properties
     @property
+    def array(self):
+        """The NumPy (or CuPy) array that holds the values (Chainer's name; ``.data`` becomes a
+        Tensor, as in PyTorch)."""
+        return self.data
+
+    @array.setter
+    def array(self, value):
+        self.data = value
+
+    @property
     def shape(self):
         return Size(self.data.shape)
 
