@@ -35,8 +35,8 @@ loss = (y ** 2).mean()
 print("z = x @ W + b =\n", z.numpy().round(4))
 print("loss =", round(loss.item(), 6))
 loss.backward()
-print("dloss/dW =\n", W.grad.round(6))
-print("dloss/db =", b.grad.round(6))
+print("dloss/dW =\n", W.grad.numpy().round(6))
+print("dloss/db =", b.grad.numpy().round(6))
 
 # %% [markdown]
 # The same gradients by hand, with the chain rule, in plain NumPy:
@@ -46,7 +46,7 @@ print("dloss/db =", b.grad.round(6))
 xn, yn = x.numpy(), y.numpy()
 g_z = (2 * yn / yn.size) * (1 - yn ** 2)
 hand_W, hand_b = xn.T @ g_z, g_z.sum(axis=0)
-gW, gb = ta.backend.to_numpy(W.grad), ta.backend.to_numpy(b.grad)   # .grad is on the backend
+gW, gb = W.grad.numpy(), b.grad.numpy()   # .grad is a Tensor; .numpy() brings it to the host
 err_hand = max(np.abs(hand_W - gW).max(), np.abs(hand_b - gb).max())
 print(f"largest difference from the hand-derived chain rule: {err_hand:.2e}")
 
@@ -59,7 +59,7 @@ lesson.section("2. gradients add up where a value is reused")
 a = ta.tensor([1.5, -2.0], dtype="float64", requires_grad=True)
 (a * a + a).sum().backward()
 print("a =", a.numpy(), " grad =", a.grad, " expected 2a+1 =", 2 * a.numpy() + 1)
-reuse_ok = np.allclose(ta.backend.to_numpy(a.grad), 2 * a.numpy() + 1, rtol=0, atol=1e-15)
+reuse_ok = np.allclose(a.grad.numpy(), 2 * a.numpy() + 1, rtol=0, atol=1e-15)
 
 # %% [markdown]
 # ## 3. Finite differences, op by op
@@ -75,7 +75,7 @@ def finite_difference(fn, inputs, v, eps=1e-6):
     """Numeric dL/dx for each input, perturbing one element at a time."""
     grads = []
     for t in inputs:
-        flat = t.data.reshape(-1)      # a view: writing it changes t
+        flat = t.array.reshape(-1)      # a view: writing it changes t
         g = np.zeros(flat.size)
         for j in range(flat.size):
             keep = flat[j]
@@ -93,7 +93,7 @@ def autograd_gradient(fn, inputs, v):
     for t in inputs:
         t.grad = None
     (fn(*inputs) * ta.tensor(v, dtype="float64")).sum().backward()
-    return [ta.backend.to_numpy(t.grad) for t in inputs]   # to the host, beside the numeric ones
+    return [t.grad.numpy() for t in inputs]   # to the host, beside the numeric ones
 
 
 def leaf(shape, lo=-1.0, hi=1.0):

@@ -151,11 +151,11 @@ for step in range(1, steps + 1):
     log_width.grad = None
     loss.backward()
     with ta.no_grad():                      # plain gradient descent on log σ
-        log_width.data = log_width.data - lr * log_width.grad
+        log_width -= lr * log_width.grad
     loo_losses.append(loss.item())
     width_path.append(width.item())
     progress(step, loss.item(), sigma=width.item())
-learned = float(np.exp(log_width.data))
+learned = ta.exp(log_width).item()
 mse_learned = float(((predict(queries, "gaussian", learned)[0].numpy() - y_test) ** 2).mean())
 print(f"learned σ = {learned:.3f}; leave-one-out loss {loo_losses[0]:.3f} -> {loo_losses[-1]:.3f}; "
       f"test MSE at the learned σ {mse_learned:.3f}")

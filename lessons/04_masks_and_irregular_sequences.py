@@ -59,7 +59,7 @@ print("row sums per sequence:\n", w.sum(axis=-1).round(12))
 
 # The gradient must be clean too: backpropagate a random loss through everything.
 (context * ta.tensor(rng.normal(size=context.shape), dtype="float64")).sum().backward()
-grad = X.grad
+grad = X.grad.numpy()
 nan_free = not (np.isnan(w).any() or np.isnan(context.numpy()).any() or np.isnan(grad).any())
 empty_rows_zero = bool((w[2] == 0).all() and (context.numpy()[2] == 0).all() and (grad[2] == 0).all())
 print(f"length-0 sequence: weights all zero {bool((w[2] == 0).all())}, output all zero "

@@ -112,7 +112,7 @@ for dk in dims:
         entropy = -(wn * np.log(np.where(wn > 0, wn, 1))).sum(axis=-1) / np.log(n_keys)
         stats[name]["entropy"].append(float(entropy.mean()))
         stats[name]["max_weight"].append(float(wn.max(axis=-1).mean()))
-        stats[name]["grad"].append(float(np.linalg.norm(ta.backend.to_numpy(s.grad), axis=-1).mean()))
+        stats[name]["grad"].append(float(np.linalg.norm(s.grad.numpy(), axis=-1).mean()))
         stats[name]["saturated"].append(float((wn.max(axis=-1) > 0.99).mean()))   # share of one-hot rows
 print("H = entropy / log 32; max w = mean largest weight; sat = share of queries with a weight > 0.99;"
       " |g| = mean gradient norm at the scores")

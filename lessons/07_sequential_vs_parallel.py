@@ -161,11 +161,11 @@ for n, dk in [(16, 8), (128, 32), (512, 64)]:
 Q, K, V = (ta.tensor(rng.normal(size=(32, 16)), dtype="float64", requires_grad=True) for _ in range(3))
 g = ta.tensor(rng.normal(size=(32, 16)), dtype="float64")
 (attention_loop(Q, K, V) * g).sum().backward()
-grads_loop = [t.grad.copy() for t in (Q, K, V)]
+grads_loop = [t.grad.numpy().copy() for t in (Q, K, V)]
 for t in (Q, K, V):
     t.grad = None
 (attention_batched(Q, K, V) * g).sum().backward()
-grad_diff = max(float(np.abs(a_ - t.grad).max()) for a_, t in zip(grads_loop, (Q, K, V)))
+grad_diff = max(float(np.abs(a_ - t.grad.numpy()).max()) for a_, t in zip(grads_loop, (Q, K, V)))
 print(f"gradients w.r.t. Q, K, V: max |loop - batched| = {grad_diff:.1e}")
 print("(Best of 3 runs on this machine, so they vary from run to run; the loop pays Python's "
       "overhead once per query, so its cost grows with n even when each query is cheap.)")

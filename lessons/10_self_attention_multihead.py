@@ -135,7 +135,7 @@ def output_and_grads(fn):
         p.grad = None
     out, A = fn(*params)
     (out * ta.tensor(np.linspace(-1, 1, out.numel()).reshape(out.shape), dtype="float64")).sum().backward()
-    return out.numpy(), A.numpy(), [p.grad.copy() for p in params]
+    return out.numpy(), A.numpy(), [p.grad.numpy().copy() for p in params]
 
 
 out_loop, A_loop, g_loop = output_and_grads(multihead_loop)

@@ -85,7 +85,7 @@ def gradient_per_position(model, x_np, readout, **kwargs):
     x = ta.tensor(x_np, dtype="float64", requires_grad=True)
     y = (model(x, **kwargs) * readout).sum()
     y.backward()
-    return np.linalg.norm(ta.backend.to_numpy(x.grad), axis=1)   # ||dy/dx_t||, t = 0..T-1 (on the host)
+    return np.linalg.norm(x.grad.numpy(), axis=1)   # ||dy/dx_t||, t = 0..T-1 (on the host)
 
 
 # %% [markdown]

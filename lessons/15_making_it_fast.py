@@ -109,13 +109,13 @@ def lstm_paths(dtype):
             state = cell(x[t], state)
             outs.append(state[0])
         (ta.stack(outs) * ta.tensor(g_np)).sum().backward()
-        return x.grad, cell.weight_hh.grad
+        return x.grad.numpy(), cell.weight_hh.grad.numpy()
 
     def run_lstm():
         x = ta.tensor(x_np, requires_grad=True)
         out, _ = lstm(x)
         (out * ta.tensor(g_np)).sum().backward()
-        return x.grad, lstm.weight_hh_l0.grad
+        return x.grad.numpy(), lstm.weight_hh_l0.grad.numpy()
 
     return cell, lstm, run_cell, run_lstm
 
@@ -169,7 +169,7 @@ def run_row_task(op, dtype):
         x = ta.tensor(x_np.astype(dtype), requires_grad=True)
         y = op(x)
         (y * ta.tensor(g_np.astype(dtype)) if y.ndim else y).sum().backward()
-        return y.numpy(), x.grad
+        return y.numpy(), x.grad.numpy()
     return run
 
 
@@ -207,7 +207,7 @@ def run_attention(dtype, causal=False):
     def run():
         q, k, v = (ta.tensor(a.astype(dtype), requires_grad=True) for a in qkv_np)
         (memory_efficient_attention(q, k, v, causal=causal) * ta.tensor(ga_np.astype(dtype))).sum().backward()
-        return q.grad, k.grad, v.grad
+        return q.grad.numpy(), k.grad.numpy(), v.grad.numpy()
     return run
 
 

@@ -74,7 +74,7 @@ for fn in (dense_attention, memory_efficient_attention):
     q, k, v = (ta.tensor(a, dtype="float64", requires_grad=True) for a in (q0, k0, v0))
     out = fn(q, k, v)
     (out * ta.tensor(g0, dtype="float64")).sum().backward()
-    results.append([out.numpy(), q.grad, k.grad, v.grad])
+    results.append([out.numpy(), q.grad.numpy(), k.grad.numpy(), v.grad.numpy()])
 agreement = max(float(np.abs(a - b).max()) for a, b in zip(*results))
 print(f"max |dense - memory-efficient| over output and dq, dk, dv: {agreement:.1e}")
 

@@ -43,7 +43,7 @@ rng = lesson.rng
 # %%
 lesson.section("1. the array decides")
 x = ta.tensor([1.0, 2.0, 3.0])
-print(f"backend '{ta.get_backend()}': tensor data is a {type(x.data).__module__}.{type(x.data).__name__}; "
+print(f"backend '{ta.get_backend()}': tensor data is a {type(x.array).__module__}.{type(x.array).__name__}; "
       f"get_array_module(x) -> {ta.get_array_module(x).__name__}")
 print("An op such as softmax runs xp = get_array_module(x); xp.exp(x - xp.max(x)) ... - the same line "
       "for both libraries. Fast paths are chosen the same way: kernels.get(name, x) returns the Numba "
@@ -105,7 +105,7 @@ def timed_attention(name, arrays, repeats=3):
         out = attention_step(q, k, v, g)
         sync()
         best = min(best, time.perf_counter() - start)
-    result = out.numpy(), q.grad if name == "numpy" else cupy.asnumpy(q.grad)
+    result = out.numpy(), q.grad.numpy()
     backend.set_backend("numpy")
     return best, result
 

@@ -8,6 +8,7 @@ import numpy as np
 
 import tinyattn as ta
 from tinyattn.ops import gather_scatter as gs
+from tinyattn.ops import indexing as ix
 from tinyattn.ops import pointwise as pw
 from tinyattn.ops import products as pr
 from tinyattn.ops import scan, sorting
@@ -28,7 +29,7 @@ def off_steps(*shape, seed=0):
 def with_zeros(*shape, zeros=(), seed=0):
     """Random values with exact zeros at the given flat positions (for prod/cumprod)."""
     t = rnd(*shape, seed=seed)
-    flat = t.data.reshape(-1)
+    flat = t.array.reshape(-1)
     flat[list(zeros)] = 0.0
     return t
 
@@ -96,6 +97,12 @@ CASES = [
              lambda: [rnd(2, 3)], "broadcast mask"),
     GradCase("masked_fill", lambda a, v: gs.masked_fill(a, np.array([[True], [False]]), v),
              lambda: [rnd(2, 3), rnd(seed=3)], "0-d tensor value"),
+    GradCase("setitem", lambda a, v: ix.setitem(a, (slice(None), 1), v), lambda: [rnd(3, 4), rnd(3)],
+             "a column, value per row"),
+    GradCase("setitem", lambda a, v: ix.setitem(a, np.array([[True, False], [False, True]]), v) * a,
+             lambda: [rnd(2, 2), rnd(1)], "boolean mask, broadcast value, reused"),
+    GradCase("setitem", lambda a: ix.setitem(a, (idx(0, 2), slice(1, 3)), 5.0), lambda: [rnd(3, 4)],
+             "integer rows, a number"),
     GradCase("index_fill", lambda a: gs.index_fill(a, 1, idx(0, 2), 5.0), lambda: [rnd(2, 3)]),
     GradCase("tril", lambda a: gs.tril(a), lambda: [rnd(3, 3)]),
     GradCase("tril", lambda a: gs.tril(a, -1) * a, lambda: [rnd(2, 3, 4)], "batched, reused"),

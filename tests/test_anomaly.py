@@ -123,7 +123,7 @@ def test_deliberate_minus_inf_masks_and_fully_masked_rows_are_not_anomalies():
             (a.sum() + b.sum() + c.sum()).backward()
         finally:
             set_detect_anomaly(False)
-        outs.append((a.numpy(), b.numpy(), c.numpy(), q.grad.copy()))
+        outs.append((a.numpy(), b.numpy(), c.numpy(), q.grad.numpy().copy()))
         q.grad = None
     for plain, checked in zip(*outs):
         np.testing.assert_array_equal(plain, checked)

@@ -118,7 +118,7 @@ def test_euclidean_score_squared_and_not():
     s = A.euclidean_score(q, t64(K), squared=False)
     assert abs(s.numpy()[0, 1]) < 1e-5
     s.sum().backward()
-    assert np.all(np.isfinite(q.grad))
+    assert np.all(np.isfinite(q.grad.numpy()))
 
 
 def test_concat_sigmoid_score_by_hand():
@@ -156,7 +156,7 @@ def test_softmax_float32_extreme_scores():
     e2 = math.exp(-2.0)
     np.testing.assert_allclose(w.numpy()[1], [e2, e2, e2, 1.0] / np.float64(3 * e2 + 1), rtol=1e-6)
     (w * ta.tensor(np.arange(8, dtype=np.float32).reshape(2, 4))).sum().backward()
-    assert np.all(np.isfinite(x.grad))
+    assert np.all(np.isfinite(x.grad.numpy()))
 
 
 def test_softmax_all_masked_row_gives_zero_weights_and_zero_gradient():
@@ -169,8 +169,8 @@ def test_softmax_all_masked_row_gives_zero_weights_and_zero_gradient():
     assert np.all(w.numpy()[1, :, 2] == 0)
     np.testing.assert_allclose(w.numpy().sum(-1), np.where(mask.any(-1), 1.0, 0.0), rtol=1e-15)
     (w * t64(rng.normal(size=(2, 3, 4)))).sum().backward()
-    assert np.all(x.grad[0, 1] == 0) and np.all(x.grad[1, :, 2] == 0)
-    assert not np.any(np.isnan(x.grad))
+    assert np.all(x.grad.numpy()[0, 1] == 0) and np.all(x.grad.numpy()[1, :, 2] == 0)
+    assert not np.any(np.isnan(x.grad.numpy()))
 
 
 def test_softmax_temperature():
@@ -262,7 +262,7 @@ def test_sparsemax_mask_and_empty_rows():
     p = A.sparsemax(x, mask=m)
     np.testing.assert_allclose(p.numpy(), [[0.4, 0.0, 0.6], [0, 0, 0]], atol=1e-15)
     p.sum().backward()
-    assert np.all(x.grad[1] == 0) and not np.any(np.isnan(x.grad))
+    assert np.all(x.grad.numpy()[1] == 0) and not np.any(np.isnan(x.grad.numpy()))
 
 
 def test_sparsemax_along_another_axis():
@@ -288,7 +288,7 @@ def test_hard_attention_gradients():
     s3 = t64(s.numpy(), grad=True)
     (A.softmax(s3, temperature=0.5) * t64(g)).sum().backward()
     np.testing.assert_allclose(s2.grad, s3.grad, rtol=1e-13)       # softmax's gradient
-    assert np.abs(s2.grad).max() > 0
+    assert np.abs(s2.grad.numpy()).max() > 0
 
 
 def test_stochastic_hard_attention_frequencies_and_reproducibility():
@@ -326,7 +326,7 @@ def test_reinforce_expected_gradient_is_the_true_gradient(baseline):
     reward = sample.numpy() @ r
     A.reinforce_loss(log_prob, reward, baseline).backward()
     # per-sample spread of the estimator bounds the Monte-Carlo error
-    assert np.abs(-s.grad - true_grad).max() < 0.05
+    assert np.abs(-s.grad.numpy() - true_grad).max() < 0.05
     assert np.abs(true_grad).max() > 0.3                              # the test could fail
 
 
@@ -425,7 +425,7 @@ def test_local_p_weights_by_hand():
     # the centre is learnable: d(weights)/d(p) is not zero
     pt = t64(p, grad=True)
     (A.local_p_weights(t64(s), pt, window=D) * t64(np.arange(6.0))).sum().backward()
-    assert np.all(np.abs(pt.grad) > 1e-3)
+    assert np.all(np.abs(pt.grad.numpy()) > 1e-3)
 
 
 # ---------------------------------------------------------------------- attend
@@ -477,7 +477,7 @@ def test_float32_in_float32_out_for_every_function():
     for out in outs:
         assert out.dtype == np.float32
         out.sum().backward()
-    assert q.grad.dtype == np.float32 and np.all(np.isfinite(q.grad))
+    assert q.grad.dtype == np.float32 and np.all(np.isfinite(q.grad.numpy()))
 
 
 @pytest.mark.parametrize("weights", ["softmax", "sigmoid", "sparsemax", "hard"])
@@ -488,7 +488,7 @@ def test_every_weighting_survives_float32_scores_of_1e4(weights):
     mask = np.array([[True, True, True], [True, True, True], [False, False, False]])
     ctx, w = A.attend(x, v, mask=mask, weights=weights)
     ctx.sum().backward()
-    assert np.all(np.isfinite(w.numpy())) and np.all(np.isfinite(x.grad))
+    assert np.all(np.isfinite(w.numpy())) and np.all(np.isfinite(x.grad.numpy()))
     assert np.all(w.numpy()[0, 2] == 0) and np.all(ctx.numpy()[0, 2] == 0)   # the all-masked row
     if weights != "sigmoid":
         np.testing.assert_array_equal(w.numpy()[0, 0], [1.0, 0.0, 0.0])     # the 1e4 key wins outright
@@ -501,4 +501,4 @@ def test_sdpa_float32_queries_and_keys_with_huge_scores():
     out, w = A.scaled_dot_product_attention(q, k, v, return_weights=True)   # scores ≈ ±1e4
     np.testing.assert_array_equal(out.numpy()[0, :, 0], [1.0, 2.0])
     out.sum().backward()
-    assert np.all(np.isfinite(q.grad))
+    assert np.all(np.isfinite(q.grad.numpy()))

@@ -17,7 +17,7 @@ def _restore_backend():
 def test_numpy_is_the_default_backend():
     assert ta.get_backend() == "numpy"
     assert backend.active_module() is np
-    assert isinstance(ta.zeros(2).data, np.ndarray)
+    assert isinstance(ta.zeros(2).array, np.ndarray)
 
 
 def test_get_array_module_answers_numpy_for_numpy_arrays_and_tensors():
@@ -68,7 +68,7 @@ def test_cupy_backend_end_to_end():
 
     ta.set_backend("cupy")
     x = ta.tensor([[1.0, -2.0], [3.0, 4.0]], requires_grad=True, dtype="float64")
-    assert isinstance(x.data, cupy.ndarray) and x.device == "cuda"
+    assert isinstance(x.array, cupy.ndarray) and x.device == "cuda"
     y = (ta.softmax(x @ x.T, axis=-1) * ta.gelu(x).sum(axis=0)).sum() + x[ta.tensor([0, 0])].sum()
     y.backward()
     assert isinstance(x.grad, cupy.ndarray)

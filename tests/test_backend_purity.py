@@ -100,10 +100,10 @@ def _run(n_steps=2, watch=None):
     losses = []
     with (watch() if watch else _null()):
         for _ in range(n_steps):
-            losses.append(_step(m, opt, sched, tokens, targets, lengths).data)
+            losses.append(_step(m, opt, sched, tokens, targets, lengths).array)
         sgd = optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True)
         loss = _step(m, sgd, optim.LambdaLR(sgd, lambda k: 1.0), tokens, targets, lengths)
-        losses.append(loss.data)
+        losses.append(loss.array)
     return losses, m
 
 
@@ -189,7 +189,7 @@ def test_the_fake_device_arrays_refuse_numpy(fake):
         fake.where(np.ones(3, bool), x, 0)
     assert isinstance(x.sum(), fakecupy.DeviceArray)          # reductions stay on the device
     assert backend.get_array_module(x) is fake and backend.get_array_module(Tensor(x)) is fake
-    assert ta.zeros(2).data.__class__ is fakecupy.DeviceArray  # the active backend is the fake
+    assert ta.zeros(2).array.__class__ is fakecupy.DeviceArray  # the active backend is the fake
     assert fakecupy.ledger["d2h"] == 0
     backend.to_numpy(x)
     assert fakecupy.ledger["d2h"] == 1
@@ -199,12 +199,12 @@ def test_moving_a_tensor_lands_on_the_asked_backend_whatever_the_active_one(fake
     monkeypatch.setattr(backend, "_ACTIVE", "numpy")
     x = ta.ones(2, requires_grad=True)
     on_gpu = x.cuda()
-    assert isinstance(on_gpu.data, fakecupy.DeviceArray) and on_gpu.device == "cuda"
+    assert isinstance(on_gpu.array, fakecupy.DeviceArray) and on_gpu.device == "cuda"
     assert on_gpu.requires_grad and on_gpu.is_leaf
-    assert isinstance(x.to("cuda").cpu().data, np.ndarray)
+    assert isinstance(x.to("cuda").cpu().array, np.ndarray)
     monkeypatch.setattr(backend, "_ACTIVE", "cupy")
     y = ta.ones(2)
-    assert isinstance(y.data, fakecupy.DeviceArray) and isinstance(y.cpu().data, np.ndarray)
+    assert isinstance(y.array, fakecupy.DeviceArray) and isinstance(y.cpu().array, np.ndarray)
 
 
 # where a scalar may be read back during a step: input validation only (each is one bool, or the
@@ -237,12 +237,12 @@ def test_a_training_step_runs_on_device_arrays_without_transfers(fake, monkeypat
     assert not stray, "scalar reads outside input validation:\n  " + "\n  ".join(stray)
     assert 0 < ledger.get("sync", 0) <= 3 * 8          # three steps: 6 checks each today
     for name, p in m.named_parameters():
-        assert isinstance(p.data, fakecupy.DeviceArray), name
-        assert isinstance(p.grad, fakecupy.DeviceArray), name
+        assert isinstance(p.array, fakecupy.DeviceArray), name
+        assert isinstance(p.grad.array, fakecupy.DeviceArray), name
 
     # the same numbers as the NumPy backend (same seeds, same generator stream, same twins)
     fake_losses = [backend.to_numpy(v) for v in losses]
-    fake_head = backend.to_numpy(m["head"].weight.data)
+    fake_head = backend.to_numpy(m["head"].weight.array)
     monkeypatch.setattr(backend, "_ACTIVE", "numpy")
     with kernels.using("numpy"):
         np_losses, m_np = _run()
@@ -278,7 +278,7 @@ def test_every_registered_op_passes_gradcheck_on_device_arrays(fake, case):
     back to NumPy, none mixes host and device arrays (masks and indices given as NumPy arrays are
     moved over once, as tensor() moves them)."""
     inputs = case.inputs()
-    assert any(isinstance(getattr(t, "data", None), fakecupy.DeviceArray) for t in inputs)
+    assert any(isinstance(getattr(t, "array", None), fakecupy.DeviceArray) for t in inputs)
     assert ta.gradcheck(case.fn, inputs, **case.kwargs)
 
 
@@ -288,19 +288,19 @@ def test_gradcheck_and_module_moves_work_with_device_arrays(fake):
         ta.manual_seed(0)
         x = ta.randn(3, 5, requires_grad=True)
         w = ta.randn(5, requires_grad=True)
-        assert isinstance(x.data, fakecupy.DeviceArray)
+        assert isinstance(x.array, fakecupy.DeviceArray)
         assert ta.gradcheck(lambda a, b: F.layer_norm(a, (5,), weight=b).sum(), [x, w])
         assert ta.gradcheck(lambda a: F.gelu(a) * ta.softmax(a, axis=-1), [x])
     finally:
         ta.set_default_dtype("float32")
     lin = nn.Linear(4, 2)
-    assert isinstance(lin.weight.data, fakecupy.DeviceArray)
+    assert isinstance(lin.weight.array, fakecupy.DeviceArray)
     state = lin.state_dict()                          # saving is an explicit copy to the host
     assert isinstance(state["weight"], np.ndarray)
     lin.to("cpu")
-    assert isinstance(lin.weight.data, np.ndarray)
+    assert isinstance(lin.weight.array, np.ndarray)
     lin.to("cuda")
-    assert isinstance(lin.weight.data, fakecupy.DeviceArray)
+    assert isinstance(lin.weight.array, fakecupy.DeviceArray)
 
 
 # ------------------------------------------------------------------------------ 3. static scan

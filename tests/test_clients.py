@@ -13,10 +13,6 @@ torch = pytest.importorskip("torch")
 from clients import annotated_transformer_style, harness, mingpt_style  # noqa: E402
 
 OTHER = harness.other_lib()
-# The one marker to remove when issue 16's API lands.
-API_IN_PROGRESS = pytest.mark.xfail(
-    OTHER.__name__ != "torch", reason="API in progress", strict=False)
-pytestmark = API_IN_PROGRESS
 
 
 def _twins(program, make):

@@ -76,7 +76,7 @@ def _registry_cases():
 def test_every_registered_op_passes_gradcheck_on_cupy(cp, case):
     backend.set_backend("cupy")
     inputs = case.inputs()
-    assert any(isinstance(getattr(t, "data", None), cp.ndarray) for t in inputs)
+    assert any(isinstance(getattr(t, "array", None), cp.ndarray) for t in inputs)
     assert ta.gradcheck(case.fn, inputs, **case.kwargs)
 
 
@@ -117,7 +117,7 @@ def test_a_training_step_on_cupy_matches_numpy_and_makes_no_transfers(cp, monkey
     ref = _train(m_np, ta.tensor(tok), ta.tensor(lengths))
     backend.set_backend("cupy")
     tokens, lens = ta.tensor(tok), ta.tensor(lengths)
-    assert isinstance(tokens.data, cp.ndarray)
+    assert isinstance(tokens.array, cp.ndarray)
     # count every device->host array copy while training (float(loss) is a scalar read, allowed):
     # cupy.asnumpy and tinyattn's to_numpy, wherever it was imported
     copies = []
@@ -135,8 +135,8 @@ def test_a_training_step_on_cupy_matches_numpy_and_makes_no_transfers(cp, monkey
     assert copies == []
     np.testing.assert_allclose(got, ref, rtol=1e-4)
     for (name, p_np), (_, p_cp) in zip(m_np.named_parameters(), m_cp.named_parameters()):
-        assert isinstance(p_cp.data, cp.ndarray), name
-        np.testing.assert_allclose(cp.asnumpy(p_cp.data), p_np.data, rtol=1e-3, atol=1e-5,
+        assert isinstance(p_cp.array, cp.ndarray), name
+        np.testing.assert_allclose(cp.asnumpy(p_cp.array), p_np.array, rtol=1e-3, atol=1e-5,
                                    err_msg=name)
 
 
@@ -148,14 +148,14 @@ def test_memory_efficient_attention_and_dropout_run_on_cupy(cp):
     q = ta.randn(2, 2, 300, 8, requires_grad=True)
     out = memory_efficient_attention(q, q, q, causal=True, key_lengths=[300, 17])
     out.sum().backward()
-    assert isinstance(out.data, cp.ndarray) and isinstance(q.grad, cp.ndarray)
+    assert isinstance(out.array, cp.ndarray) and isinstance(q.grad, cp.ndarray)
     backend.set_backend("numpy")
-    q_np = ta.tensor(cp.asnumpy(q.data))
+    q_np = ta.tensor(cp.asnumpy(q.array))
     ref = memory_efficient_attention(q_np, q_np, q_np, causal=True, key_lengths=[300, 17])
-    np.testing.assert_allclose(cp.asnumpy(out.data), ref.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(cp.asnumpy(out.array), ref.numpy(), rtol=1e-4, atol=1e-5)
     backend.set_backend("cupy")
     d = F.dropout(ta.ones(1000), 0.5)
-    assert isinstance(d.data, cp.ndarray) and 300 < int((d.data == 0).sum()) < 700
+    assert isinstance(d.array, cp.ndarray) and 300 < int((d.array == 0).sum()) < 700
 
 
 # ------------------------------------------------------------------------------ lessons, benchmark

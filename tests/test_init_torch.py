@@ -24,7 +24,7 @@ def _pair(shape=SHAPE):
 @pytest.mark.parametrize("name,args", [("constant_", (0.25,)), ("ones_", ()), ("zeros_", ())])
 def test_deterministic_initialisers_equal_torchs(name, args):
     ours, theirs = _pair((3, 4))
-    ours.data += 7.0
+    ours.array += 7.0
     theirs += 7.0
     assert getattr(init, name)(ours, *args) is ours
     getattr(torch.nn.init, name)(theirs, *args)

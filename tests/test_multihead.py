@@ -268,7 +268,7 @@ def test_fully_masked_rows_give_zeros_not_nan():
     assert np.all(w.numpy()[1] == 0) and np.allclose(w.numpy()[0].sum(-1), 1)
     assert np.allclose(out.numpy()[1], m.out_proj.bias.numpy())
     out.sum().backward()
-    assert np.all(np.isfinite(x.grad)) and np.all(np.isfinite(m.in_proj_weight.grad))
+    assert np.all(np.isfinite(x.grad.numpy())) and np.all(np.isfinite(m.in_proj_weight.grad.numpy()))
 
 
 def test_causal_mask_means_no_looking_ahead():

@@ -65,7 +65,7 @@ def compare(ours, theirs, grad_inputs, dtype, call=None, torch_call=None, consts
     for name, p in ours.named_parameters():
         tp = theirs_params[name]
         if tp.grad is None:
-            assert p.grad is None or not np.any(p.grad), f"{name}: PyTorch has no gradient"
+            assert p.grad is None or not np.any(p.grad.numpy()), f"{name}: PyTorch has no gradient"
         else:
             close(p.grad, tp.grad.numpy(), dtype, f"gradient of {name}")
 

@@ -198,7 +198,7 @@ def _train(model, batch, steps, lr, vocab):
         loss.backward()
         opt.step()
     model.eval()
-    return float(loss.data)
+    return float(loss.array)
 
 
 def test_small_transformer_learns_to_copy():

@@ -96,11 +96,11 @@ def test_float_double_clone_detach():
     x = ta.tensor([1.0, 2.0], requires_grad=True)
     assert x.double().dtype == np.float64 and x.double().float().dtype == np.float32
     c = x.clone()
-    assert c.requires_grad and not c.is_leaf and c.data is not x.data
+    assert c.requires_grad and not c.is_leaf and c.array is not x.data
     (c * 3).sum().backward()
     np.testing.assert_array_equal(x.grad, [3, 3])
     d = x.detach()
-    assert not d.requires_grad and d.is_leaf and np.shares_memory(d.data, x.data)
+    assert not d.requires_grad and d.is_leaf and np.shares_memory(d.array, x.array)
     assert ta.tensor([True, False]).clone().dtype == np.bool_
 
 
@@ -172,7 +172,7 @@ def test_grad_is_written_on_leaves_only():
     y = x * 2
     y.sum().backward()
     assert y.grad is None and x.grad is not None
-    assert isinstance(x.grad, np.ndarray) and x.grad.dtype == np.float32
+    assert isinstance(x.grad, ta.Tensor) and x.grad.dtype == np.float32 and not x.grad.requires_grad
 
 
 def test_no_grad_input_gets_no_gradient():
@@ -347,12 +347,14 @@ def test_in_place_on_tensors_in_the_graph_is_refused_with_grad_on():
     p = ta.tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(RuntimeError, match="leaf tensor that requires grad"):
         p.add_(1)
+    with pytest.raises(RuntimeError, match="leaf tensor that requires grad"):
+        p[0] = 0.0
     h = p * 2
-    with pytest.raises(RuntimeError, match="tensor in the graph"):
-        h[0] = 0.0
+    h[0] = 0.0                                 # a tensor in the graph: recorded, as in PyTorch
     buf = ta.zeros(2)
-    with pytest.raises(RuntimeError, match="cannot carry a gradient"):
-        buf[0] = p[0]
+    buf[1] = p[0] * 3                          # a value that needs grad: buf joins the graph
+    (h.sum() + buf.sum()).backward()
+    np.testing.assert_array_equal(p.grad.numpy(), [3.0, 2.0])
 
 
 def test_in_place_ops_change_values():
@@ -478,12 +480,12 @@ def test_augmented_assignment_updates_parameters_in_place_under_no_grad():
     assert p._version == 1
 
 
-def test_augmented_assignment_in_the_graph_is_a_new_node():
+def test_augmented_assignment_in_the_graph_is_recorded_in_place():
     x = ta.tensor([1.0, 2.0], requires_grad=True)
     h = x * 2
     before = h
-    h += x                                     # h = h + x: gradient 3 per element
-    assert h is not before
+    h += x                                     # recorded: gradient 3 per element, same object
+    assert h is before and not h.is_leaf
     h.sum().backward()
     np.testing.assert_array_equal(x.grad, [3.0, 3.0])
     buf = ta.zeros(2)
@@ -493,3 +495,43 @@ def test_augmented_assignment_in_the_graph_is_a_new_node():
     assert buf is same and buf.tolist() == [3.0, 3.0]
     with pytest.raises(ValueError, match="in place"):
         buf += np.ones((2, 2))
+
+
+def test_grad_and_data_are_tensors_sharing_the_parameters_memory():
+    w = ta.tensor([1.0, 2.0], requires_grad=True)
+    (w * w).sum().backward()
+    g = w.grad
+    assert isinstance(g, ta.Tensor) and not g.requires_grad and g.tolist() == [2.0, 4.0]
+    (w * w).sum().backward()                     # accumulation updates the same Tensor object
+    assert w.grad is g and g.tolist() == [4.0, 8.0]
+    d = w.data
+    assert isinstance(d, ta.Tensor) and not d.requires_grad and d.is_leaf
+    d.add_(w.grad, alpha=-0.5)                   # allowed in grad mode: .data is outside the graph
+    assert w.tolist() == [-1.0, -2.0] and w.requires_grad
+    w.data = ta.zeros(3)                         # replace the values, any shape
+    assert w.shape == (3,) and w.requires_grad
+    with pytest.raises(TypeError, match="must be a tensor"):
+        w.grad = [1.0, 2.0, 3.0]
+    with pytest.raises(ValueError, match="shape"):
+        w.grad = ta.zeros(2)
+    with pytest.raises(TypeError, match="dtype"):
+        w.grad = ta.zeros(3, dtype=ta.float64)
+
+
+def test_augmented_assignment_on_a_leaf_that_requires_grad_is_refused():
+    w = ta.ones(2, requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf tensor that requires grad"):
+        w += 1
+    with ta.no_grad():                           # the hand-written SGD step
+        w -= 0.5
+    assert w.is_leaf and w.tolist() == [0.5, 0.5]
+
+
+def test_in_place_ops_recorded_later_do_not_change_earlier_uses():
+    x0 = ta.tensor([[1.0, 2.0], [3.0, 4.0]], dtype="float64", requires_grad=True)
+    x = x0 * 1
+    y = x * 3                                    # uses x as it was
+    x.mul_(5)                                    # x is now a new node; y's op still sees the old x
+    x[:, 0] = x[:, 0] * 2                        # recorded too, reading the current x
+    (y.sum() + x.sum()).backward()
+    np.testing.assert_array_equal(x0.grad.numpy(), [[3 + 10, 3 + 5], [3 + 10, 3 + 5]])

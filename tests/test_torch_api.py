@@ -20,46 +20,12 @@ torch = pytest.importorskip("torch")
 
 SELFTEST = os.environ.get("TA_API_SELFTEST") == "1"
 
-# The ONE place that marks the tinyattn side as work in progress: delete this line when the API lands.
-API_IN_PROGRESS = pytest.mark.xfail(strict=False, reason="API in progress")
-
-
-def _one_line_failure(excinfo):
-    """While the API is in progress: report an expected failure as one line. pytest formats a full
-    traceback even for an xfail, and that formatting, not the tests, took most of this file's time."""
-    return f"{excinfo.typename}: {excinfo.value}"
-
-
-# Test functions whose tinyattn side has landed: they run without the marker (must pass).
-LANDED = {
-    # issue 16 part A: dim/keepdim reductions, max/min with indices, Size, split's meaning
-    "test_size_is_a_tuple_equal_to_the_shape", "test_dim_numel_nelement",
-    "test_split_sizes_are_pytorchs", "test_max_dim_is_a_named_tuple",
-    "test_numpy_aliases_equal_the_dim_form",
-    # issue 16 part B: namespaces, dtypes, creation, autograd.grad, in-place rules, // and %
-    "test_arithmetic_and_comparisons", "test_as_tensor", "test_autograd_grad",
-    "test_autograd_grad_with_grad_outputs", "test_boolean_mask_assignment_under_no_grad",
-    "test_creation", "test_cuda_is_available_is_a_bool", "test_detach_", "test_dtype_comparisons",
-    "test_dtype_conversion_methods", "test_dtype_objects", "test_empty_shape_and_dtype",
-    "test_from_numpy_shares_memory", "test_generator_objects", "test_inference_mode",
-    "test_inplace_on_a_leaf_requiring_grad_is_an_error", "test_integer_floor_division_and_modulo",
-    "test_is_floating_point", "test_legacy_constructors", "test_like_and_new",
-    "test_manual_seed_returns_a_generator_and_reproduces", "test_multinomial_is_valid",
-    "test_no_grad_as_decorator", "test_random_creation_shapes_dtypes_and_ranges",
-    "test_random_like_shape_and_dtype", "test_requires_grad_", "test_set_and_get_num_threads",
-    "test_type_and_type_as", "test_utils_data_is_importable",
-}
-
 
 @pytest.fixture(params=["tinyattn"])
 def lib(request):
     """The library under test: tinyattn, or torch itself in self-test mode."""
     if SELFTEST:
         return torch
-    if request.node.originalname not in LANDED:
-        request.applymarker(API_IN_PROGRESS)
-        if not request.config.option.runxfail:
-            request.node.repr_failure = _one_line_failure
     return importlib.import_module("tinyattn")
 
 

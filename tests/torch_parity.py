@@ -102,7 +102,7 @@ def check_against_torch(ours, theirs, inputs, call, dtype="float64", seed=0):
     for name, p in ours.named_parameters():
         q = theirs_params[name]
         if q.grad is None:
-            assert p.grad is None or not np.any(p.grad), f"{name}: PyTorch has no gradient"
+            assert p.grad is None or not np.any(p.grad.numpy()), f"{name}: PyTorch has no gradient"
             continue
         assert p.grad is not None, f"parameter {name} got no gradient"
         assert_close(p.grad, q.grad.numpy(), tol, f"gradient of {name}")

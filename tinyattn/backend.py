@@ -94,9 +94,8 @@ def get_array_module(*xs):
     """
     if _cupy is not None:
         for x in xs:
-            # a CuPy array itself has a ``.data`` (its device MemoryPointer), so test the array
-            # first and look through ``.data`` only for what is not an array (a Tensor)
-            if isinstance(x, _cupy.ndarray) or isinstance(getattr(x, "data", None), _cupy.ndarray):
+            # a Tensor is looked through to its ``.array``
+            if isinstance(x, _cupy.ndarray) or isinstance(getattr(x, "array", None), _cupy.ndarray):
                 return _cupy
     return np
 

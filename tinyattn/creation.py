@@ -61,7 +61,7 @@ def tensor(data, requires_grad=False, dtype=None, device=None):
     if dtype is not None:
         dtype = resolve_dtype(dtype, "tensor")
     if isinstance(data, Tensor):
-        data = data.data
+        data = data.array
     if isinstance(data, np.generic):       # a NumPy scalar keeps its dtype, like an array
         data = np.asarray(data)
     if backend.is_array(data):
@@ -278,7 +278,7 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):  # no
     """Indices drawn from each row of ``input`` (non-negative weights, not necessarily summing
     to 1): with replacement independent draws; without, distinct indices (so num_samples may not
     exceed the non-zero weights of a row). int64, shape (rows, num_samples) or (num_samples,)."""
-    w = backend.to_numpy(input.data if isinstance(input, Tensor) else np.asarray(input))
+    w = backend.to_numpy(input.array if isinstance(input, Tensor) else np.asarray(input))
     w = w.astype(np.float64)
     if w.ndim not in (1, 2) or (w < 0).any() or not np.isfinite(w).all():
         raise ValueError(f"multinomial: input must be a 1-D or 2-D tensor of finite weights >= 0, "

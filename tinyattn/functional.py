@@ -38,7 +38,7 @@ def _tensor(x):
 def _plain(x, xp=None):
     """An index/target/mask given as a Tensor or any array-like, as a plain array."""
     if isinstance(x, Tensor):
-        return x.data
+        return x.array
     return as_array(x) if xp is None else xp.asarray(x)
 
 
@@ -100,7 +100,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
     if p == 1.0:
         return input * 0.0
     keep = generator().random(input.shape) >= p
-    scale = get_array_module(input.data).asarray(1.0 / (1.0 - p), dtype=input.dtype)
+    scale = get_array_module(input.array).asarray(1.0 / (1.0 - p), dtype=input.dtype)
     return input * (keep * scale)
 
 
@@ -192,7 +192,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     """
     input = _tensor(input)
     _check_reduction("cross_entropy", reduction)
-    target_arr = _plain(target, get_array_module(input.data))
+    target_arr = _plain(target, get_array_module(input.array))
     if target_arr.dtype.kind == "f":
         return _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing)
     if input.ndim == 1 and target_arr.ndim != 0:
@@ -239,7 +239,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     class indices as in ``cross_entropy``. 'mean' divides by Σ w[y_n] over non-ignored rows."""
     input = _tensor(input)
     _check_reduction("nll_loss", reduction)
-    xp = get_array_module(input.data)
+    xp = get_array_module(input.array)
     target_arr = _plain(target, xp)
     if target_arr.dtype.kind not in "iu":
         raise TypeError(f"nll_loss: target must hold integer class indices, got dtype "
@@ -317,8 +317,8 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
         loss = ops.exp(target) * (target - input)
     else:
         # log of 1 where target is 0, so that 0 · log 0 counts as 0 (and its gradient is finite)
-        xp = get_array_module(target.data)
-        positive = target.data > 0
+        xp = get_array_module(target.array)
+        positive = target.array > 0
         safe = ops.where(positive, target, xp.ones((), dtype=target.dtype))
         loss = target * (ops.log(safe) - input)
     if reduction == "batchmean":
@@ -339,7 +339,7 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     input, target = _tensor(input), _tensor(target)
     _same_shape("binary_cross_entropy", input, target,
                 "one probability target per prediction; e.g. squeeze (N, 1) predictions")
-    x = input.data
+    x = input.array
     if x.size and bool(((x < 0) | (x > 1) | (x != x)).any()):
         raise ValueError(f"binary_cross_entropy: all elements of the input must be probabilities "
                          f"in [0, 1], got values in [{float(x.min())}, {float(x.max())}]. Apply "
@@ -381,7 +381,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
 def _huber(diff, delta):
     """0.5 d² where |d| < delta, else delta (|d| - 0.5 delta): quadratic near 0, linear beyond."""
     absolute = ops.abs(diff)
-    return ops.where(absolute.data < delta, 0.5 * diff * diff, delta * (absolute - 0.5 * delta))
+    return ops.where(absolute.array < delta, 0.5 * diff * diff, delta * (absolute - 0.5 * delta))
 
 
 @register_op("F.huber_loss")

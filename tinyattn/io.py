@@ -49,7 +49,7 @@ def _encode(obj, path, arrays, specs):
     """The JSON structure for ``obj``; its arrays go into ``arrays`` under names built from
     ``path`` (a list of keys)."""
     if isinstance(obj, Tensor):
-        obj = obj.data
+        obj = obj.array
     if backend.is_array(obj) or isinstance(obj, np.generic):
         arr = np.asarray(backend.to_numpy(obj))
         if arr.dtype.kind not in _ARRAY_KINDS:

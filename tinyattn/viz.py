@@ -28,7 +28,7 @@ def _plt():
 
 def to_numpy(x) -> np.ndarray:
     """A NumPy array from a Tensor, a CuPy array or anything array-like."""
-    x = getattr(x, "data", x) if not isinstance(x, np.ndarray) else x
+    x = getattr(x, "array", x) if not isinstance(x, np.ndarray) else x
     return np.asarray(backend.to_numpy(x))
 
 

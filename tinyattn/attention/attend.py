@@ -148,7 +148,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     scores = (q * scale) @ ops.swapaxes(k, -1, -2)                # (N, ..., Hq, L, S)
     bool_mask = None
     if is_causal:
-        bool_mask = causal_mask(L, S).data
+        bool_mask = causal_mask(L, S).array
     elif attn_mask is not None:
         dtype = attn_mask.dtype if hasattr(attn_mask, "dtype") else np.asarray(attn_mask).dtype
         if dtype == np.bool_:
@@ -167,7 +167,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
             scores = scores + bias                                  # -inf entries weigh exactly 0
     w = ops.softmax(scores, axis=-1, mask=bool_mask)
     if dropout_p > 0.0:
-        xp = get_array_module(w.data)
+        xp = get_array_module(w.array)
         keep = xp.asarray(random.generator().random(w.shape)) >= dropout_p
         w = w * (keep / (1.0 - dropout_p)).astype(w.dtype)
     out = w @ v

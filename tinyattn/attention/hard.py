@@ -98,7 +98,7 @@ def stochastic_hard_attention(scores, mask=None, temperature=1.0, generator=None
     _check_temperature("stochastic_hard_attention", temperature)
     m = plain_mask("stochastic_hard_attention", mask, scores.shape)
     gen = random.generator() if generator is None else generator
-    xp = get_array_module(scores.data)
+    xp = get_array_module(scores.array)
     z = scores / temperature if temperature != 1.0 else scores
     has_key = _rows_with_a_key(xp, m, scores.shape)
     if m is not None:
@@ -107,7 +107,7 @@ def stochastic_hard_attention(scores, mask=None, temperature=1.0, generator=None
         z = ops.where(m | ~has_key, z, -xp.inf)
     log_p = ops.log_softmax(z, axis=-1)                          # (..., Tq, Tk)
     # Inverse-CDF sampling: the first j whose cumulative probability exceeds u · total.
-    p = xp.exp(log_p.data)
+    p = xp.exp(log_p.array)
     cdf = xp.cumsum(p, axis=-1)
     u = xp.asarray(gen.random(scores.shape[:-1] + (1,))) * cdf[..., -1:]
     index = xp.minimum((cdf <= u).sum(axis=-1, keepdims=True), scores.shape[-1] - 1)
@@ -141,7 +141,7 @@ def reinforce_loss(log_prob, reward, baseline=0.0, reduction="mean"):
 def _constant(x, dtype):
     """A reward or baseline as a plain array/number in log_prob's dtype: no gradient flows into it."""
     if isinstance(x, Tensor):
-        x = x.data
+        x = x.array
     if isinstance(x, numbers.Number):
         return x
     if not backend.is_array(x):

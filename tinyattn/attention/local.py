@@ -67,9 +67,9 @@ def local_p_weights(scores, positions, window, mask=None):
     if not broadcasts_to(p.shape, scores.shape):
         raise ValueError(f"{name}: positions of shape {tuple(positions.shape)} must match the scores "
                          f"{tuple(scores.shape)} without their last axis (one centre per query).")
-    xp = backend.get_array_module(scores.data)
+    xp = backend.get_array_module(scores.array)
     s = xp.arange(scores.shape[-1], dtype=scores.dtype)           # key positions 0..Tk-1
-    inside = abs(s - p.data) <= window                           # the window, fixed by p's value
+    inside = abs(s - p.array) <= window                           # the window, fixed by p's value
     keep = inside if m is None else inside & m
     align = ops.softmax(scores, axis=-1, mask=keep)
     sigma = window / 2.0

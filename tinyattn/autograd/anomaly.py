@@ -130,7 +130,7 @@ def check_forward(fn, ctx, arrays, outs):
     Also remembers on ``ctx`` where the op was called, for a later backward report."""
     ctx.anomaly_site = call_site()
     for i, o in enumerate(outs):
-        bad, detail = _bad_count(o.data)
+        bad, detail = _bad_count(o.array)
         if not bad:
             continue
         site = _format_site(ctx.anomaly_site)
@@ -141,14 +141,14 @@ def check_forward(fn, ctx, arrays, outs):
         if not in_bad:
             raise AnomalyError(
                 f"detect_anomaly: {fn.__name__}.forward produced NaN/Inf{name} "
-                f"({bad} of {o.data.size} values: {detail}) from finite {_describe_all(arrays)}"
+                f"({bad} of {o.array.size} values: {detail}) from finite {_describe_all(arrays)}"
                 f"{where}. Typical causes: log or division of 0, sqrt of a negative number, exp "
                 f"of a large number; clamp the input (x.clip(1e-12, None)) or use the stable op "
                 f"(log_softmax, cross_entropy, softplus).")
         if "NaN" in detail and not any("NaN" in d for _, d in in_bad):
             raise AnomalyError(
                 f"detect_anomaly: {fn.__name__}.forward turned infinite inputs into NaN{name} "
-                f"({bad} of {o.data.size} values: {detail}); {_describe_all(arrays)}, "
+                f"({bad} of {o.array.size} values: {detail}); {_describe_all(arrays)}, "
                 f"input {in_bad[0][0]} holds {in_bad[0][1]}{where}. inf - inf, 0 * inf and "
                 f"inf / inf are NaN: keep infinities out (use a large finite value or a bool mask).")
         nan_in = [(j, d) for j, d in in_bad if "NaN" in d]
@@ -176,7 +176,7 @@ def check_backward(ctx, out_grads, in_grads):
         where = f" The op was called at {site}." if site else ""
         got = [(k, _bad_count(og)) for k, og in enumerate(out_grads)]
         got = [(k, d) for k, (n, d) in got if n]
-        inputs = [t.data if t is not None else None for t in ctx.inputs]
+        inputs = [t.array if t is not None else None for t in ctx.inputs]
         shapes = _describe_all([a for a in inputs if a is not None])
         if got:
             raise AnomalyError(

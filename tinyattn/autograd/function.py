@@ -36,12 +36,15 @@ from .tensor import Tensor, as_array, get_default_dtype
 class Context:
     """What one application of an op remembers between forward and backward."""
 
-    __slots__ = ("fn", "inputs", "saved", "needs_input_grad", "n_outputs", "out_meta",
+    __slots__ = ("fn", "inputs", "edges", "saved", "needs_input_grad", "n_outputs", "out_meta",
                  "released", "retained", "_saved_versions", "__dict__")
 
     def __init__(self, fn, inputs):
         self.fn = fn
         self.inputs = tuple(inputs)   # the Tensor inputs (None for plain numbers / constants)
+        # the op and output index that made each input, fixed now: an in-place op recorded later
+        # (x.mul_(2), x[i] = v) makes the *tensor* x point at a new node, but this op used the old
+        self.edges = tuple([None if t is None else (t._ctx, t._idx) for t in inputs])
         self.saved = ()
         self.needs_input_grad = tuple([t is not None and t.requires_grad for t in inputs])
         self.n_outputs = 1
@@ -63,7 +66,7 @@ class Context:
             if t is None:
                 continue
             for a in self.saved:
-                if a is t.data:
+                if a is t.array:
                     versions.append((t._versions, t._versions.value, a.shape, t.name))
                     break
         self._saved_versions = versions
@@ -88,7 +91,7 @@ class Context:
     def release(self):
         """Free what backward needed, so memory is returned once the graph has been used."""
         self.saved = ()
-        self.inputs = ()
+        self.inputs = self.edges = ()
         self.retained = None
         self._saved_versions = ()
         self.__dict__.clear()         # whatever else forward stored on ctx (indices, masks, ...)
@@ -128,7 +131,7 @@ class Function:
         for a in args:
             if isinstance(a, Tensor):
                 tensors.append(a)
-                arrays.append(a.data)
+                arrays.append(a.array)
                 wants_grad = wants_grad or a.requires_grad
             else:                                    # an absent optional input stays None
                 tensors.append(None)
@@ -180,11 +183,11 @@ def _share_versions_with_views(outs, tensors):
     """An output that is a view of an input (reshape, transpose, x[1:]) shares its version
     counter, so an in-place change through either is seen by ops that saved the other."""
     for o in outs:
-        if o.data.base is None:
+        if o.array.base is None:
             continue
-        base = _base(o.data)
+        base = _base(o.array)
         for t in tensors:
-            if t is not None and _base(t.data) is base:
+            if t is not None and _base(t.array) is base:
                 o._versions = t._versions
                 if t._versions.owner is None:        # t owns the memory the views look at
                     t._versions.owner = weakref.ref(t)

@@ -38,7 +38,7 @@ def _flat_values(fn, inputs):
     """All floating outputs of fn(*inputs), as one float64 NumPy vector (no graph built)."""
     with no_grad():
         outs = _float_outputs(fn(*inputs))
-    return np.concatenate([backend.to_numpy(o.data).astype(np.float64).ravel() for o in outs])
+    return np.concatenate([backend.to_numpy(o.array).astype(np.float64).ravel() for o in outs])
 
 
 def _backward(fn, inputs, cotangents, checked, retain_graph=False):
@@ -53,7 +53,7 @@ def _backward(fn, inputs, cotangents, checked, retain_graph=False):
             total = term if total is None else total + term
     if total is not None:
         total.backward(retain_graph=retain_graph)
-    grads = [np.zeros(t.shape) if t.grad is None else backend.to_numpy(t.grad).copy()
+    grads = [np.zeros(t.shape) if t.grad is None else backend.to_numpy(t.grad.array).copy()
              for t in checked]
     return grads, total
 
@@ -139,7 +139,7 @@ def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=Tru
             t.grad = None
         total.backward()
         for t, a in zip(checked, first):
-            b = np.zeros(t.shape) if t.grad is None else backend.to_numpy(t.grad)
+            b = np.zeros(t.shape) if t.grad is None else backend.to_numpy(t.grad.array)
             if not np.allclose(a, b, rtol=1e-12, atol=0):
                 return _fail(f"gradcheck: {names[id(t)]}: two backward passes through the same "
                              "graph gave different gradients.", raise_exception)
@@ -157,18 +157,18 @@ def _compare_with_finite_differences(fn, inputs, t, k, name, analytic, rows, cot
     other columns, when the output is small, compare each slope with its Jacobian row · d."""
     elementwise = t.numel() <= FULL_JACOBIAN_MAX_ELEMENTS
     directions = np.eye(t.numel()) if elementwise else rng.standard_normal((N_DIRECTIONS, t.numel()))
-    original = t.data
+    original = t.array
     flat = backend.to_numpy(original).astype(np.float64).ravel()
     slopes = []
     try:
         for d in directions:
-            t.data = backend.to_backend((flat + eps * d).reshape(t.shape))
+            t.array = backend.to_backend((flat + eps * d).reshape(t.shape))
             plus = _flat_values(fn, inputs)
-            t.data = backend.to_backend((flat - eps * d).reshape(t.shape))
+            t.array = backend.to_backend((flat - eps * d).reshape(t.shape))
             minus = _flat_values(fn, inputs)
             slopes.append((plus - minus) / (2 * eps))
     finally:
-        t.data = original
+        t.array = original
     slopes = np.array(slopes)                                         # (directions, outputs)
     numeric = [slopes @ cot_flat]
     exact = [directions @ analytic[k].ravel()]

@@ -47,7 +47,7 @@ def as_array(x, dtype=None):
     in PyTorch ``float32 tensor + np.float64 scalar`` stays float32. Lists of floats become the
     default dtype (float32); arrays keep theirs."""
     if isinstance(x, Tensor):
-        return x.data
+        return x.array
     if backend.is_array(x):
         arr = x
         if backend.get_array_module(arr) is not backend.active_module():
@@ -85,7 +85,7 @@ def unwrap(x):
     active one, as ``tensor()`` would, since CuPy refuses to mix the two. Anything else (a number,
     None, a slice, a list) comes back as it is."""
     if isinstance(x, Tensor):
-        return x.data
+        return x.array
     if isinstance(x, tuple):
         return tuple([unwrap(i) for i in x])
     if backend.is_array(x) and backend.get_array_module(x) is not backend.active_module():
@@ -185,14 +185,14 @@ class _VersionCounter:
 class Tensor:
     """An n-dimensional array that can remember how it was made, for autograd."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_idx", "_versions", "name", "_hooks",
+    __slots__ = ("array", "_grad", "requires_grad", "_ctx", "_idx", "_versions", "name", "_hooks",
                  "__weakref__")
     __array_priority__ = 1000   # NumPy scalars and arrays defer to Tensor's reflected operators
     __array_ufunc__ = None      # ... and never try to run a ufunc on a Tensor (np.float64(2) + t)
 
     def __init__(self, data, requires_grad=False, dtype=None, _ctx=None, _idx=0):
         if isinstance(data, Tensor):
-            data = data.data
+            data = data.array
         if isinstance(data, np.generic):      # e.g. what NumPy returns for x.sum(): keep its dtype
             arr = backend.active_module().asarray(data, dtype=dtype)
         else:
@@ -208,8 +208,8 @@ class Tensor:
                 f"tensor(requires_grad=True): only floating-point tensors can require gradients, "
                 f"got dtype {arr.dtype}. Convert first, e.g. tinyattn.tensor(x, dtype='float32', "
                 f"requires_grad=True).")
-        self.data = arr
-        self.grad = None
+        self.array = arr
+        self._grad = None
         self.requires_grad = bool(requires_grad)
         self._ctx = _ctx            # the Context of the op that produced this tensor (None: a leaf)
         self._idx = _idx            # which output of that op this tensor is
@@ -222,51 +222,82 @@ class Tensor:
         """The tensor an op returns (the fast path of __init__: ``arr`` is already an array of
         the right backend, or a NumPy scalar from a full reduction)."""
         if type(arr) is not np.ndarray and not backend.is_array(arr):
-            arr = np.asarray(arr) if isinstance(arr, np.generic) else Tensor(arr).data
+            arr = np.asarray(arr) if isinstance(arr, np.generic) else Tensor(arr).array
         t = object.__new__(cls)
-        t.data, t.grad, t.requires_grad, t._ctx, t._idx = arr, None, ctx is not None, ctx, idx
+        t.array, t._grad, t.requires_grad, t._ctx, t._idx = arr, None, ctx is not None, ctx, idx
         t._versions, t.name, t._hooks = _VersionCounter(), None, None
         return t
 
     # ------------------------------------------------------------------ basic properties
     @property
-    def array(self):
-        """The NumPy (or CuPy) array that holds the values (Chainer's name; ``.data`` becomes a
-        Tensor, as in PyTorch)."""
-        return self.data
+    def data(self):
+        """The values as a Tensor outside the graph (PyTorch's ``.data``): it shares this tensor's
+        array, so ``p.data.add_(g, alpha=-lr)`` changes ``p``, and autograd does not see the change
+        (unlike ``detach()``, whose in-place changes backward checks). The raw NumPy/CuPy array
+        is ``.array``."""
+        return Tensor._output(self.array, None, 0)
 
-    @array.setter
-    def array(self, value):
-        self.data = value
+    @data.setter
+    def data(self, value):
+        """``p.data = t``: ``p`` now holds ``t``'s values (any shape or dtype), graph untouched."""
+        arr = value.array if isinstance(value, Tensor) else as_array(value)
+        if not backend.is_array(arr):
+            raise TypeError(f"x.data = value: value must be a tensor or an array, "
+                            f"got {type(value).__name__}.")
+        self.array = arr
+
+    @property
+    def grad(self):
+        """The gradient backward accumulated here: a Tensor of this tensor's shape, or None."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is None:
+            self._grad = None
+            return
+        if not isinstance(value, Tensor):
+            if not backend.is_array(value):
+                raise TypeError(f"x.grad = value: a gradient must be a tensor (or None), got "
+                                f"{type(value).__name__}. Use tinyattn.tensor(value).")
+            value = Tensor._output(value, None, 0)
+        if tuple(value.array.shape) != tuple(self.array.shape):
+            raise ValueError(f"x.grad = value: the gradient has shape {tuple(value.array.shape)} "
+                             f"but x has shape {tuple(self.array.shape)}; a gradient has the shape "
+                             f"of its tensor.")
+        if value.array.dtype != self.array.dtype:
+            raise TypeError(f"x.grad = value: the gradient has dtype {value.array.dtype} but x has "
+                            f"dtype {self.array.dtype}; convert it first (value.to(x.dtype)).")
+        self._grad = value
 
     @property
     def shape(self):
-        return Size(self.data.shape)
+        return Size(self.array.shape)
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self.array.dtype
 
     @property
     def ndim(self):
-        return self.data.ndim
+        return self.array.ndim
 
     def size(self, dim=None):
         """The shape as a ``tinyattn.Size`` (PyTorch's ``x.size()``), or the length of dim ``dim``.
         NumPy's ``x.size`` (the element count) is ``x.numel()``."""
         if dim is None:
-            return Size(self.data.shape)
-        return self.data.shape[_checked_dim("size", dim, self.data.ndim)]
+            return Size(self.array.shape)
+        return self.array.shape[_checked_dim("size", dim, self.array.ndim)]
 
     def numel(self):
         """The number of elements (NumPy's ``x.size``)."""
-        return self.data.size
+        return self.array.size
 
     nelement = numel
 
     def dim(self):
         """The number of dims (NumPy's ``x.ndim``)."""
-        return self.data.ndim
+        return self.array.ndim
 
     @property
     def is_leaf(self):
@@ -274,7 +305,7 @@ class Tensor:
 
     @property
     def device(self):
-        return backend.device_of(self.data)
+        return backend.device_of(self.array)
 
     @property
     def _version(self):
@@ -285,9 +316,9 @@ class Tensor:
         self._versions.value = value
 
     def __len__(self):
-        if self.data.ndim == 0:
+        if self.array.ndim == 0:
             raise TypeError("len() of a 0-d tensor (a single number) is not defined; use .item().")
-        return len(self.data)
+        return len(self.array)
 
     def __iter__(self):
         """Iterate over the first axis (each item is ``self[i]``, so gradients flow)."""
@@ -296,7 +327,7 @@ class Tensor:
 
     def numpy(self):
         """The values as a NumPy array (copied from the GPU if needed), detached from the graph."""
-        return backend.to_numpy(self.data)
+        return backend.to_numpy(self.array)
 
     def __array__(self, dtype=None, copy=None):
         """np.asarray(t) and matplotlib see the values (never the graph)."""
@@ -307,11 +338,11 @@ class Tensor:
 
     def item(self):
         """The value of a one-element tensor as a Python number."""
-        if self.data.size != 1:
-            raise ValueError(f"item(): the tensor has shape {self.shape} ({self.data.size} "
+        if self.array.size != 1:
+            raise ValueError(f"item(): the tensor has shape {self.shape} ({self.array.size} "
                              f"elements); only a one-element tensor can become a Python number. "
                              f"Reduce it first (e.g. .sum()) or use .tolist().")
-        return self.data.item()
+        return self.array.item()
 
     def tolist(self):
         return self.numpy().tolist()
@@ -319,13 +350,13 @@ class Tensor:
     def detach(self):
         """The same values (shared, not copied), cut off from the graph: no gradient flows through.
         In-place changes to either are seen by both, so they share one version counter."""
-        out = Tensor(self.data)
+        out = Tensor(self.array)
         out._versions = self._versions
         return out
 
     def requires_grad_(self, flag=True):
-        if flag and self.data.dtype.kind not in "fc":
-            raise TypeError(f"requires_grad_: dtype {self.data.dtype} cannot require gradients; "
+        if flag and self.array.dtype.kind not in "fc":
+            raise TypeError(f"requires_grad_: dtype {self.array.dtype} cannot require gradients; "
                             "use a floating-point tensor.")
         self.requires_grad = flag
         return self
@@ -337,7 +368,7 @@ class Tensor:
         """A copy on backend ``name`` ('numpy' or 'cupy'); a new leaf, as PyTorch's .to(device)
         of a leaf (no gradient flows back across the move)."""
         # not Tensor(...): that puts an array on the *active* backend, undoing the move
-        out = Tensor._output(backend.to_backend(self.data, name), None, 0)
+        out = Tensor._output(backend.to_backend(self.array, name), None, 0)
         out.requires_grad = self.requires_grad
         return out
 
@@ -371,20 +402,20 @@ class Tensor:
     def __repr__(self):
         body = np.array2string(self.numpy(), precision=4, separator=", ", prefix="tensor(")
         extra = ", requires_grad=True" if self.requires_grad else ""
-        if self.data.dtype != np.float32:
-            extra = f", dtype={self.data.dtype}" + extra
+        if self.array.dtype != np.float32:
+            extra = f", dtype={self.array.dtype}" + extra
         return f"tensor({body}{extra})"
 
     def __format__(self, spec):
         """f"{loss:.4f}" works for a one-element tensor, as in PyTorch."""
-        if spec and self.data.size == 1:
+        if spec and self.array.size == 1:
             return format(self.item(), spec)
         return format(repr(self), spec)
 
     def __bool__(self):
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise ValueError(f"bool(tensor of shape {self.shape}) is ambiguous; use .any() or .all().")
-        return bool(self.data)
+        return bool(self.array)
 
     def __float__(self):
         return float(self.item())
@@ -393,8 +424,8 @@ class Tensor:
         return int(self.item())
 
     def __index__(self):
-        if self.data.dtype.kind not in "iub":
-            raise TypeError(f"a tensor of dtype {self.data.dtype} cannot be used as an index; "
+        if self.array.dtype.kind not in "iub":
+            raise TypeError(f"a tensor of dtype {self.array.dtype} cannot be used as an index; "
                             "use an integer tensor.")
         return int(self.item())
 
@@ -613,7 +644,7 @@ class Tensor:
         return tinyattn.ops.astype(self, dtype)
 
     def is_floating_point(self):
-        return self.data.dtype.kind == "f"
+        return self.array.dtype.kind == "f"
 
     # ------------------------------------------------------------------ in-place (version counted)
     def _check_inplace(self, op, value=None):
@@ -637,6 +668,8 @@ class Tensor:
         self._versions.value += 1
 
     def __setitem__(self, idx, value):
+        if self._rebased("__setitem__", lambda t: tinyattn.ops.indexing.setitem(t, idx, value), value):
+            return
         self._check_inplace("__setitem__", value)
         self._write("__setitem__", unwrap(idx), as_array(value))
         self._bump()
@@ -661,20 +694,20 @@ class Tensor:
             return False
         if self.requires_grad and self._ctx is None:
             self._check_inplace(op)              # a leaf that requires grad: refused, as in torch
-        before = Tensor._output(self.data, self._ctx, self._idx)
+        before = Tensor._output(self.array, self._ctx, self._idx)
         before.requires_grad, before._versions = self.requires_grad, self._versions
         out = fn(before)
-        self.data, self._ctx, self._idx, self.requires_grad = out.data, out._ctx, out._idx, True
+        self.array, self._ctx, self._idx, self.requires_grad = out.array, out._ctx, out._idx, True
         return True
 
     def _write(self, op, idx, arr):
-        """self.data[idx] = arr, with a shape mismatch named in our terms rather than NumPy's."""
+        """self.array[idx] = arr, with a shape mismatch named in our terms rather than NumPy's."""
         try:
-            self.data[idx] = arr
+            self.array[idx] = arr
         except ValueError as e:
             if "broadcast" not in str(e) and "cannot assign" not in str(e):   # a boolean mask's
                 raise
-            target = self.data[idx].shape
+            target = self.array[idx].shape
             raise ValueError(
                 f"{op}: the value has shape {tuple(getattr(arr, 'shape', ()))} but the target "
                 f"{'x[...]' if idx is ... else 'x[index]'} has shape {target} (x has shape "
@@ -685,7 +718,7 @@ class Tensor:
         if self._rebased("fill_", lambda t: t * 0 + value, value):
             return self
         self._check_inplace("fill_")
-        self.data.fill(value)
+        self.array.fill(value)
         self._bump()
         return self
 
@@ -696,7 +729,7 @@ class Tensor:
         if self._rebased("add_", lambda t: t + (other * alpha if alpha != 1.0 else other), other):
             return self
         self._check_inplace("add_", other)
-        self.data += alpha * as_array(other) if alpha != 1.0 else as_array(other)
+        self.array += alpha * as_array(other) if alpha != 1.0 else as_array(other)
         self._bump()
         return self
 
@@ -704,7 +737,7 @@ class Tensor:
         if self._rebased("mul_", lambda t: t * other, other):
             return self
         self._check_inplace("mul_", other)
-        self.data *= as_array(other)
+        self.array *= as_array(other)
         self._bump()
         return self
 
@@ -717,7 +750,7 @@ class Tensor:
         self._check_inplace(op, value)
         with no_grad():
             result = fn(self, *args, **kwargs)
-        self._write(op, ..., result.data.astype(self.data.dtype, copy=False))
+        self._write(op, ..., result.array.astype(self.array.dtype, copy=False))
         self._bump()
         return self
 
@@ -744,26 +777,28 @@ class Tensor:
         return self._inplace("scatter_add_", tinyattn.ops.scatter_add, dim, index, src, value=src)
 
     def _augmented(self, other, op):
-        """x += y and friends. On a tensor in the graph (grad mode, something requires grad)
-        this is x = x + y: a new node, so gradients stay right. Otherwise - a buffer, or a
-        parameter under no_grad, as in a hand-written SGD step - the array changes in place,
-        as in PyTorch (a plain rebinding would leave the parameter untouched)."""
-        needs_graph = self.requires_grad or (isinstance(other, Tensor) and other.requires_grad)
-        if needs_graph and is_grad_enabled():
-            return {"+": self.__add__, "-": self.__sub__, "*": self.__mul__,
-                    "/": self.__truediv__}[op](other)
+        """x += y and friends, in place as in PyTorch. In the graph (a non-leaf that requires
+        grad, or a value that does) the op is recorded and x becomes its result (see _rebased);
+        on a leaf that requires grad it is refused in grad mode (the change could not be
+        differentiated, and rebinding x would silently leave the parameter untouched);
+        otherwise - a buffer, or a parameter under no_grad in a hand-written SGD step - the
+        array changes in place."""
+        name = f"x {op}= y"
+        if self._rebased(name, lambda t: _AUGMENTED[op](t, other), other):
+            return self
+        self._check_inplace(name, other)
         value = as_array(other)
         try:
             if op == "+":
-                self.data += value
+                self.array += value
             elif op == "-":
-                self.data -= value
+                self.array -= value
             elif op == "*":
-                self.data *= value
+                self.array *= value
             else:
-                self.data /= value
+                self.array /= value
         except (ValueError, TypeError) as exc:
-            raise type(exc)(f"x {op}= y in place: {exc} (x has shape {self.shape}, dtype "
+            raise type(exc)(f"{name} in place: {exc} (x has shape {self.shape}, dtype "
                             f"{self.dtype}); the result must keep x's shape and dtype.") from None
         self._bump()
         return self
@@ -807,7 +842,7 @@ class Tensor:
         for hook in list(self._hooks):
             out = hook(Tensor._output(g, None, 0))
             if out is not None:
-                g = out.data if isinstance(out, Tensor) else out
+                g = out.array if isinstance(out, Tensor) else out
         return g
 
     def detach_(self):
@@ -821,17 +856,17 @@ class Tensor:
             raise RuntimeError("backward: this tensor does not require grad and has no graph. "
                                "Create the inputs with requires_grad=True (and not under no_grad()).")
         if grad is None:
-            if self.data.size != 1:
+            if self.array.size != 1:
                 raise RuntimeError(
                     f"backward: output has shape {self.shape}, so a gradient must be given: "
                     f"call .backward(grad) with an array of that shape, or reduce first "
                     f"(e.g. loss = out.sum()).")
-            return backend.get_array_module(self.data).ones_like(self.data)
-        grad = as_array(grad.data if isinstance(grad, Tensor) else grad)
+            return backend.get_array_module(self.array).ones_like(self.array)
+        grad = as_array(grad.array if isinstance(grad, Tensor) else grad)
         if tuple(getattr(grad, "shape", ())) != tuple(self.shape):
             raise ValueError(f"backward: gradient of shape {tuple(getattr(grad, 'shape', ()))} "
                              f"does not match the output's shape {self.shape}.")
-        return backend.get_array_module(self.data).asarray(grad, dtype=self.dtype)
+        return backend.get_array_module(self.array).asarray(grad, dtype=self.dtype)
 
     def retain_grad(self):
         """Also fill ``.grad`` of this non-leaf tensor on backward (PyTorch's retain_grad), e.g.
@@ -843,9 +878,15 @@ class Tensor:
         return self
 
     def _accumulate(self, g):
-        g = g.astype(self.data.dtype, copy=False)
-        self.grad = g.copy() if self.grad is None else self.grad + g
+        g = g.astype(self.array.dtype, copy=False)
+        if self._grad is None:
+            self._grad = Tensor._output(g.copy(), None, 0)
+        else:          # the same Tensor object, so a reference the user holds sees the sum
+            self._grad.array = self._grad.array + g
 
+
+_AUGMENTED = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+              "/": lambda a, b: a / b}
 
 _TYPE_NAMES = {"float32": "torch.FloatTensor", "float64": "torch.DoubleTensor",
                "float16": "torch.HalfTensor", "int64": "torch.LongTensor",
@@ -904,18 +945,19 @@ def backpropagate(roots, retain_graph, sink, capture=None):
             in_grads = (in_grads,)
         if anomaly.enabled:                           # with tinyattn.detect_anomaly()
             anomaly.check_backward(ctx, out_grads, in_grads)
-        for t, g in zip(ctx.inputs, in_grads):
-            if t is None or g is None or not t.requires_grad:
+        for t, edge, needed, g in zip(ctx.inputs, ctx.edges, ctx.needs_input_grad, in_grads):
+            if g is None or not needed:
                 continue
-            if g.shape != t.data.shape or g.dtype != t.data.dtype:
+            if g.shape != t.array.shape or g.dtype != t.array.dtype:
                 g = _fit_gradient(g, t, ctx)           # undo broadcasting, match dtype
-            if t._ctx is None:
+            parent, i = edge
+            if parent is None:
                 sink(t, t._run_hooks(g) if t._hooks else g)    # a leaf: its .grad
             else:
-                slot = grads.get(t._ctx)
+                slot = grads.get(parent)
                 if slot is None:
-                    slot = grads[t._ctx] = [None] * t._ctx.n_outputs
-                slot[t._idx] = g if slot[t._idx] is None else slot[t._idx] + g
+                    slot = grads[parent] = [None] * parent.n_outputs
+                slot[i] = g if slot[i] is None else slot[i] + g
         if not retain_graph:
             ctx.release()
 
@@ -938,9 +980,9 @@ def _topological_order(roots):
                 "backpropagate through the same graph twice.")
         visited.add(ctx)
         stack.append((ctx, True))
-        for t in ctx.inputs:
-            if t is not None and t._ctx is not None and t._ctx not in visited:
-                stack.append((t._ctx, False))
+        for edge in ctx.edges:
+            if edge is not None and edge[0] is not None and edge[0] not in visited:
+                stack.append((edge[0], False))
     return reversed(post)
 
 

@@ -48,7 +48,7 @@ SCORES = ("additive", "dot", "scaled_dot")
 
 def _tokens(x, owner, what):
     """Integer token ids (B, T) as a plain array."""
-    arr = x.data if isinstance(x, Tensor) else x
+    arr = x.array if isinstance(x, Tensor) else x
     if not hasattr(arr, "dtype"):
         arr = active_module().asarray(arr)          # a list: onto the active backend, once
     if arr.dtype.kind not in "iu" or arr.ndim != 2:
@@ -61,7 +61,7 @@ def _padding_mask(mask, batch, length, owner, what):
     """A (B, S) bool key padding mask, True = padding (PyTorch's convention), or None."""
     if mask is None:
         return None
-    arr = mask.data if isinstance(mask, Tensor) else mask
+    arr = mask.array if isinstance(mask, Tensor) else mask
     if not hasattr(arr, "dtype"):
         arr = active_module().asarray(arr)          # a list: onto the active backend, once
     if arr.dtype != bool or tuple(arr.shape) != (batch, length):
@@ -135,7 +135,7 @@ class AttentionDecoder(Module):
 
     def initial_carry(self, batch, dtype, state=None):
         """(LSTM state or None, y_0 = 0)."""
-        xp = get_array_module(self.query.weight.data)
+        xp = get_array_module(self.query.weight.array)
         y0 = Tensor(xp.zeros((batch, self.attn_dim), dtype=dtype))
         if self.cell is None:
             return None, y0
@@ -193,7 +193,7 @@ class AttentionDecoder(Module):
             if t > 0:
                 current = tokens[:, t]
                 if teacher_forcing < 1.0 and generator().random() >= teacher_forcing:
-                    current = logits[-1].data.argmax(axis=-1)
+                    current = logits[-1].array.argmax(axis=-1)
             step_logits, w, carry = self.step(current, carry, keys, values, keep)
             logits.append(step_logits)
             weights.append(w)
@@ -210,19 +210,19 @@ class AttentionDecoder(Module):
             pad = _padding_mask(memory_key_padding_mask, B, memory.shape[1], "AttentionDecoder",
                                 "memory_key_padding_mask")
             keep = None if pad is None else ~pad[:, None, :]
-            xp = get_array_module(memory.data)
+            xp = get_array_module(memory.array)
             carry = self.initial_carry(B, memory.dtype, state)
             current = xp.full((B,), bos, dtype=np.int64)
             done = xp.zeros((B,), dtype=bool)
             out, weights = [], []
             for _ in range(max_len):
                 logits, w, carry = self.step(current, carry, keys, values, keep)
-                current = logits.data.argmax(axis=-1)
+                current = logits.array.argmax(axis=-1)
                 if eos is not None:
                     current = xp.where(done, eos, current)
                     done = done | (current == eos)
                 out.append(current)
-                weights.append(w.data)
+                weights.append(w.array)
             return Tensor(xp.stack(out, axis=1)), Tensor(xp.stack(weights, axis=1))
 
     def extra_repr(self):
@@ -346,12 +346,12 @@ class TransformerSeq2Seq(Module):
         Returns tokens (B, max_len) int64."""
         with no_grad():
             memory, pad = self.encode(src, src_key_padding_mask)
-            xp = get_array_module(memory.data)
+            xp = get_array_module(memory.array)
             B = memory.shape[0]
             ys = xp.full((B, 1), bos, dtype=np.int64)
             done = xp.zeros((B,), dtype=bool)
             for _ in range(max_len):
-                nxt = self.decode(ys, memory, pad).data[:, -1].argmax(axis=-1)
+                nxt = self.decode(ys, memory, pad).array[:, -1].argmax(axis=-1)
                 if eos is not None:
                     nxt = xp.where(done, eos, nxt)
                     done = done | (nxt == eos)

@@ -17,7 +17,7 @@ from ..random import default_generator
 
 def _fill(tensor, values):
     with no_grad():
-        tensor.data[...] = values.astype(tensor.dtype, copy=False)
+        tensor.array[...] = values.astype(tensor.dtype, copy=False)
         tensor._version += 1
     return tensor
 
@@ -160,7 +160,7 @@ def orthogonal_(tensor, gain=1.0, generator=None):
         return tensor
     rows = tensor.shape[0]
     cols = tensor.numel() // rows
-    xp = get_array_module(tensor.data)
+    xp = get_array_module(tensor.array)
     flat = _stream(generator).standard_normal((rows, cols))
     if rows < cols:
         flat = flat.T                      # QR of the tall side: then Q's columns are orthonormal

@@ -52,7 +52,7 @@ class LSTMCell(RecurrentCell):
             x = x.reshape(1, -1)
         batch, hidden = x.shape[0], self.hidden_size
         if hx is None:
-            xp = get_array_module(x.data)
+            xp = get_array_module(x.array)
             h = c = Tensor(xp.zeros((batch, hidden), dtype=x.dtype))
         else:
             h, c = (t if isinstance(t, Tensor) else Tensor(t) for t in hx)
@@ -146,7 +146,7 @@ class LSTM(Module):
     def _initial_state(self, hx, batch, unbatched, x):
         L, H = self.num_layers * self.num_directions, self.hidden_size
         if hx is None:
-            zeros = Tensor(get_array_module(x.data).zeros((L, batch, H), dtype=x.dtype))
+            zeros = Tensor(get_array_module(x.array).zeros((L, batch, H), dtype=x.dtype))
             return zeros, zeros
         if not isinstance(hx, (tuple, list)) or len(hx) != 2:
             raise TypeError("LSTM: hx must be a pair (h_0, c_0).")
@@ -171,7 +171,7 @@ class LSTM(Module):
     def forward(self, input, hx=None, lengths=None):
         x, unbatched = self._time_major(input)
         T, B, _ = x.shape
-        xp = get_array_module(x.data)
+        xp = get_array_module(x.array)
         h0, c0 = self._initial_state(hx, B, unbatched, x)
         reverse_index = None
         if lengths is not None:

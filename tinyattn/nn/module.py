@@ -27,7 +27,7 @@ class Parameter(Tensor):
 
     def __init__(self, data, requires_grad=True):
         if isinstance(data, Tensor):
-            data = data.data
+            data = data.array
         arr = as_array(data)
         if not backend.is_array(arr):
             arr = backend.active_module().asarray(arr, dtype=get_default_dtype())
@@ -197,13 +197,13 @@ class Module:
         dtype = resolve_dtype(dtype, f"{type(self).__name__}.to")
         for m in self.modules():
             for p in m._parameters.values():
-                if p is not None and p.data.dtype.kind == "f":
-                    p.data = p.data.astype(dtype)
+                if p is not None and p.array.dtype.kind == "f":
+                    p.array = p.array.astype(dtype)
                     if p.grad is not None:
-                        p.grad = p.grad.astype(dtype)
+                        p.grad.array = p.grad.array.astype(dtype)
             for name, (b, persistent) in list(m._buffers.items()):
-                if b is not None and b.data.dtype.kind == "f":
-                    b.data = b.data.astype(dtype)
+                if b is not None and b.array.dtype.kind == "f":
+                    b.array = b.array.astype(dtype)
         return self
 
     def double(self):
@@ -224,11 +224,11 @@ class Module:
             for m in self.modules():
                 for p in m._parameters.values():
                     if p is not None:
-                        p.data = backend.to_backend(p.data, backend_name)
+                        p.array = backend.to_backend(p.array, backend_name)
                         p.grad = None
                 for b, _ in m._buffers.values():
                     if b is not None:
-                        b.data = backend.to_backend(b.data, backend_name)
+                        b.array = backend.to_backend(b.array, backend_name)
         return self
 
     # ------------------------------------------------------------------ state dicts
@@ -241,10 +241,10 @@ class Module:
     def _collect_state(self, out, prefix):
         for name, p in self._parameters.items():
             if p is not None:
-                out[prefix + name] = backend.to_numpy(p.data).copy()
+                out[prefix + name] = backend.to_numpy(p.array).copy()
         for name, (b, persistent) in self._buffers.items():
             if b is not None and persistent:
-                out[prefix + name] = backend.to_numpy(b.data).copy()
+                out[prefix + name] = backend.to_numpy(b.array).copy()
         for name, m in self._modules.items():
             if m is not None:
                 m._collect_state(out, prefix + name + ".")
@@ -303,7 +303,7 @@ class Module:
         with no_grad():
             for k, arr in arrays.items():
                 t = targets[k]
-                t.data = backend.to_backend(arr.astype(t.data.dtype, copy=True),
+                t.array = backend.to_backend(arr.astype(t.array.dtype, copy=True),
                                             backend.device_backend(t.device))
                 t._version += 1
         return missing, unexpected
@@ -353,7 +353,7 @@ def empty_parameter(shape, dtype=None, device=None):
 
 def _to_numpy_array(v):
     if isinstance(v, Tensor):
-        return backend.to_numpy(v.data)
+        return backend.to_numpy(v.array)
     if backend.is_array(v):
         return backend.to_numpy(v)
     if hasattr(v, "detach") and hasattr(v, "numpy"):      # a torch tensor

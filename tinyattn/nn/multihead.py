@@ -177,7 +177,7 @@ class MultiheadAttention(Module):
         then returned as the caller asked."""
         out, weights = self._attend(query, key, value, key_padding_mask, True, attn_mask, False,
                                     is_causal)
-        self._recorder.append(Tensor(weights.data if batched else weights.data[0]))
+        self._recorder.append(Tensor(weights.array if batched else weights.array[0]))
         if not need_weights:
             return out, None
         return out, ops.mean(weights, axis=1) if average_attn_weights else weights
@@ -209,8 +209,8 @@ class MultiheadAttention(Module):
         the bias_k / zero-attention keys too (always allowed)."""
         N, L, _ = query.shape
         extra = int(self.bias_k is not None) + int(self.add_zero_attn)
-        kpm = as_additive_mask(key_padding_mask, "key_padding_mask", query.dtype, like=query.data)
-        amask = as_additive_mask(attn_mask, "attn_mask", query.dtype, like=query.data)
+        kpm = as_additive_mask(key_padding_mask, "key_padding_mask", query.dtype, like=query.array)
+        amask = as_additive_mask(attn_mask, "attn_mask", query.dtype, like=query.array)
         if amask is not None and amask.ndim == 3:            # (N*H, L, S) -> (N, H, L, S)
             shape = (N, self.num_heads, L, -1)
             amask = ops.reshape(amask, shape) if isinstance(amask, Tensor) else amask.reshape(shape)
@@ -255,7 +255,7 @@ class MultiheadAttention(Module):
         if not self.add_zero_attn:
             return k, v
         N, H, _, D = k.shape
-        zeros = Tensor(get_array_module(k.data).zeros((N, H, 1, D), dtype=k.dtype))
+        zeros = Tensor(get_array_module(k.array).zeros((N, H, 1, D), dtype=k.dtype))
         return ops.concatenate([k, zeros], axis=2), ops.concatenate([v, zeros], axis=2)
 
     @staticmethod
@@ -273,7 +273,7 @@ class MultiheadAttention(Module):
     @staticmethod
     def _heads_with_weights(q, k, v, masks, dropout_p):
         """head_i = softmax(Q_i K_iᵀ / √D + mask) V_i, keeping the (N, H, L, S) weights."""
-        xp = get_array_module(q.data)
+        xp = get_array_module(q.array)
         scores = ops.matmul(q * (1.0 / math.sqrt(q.shape[-1])), ops.swapaxes(k, -1, -2))
         allowed = None                                       # bool, True = may attend
         for mask in masks:

@@ -73,7 +73,7 @@ class PositionalEncoding(Module):
         if x.shape[-1] != self.d_model:
             raise ValueError(f"PositionalEncoding: input has {x.shape[-1]} features (shape "
                              f"{tuple(x.shape)}) but d_model={self.d_model}.")
-        table = self.pe.data[:L, 0, :].astype(x.dtype, copy=False)             # (L, d_model)
+        table = self.pe.array[:L, 0, :].astype(x.dtype, copy=False)             # (L, d_model)
         if x.ndim == 3:
             table = table[None] if self.batch_first else table[:, None]
         return F.dropout(x + Tensor(table), self.p, self.training)

@@ -88,7 +88,7 @@ def nested_tensor_keep_mask(encoder, src, mask, src_key_padding_mask):
             p.requires_grad for p in layer.parameters())):
         return None
     pad = as_additive_mask(src_key_padding_mask, "src_key_padding_mask", src.dtype,
-                           owner="TransformerEncoder", like=src.data)
+                           owner="TransformerEncoder", like=src.array)
     keep = unwrap(pad) == 0
     if not bool((keep[:, 1:] <= keep[:, :-1]).all()):     # padding not only at the end
         return None

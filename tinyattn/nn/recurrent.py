@@ -78,7 +78,7 @@ class RecurrentCell(Module):
         unbatched = x.ndim == 1
         x = x.reshape(1, -1) if unbatched else x
         if hx is None:
-            h = Tensor(get_array_module(x.data).zeros((x.shape[0], H), dtype=x.dtype))
+            h = Tensor(get_array_module(x.array).zeros((x.shape[0], H), dtype=x.dtype))
         else:
             h = _as_tensor(hx)
             want = (H,) if unbatched else (x.shape[0], H)
@@ -157,7 +157,7 @@ class StackedRecurrence(Module):
             x = x.permute(1, 0, 2)
         B = x.shape[1]
         if hx is None:
-            return x, Tensor(get_array_module(x.data).zeros((L, B, H), dtype=x.dtype)), unbatched
+            return x, Tensor(get_array_module(x.array).zeros((L, B, H), dtype=x.dtype)), unbatched
         h0 = _as_tensor(hx)
         want = (L, H) if unbatched else (L, B, H)
         if tuple(h0.shape) != want:

@@ -17,7 +17,7 @@ from .scan import cumprod, cumsum, prod
 from .sorting import argsort, kthvalue, median, sort, topk, unique
 from .elementwise import (abs, add, astype, div, exp, gelu, log, maximum, minimum, mul, neg,
                           pow, relu, sigmoid, softplus, sqrt, sub, tanh, where)
-from .indexing import getitem
+from .indexing import getitem, setitem
 from .linalg import matmul
 from .reduce import all, any, mean, sum
 from .shape import (array_split, broadcast_to, cat, chunk, concatenate, expand, flatten, movedim, pad,
@@ -43,7 +43,7 @@ __all__ = [
     "permute", "reshape", "split", "squeeze", "stack", "swapaxes", "t", "tensor_split",
     "transpose", "unflatten", "unsqueeze",
     # indexing and matrix product
-    "getitem", "matmul",
+    "getitem", "setitem", "matmul",
     # PyTorch-API ops (issue 16): pointwise maths, scans, sorting, gather/scatter, products
     "ceil", "cos", "erf", "expm1", "floor", "frac", "log1p", "reciprocal", "round", "rsqrt", "sign",
     "sin", "trunc",

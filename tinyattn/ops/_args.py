@@ -66,7 +66,7 @@ def array_of(x, like=None):
     """The array behind a Tensor, or x (an array, list or number) as an array, for the integer
     work (orders, indices, masks, bounds) that builds no graph. With ``like``: on like's backend
     (a NumPy index or mask for CuPy tensors is copied over once, as tensor() would)."""
-    arr = x.data if isinstance(x, Tensor) else get_array_module(x).asarray(x)
+    arr = x.array if isinstance(x, Tensor) else get_array_module(x).asarray(x)
     if like is not None and get_array_module(arr) is not get_array_module(like):
         arr = to_backend(arr, "numpy" if get_array_module(like) is np else "cupy")
     return arr

@@ -6,9 +6,9 @@ from ..backend import get_array_module
 
 
 def _apply(a, b, method):
-    """``a.data.<method>(b)`` with b a Tensor, an array or a number; never recorded in the graph
+    """``a.array.<method>(b)`` with b a Tensor, an array or a number; never recorded in the graph
     (a comparison or a mask combination has no gradient)."""
-    return Tensor(getattr(a.data, method)(unwrap(b)))
+    return Tensor(getattr(a.array, method)(unwrap(b)))
 
 
 def eq(a, b): return _apply(a, b, "__eq__")  # a == b
@@ -21,7 +21,7 @@ def ge(a, b): return _apply(a, b, "__ge__")  # a >= b
 def bitwise_and(a, b): return _apply(a, b, "__and__")  # a & b
 def bitwise_or(a, b): return _apply(a, b, "__or__")  # a | b
 def bitwise_xor(a, b): return _apply(a, b, "__xor__")  # a ^ b
-def bitwise_not(x): return Tensor(~x.data)  # ~x
+def bitwise_not(x): return Tensor(~x.array)  # ~x
 
 
 # logical_*: PyTorch's names; non-zero counts as True, and the result is always a bool tensor

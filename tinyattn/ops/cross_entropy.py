@@ -132,8 +132,8 @@ def cross_entropy(logits, target, weight=None, ignore_index=-100, reduction="mea
             f"cross_entropy: logits must have shape (N, C), got {tuple(logits.shape)}. For a sequence "
             f"of shape (B, T, C), reshape to (B*T, C) and the target to (B*T,).")
     n, c = logits.shape
-    xp = get_array_module(logits.data)
-    target_arr = target.data if isinstance(target, Tensor) else xp.asarray(target)
+    xp = get_array_module(logits.array)
+    target_arr = target.array if isinstance(target, Tensor) else xp.asarray(target)
     if target_arr.dtype.kind not in "iu":
         raise TypeError(
             f"cross_entropy: target must hold integer class indices, got dtype {target_arr.dtype}. "
@@ -154,7 +154,7 @@ def cross_entropy(logits, target, weight=None, ignore_index=-100, reduction="mea
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}.")
     class_weight = None
     if weight is not None:
-        class_weight = (weight.data if isinstance(weight, Tensor) else xp.asarray(weight))
+        class_weight = (weight.array if isinstance(weight, Tensor) else xp.asarray(weight))
         if tuple(class_weight.shape) != (c,):
             raise ValueError(f"cross_entropy: weight has shape {tuple(class_weight.shape)}; it must "
                              f"be ({c},), one weight per class.")

@@ -59,8 +59,8 @@ def embedding(indices, weight, padding_idx=None):
         raise ValueError(f"embedding: weight must be a (num_embeddings, dim) table, got shape "
                          f"{tuple(weight.shape)}.")
     v = weight.shape[0]
-    xp = get_array_module(weight.data)
-    idx = indices.data if isinstance(indices, Tensor) else xp.asarray(indices)
+    xp = get_array_module(weight.array)
+    idx = indices.array if isinstance(indices, Tensor) else xp.asarray(indices)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got dtype {idx.dtype}. Token ids are "
                         f"whole numbers: convert with indices.astype('int64').")

@@ -361,7 +361,7 @@ def take_along_dim(input, indices, dim=None, *, axis=None):  # noqa: A002
 
 def masked_fill(input, mask, value):  # noqa: A002
     """input with ``value`` wherever ``mask`` (bool, broadcast to input) is True."""
-    m = mask.data if isinstance(mask, Tensor) else get_array_module(mask).asarray(mask)
+    m = mask.array if isinstance(mask, Tensor) else get_array_module(mask).asarray(mask)
     return MaskedFill.apply(input, m, value)
 
 
@@ -376,7 +376,7 @@ def index_fill(input, dim, index, value, *, axis=None):  # noqa: A002
 def nonzero(input, *, as_tuple=False):  # noqa: A002
     """Positions of the nonzero elements: an (n, ndim) int64 tensor, or with as_tuple=True one
     1-D tensor per dim (usable as an index). Not differentiable."""
-    x = input.data if isinstance(input, Tensor) else get_array_module(input).asarray(input)
+    x = input.array if isinstance(input, Tensor) else get_array_module(input).asarray(input)
     xp = get_array_module(x)
     if as_tuple:
         return tuple(Tensor(p.astype(xp.int64)) for p in xp.nonzero(x if x.ndim else x.reshape(1)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..autograd.function import Function
 from ..autograd.registry import register_op
-from ..autograd.tensor import unwrap
+from ..autograd.tensor import Tensor, sum_to_shape, unwrap
 from ..backend import get_array_module, is_array, scatter_add
 
 
@@ -41,7 +41,7 @@ def getitem(x, index):
     (gather). The backward scatter-adds, so repeated indices accumulate their gradients."""
     # Tensors in the index are used as their arrays; NumPy arrays indexing CuPy tensors move over
     index = tuple(unwrap(i) for i in index) if isinstance(index, tuple) else unwrap(index)
-    xp = get_array_module(x.data)
+    xp = get_array_module(x.array)
     if isinstance(index, list):           # a list of ints means integer-array indexing, as in NumPy
         index = xp.asarray(index)
     elif isinstance(index, tuple) and any(isinstance(i, list) for i in index):
@@ -64,3 +64,32 @@ def _without_masks(index):
 def _describe(index):
     parts = index if isinstance(index, tuple) else (index,)
     return "[" + ", ".join(f"array{tuple(p.shape)}" if is_array(p) else repr(p) for p in parts) + "]"
+
+
+@register_op("setitem")
+class SetItem(Function):
+    """``x[index] = value`` out of place, so it can be recorded: the written positions take their
+    gradient from ``value``, the rest from ``x`` (PyTorch records ``x[i] = v`` on a tensor in the
+    graph the same way)."""
+
+    @staticmethod
+    def forward(ctx, x, value, index=None):
+        ctx.index, ctx.value_shape = index, value.shape
+        out = x.copy()
+        out[index] = value
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        gx = g.copy()
+        gx[ctx.index] = 0                      # overwritten: x no longer reaches the output there
+        gv = g[ctx.index] if ctx.needs_input_grad[1] else None
+        return gx, None if gv is None else sum_to_shape(gv, ctx.value_shape)
+
+
+def setitem(x, index, value):
+    """The result of ``x[index] = value`` as a new tensor, differentiable in ``x`` and ``value``."""
+    index = tuple(unwrap(i) for i in index) if isinstance(index, tuple) else unwrap(index)
+    if not isinstance(value, Tensor):
+        value = Tensor(get_array_module(x.array).asarray(unwrap(value), dtype=x.dtype))
+    return SetItem.apply(x, value, index=index)

@@ -177,7 +177,7 @@ def check_lstm_lengths(op, lengths, T, B, xp):
     """The one check of LSTM sequence lengths (the ops here and nn.LSTM): B integers in [1, T], as
     PyTorch's pack_padded_sequence demands; returned as int64 on xp's device. Checked on the device
     (one bool comes back, the numbers only for the message)."""
-    lengths = lengths.data if isinstance(lengths, Tensor) else xp.asarray(lengths)
+    lengths = lengths.array if isinstance(lengths, Tensor) else xp.asarray(lengths)
     if lengths.dtype.kind not in "iu" or tuple(lengths.shape) != (B,):
         raise ValueError(f"{op}: lengths must be {B} integers (one per sequence in the batch), got "
                          f"shape {tuple(lengths.shape)} dtype {lengths.dtype}.")
@@ -191,7 +191,7 @@ def _checked_lengths(op, lengths, like, T, B):
     """lengths as int64 beside ``like``'s data, or None."""
     if lengths is None:
         return None
-    return check_lstm_lengths(op, lengths, T, B, get_array_module(like.data))
+    return check_lstm_lengths(op, lengths, T, B, get_array_module(like.array))
 
 
 def lstm_sequence(x_proj, w_hh, h0, c0, lengths=None):

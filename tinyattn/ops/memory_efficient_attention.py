@@ -156,11 +156,11 @@ def memory_efficient_attention(q, k, v, causal=False, key_lengths=None, scale=No
         raise TypeError(f"memory_efficient_attention: q, k, v have dtypes {q.dtype}, {k.dtype}, "
                         f"{v.dtype}; convert them to one.")
     bh = math.prod(lead)
-    xp = get_array_module(q.data)
+    xp = get_array_module(q.array)
     if key_lengths is None:
         lengths = xp.full(bh, tk, dtype=np.int64)
     else:
-        kl = key_lengths.data if isinstance(key_lengths, Tensor) else xp.asarray(key_lengths)
+        kl = key_lengths.array if isinstance(key_lengths, Tensor) else xp.asarray(key_lengths)
         if kl.dtype.kind not in "iu":
             raise TypeError(f"memory_efficient_attention: key_lengths must be integers, got dtype "
                             f"{kl.dtype}.")

@@ -204,10 +204,10 @@ class LogSumExp(Function):
 def any(x, dim=None, keepdim=None, *, axis=None, keepdims=None):  # noqa: A001
     """True where some element along ``dim`` is true (nonzero)."""
     dim, keepdim = dims("any", dim, axis, keepdim, keepdims)
-    return Tensor(x.data.any(axis=_norm_axis(dim, x.ndim, "any"), keepdims=keepdim))
+    return Tensor(x.array.any(axis=_norm_axis(dim, x.ndim, "any"), keepdims=keepdim))
 
 
 def all(x, dim=None, keepdim=None, *, axis=None, keepdims=None):  # noqa: A001
     """True where every element along ``dim`` is true (nonzero)."""
     dim, keepdim = dims("all", dim, axis, keepdim, keepdims)
-    return Tensor(x.data.all(axis=_norm_axis(dim, x.ndim, "all"), keepdims=keepdim))
+    return Tensor(x.array.all(axis=_norm_axis(dim, x.ndim, "all"), keepdims=keepdim))

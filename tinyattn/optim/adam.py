@@ -42,23 +42,23 @@ class Adam(Optimizer):
                                       maximize=maximize))
 
     def _update(self, p, grad, state, group):
-        xp = get_array_module(p.data)
+        xp = get_array_module(p.array)
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         if group["maximize"]:
             grad = -grad
         if not state:
             state["step"] = 0
-            state["exp_avg"] = xp.zeros_like(p.data)
-            state["exp_avg_sq"] = xp.zeros_like(p.data)
+            state["exp_avg"] = xp.zeros_like(p.array)
+            state["exp_avg_sq"] = xp.zeros_like(p.array)
             if group["amsgrad"]:
-                state["max_exp_avg_sq"] = xp.zeros_like(p.data)
+                state["max_exp_avg_sq"] = xp.zeros_like(p.array)
         state["step"] += 1
         step = state["step"]
         if wd:
             if self._decoupled:
-                p.data *= 1 - lr * wd
+                p.array *= 1 - lr * wd
             else:
-                grad = grad + wd * p.data
+                grad = grad + wd * p.array
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         _lerp_(exp_avg, grad, 1 - beta1)
         exp_avg_sq *= beta2
@@ -72,4 +72,4 @@ class Adam(Optimizer):
         else:
             second = exp_avg_sq
         denom = xp.sqrt(second) / bias_correction2_sqrt + eps
-        p.data += (-step_size * exp_avg) / denom
+        p.array += (-step_size * exp_avg) / denom

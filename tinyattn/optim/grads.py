@@ -1,7 +1,7 @@
-"""Reading and replacing a parameter's gradient, whatever ``p.grad`` holds.
+"""Reading and replacing a parameter's gradient array.
 
-Today ``p.grad`` is a plain array; PyTorch's is a Tensor. The optimisers and the clipping
-functions go through these two helpers only, so they work with either.
+``p.grad`` is a Tensor, as in PyTorch; the optimisers and the clipping functions work on its
+array through these helpers.
 """
 from __future__ import annotations
 
@@ -11,23 +11,23 @@ from ..autograd.tensor import Tensor
 def grad_array(p):
     """The gradient of ``p`` as an array (None when it has none)."""
     g = p.grad
-    return g.data if isinstance(g, Tensor) else g
+    return None if g is None else g.array
 
 
 def set_grad_array(p, array):
-    """Make ``array`` the gradient of ``p``, keeping ``p.grad``'s kind (Tensor or array)."""
-    if isinstance(p.grad, Tensor):
-        p.grad.data = array
+    """Make ``array`` the gradient of ``p`` (the same ``p.grad`` Tensor where there is one, as an
+    in-place update in PyTorch would)."""
+    if p.grad is None:
+        p.grad = Tensor._output(array, None, 0)
     else:
-        p.grad = array
+        p.grad.array = array
 
 
 def zero_grads(parameters, set_to_none=True):
-    """``zero_grad`` of Module and Optimizer: drop each gradient, or fill it with zeros (a new
-    array: the old one may be shared with another graph)."""
+    """``zero_grad`` of Module and Optimizer: drop each gradient, or zero it in place."""
     for p in parameters:
-        g = grad_array(p)
-        if set_to_none or g is None:
+        if set_to_none or p.grad is None:
             p.grad = None
         else:
-            set_grad_array(p, g * 0)
+            g = p.grad.array
+            g[...] = 0

@@ -1,7 +1,7 @@
 """Optimizer: the bookkeeping every optimiser shares (parameter groups, per-parameter state,
 zero_grad, state_dict / load_state_dict), laid out as PyTorch lays it out.
 
-A subclass only writes ``_update(p, grad, state, group)``: change ``p.data`` in place from the
+A subclass only writes ``_update(p, grad, state, group)``: change ``p.array`` in place from the
 gradient and the state it keeps for that parameter.
 
 State dict format (the same structure as PyTorch's)::

@@ -26,7 +26,7 @@ class SGD(Optimizer):
         if group["maximize"]:
             grad = -grad
         if group["weight_decay"]:
-            grad = grad + group["weight_decay"] * p.data
+            grad = grad + group["weight_decay"] * p.array
         momentum = group["momentum"]
         if momentum:
             buf = state.get("momentum_buffer")
@@ -37,4 +37,4 @@ class SGD(Optimizer):
                 buf += (1 - group["dampening"]) * grad
             state["momentum_buffer"] = buf
             grad = grad + momentum * buf if group["nesterov"] else buf
-        p.data -= group["lr"] * grad
+        p.array -= group["lr"] * grad
