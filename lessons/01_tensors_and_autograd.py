@@ -186,3 +186,15 @@ lesson.check("reused value: gradients add", reuse_ok, f"grad {a.grad.tolist()}")
 lesson.check(f"all {len(OPS)} ops: relative error <= 1e-6", worst <= 1e-6, f"worst {worst:.1e}")
 lesson.check("tinyattn.gradcheck passes every op", all_gradcheck, f"{len(OPS)} ops checked")
 lesson.finish()
+
+# %% [markdown]
+# ## Exercises
+# Predict first, then change the code and check. Answers: `lessons/solutions/tensors_and_autograd.py`
+# (run it with `python lessons/solutions/tensors_and_autograd.py`).
+# 1. In section 2 use the value three times: f(a) = a*a*a + a*a. Write down df/da at a = [1.5, -2.0]
+#    before running `backward()`. Which two gradient paths does `a*a*a` contribute, and how many in all?
+# 2. Replace `.mean()` by `.sum()` in the small graph of section 1. By what factor does dloss/dW
+#    change, and is it the same factor for every entry? (Hint: how many elements does y have?)
+# 3. Recompute the finite-difference gradient of tanh with eps = 1e-2, 1e-6 and 1e-12. Which eps
+#    gives the smallest relative error, and roughly how large are the other two? Use the note after
+#    section 3 (truncation ~ eps², rounding ~ 1e-16 / eps) to predict them.

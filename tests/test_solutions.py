@@ -1,0 +1,197 @@
+"""Every lesson's exercises have solutions, and every solution's answer is right.
+
+The solutions live in lessons/solutions/<slug>.py (the lesson's file name without its number) and
+compute their answers with tinyattn. Each test here calls them and checks the answer by another
+route: a property the answer must have, a formula, or a recomputation in plain NumPy. No number is
+copied from a solution's output.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LESSONS = os.path.join(ROOT, "lessons")
+SOLUTIONS = os.path.join(LESSONS, "solutions")
+
+
+def load(slug):
+    """Import lessons/solutions/<slug>.py as a module."""
+    if SOLUTIONS not in sys.path:
+        sys.path.insert(0, SOLUTIONS)
+    spec = importlib.util.spec_from_file_location(f"solution_{slug}", os.path.join(SOLUTIONS, f"{slug}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def lesson_files():
+    return sorted(f for f in os.listdir(LESSONS) if re.match(r"\d\d_.*\.py$", f))
+
+
+def solution_slugs():
+    return sorted(f[:-3] for f in os.listdir(SOLUTIONS) if f.endswith(".py") and not f.startswith("_"))
+
+
+# --------------------------------------------------------------------------- the wiring
+def test_every_lesson_ends_with_exercises_that_name_existing_solutions():
+    referenced = set()
+    for name in lesson_files():
+        with open(os.path.join(LESSONS, name), encoding="utf-8") as f:
+            text = f.read()
+        cells = text.split("# %%")
+        last = cells[-1]
+        assert last.startswith(" [markdown]") and "Exercises" in last, \
+            f"{name}: the last cell must be the markdown 'Exercises' cell"
+        slugs = re.findall(r"lessons/solutions/(\w+)\.py", last)
+        assert slugs, f"{name}: its exercises name no solution file"
+        for slug in slugs:
+            assert os.path.exists(os.path.join(SOLUTIONS, f"{slug}.py")), f"{name} names a missing solution {slug}"
+        referenced.update(slugs)
+    assert set(solution_slugs()) <= referenced, "solution files no lesson names: " \
+        f"{sorted(set(solution_slugs()) - referenced)}"
+
+
+def test_every_solution_has_a_test_and_every_exercise_is_tested():
+    with open(__file__, encoding="utf-8") as f:
+        me = f.read()
+    for slug in solution_slugs():
+        module = load(slug)
+        exercises = sorted(n for n in dir(module) if re.fullmatch(r"exercise_\d+", n))
+        assert 2 <= len(exercises) <= 3, f"{slug}: {len(exercises)} exercises (two or three per lesson)"
+        for n in exercises:
+            assert f"def test_{slug}_{n}(" in me, f"no test_{slug}_{n} in tests/test_solutions.py"
+
+
+# --------------------------------------------------------------------------- lesson 01
+def test_tensors_and_autograd_exercise_1():
+    r = load("tensors_and_autograd").exercise_1()
+    a = np.array(r["a"])
+    np.testing.assert_allclose(r["grad"], 3 * a ** 2 + 2 * a, rtol=0, atol=1e-12)
+
+
+def test_tensors_and_autograd_exercise_2():
+    r = load("tensors_and_autograd").exercise_2()
+    # sum = N * mean, so every gradient entry scales by the number of elements of y (4 x 2)
+    assert r["elements_of_y"] == 4 * 2
+    assert r["ratio_min"] == pytest.approx(8, rel=1e-12) and r["ratio_max"] == pytest.approx(8, rel=1e-12)
+
+
+def test_tensors_and_autograd_exercise_3():
+    err = load("tensors_and_autograd").exercise_3()
+    assert min(err, key=err.get) == 1e-6                      # the sweet spot between the two errors
+    # truncation: eps² |f'''| / 6 with |f'''| <= 2 for tanh -> at most ~3e-5 relative at eps = 1e-2
+    assert 1e-6 < err[1e-2] < 1e-3
+    # rounding: ~1e-16 / eps, i.e. ~1e-4 at eps = 1e-12
+    assert 1e-7 < err[1e-12] < 1e-2
+    assert err[1e-6] < 1e-8
+
+
+# --------------------------------------------------------------------------- lesson 02
+def test_sigmoid_vs_softmax_exercise_1():
+    r = load("sigmoid_vs_softmax").exercise_1()
+    A, steps = np.array(r["weights"]), np.array(r["steps"])
+    # step 1 is the total weight of the row; step 2 adds the weight of x3 once more (its extra 1)
+    np.testing.assert_allclose(steps[:, 0], A.sum(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(steps[:, 1] - steps[:, 0], A[:, 2], rtol=1e-12)
+    assert (steps[:, 1] > steps[:, 0]).all()                   # no longer equal steps
+    X = np.array([[1., 2., 3.], [4., 5., 6.], [7., 8., 10.]])
+    np.testing.assert_allclose(A, 1 / (1 + np.exp(-(X @ X.T))), rtol=1e-12)
+
+
+def test_sigmoid_vs_softmax_exercise_2():
+    r = load("sigmoid_vs_softmax").exercise_2()
+    X = np.array([[1., 2., 3.], [4., 5., 6.], [7., 8., 9.]]) / 10
+    S = X @ X.T
+    e = np.exp(S - S.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(r["largest_weight_per_row"], (e / e.sum(axis=1, keepdims=True)).max(axis=1), rtol=1e-12)
+    assert max(r["largest_weight_per_row"]) < 0.9                 # no longer one-hot
+
+
+def test_sigmoid_vs_softmax_exercise_3():
+    c = load("sigmoid_vs_softmax").exercise_3()
+    X = np.array([[1., 2., 3.], [4., 5., 6.], [7., 8., 9.]])
+
+    def w13(c):   # x1's weight on x3 in closed form: scores c² (x1.x_j) = c² [14, 32, 50]
+        s = c * c * (X @ X[0])
+        return np.exp(s[2]) / np.exp(s).sum()
+    assert w13(c) >= 0.9 and w13(c - 0.01) < 0.9
+
+
+# --------------------------------------------------------------------------- lesson 03
+def test_attention_pooling_exercise_1():
+    sol = load("attention_pooling")
+    r = sol.exercise_1()
+    x_train, _, x_test = sol.lesson_data()
+    no_neighbour = (np.abs(x_test[:, None] - x_train[None, :]) <= 0.05).sum(axis=1) == 0
+    assert r["empty_rows"] == int(no_neighbour.sum()) > 0
+    assert r["predictions_of_empty_rows"] == [0.0] * r["empty_rows"]      # all-zero weights, never NaN
+
+
+def test_attention_pooling_exercise_2():
+    sol = load("attention_pooling")
+    pred = np.array(sol.exercise_2())
+    x_train, y_train, x_test = sol.lesson_data()
+    d2 = np.sort((x_test[:, None] - x_train[None, :]) ** 2, axis=1)
+    order = np.argsort((x_test[:, None] - x_train[None, :]) ** 2, axis=1)
+    nearest = y_train[order[:, 0]]
+    clear = (d2[:, 1] - d2[:, 0]) / (2 * 0.01 ** 2) > 20          # the runner-up gets < e^-20 of the weight
+    assert clear.sum() >= 20
+    np.testing.assert_allclose(pred[clear], nearest[clear], atol=1e-6)
+    two = np.sort(np.stack([y_train[order[:, 0]], y_train[order[:, 1]]]), axis=0)
+    far = d2[:, 2] - d2[:, 0] > 2 * 0.01 ** 2 * 40                # elsewhere: between the two nearest y
+    assert ((pred[far] >= two[0, far] - 1e-9) & (pred[far] <= two[1, far] + 1e-9)).all()
+
+
+def test_attention_pooling_exercise_3():
+    sol = load("attention_pooling")
+    pred = np.array(sol.exercise_3())
+    _, y_train, _ = sol.lesson_data()
+    np.testing.assert_allclose(pred, y_train.mean(), atol=5e-3)   # the constant kernel's answer
+
+
+# --------------------------------------------------------------------------- lesson 04
+def test_masks_and_irregular_sequences_exercise_1():
+    # masked weights are exactly 0 and 0 * 100 = 0: the outputs must not move at all
+    assert load("masks_and_irregular_sequences").exercise_1() == 0.0
+
+
+def test_masks_and_irregular_sequences_exercise_2():
+    r = load("masks_and_irregular_sequences").exercise_2()
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(np.float64(0.0) * np.nan)              # IEEE: a zero weight does not cancel NaN
+    assert r["all_finite"] is False and r["nan_entries"] == 3 * 4   # every output entry of every real token
+
+
+def test_masks_and_irregular_sequences_exercise_3():
+    shares = load("masks_and_irregular_sequences").exercise_3()
+    for T, share in shares.items():
+        assert share == pytest.approx(T * (T - 1) / 2 / T ** 2, abs=1e-15)
+
+
+# --------------------------------------------------------------------------- lesson 05
+def _numpy_saturated_share(q, k):
+    s = (q @ k.T)[:, 0, :]
+    w = np.exp(s - s.max(axis=1, keepdims=True))
+    return float(((w / w.sum(axis=1, keepdims=True)).max(axis=1) > 0.99).mean())
+
+
+def test_scoring_functions_exercise_1():
+    sol = load("scoring_functions")
+    r = sol.exercise_1()
+    dk = r["d_k"]
+    assert _numpy_saturated_share(*sol.draws(dk)) >= 0.10
+    assert all(_numpy_saturated_share(*sol.draws(d)) < 0.10 for d in range(max(1, dk - 3), dk))
+    assert 8 < dk < 64                       # between the lesson's table rows that bracket 10%
+
+
+def test_scoring_functions_exercise_2():
+    r = load("scoring_functions").exercise_2()
+    # Var(q_i k_i) = Var(q_i) Var(k_i) = 16, so std(q.k / sqrt(d)) = 4 whatever d is
+    for std in r.values():
+        assert std == pytest.approx(4.0, rel=0.05)
