@@ -195,3 +195,91 @@ def test_scoring_functions_exercise_2():
     # Var(q_i k_i) = Var(q_i) Var(k_i) = 16, so std(q.k / sqrt(d)) = 4 whatever d is
     for std in r.values():
         assert std == pytest.approx(4.0, rel=0.05)
+
+
+# --------------------------------------------------------------------------- lesson 06
+def test_global_local_soft_hard_exercise_1():
+    sol = load("global_local_soft_hard")
+    r = sol.exercise_1()
+    assert r["window_positions"] == list(range(4, 15))
+    marks = sol.lesson_test_marks()
+    share = float((np.abs(marks - 9) <= 5).mean())
+    assert r["share_inside"] == pytest.approx(share, abs=1e-12)
+    assert abs(share - 11 / 20) < 0.04                         # 11 of 20 uniform positions, 2000 draws
+    assert r["accuracy_ceiling"] == pytest.approx(share + (1 - share) / 32, abs=1e-12)
+
+
+def test_global_local_soft_hard_exercise_2():
+    r = load("global_local_soft_hard").exercise_2()
+    s = np.arange(20)
+    inside = np.abs(s - 9) <= 3
+    expected = np.where(inside, 1 / 7 * np.exp(-(s - 9) ** 2 / (2 * 1.5 ** 2)), 0.0)
+    np.testing.assert_allclose(r["weights"], expected, rtol=1e-12, atol=0)
+    assert r["ratio_12_to_9"] == pytest.approx(np.exp(-2), rel=1e-12)
+    assert r["row_sum"] < 1                                     # the Gaussian is not renormalised
+
+
+def test_global_local_soft_hard_exercise_3():
+    r = load("global_local_soft_hard").exercise_3()
+    s = np.array(r["scores"])
+    p = np.exp(s) / np.exp(s).sum()
+    for name, advantage in (("advantage_1", 1.0), ("advantage_0", 0.0)):
+        onehot = np.eye(5)[r[name]["sampled"]]
+        # loss = -(R - b) log p_j  ->  d loss / d s = -(R - b) (onehot_j - p)
+        np.testing.assert_allclose(r[name]["grad"], -advantage * (onehot - p), atol=1e-12)
+    g = np.array(r["advantage_1"]["grad"])
+    assert g[r["advantage_1"]["sampled"]] < 0 and (np.delete(g, r["advantage_1"]["sampled"]) > 0).all()
+
+
+# --------------------------------------------------------------------------- lesson 07
+def test_sequential_vs_parallel_exercise_1():
+    r = load("sequential_vs_parallel").exercise_1()
+    s = np.array(r["scores"])
+    np.testing.assert_allclose(r["weights"], np.exp(s) / np.exp(s).sum(), rtol=1e-12)
+    assert r["y_shape"] == [20] and r["output_shape"] == [5]
+
+
+def _numpy_attention(Q, K, V, causal=False):
+    S = Q @ K.T / np.sqrt(Q.shape[-1])
+    if causal:
+        S = np.where(np.tril(np.ones(S.shape, dtype=bool)), S, -np.inf)
+    W = np.exp(S - S.max(axis=1, keepdims=True))
+    return (W / W.sum(axis=1, keepdims=True)) @ V
+
+
+def test_sequential_vs_parallel_exercise_2():
+    r = load("sequential_vs_parallel").exercise_2()
+    perm, base = np.array(r["perm"]), np.array(r["base"])
+    np.testing.assert_allclose(r["keys_shuffled"], base, atol=1e-12)      # a set of keys, not a sequence
+    np.testing.assert_allclose(r["queries_shuffled"], base[perm], atol=1e-12)   # rows follow the queries
+    rng = np.random.default_rng(0)
+    Q, K, V = (rng.normal(size=(12, 8)) for _ in range(3))
+    np.testing.assert_allclose(base, _numpy_attention(Q, K, V), atol=1e-12)
+
+
+def test_sequential_vs_parallel_exercise_3():
+    r = load("sequential_vs_parallel").exercise_3()
+    rng = np.random.default_rng(0)
+    Q, K, V = (rng.normal(size=(12, 8)) for _ in range(3))
+    expected = _numpy_attention(Q, K, V, causal=True)
+    np.testing.assert_allclose(r["loop"], expected, atol=1e-12)
+    np.testing.assert_allclose(r["batched"], expected, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- lesson 08
+def test_lstm_sigmoid_gated_attention_exercise_1():
+    mse = load("lstm_sigmoid_gated_attention").exercise_1()
+    assert mse == pytest.approx(2 ** 2 / 12, rel=0.02)          # variance of U[0, w) is w²/12
+
+
+def test_lstm_sigmoid_gated_attention_exercise_2():
+    r = load("lstm_sigmoid_gated_attention").exercise_2()
+    assert r["best_constant"] == pytest.approx(0.5, abs=0.015)   # E[(y - c)²] is smallest at c = E[y]
+    assert r["best_mse"] == pytest.approx(1 / 12, rel=0.02)
+
+
+def test_lstm_sigmoid_gated_attention_exercise_3():
+    r = load("lstm_sigmoid_gated_attention").exercise_3()
+    for bias, var in r.items():
+        gate = 1 / (1 + np.exp(-bias))
+        assert var == pytest.approx(19 * gate ** 2 / 3, rel=0.05)   # 19 independent terms, each a² / 3
