@@ -283,3 +283,27 @@ def test_lstm_sigmoid_gated_attention_exercise_3():
     for bias, var in r.items():
         gate = 1 / (1 + np.exp(-bias))
         assert var == pytest.approx(19 * gate ** 2 / 3, rel=0.05)   # 19 independent terms, each a² / 3
+
+
+# --------------------------------------------------------------------------- lesson 09
+def test_seq2seq_date_translation_exercise_1():
+    sol = load("seq2seq_date_translation")
+    r = sol.exercise_1()
+    assert r["same_tokens"] and r["max_weight_change"] <= 1e-6
+    w30 = np.array(r["weights_30"])
+    lengths = (sol.sources(30) != sol.PAD).sum(axis=1)
+    for b, n in enumerate(lengths):
+        assert (w30[b, :, n:] == 0).all()                        # padding gets exactly no weight
+    np.testing.assert_allclose(w30.sum(axis=-1), 1, atol=1e-5)
+
+
+def test_seq2seq_date_translation_exercise_2():
+    sol = load("seq2seq_date_translation")
+    # additive adds W_q and W_k (hidden x hidden each) and v (hidden); dot has no parameters
+    assert sol.exercise_2() == 2 * sol.HIDDEN ** 2 + sol.HIDDEN
+
+
+def test_seq2seq_date_translation_exercise_3():
+    r = load("seq2seq_date_translation").exercise_3()
+    assert r["forced_argmax"] == r["greedy"]     # the same inputs at every step give the same logits
+    assert r["max_weight_difference"] <= 1e-6
