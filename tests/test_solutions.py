@@ -307,3 +307,41 @@ def test_seq2seq_date_translation_exercise_3():
     r = load("seq2seq_date_translation").exercise_3()
     assert r["forced_argmax"] == r["greedy"]     # the same inputs at every step give the same logits
     assert r["max_weight_difference"] <= 1e-6
+
+
+# --------------------------------------------------------------------------- lesson 10
+def test_self_attention_multihead_exercise_1():
+    counts = load("self_attention_multihead").exercise_1()
+    assert set(counts.values()) == {4 * 32 ** 2 + 4 * 32}       # heads split the width; they add nothing
+
+
+def test_self_attention_multihead_exercise_2():
+    r = load("self_attention_multihead").exercise_2()
+    np.testing.assert_allclose(r["query_0"], np.full(6, 1 / 6), rtol=0, atol=1e-15)   # all scores 0
+    expected = np.full(6, 1.0)
+    expected[2] = np.exp(4.0)
+    np.testing.assert_allclose(r["query_3"], expected / expected.sum(), rtol=1e-12)
+
+
+def test_self_attention_multihead_exercise_3():
+    # 1/√h equals 1/√(64/h) exactly when h² = 64
+    assert load("self_attention_multihead").exercise_3() == [h for h in (1, 2, 4, 8, 16, 32, 64) if h * h == 64]
+
+
+# --------------------------------------------------------------------------- lesson 11
+def test_positional_encoding_exercise_1():
+    r = load("positional_encoding").exercise_1()
+    omega = 1.0 / 10000 ** (np.arange(0, 64, 2) / 64)
+    expected = np.cos(5 * omega).sum()       # sin a sin b + cos a cos b = cos(a - b), per column pair
+    assert r["min"] == pytest.approx(expected, abs=1e-9) and r["max"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_positional_encoding_exercise_2():
+    acc = load("positional_encoding").exercise_2()
+    assert acc[12] >= 0.95                   # learned positions work at the trained length
+    assert acc[16] < 0.5 * acc[12]           # rows 12..15 never received a gradient
+
+
+def test_positional_encoding_exercise_3():
+    message = load("positional_encoding").exercise_3()
+    assert message is not None and "16" in message and "out of range" in message
