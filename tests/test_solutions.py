@@ -345,3 +345,33 @@ def test_positional_encoding_exercise_2():
 def test_positional_encoding_exercise_3():
     message = load("positional_encoding").exercise_3()
     assert message is not None and "16" in message and "out of range" in message
+
+
+# --------------------------------------------------------------------------- lesson 12
+def test_transformer_encoder_exercise_1():
+    for n, y in load("transformer_encoder").exercise_1().items():
+        m = n - 1            # mean 1/n, biased variance (n - 1)/n², so y = [√(n-1), -1/√(n-1), ...]
+        expected = np.array([np.sqrt(m)] + [-1 / np.sqrt(m)] * m)
+        np.testing.assert_allclose(y, expected, rtol=2e-4 * n)   # eps = 1e-5 moves it by ~eps n²/2
+
+
+def test_transformer_encoder_exercise_2():
+    r = load("transformer_encoder").exercise_2()
+    for c, y in r.items():
+        x = np.array([c, 0, 0, 0])
+        np.testing.assert_allclose(y, (x - x.mean()) / np.sqrt(x.var() + 1e-5), rtol=1e-10)
+    np.testing.assert_allclose(r[1000.0], [np.sqrt(3)] + [-1 / np.sqrt(3)] * 3, rtol=1e-9)  # invariant
+    assert r[0.001][0] < 0.25                                       # ... until eps dominates the variance
+
+
+def test_transformer_encoder_exercise_3():
+    r = load("transformer_encoder").exercise_3()
+    out, x = r["output"].astype(np.float64), r["input"].astype(np.float64)
+    np.testing.assert_allclose(out.mean(axis=-1), 0, atol=1e-5)       # the last LayerNorm: mean 0 ...
+    np.testing.assert_allclose(out.std(axis=-1), 1, atol=1e-4)        # ... and RMS 1, whatever the input
+
+    def within_cosine(a):
+        u = a / np.linalg.norm(a, axis=-1, keepdims=True)
+        c = np.einsum("bid,bjd->bij", u, u)
+        return c[:, ~np.eye(a.shape[1], dtype=bool)].mean()
+    assert abs(within_cosine(x)) < 0.1 and within_cosine(out) > 0.9     # the tokens collapse together

@@ -28,4 +28,5 @@ def main(namespace: dict) -> None:
     for name in names:
         doc = (namespace[name].__doc__ or "").strip().splitlines()
         print(f"{name}: {doc[0] if doc else ''}")
-        print(f"  answer: {namespace[name]()}")
+        answer = repr(namespace[name]())
+        print(f"  answer: {answer if len(answer) <= 400 else answer[:400] + ' ...'}")
