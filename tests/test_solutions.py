@@ -375,3 +375,44 @@ def test_transformer_encoder_exercise_3():
         c = np.einsum("bid,bjd->bij", u, u)
         return c[:, ~np.eye(a.shape[1], dtype=bool)].mean()
     assert abs(within_cosine(x)) < 0.1 and within_cosine(out) > 0.9     # the tokens collapse together
+
+
+# --------------------------------------------------------------------------- encoder-decoder (masks, decoding)
+def test_encoder_decoder_exercise_1():
+    r = load("encoder_decoder").exercise_1()
+    assert r["with causal mask"] == 0.0            # masked weights are exactly 0: the past cannot move
+    assert r["without causal mask"] > 1e-3
+
+
+def test_encoder_decoder_exercise_2():
+    r = load("encoder_decoder").exercise_2()
+    assert r["with padding masks"] <= 1e-5          # only rounding: padding keys get weight 0
+    assert r["without padding masks"] > 1e-3
+
+
+def test_encoder_decoder_exercise_3():
+    for n, loss in load("encoder_decoder").exercise_3().items():
+        # cross_entropy of probabilities p = one-hot: -log(e / (e + n - 1)) = ln(e + n - 1) - 1
+        assert loss == pytest.approx(np.log(np.e + n - 1) - 1, rel=1e-9)
+
+
+# --------------------------------------------------------------------------- Noam schedule and label smoothing
+def test_noam_and_label_smoothing_exercise_1():
+    r = load("noam_and_label_smoothing").exercise_1()
+    assert r["peak_step"] == 400
+    assert r["peak_lr"] == pytest.approx(0.5 * 64 ** -0.5 * 400 ** -0.5, rel=1e-12)
+    assert r["lr_at_1500"] == pytest.approx(0.5 * 64 ** -0.5 * 1500 ** -0.5, rel=1e-12)
+
+
+def test_noam_and_label_smoothing_exercise_2():
+    r = load("noam_and_label_smoothing").exercise_2()
+    q = np.full(18, 0.2 / 18)
+    q[7] += 0.8
+    assert r["at_best_logits"] == pytest.approx(-(q * np.log(q)).sum(), rel=1e-10)   # the target's entropy
+    assert r["confident"] > r["at_best_logits"] + 1
+
+
+def test_noam_and_label_smoothing_exercise_3():
+    r = load("noam_and_label_smoothing").exercise_3()
+    assert r["p_right"] == pytest.approx(0.9 + 0.1 / 18, abs=1e-3)   # 1 - ε + ε/V: the smoothed target
+    assert r["p_other"] == pytest.approx(0.1 / 18, abs=1e-4)
