@@ -416,3 +416,15 @@ def test_noam_and_label_smoothing_exercise_3():
     r = load("noam_and_label_smoothing").exercise_3()
     assert r["p_right"] == pytest.approx(0.9 + 0.1 / 18, abs=1e-3)   # 1 - ε + ε/V: the smoothed target
     assert r["p_other"] == pytest.approx(0.1 / 18, abs=1e-4)
+
+
+# --------------------------------------------------------------------------- vanishing gradients
+def test_vanishing_gradients_exercise_1():
+    for rho, ratio in load("vanishing_gradients").exercise_1().items():
+        assert ratio == pytest.approx(rho ** 63, rel=1e-9)       # dh_63/dx_0 = ρ^63 I
+
+
+def test_vanishing_gradients_exercise_2():
+    r = load("vanishing_gradients").exercise_2()
+    # y = r · mean_t(x_t): dy/dx_t = r / T for every t; the key path is multiplied by the zero query
+    np.testing.assert_allclose(r["norms"], np.full(64, r["readout_norm"] / 64), rtol=1e-12)
