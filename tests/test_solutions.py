@@ -428,3 +428,18 @@ def test_vanishing_gradients_exercise_2():
     r = load("vanishing_gradients").exercise_2()
     # y = r · mean_t(x_t): dy/dx_t = r / T for every t; the key path is multiplied by the zero query
     np.testing.assert_allclose(r["norms"], np.full(64, r["readout_norm"] / 64), rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- making it fast
+def test_making_it_fast_exercise_1():
+    r = load("making_it_fast").exercise_1()
+    size = r["input_MiB"]
+    assert r["numba"] == pytest.approx(size, rel=0.05)          # fused: nothing but the output
+    assert r["numpy"] >= 1.9 * size                              # plain: at least one full temporary more
+
+
+def test_making_it_fast_exercise_2():
+    r = load("making_it_fast").exercise_2()
+    cell, layer = r["LSTMCell loop"], r["nn.LSTM"]
+    assert cell[2] == 2 * cell[1] and cell[50] == 50 * cell[1] and cell[1] > 5   # ops per step, every step
+    assert layer[1] == layer[2] == layer[50] <= 3                                # one op for the whole sequence
