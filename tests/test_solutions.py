@@ -443,3 +443,24 @@ def test_making_it_fast_exercise_2():
     cell, layer = r["LSTMCell loop"], r["nn.LSTM"]
     assert cell[2] == 2 * cell[1] and cell[50] == 50 * cell[1] and cell[1] > 5   # ops per step, every step
     assert layer[1] == layer[2] == layer[50] <= 3                                # one op for the whole sequence
+
+
+# --------------------------------------------------------------------------- long sequences, sparse
+def test_long_sequences_sparse_exercise_1():
+    assert load("long_sequences_sparse").exercise_1() == int(np.ceil(63 / 8))   # each layer reaches 8 further back
+
+
+def test_long_sequences_sparse_exercise_2():
+    r = load("long_sequences_sparse").exercise_2()
+    dense, streaming = r["dense"], r["memory-efficient"]
+    assert dense[1024] / dense[512] > 3.3                              # the T x T matrices: ~4x
+    assert 1.7 < streaming[4096] / streaming[2048] < 2.3               # one number per query: ~2x
+
+
+def test_long_sequences_sparse_exercise_3():
+    r = load("long_sequences_sparse").exercise_3()
+    T, s = 1024, 32
+    # row i: the s most recent keys (fewer at the start), plus every s-th key further back
+    expected = sum(min(i + 1, s) + (max(0, i - s) // s + 1 if i >= s else 0) for i in range(T))
+    assert r["nonzero_weights"] == expected
+    assert r["causal_pairs"] == T * (T + 1) // 2 and r["nonzero_weights"] < 0.1 * r["causal_pairs"]
