@@ -464,3 +464,20 @@ def test_long_sequences_sparse_exercise_3():
     expected = sum(min(i + 1, s) + (max(0, i - s) // s + 1 if i >= s else 0) for i in range(T))
     assert r["nonzero_weights"] == expected
     assert r["causal_pairs"] == T * (T + 1) // 2 and r["nonzero_weights"] < 0.1 * r["causal_pairs"]
+
+
+# --------------------------------------------------------------------------- same code on a GPU (run on the CPU)
+def test_same_code_on_gpu_exercise_1():
+    relative = load("same_code_on_gpu").exercise_1()
+    eps32 = np.finfo(np.float32).eps
+    assert eps32 / 10 < relative < 1e3 * eps32 < 1e-3              # float32 rounding, far inside 1e-3
+
+
+def test_same_code_on_gpu_exercise_2():
+    import tinyattn as ta
+    r = load("same_code_on_gpu").exercise_2(steps=3)
+    attention, training = r["attention forward + backward"], r["3 training steps with loss.item()"]
+    assert attention.get("sync", 0) == 0 and attention.get("d2h", 0) == 0   # no hidden waits
+    assert attention.get("h2d", 0) == 3                                     # q, k and v uploaded once
+    assert training.get("sync", 0) == 3 and training.get("d2h", 0) == 0     # exactly one per .item()
+    assert ta.get_backend() == "numpy"                                      # the stand-in was removed

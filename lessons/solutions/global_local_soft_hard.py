@@ -4,6 +4,7 @@ import _setup  # noqa: F401  (the repository root on the path)
 import numpy as np
 
 import tinyattn as ta
+from tinyattn.optim.grads import grad_array
 from tinyattn import attention as A
 
 T, C, CENTRE = 20, 32, 9
@@ -39,7 +40,7 @@ def exercise_3():
         s = ta.tensor(scores0[None, :], dtype="float64", requires_grad=True)
         sample, log_prob = A.stochastic_hard_attention(s, generator=np.random.default_rng(3))
         A.reinforce_loss(log_prob, reward, baseline=0.5).backward()
-        out[name] = {"sampled": int(sample.numpy()[0].argmax()), "grad": np.asarray(s.grad)[0].tolist()}
+        out[name] = {"sampled": int(sample.numpy()[0].argmax()), "grad": np.asarray(grad_array(s))[0].tolist()}
     return out
 
 

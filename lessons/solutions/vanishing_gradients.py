@@ -4,6 +4,7 @@ import _setup  # noqa: F401  (the repository root on the path)
 import numpy as np
 
 import tinyattn as ta
+from tinyattn.optim.grads import grad_array
 from tinyattn import attention as A
 
 T, D = 64, 8
@@ -14,7 +15,7 @@ def _grad_norms(forward, seed=0):
     x = ta.tensor(rng.normal(size=(T, D)), dtype="float64", requires_grad=True)
     readout = ta.tensor(rng.normal(size=D), dtype="float64")
     (forward(x) * readout).sum().backward()
-    return np.linalg.norm(np.asarray(x.grad), axis=1), np.linalg.norm(readout.numpy())
+    return np.linalg.norm(np.asarray(grad_array(x)), axis=1), np.linalg.norm(readout.numpy())
 
 
 def exercise_1():
