@@ -481,3 +481,39 @@ def test_same_code_on_gpu_exercise_2():
     assert attention.get("h2d", 0) == 3                                     # q, k and v uploaded once
     assert training.get("sync", 0) == 3 and training.get("d2h", 0) == 0     # exactly one per .item()
     assert ta.get_backend() == "numpy"                                      # the stand-in was removed
+
+
+# --------------------------------------------------------------------------- ViT
+def test_attention_over_images_exercise_1():
+    for patch, r in load("attention_over_images").exercise_1().items():
+        assert r["tokens_with_cls"] == (16 // patch) ** 2 + 1
+        assert r["pixels_per_patch"] == patch * patch
+        assert r["patch_embed_parameters"] == patch * patch * 32 + 32     # weight and bias
+
+
+def test_attention_over_images_exercise_2():
+    r = load("attention_over_images").exercise_2()
+    assert r["without positions"] <= 1e-12      # [CLS] pools a set: the order of the patches is invisible
+    assert r["with positions"] > 1e-3
+
+
+# --------------------------------------------------------------------------- decoder-only model
+def test_decoder_only_exercise_1():
+    r = load("decoder_only").exercise_1()
+    pairs = [(a, b) for a in range(100) for b in range(100)]
+    carry = sum(a % 10 + b % 10 >= 10 for a, b in pairs) / len(pairs)
+    # the hundreds digit of a + b, against what it would be if the ones digits were ignored
+    first = sum((a + b) // 100 != (10 * (a // 10 + b // 10)) // 100 for a, b in pairs) / len(pairs)
+    assert r["carry_share"] == pytest.approx(carry, abs=1e-12)
+    assert r["first_digit_needs_carry_share"] == pytest.approx(first, abs=1e-12)
+    assert r["first_digit_needs_carry_share"] > 0               # so hundreds-first needs look-ahead
+
+
+def test_decoder_only_exercise_2():
+    r = load("decoder_only").exercise_2()
+    assert r["causal"] == 0.0 and r["no mask"] > 1e-3
+
+
+def test_decoder_only_exercise_3():
+    loss = load("decoder_only").exercise_3()
+    assert abs(loss - np.log(12)) < 0.25          # near-uniform predictions over the 12 tokens
