@@ -1,12 +1,15 @@
 """Solutions to the exercises of lesson 09 (a recurrent encoder-decoder with attention: dates).
 
 They use an untrained model of the lesson's sizes: what they ask about holds before training too.
+They run the plain NumPy twins of the kernels (the answers do not depend on which provider runs),
+so that nothing has to be compiled first.
 """
 import _setup  # noqa: F401  (the repository root on the path)
 
 import numpy as np
 
 import tinyattn as ta
+from tinyattn import kernels
 from tinyattn.models import AttentionSeq2Seq
 
 SRC_VOCAB, TGT_VOCAB, EMBED, HIDDEN, PAD, BOS, T_OUT = 35, 12, 16, 32, 0, 0, 10
@@ -27,6 +30,7 @@ def sources(width, lengths=(12, 17, 9), seed=0):
     return src
 
 
+@kernels.using("numpy")
 def exercise_1():
     """Pad the same sources to 17 and to 30 characters: how much do the outputs and weights move?"""
     m = model()
@@ -43,6 +47,7 @@ def exercise_2():
     return count(model("additive")) - count(model("dot"))
 
 
+@kernels.using("numpy")
 def exercise_3():
     """Teacher-force the decoder with its own greedy output shifted right: the logits' argmax and the weights."""
     m = model()
