@@ -42,7 +42,8 @@ def model(seed=0):
 
 
 def exercise_1():
-    """Change the last two target tokens: how much do the logits at the earlier steps move, with and without the causal mask?"""
+    """Change the last two target tokens: how much do the logits at the earlier steps move,
+    with and without the causal mask?"""
     m = model()
     rng = np.random.default_rng(0)
     src = np.concatenate([[[3]], rng.integers(6, V, (1, 6))], axis=1)
@@ -57,7 +58,8 @@ def exercise_1():
 
 
 def exercise_2():
-    """One source of 5 tokens, alone (width 5) and padded to 9: how much do the logits move, with and without padding masks?"""
+    """One source of 5 tokens, alone (width 5) and padded to 9: how much do the logits move,
+    with and without padding masks?"""
     m = model()
     rng = np.random.default_rng(1)
     src5 = np.concatenate([[[4]], rng.integers(6, V, (1, 4))], axis=1)
@@ -71,7 +73,8 @@ def exercise_2():
 
 
 def exercise_3():
-    """The document's softmax before cross_entropy: the loss of a perfect one-hot prediction over V = 2, 18, 1000 tokens."""
+    """The document's softmax before cross_entropy: the loss of a perfect one-hot prediction
+    over V = 2, 18 and 1000 tokens."""
     out = {}
     for n in (2, 18, 1000):
         probabilities = ta.softmax(ta.tensor(np.eye(n)[[0]] * 50.0, dtype="float64"), axis=-1)  # ~ one-hot
