@@ -192,7 +192,7 @@ lesson.finish()
 # Predict first, then change the code and check. Answers: `lessons/solutions/tensors_and_autograd.py`
 # (run it with `python lessons/solutions/tensors_and_autograd.py`).
 # 1. In section 2 use the value three times: f(a) = a*a*a + a*a. Write down df/da at a = [1.5, -2.0]
-#    before running `backward()`. Which two gradient paths does `a*a*a` contribute, and how many in all?
+#    before running `backward()`. How many paths lead from a to f, and what does each add?
 # 2. Replace `.mean()` by `.sum()` in the small graph of section 1. By what factor does dloss/dW
 #    change, and is it the same factor for every entry? (Hint: how many elements does y have?)
 # 3. Recompute the finite-difference gradient of tanh with eps = 1e-2, 1e-6 and 1e-12. Which eps

@@ -68,6 +68,17 @@ def test_every_solution_has_a_test_and_every_exercise_is_tested():
             assert f"def test_{slug}_{n}(" in me, f"no test_{slug}_{n} in tests/test_solutions.py"
 
 
+def test_a_solution_runs_as_a_script_and_prints_its_answers():
+    import subprocess
+    proc = subprocess.run([sys.executable, os.path.join(SOLUTIONS, "sigmoid_vs_softmax.py")],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [line.split(":")[0] for line in proc.stdout.splitlines() if line.startswith("exercise_")] == \
+        ["exercise_1", "exercise_2", "exercise_3"]
+    assert proc.stdout.count("  answer: ") == 3
+
+
 # --------------------------------------------------------------------------- lesson 01
 def test_tensors_and_autograd_exercise_1():
     r = load("tensors_and_autograd").exercise_1()
