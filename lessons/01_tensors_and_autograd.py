@@ -195,6 +195,7 @@ lesson.finish()
 #    before running `backward()`. How many paths lead from a to f, and what does each add?
 # 2. Replace `.mean()` by `.sum()` in the small graph of section 1. By what factor does dloss/dW
 #    change, and is it the same factor for every entry? (Hint: how many elements does y have?)
-# 3. Recompute the finite-difference gradient of tanh with eps = 1e-2, 1e-6 and 1e-12. Which eps
-#    gives the smallest relative error, and roughly how large are the other two? Use the note after
-#    section 3 (truncation ~ eps², rounding ~ 1e-16 / eps) to predict them.
+# 3. Compute the central-difference gradient of tanh with eps = 1e-2, 1e-6 and 1e-12 and compare it
+#    with autograd's. Which eps gives the smallest relative error, and roughly how large are the
+#    other two? Predict them from the two error sources: truncation ~ eps² |f'''| / 6 and
+#    rounding ~ 1e-16 / eps.
