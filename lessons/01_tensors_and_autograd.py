@@ -186,3 +186,16 @@ lesson.check("reused value: gradients add", reuse_ok, f"grad {a.grad.tolist()}")
 lesson.check(f"all {len(OPS)} ops: relative error <= 1e-6", worst <= 1e-6, f"worst {worst:.1e}")
 lesson.check("tinyattn.gradcheck passes every op", all_gradcheck, f"{len(OPS)} ops checked")
 lesson.finish()
+
+# %% [markdown]
+# ## Exercises
+# Predict first, then change the code and check. Answers: `lessons/solutions/tensors_and_autograd.py`
+# (run it with `python lessons/solutions/tensors_and_autograd.py`).
+# 1. In section 2 use the value three times: f(a) = a*a*a + a*a. Write down df/da at a = [1.5, -2.0]
+#    before running `backward()`. How many paths lead from a to f, and what does each add?
+# 2. Replace `.mean()` by `.sum()` in the small graph of section 1. By what factor does dloss/dW
+#    change, and is it the same factor for every entry? (Hint: how many elements does y have?)
+# 3. Compute the central-difference gradient of tanh with eps = 1e-2, 1e-6 and 1e-12 and compare it
+#    with autograd's. Which eps gives the smallest relative error, and roughly how large are the
+#    other two? Predict them from the two error sources: truncation ~ eps² |f'''| / 6 and
+#    rounding ~ 1e-16 / eps.

@@ -195,3 +195,14 @@ lesson.check("every wrong document number identified with a reason",
              and n_wrong == len([k for k in flagged if k != "h line 2"]),
              f"{n_wrong} of {n_doc_numbers} document numbers wrong (9 scores, 9 weights, h), all explained")
 lesson.finish()
+
+# %% [markdown]
+# ## Exercises
+# Predict first, then change the code and check. Answers: `lessons/solutions/sigmoid_vs_softmax.py`.
+# 1. Make x3 = [7, 8, 10]. Section 3 proved that every weighted sum of x1, x2, x3 rises in equal
+#    steps. Does the proof still hold? Predict the two steps inside each row of H = sigmoid(X Xᵀ) X,
+#    and how much larger the second step is than the first (hint: which weight multiplies the extra 1?).
+# 2. Divide all three inputs by 10 before scoring. Is the softmax still practically one-hot?
+#    Predict roughly the largest weight in each row (the score gaps shrink by a factor of 100).
+# 3. Scale the inputs by c instead. What is the smallest c (to 0.01) at which query x1 puts at least
+#    90% of its softmax weight on x3? (Write the row's weights as a function of c² first.)

@@ -184,3 +184,14 @@ lesson.check("learned-width loss decreases", loo_losses[-1] < loo_losses[0] and
              all(b <= a + 1e-12 for a, b in zip(loo_losses, loo_losses[1:])),
              f"{loo_losses[0]:.3f} -> {loo_losses[-1]:.3f} (monotone), σ 2.0 -> {learned:.3f}")
 lesson.finish()
+
+# %% [markdown]
+# ## Exercises
+# Predict first, then change the code and check. Answers: `lessons/solutions/attention_pooling.py`
+# (it rebuilds the lesson's data from seed 0).
+# 1. Use the boxcar kernel with σ = 0.05. How many of the 50 test queries have no training point
+#    inside their window, and what does each of them predict? (Is that a good prediction?)
+# 2. Use the Gaussian kernel with σ = 0.01. Which training point does each prediction copy?
+#    Predict what the whole curve looks like; where could a prediction fall between two y values?
+# 3. Use the Gaussian kernel with σ = 100. What does every prediction become, and which other kernel
+#    of section 2 gives the same answer?

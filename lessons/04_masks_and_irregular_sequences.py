@@ -139,3 +139,12 @@ lesson.check("length-0 rows all zero, no NaN", empty_rows_zero and nan_free,
 lesson.check("earlier causal outputs bit-identical when the future changes", all(bit_identical),
              f"{sum(bit_identical)}/{len(bit_identical)} cut points")
 lesson.finish()
+
+# %% [markdown]
+# ## Exercises
+# Predict first, then change the code and check. Answers: `lessons/solutions/masks_and_irregular_sequences.py`.
+# 1. Fill the padding positions of the *values* with 100 instead of 0 (keep the mask). By how much do
+#    the real tokens' outputs change? Exactly zero, or only approximately?
+# 2. Fill them with NaN instead. Does the mask still protect the real tokens? (What is 0 × NaN?)
+#    What does that tell you about which padding value to choose?
+# 3. What share of a causal mask's weights is exactly zero at T = 8? At T = 100? Give the formula.

@@ -187,3 +187,12 @@ lesson.check("wrong scale 1/sqrt(num_heads) saturates at d_k = 512", saturates,
              f"{wrong['saturated'][last]:.0%} vs {right['saturated'][last]:.0%}, gradient "
              f"{wrong['grad'][last]:.3f} vs {right['grad'][last]:.3f}")
 lesson.finish()
+
+# %% [markdown]
+# ## Exercises
+# Predict first, then change the code and check. Answers: `lessons/solutions/scoring_functions.py`.
+# 1. Without any scaling, at which d_k do 10% of the rows saturate (largest of 32 weights > 0.99)?
+#    Use the table of section 3 to bracket it, then sweep every d_k in between.
+# 2. Draw the entries of q and k with standard deviation 2 instead of 1 (a badly initialised
+#    projection), and keep the 1/√d_k scale. Predict the std of the scaled scores at d_k = 16 and
+#    256. Does 1/√d_k still bring them to 1? What would?

@@ -258,3 +258,16 @@ lesson.check("hard attention learns more slowly", slower,
              f"steps to 90% over 3 seeds: hard {hard_runs} vs soft {soft_runs}; hard at "
              f"{hard_at_soft_90:.1%} when soft first got there")
 lesson.finish()
+
+# %% [markdown]
+# ## Exercises
+# Predict first, then change the code and check. Answers: `lessons/solutions/global_local_soft_hard.py`
+# (none of them needs training).
+# 1. Widen the local window from D = 3 to D = 5 (positions 4..14). What share of the test targets
+#    falls inside it, and what accuracy can the local-window model reach at best? (Inside the window
+#    it can be right; outside it can only guess one of 32 values.)
+# 2. Give local-p equal scores everywhere and a centre p = 9 with D = 3. Predict its seven non-zero
+#    weights, the ratio w[12] / w[9] (σ = D / 2), and whether the row sums to 1.
+# 3. REINFORCE for one query with scores [-1, -0.5, 0, 0.5, 1]: sample a position, and take the
+#    gradient of `reinforce_loss` with reward 1.5 and baseline 0.5. Which scores does gradient
+#    descent raise, which does it lower? What is the gradient when the reward equals the baseline?

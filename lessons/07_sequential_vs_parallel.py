@@ -195,3 +195,14 @@ lesson.check("document's bug reproduced and explained",
              doc_all_ones and seq_error is not None and par_error is not None,
              "all 3 weights exactly 1.0 (softmax over a length-1 axis); linear2 and linear1 shape errors")
 lesson.finish()
+
+# %% [markdown]
+# ## Exercises
+# Predict first, then change the code and check. Answers: `lessons/solutions/sequential_vs_parallel.py`.
+# 1. In the document's SequentialAttention (section 1) normalise over dim=0 and sum over dim=0
+#    instead of dim=1. Do the weights now compare the 3 positions? What shape does y have, and does
+#    `linear2(y)` run?
+# 2. Shuffle the keys and the values with the same permutation and rerun the batched product. Does
+#    the output change? Then shuffle the queries instead: what happens to the output's rows?
+# 3. Change `attention_loop` so that query i sees only keys 0..i. Which argument of
+#    `A.scaled_dot_product_attention` gives the same numbers in one batched call?

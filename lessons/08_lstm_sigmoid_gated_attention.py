@@ -252,3 +252,14 @@ lesson.check("honest verdict on the document's 0.0766", "not evidence" in verdic
 lesson.check("gated model beats the LSTM without attention", gated < plain,
              f"test MSE {gated:.5f} vs {plain:.5f} (mean predictor {baseline_signal:.4f})")
 lesson.finish()
+
+# %% [markdown]
+# ## Exercises
+# Predict first, then change the code and check. Answers: `lessons/solutions/lstm_sigmoid_gated_attention.py`.
+# 1. Make the random targets uniform on [0, 2) instead of [0, 1). What loss does always predicting
+#    the mean get now? Would the document's 0.0766 then look good, bad or meaningless?
+# 2. For random targets on [0, 1), which single constant prediction has the lowest MSE on fresh
+#    data, and what is that MSE? (Minimise E[(y - c)²] over c.)
+# 3. Section 3 starts its gates nearly closed, σ(-3). With every gate at σ(-3), and then at σ(0),
+#    how much variance do the 19 unmarked steps (feature 1 uniform on [-1, 1)) add to the summary
+#    Σ_t a_t x_t? Compare it with the variance of the value you want to read, 1/3.

@@ -238,3 +238,16 @@ lesson.check("with attention >= 95% exact match on 1,000 held-out dates", with_a
 lesson.check("clearly better than without attention (same steps)", with_att >= without + 0.10,
              f"{with_att:.1%} vs {without:.1%} after {STEPS} steps")
 lesson.finish()
+
+# %% [markdown]
+# ## Exercises
+# Predict first, then change the code and check. Answers: `lessons/solutions/seq2seq_date_translation.py`
+# (an untrained model of the lesson's sizes is enough for all three).
+# 1. Pad the same sources to 30 characters instead of 17. Do the greedy outputs change? Do the
+#    attention weights on the real characters change, and what weight do the 13 extra padding
+#    positions get? (Two things make this work: the encoder and the decoder. Which?)
+# 2. Replace `score="dot"` by `score="additive"` (Bahdanau's vᵀ tanh(W_q q + W_k k)). How many
+#    parameters does the model gain, as a formula in the hidden size, and as a number for 32?
+# 3. Decode greedily, then feed the model its own output shifted right (BOS first) as if it were
+#    the teacher-forcing target. Does the argmax of the teacher-forced logits reproduce the greedy
+#    output, and are the attention weights the same? Why must they be?

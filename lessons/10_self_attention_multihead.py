@@ -260,3 +260,14 @@ lesson.check("equals nn.MultiheadAttention with the same weights",
              mha_vs_ours <= 1e-10 and mha_weights_vs_ours <= 1e-10,
              f"outputs {mha_vs_ours:.1e}, weights {mha_weights_vs_ours:.1e}")
 lesson.finish()
+
+# %% [markdown]
+# ## Exercises
+# Predict first, then change the code and check. Answers: `lessons/solutions/self_attention_multihead.py`.
+# 1. Build `nn.MultiheadAttention(32, h)` for h = 1, 2, 4, 8, 16 and 32. How does the number of
+#    parameters change with the number of heads? (Section 6 has the formula.)
+# 2. In section 3, head 1 ("previous token") is built so that query i matches key i - 1. Query 0
+#    has no previous token: predict its six weights. Then predict query 3's largest weight
+#    exactly (its matching score after the 1/√8 scale is 4, every other score is 0).
+# 3. With d_model = 64, for which number of heads is the document's 1/√num_heads scale the
+#    correct 1/√(head width)? Check it by comparing the two scales' outputs for every divisor of 64.

@@ -202,3 +202,14 @@ lesson.record(equivariance_error=equivariance_error, distance_only_spread=distan
 lesson.check("without positions <= 20% token accuracy", acc_nopos <= 0.20, f"{acc_nopos:.2%}")
 lesson.check("with positions >= 99% token accuracy", acc_pos >= 0.99, f"{acc_pos:.2%}")
 lesson.finish()
+
+# %% [markdown]
+# ## Exercises
+# Predict first, then change the code and check. Answers: `lessons/solutions/positional_encoding.py`.
+# 1. Extend the sinusoidal table to 10 010 positions. Is PE[i]·PE[i+5] still the same for every
+#    i up to 10 000? Predict its value from the formula Σ_k cos(5 ω_k) (one term per column pair).
+# 2. Replace the sinusoids by a *learned* position table (`nn.Embedding(16, 64)`), train the
+#    reverser on length 12 as in section 3 (200 steps suffice), then test it on length 16. Predict
+#    both token accuracies. What did rows 12..15 of the table learn during training?
+# 3. Give that learned model a sequence of length 17. What happens, and why can the sinusoidal
+#    encoding not fail this way?

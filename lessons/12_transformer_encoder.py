@@ -266,3 +266,14 @@ lesson.check("post-norm encoder sorts held-out sequences >= 99%", accuracies["po
              f"{accuracies['post-norm']:.2%} of {len(test_x)} (pre-norm {accuracies['pre-norm']:.2%}, "
              f"document's layer {accuracies['document']:.2%})")
 lesson.finish()
+
+# %% [markdown]
+# ## Exercises
+# Predict first, then change the code and check. Answers: `lessons/solutions/transformer_encoder.py`.
+# 1. Redo section 1 for the one-hot vectors of length 8 and 64. Find the general formula for
+#    LayerNorm([1, 0, ..., 0]) of length n (eps aside).
+# 2. Feed c·[1, 0, 0, 0] for c = 1000, 1 and 0.001. LayerNorm divides by the standard deviation,
+#    so is its output the same for every c? What does eps = 1e-5 do when c is small?
+# 3. Stack 24 freshly initialised post-norm layers and feed an input of RMS 5. Predict the mean and
+#    the RMS of every output token vector. Then look at the 6 tokens of one sequence: are they still
+#    as different from each other as the random input tokens were? (Compare their cosine similarity.)

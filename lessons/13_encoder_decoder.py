@@ -332,3 +332,24 @@ lesson.check("held-out token accuracy >= 99% (every task)", worst_token >= 0.99,
 lesson.check("held-out exact sequences >= 95% (every task)", worst_exact >= 0.95,
              f"worst task {worst_exact:.0%} of 100")
 lesson.finish()
+
+# %% [markdown]
+# ## Exercises (masks and decoding)
+# Predict first, then change the code and check. Answers: `lessons/solutions/encoder_decoder.py`
+# (an untrained Translator of this lesson's sizes is enough: masks work the same before training).
+# 1. Change the last two tokens of a decoder input and rerun the model. By how much do the logits
+#    of the earlier steps move? And if you drop `tgt_mask`?
+# 2. Run one source of 5 tokens alone (width 5), then padded with <pad> to width 9. How much do the
+#    logits move with the padding masks? Without them?
+# 3. The document applies softmax before `cross_entropy`. Predict the loss of a perfect prediction
+#    over V = 2, 18 and 1000 tokens (section 1 gives the formula for 18). Does the floor grow or
+#    shrink with the vocabulary?
+#
+# ## Exercises (Noam and label smoothing)
+# Predict first, then change the code and check. Answers: `lessons/solutions/noam_and_label_smoothing.py`.
+# 1. Set the warm-up to 400 steps instead of 100 (d_model 64, factor 0.5). At which step is the
+#    learning rate highest, how high, and what is it at step 1500?
+# 2. Use label smoothing ε = 0.2. What is the lowest possible loss now, and which logits reach it?
+#    What loss do very confident correct logits (20 on the right token, 0 elsewhere) get?
+# 3. Train 18 free logits with `label_smoothing=0.1` on one target for a few hundred Adam steps.
+#    What probability ends up on the right token, and on each of the others?

@@ -179,3 +179,12 @@ lesson.check("attention's gradient to position 0 >= 1000x the plain RNN's", rati
              f"ratio {ratio_first:.2e} (attention {geo_mean['attention'][0]:.2e}, RNN {geo_mean['plain RNN'][0]:.2e}, "
              f"LSTM {geo_mean['LSTM'][0]:.2e})")
 lesson.finish()
+
+# %% [markdown]
+# ## Exercises
+# Predict first, then change the code and check. Answers: `lessons/solutions/vanishing_gradients.py`.
+# 1. Strip the RNN down to a linear recurrence h_t = x_t + ρ h_{t-1} (no weights, no tanh) with
+#    T = 64. Predict ||dy/dx_0|| / ||dy/dx_63|| for ρ = 0.9, 1.0 and 1.1 before running it. Which
+#    one vanishes, which one explodes?
+# 2. Pool with attention whose query is all zeros (every score 0, so every weight is 1/64). Predict
+#    ||dy/dx_t|| at every position in terms of the read-out vector. Why does the key path add nothing?

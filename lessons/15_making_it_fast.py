@@ -301,3 +301,14 @@ lesson.check("measured speed-ups printed (Numba kernel over plain twin; < 1 mean
              ", ".join(f"{t} {v:.2f}x" for t, v in fast_over_plain.items())
              + f"; LSTM cell loop -> Numba LSTM {lstm_times['LSTMCell loop (graph)'] / lstm_times['nn.LSTM, Numba kernel']:.1f}x")
 lesson.finish()
+
+# %% [markdown]
+# ## Exercises
+# Predict first, then change the code and check. Answers: `lessons/solutions/making_it_fast.py`
+# (memory and graph sizes only: timings depend on the machine and are never the answer).
+# 1. The input to section 4's softmax is a (4096, 512) float32 array of 8 MiB. Predict the extra
+#    peak memory of the plain twin and of the compiled kernel, in units of that array. Which
+#    temporaries does the plain twin keep alive at once?
+# 2. Count the graph operations behind the last hidden state of an LSTMCell loop for T = 1, 2 and
+#    50 steps, and behind nn.LSTM's output for the same T (walk `t._ctx` and its `inputs`, as
+#    `backward` does). How does each count grow with T, and what does that mean for Python overhead?

@@ -207,3 +207,14 @@ lesson.check("memory slopes: dense ~2 (> 1.6), memory-efficient ~1 (< 1.3); time
              slopes["dense"]["memory"] > 1.6 and slopes["memory-efficient"]["memory"] < 1.3,
              ", ".join(f"{n}: memory {s['memory']:.2f}, time {s['time']:.2f}" for n, s in slopes.items()))
 lesson.finish()
+
+# %% [markdown]
+# ## Exercises
+# Predict first, then change the code and check. Answers: `lessons/solutions/long_sequences_sparse.py`.
+# 1. Stack causal local-window layers with w = 8 at T = 64. After how many layers has position 63
+#    received information from position 0? (Layer L's output depends on the product of L weight
+#    matrices; count the layers until its entry [63, 0] is non-zero.)
+# 2. Double the length: dense attention from 512 to 1024, memory-efficient from 2048 to 4096.
+#    By what factor does each one's extra peak memory grow?
+# 3. The strided pattern with s = √T = 32 at T = 1024: how many weights are non-zero, and what share
+#    of the causal triangle is that? Derive the count row by row before you run it.

@@ -174,3 +174,16 @@ seconds = lambda run: "no result" if run["seconds"] is None else f"{run['seconds
 lesson.check("lesson 13 passes its criterion on the GPU", runs["cupy"]["passed"],
              f"GPU {seconds(runs['cupy'])} vs CPU {seconds(runs['numpy'])}")
 lesson.finish()
+
+# %% [markdown]
+# ## Exercises
+# Predict first, then change the code and check. Answers: `lessons/solutions/same_code_on_gpu.py`
+# (both run on the CPU, so they need no GPU; exercise 2 uses `tests/fakecupy.py`, a CPU stand-in
+# for CuPy that counts every crossing between host and device).
+# 1. Section 3 accepts a relative difference of 1e-3 between CPU and GPU. Compute attention at
+#    T = 1024 in float32 and in float64 on the CPU: how large is the float32 rounding alone? Is
+#    1e-3 a loose or a tight tolerance?
+# 2. On a GPU, copying an array to the host or reading one number from it (`loss.item()`) waits for
+#    the device. Predict the host-device crossings of one attention forward + backward on device
+#    arrays, and of three training steps that each read `loss.item()`. Where would a progress line
+#    that prints the loss every step cost you time?

@@ -360,3 +360,24 @@ lesson.check("A: [CLS] attention points at the square",
 lesson.check("B: held-out additions >= 99% exactly right", addition_accuracy >= 0.99,
              f"{addition_accuracy:.2%} of {len(held_out)}")
 lesson.finish()
+
+# %% [markdown]
+# ## Exercises (ViT)
+# Predict first, then change the code and check. Answers: `lessons/solutions/attention_over_images.py`
+# (no training needed).
+# 1. Cut the 16 x 16 images into 2 x 2 patches instead of 4 x 4 (and then 8 x 8). How many tokens
+#    does the encoder see, [CLS] included, how many pixels does each patch vector hold, and how many
+#    parameters does the patch embedding (to width 32) have? How does the attention matrix grow?
+# 2. Shuffle the 16 patches of an image and compare [CLS]'s output before and after, once without
+#    the position embedding and once with it. Predict both differences. Could a ViT without
+#    position embeddings tell the top-left quadrant from the bottom-right one?
+#
+# ## Exercises (decoder-only model)
+# Predict first, then change the code and check. Answers: `lessons/solutions/decoder_only.py`.
+# 1. Why reverse the answer? Over all 10,000 problems, in what share does a carry leave the ones
+#    digit, and in what share would the *first* digit written in the usual order (hundreds first,
+#    with its leading zero) depend on that carry? (Count with the digits a1 a0 b1 b0.)
+# 2. Change the three answer tokens of a few problems and rerun an untrained TinyGPT. By how much do
+#    the logits at positions 0..5 move? And without the causal mask?
+# 3. Before training, what loss should the three answer tokens have? (With small random logits
+#    the prediction is close to uniform over the 12 tokens.) Compute it on 500 problems.
