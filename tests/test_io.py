@@ -139,7 +139,7 @@ def test_a_save_killed_mid_write_leaves_the_previous_file_intact(tmp_path):
     try:
         line = proc.stdout.readline()
         assert line.strip() == "MID-WRITE", f"the saver did not reach the write (said {line!r})"
-        leftovers = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+        leftovers = [p for p in tmp_path.iterdir() if ".tinyattn-tmp-" in p.name]
         assert leftovers and leftovers[0].stat().st_size > 0     # the new file was being written
         proc.send_signal(signal.SIGKILL)
     finally:
