@@ -162,8 +162,7 @@ def _read_member(zf, info, allow_text):
             if m.read(1):                      # also makes zipfile check the CRC-32 at the end
                 raise EOFError("data after the array")
         except Exception as exc:  # noqa: BLE001
-            raise _Bad(f"the data of member {name!r} is damaged ({_describe(exc)}). "
-                       f"{_DAMAGED}") from None
+            raise _damaged_data(name, exc) from None
     if nbytes == 0:                            # frombuffer refuses empty buffers of 0-size items
         return np.empty(shape, dtype), sha.hexdigest()
     array = np.frombuffer(buf, dtype=dtype)
@@ -174,6 +173,8 @@ def _read_member(zf, info, allow_text):
 def _read_header(m, name):
     try:
         version = npy_format.read_magic(m)
+    except zipfile.BadZipFile as exc:          # zipfile reads ahead: a bad CRC-32 shows up here
+        raise _damaged_data(name, exc) from None
     except Exception:  # noqa: BLE001
         raise _Bad(f"its member {name!r} is not a NumPy array: it does not start with the .npy "
                    f"signature b'\\x93NUMPY'.") from None
@@ -184,6 +185,8 @@ def _read_header(m, name):
                    f"{_DAMAGED}")
     try:
         shape, fortran, dtype = readers[version](m)
+    except zipfile.BadZipFile as exc:
+        raise _damaged_data(name, exc) from None
     except Exception as exc:  # noqa: BLE001 - NumPy's parser of a header it did not write
         raise _Bad(f"the .npy header of member {name!r} is broken ({_describe(exc)}). "
                    f"{_DAMAGED}") from None
@@ -196,6 +199,10 @@ def _read_header(m, name):
                    f"{shape[:8]}{'...' if len(shape) > 8 else ''} ({len(shape)} dimensions). "
                    f"{_DAMAGED}")
     return tuple(shape), fortran, dtype, m.tell()
+
+
+def _damaged_data(name, exc):
+    return _Bad(f"the bytes of member {name!r} are damaged ({_describe(exc)}). {_DAMAGED}")
 
 
 def _describe(exc):
