@@ -195,6 +195,26 @@ def test_format_1_files_from_before_the_checksums_still_load(tmp_path):
         assert json.loads(raw[META_KEY].tobytes())["format"] == FORMAT
 
 
+def test_a_format_1_file_whose_directory_hides_its_description_is_detected(tmp_path):
+    """The flip that used to load a checkpoint incomplete without an error: the comment length of
+    the second-to-last directory record grows to swallow the last record (format 1 put its
+    description last), so zip lists every member but the description."""
+    path = tmp_path / "old.npz"
+    meta = {"format": "tinyattn-checkpoint-1",
+            "tree": {"dict": [["str", "w", {"array": "w"}], ["str", "epoch", {"int": 3}]]},
+            "arrays": {"w": ["<f8", [2]]}}
+    np.savez(path, w=np.ones(2), __tinyattn__=np.array(json.dumps(meta)))
+    assert load(path)["epoch"] == 3
+    data = bytearray(path.read_bytes())
+    records = [i for i in range(len(data)) if data[i:i + 4] == b"PK\x01\x02"]
+    last_size = data.rindex(b"PK\x05\x06") - records[-1]
+    data[records[-2] + 32:records[-2] + 34] = struct.pack("<H", last_size)
+    path.write_bytes(bytes(data))
+    with zipfile.ZipFile(path) as zf:
+        assert zf.namelist() == ["w.npy"]
+    _raises(path, "manifest .* no longer lists")
+
+
 def test_plain_npz_files_load_compressed_or_not(tmp_path):
     np.savez_compressed(tmp_path / "z.npz", a=np.arange(1000), b=np.ones((2, 2), np.float32))
     back = load(tmp_path / "z.npz")
