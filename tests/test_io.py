@@ -139,7 +139,7 @@ def test_a_save_killed_mid_write_leaves_the_previous_file_intact(tmp_path):
     try:
         line = proc.stdout.readline()
         assert line.strip() == "MID-WRITE", f"the saver did not reach the write (said {line!r})"
-        leftovers = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+        leftovers = [p for p in tmp_path.iterdir() if ".tinyattn-tmp-" in p.name]
         assert leftovers and leftovers[0].stat().st_size > 0     # the new file was being written
         proc.send_signal(signal.SIGKILL)
     finally:
@@ -148,8 +148,13 @@ def test_a_save_killed_mid_write_leaves_the_previous_file_intact(tmp_path):
         proc.stdout.close()
     back = load(path)
     assert np.array_equal(back["w"], np.full(20000, 1.0))
-    save({"w": np.zeros(3)}, path)                       # and the next save still works
+    save({"w": np.zeros(3)}, path)                       # and the next save still works,
     assert np.array_equal(load(path)["w"], np.zeros(3))
+    assert not [p for p in tmp_path.iterdir() if ".tinyattn-tmp-" in p.name]   # removing the stray
+
+
+def test_checkpoint_error_is_public_and_a_value_error():
+    assert ta.CheckpointError is CheckpointError and issubclass(CheckpointError, ValueError)
 
 
 # ---------------------------------------------------------------------------- exact resumption

@@ -35,7 +35,7 @@ from .ops import (addmm, argsort, baddbmm, bmm, ceil, cos, cumprod, cumsum, dot,
 
 # The layers above the engine (each imports only what sits below it).
 from . import attention, functional, models, nn, optim  # noqa: E402
-from .io import load, save  # noqa: E402
+from .io import CheckpointError, load, save  # noqa: E402
 
 # dtypes as objects (NumPy dtypes; tinyattn.int and tinyattn.bool shadow the builtins only as
 # attributes of this package, as in torch)
