@@ -35,6 +35,15 @@ def discover():
     return sorted(found)
 
 
+def select(lessons, only):
+    """The lessons named by ``only`` (numbers or name fragments); all of them when it is empty."""
+    if not only:
+        return lessons
+    return [(n, p) for n, p in lessons
+            if any(sel.isdigit() and int(sel) == n or (not sel.isdigit() and sel in os.path.basename(p))
+                   for sel in only)]
+
+
 def run_one(path, out_dir, seed, backend, timeout):
     """Run one lesson; return (status, seconds, criterion line, captured output)."""
     cmd = [sys.executable, path, "--seed", str(seed), "--backend", backend, "--out", out_dir]
@@ -111,11 +120,7 @@ def main(argv=None):
     if args.timeout <= 0:
         parser.error(f"--timeout must be a positive number of seconds, got {args.timeout}")
 
-    lessons = discover()
-    if args.only:
-        lessons = [(n, p) for n, p in lessons
-                   if any(sel.isdigit() and int(sel) == n or (not sel.isdigit() and sel in os.path.basename(p))
-                          for sel in args.only)]
+    lessons = select(discover(), args.only)
     if not lessons:
         parser.error("no lesson matches " + " ".join(args.only))
 
