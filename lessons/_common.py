@@ -225,7 +225,7 @@ class Lesson:
         if grid is not None and int(grid[0]) * int(grid[1]) != len(tokens_k):
             raise ValueError(f"Lesson.attention_explorer({name!r}): grid {tuple(grid)} has "
                              f"{int(grid[0]) * int(grid[1])} cells for {len(tokens_k)} keys")
-        layer_names = [str(n) for n in layer_names] if layer_names else [f"layer {i}" for i in range(w.shape[0])]
+        layer_names = [str(n) for n in layer_names] if layer_names else [f"layer {i + 1}" for i in range(w.shape[0])]
         if len(layer_names) != w.shape[0]:
             raise ValueError(f"Lesson.attention_explorer({name!r}): {len(layer_names)} layer names "
                              f"for {w.shape[0]} layers")
