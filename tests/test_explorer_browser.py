@@ -82,3 +82,42 @@ def test_choose_head_hover_token_shows_its_weights(browser, explorer_page):
     np.testing.assert_allclose(shown_weights(browser)[0], data[1, 2, 1], atol=1e-12)
     Select(browser.find_element("css selector", ".attn-head")).select_by_visible_text("mean of heads")
     np.testing.assert_allclose(shown_weights(browser)[0], data[1, :, 1].mean(axis=0), atol=1e-9)
+
+
+TINY_LESSON = '''"""Lesson 98 - an explorer inside a notebook."""
+# %%
+import numpy as np
+from _common import Lesson
+
+lesson = Lesson(98, "explorer inside a notebook")
+weights = np.random.default_rng(2).dirichlet(np.ones(3), size=(1, 2, 2))
+lesson.attention_explorer("inline", ["a", "b"], ["x", "y", "z"], weights)
+lesson.check("explorer written", True, "yes")
+lesson.finish()
+'''
+
+
+def test_explorer_shown_by_a_notebook_works_in_its_book_page(browser, tmp_path):
+    """The explorer a lesson displays in its kernel survives nbconvert: the book page runs it."""
+    for module in ("jupytext", "nbclient", "nbconvert", "ipykernel"):
+        pytest.importorskip(module, reason=f"{module} is missing: the book needs pip install -e '.[book]'")
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.support.ui import Select
+
+    sys.path.insert(0, LESSONS)
+    try:
+        import build_book
+    finally:
+        sys.path.remove(LESSONS)
+    source = tmp_path / "98_inline.py"
+    source.write_text(TINY_LESSON, encoding="utf-8")
+    nb = build_book.read_lesson(str(source))
+    assert build_book.execute(nb, str(tmp_path / "out"), 0, "numpy", 120) == ("ran", "")
+    page = tmp_path / "page.html"
+    page.write_text(build_book.to_html(nb), encoding="utf-8")
+    with open(tmp_path / "out" / "attention_inline.json", encoding="utf-8") as f:
+        data = np.array(json.load(f)["weights"])
+    browser.get("file://" + str(page))
+    Select(browser.find_element("css selector", ".attn-head")).select_by_visible_text("head 1")
+    ActionChains(browser).move_to_element(browser.find_elements("css selector", ".attn-q")[1]).perform()
+    np.testing.assert_allclose(shown_weights(browser)[0], data[0, 1, 1], atol=1e-12)

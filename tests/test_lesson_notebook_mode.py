@@ -119,3 +119,21 @@ def test_progress_lines_with_time_left(common, capsys):
     assert len(lines) == 4 and lines[0].strip().startswith("demo step    25/100")
     assert all("eta" in line for line in lines[:3]) and "eta" not in lines[-1]
     assert "loss 0.0100" in lines[-1] and "acc  50.0%" in lines[-1]
+
+
+def test_progress_on_a_terminal_adds_a_tqdm_bar_and_keeps_the_lines(common, monkeypatch, capsys):
+    pytest.importorskip("tqdm")
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    progress = common.Progress(50, every=25, label="bar ")
+    for step in range(1, 51):
+        progress(step, 0.5)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert [line.split("loss")[0].strip() for line in lines] == ["bar step    25/50", "bar step    50/50"]
+    assert "bar" in terminal.getvalue() and "50/50" in terminal.getvalue()   # the bar ran to the end
