@@ -125,6 +125,8 @@ def to_html(nb):
 def lesson_status(run_status, result):
     if run_status == "timeout":
         return "TIMEOUT"
+    if run_status == "stopped" and result is None:
+        return "SKIP"                   # stopped before any criterion: --backend cupy without CuPy/GPU
     if run_status == "error" or result is None:
         return "ERROR"
     if result.get("skipped"):
