@@ -184,8 +184,11 @@ class Lesson:
         return same
 
     # ------------------------------------------------------------------ figures and numbers
-    def savefig(self, fig, name: str) -> str:
-        """Save ``fig`` as ``<out>/<name>.png`` (closing it) and remember it for the index page."""
+    def savefig(self, fig, name: str) -> None:
+        """Save ``fig`` as ``<out>/<name>.png`` (closing it) and remember it for result.json.
+
+        Returns nothing (the path is printed): as a notebook cell's last line a returned value
+        would be shown again as the cell's result."""
         import matplotlib.pyplot as plt  # noqa: PLC0415 - only lessons with figures pay for it
 
         path = os.path.join(self.out, f"{name}.png")
@@ -197,10 +200,9 @@ class Lesson:
             from IPython.display import Image, display  # noqa: PLC0415
 
             display(Image(filename=path))
-        return path
 
     def attention_explorer(self, name: str, tokens_q, tokens_k, weights, title: str = "",
-                           layer_names=None, grid=None) -> str:
+                           layer_names=None, grid=None) -> None:
         """An interactive page for attention weights: choose a layer and a head, hover a query
         token to see where it looks (each key token shaded and labelled with its weight).
 
@@ -209,7 +211,8 @@ class Lesson:
         ``grid=(rows, cols)`` lays the keys out as a grid (image patches). Writes
         ``<out>/attention_<name>.json`` (the data) and ``<out>/attention_<name>.html`` (a static
         page, data and script inside: it opens from disk, no server), lists it in result.json
-        under ``explorers``, and in a notebook shows it under the cell."""
+        under ``explorers``, and in a notebook shows it under the cell. Returns nothing, like
+        ``savefig``."""
         w = np.asarray(_to_builtin(weights), dtype=float)
         if w.ndim == 2:
             w = w[None, None]
@@ -246,7 +249,6 @@ class Lesson:
             from IPython.display import HTML, display  # noqa: PLC0415
 
             display(HTML(widget))
-        return base + ".html"
 
     def record(self, **values) -> None:
         """Numbers for result.json (tests assert them)."""

@@ -118,3 +118,11 @@ def test_lesson_page_shows_prose_code_output_and_figures_in_order(book, i):
     assert "href='../index.html'" in page
     if i + 1 < len(BUILT):
         assert f"href='{BUILT[i + 1]}.html'" in page
+
+
+@pytest.mark.parametrize("name", WITH_FIGURES)
+def test_no_cell_echoes_a_return_value(book, name):
+    """savefig as a cell's last line must not add an 'Out[n]: path' under the figure."""
+    out, _ = book
+    assert not [o for c in notebook(out, name).cells if c.cell_type == "code"
+                for o in c.outputs if o.output_type == "execute_result"]

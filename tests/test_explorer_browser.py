@@ -45,7 +45,8 @@ def explorer_page(tmp_path_factory):
     out = tmp_path_factory.mktemp("explorer")
     lesson = _common.Lesson(99, "explorer in a browser", argv=["--out", str(out)])
     weights = np.random.default_rng(1).dirichlet(np.ones(5), size=(2, 3, 4))     # 2 layers, 3 heads, 4 x 5
-    path = lesson.attention_explorer("demo", ["q0", "q1", "q2", "q3"], ["k0", "k1", "k2", "k3", "k4"],
+    path = os.path.join(out, "attention_demo.html")
+    lesson.attention_explorer("demo", ["q0", "q1", "q2", "q3"], ["k0", "k1", "k2", "k3", "k4"],
                                      weights, title="demo attention")
     with open(os.path.join(out, "attention_demo.json"), encoding="utf-8") as f:
         return path, np.array(json.load(f)["weights"])

@@ -88,7 +88,8 @@ def test_script_exit_codes_unchanged(common, tmp_path):
 def test_attention_explorer_writes_the_data_and_a_standalone_page(common, tmp_path):
     lesson = common.Lesson(99, "explorer", argv=["--out", str(tmp_path)])
     w = np.random.default_rng(0).dirichlet(np.ones(3), size=(2, 4, 2))     # 2 layers, 4 heads, 2 x 3
-    path = lesson.attention_explorer("demo", ["a", "</script>"], ["x", "y", "z"], w, title="t")
+    assert lesson.attention_explorer("demo", ["a", "</script>"], ["x", "y", "z"], w, title="t") is None
+    path = tmp_path / "attention_demo.html"
     data = json.load(open(tmp_path / "attention_demo.json"))
     np.testing.assert_allclose(data["weights"], w, atol=1e-5)
     assert data["tokens_q"] == ["a", "</script>"] and data["heads"] == 4 and data["layers"] == ["layer 1", "layer 2"]
