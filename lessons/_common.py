@@ -68,7 +68,9 @@ import tinyattn as ta  # noqa: E402
 EXIT_FAIL = 1
 EXIT_NO_BACKEND = 3
 LESSON_ARGS_VAR = "TINYATTN_LESSON_ARGS"   # a lesson's arguments inside a notebook kernel
-_EXPLORER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "attention_explorer.html")
+# where the lessons are: a notebook kernel has no __file__, so a lesson that runs another asks here
+LESSONS_DIR = os.path.dirname(os.path.abspath(__file__))
+_EXPLORER = os.path.join(LESSONS_DIR, "attention_explorer.html")
 
 
 def in_notebook() -> bool:

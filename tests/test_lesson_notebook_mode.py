@@ -138,3 +138,12 @@ def test_progress_on_a_terminal_adds_a_tqdm_bar_and_keeps_the_lines(common, monk
     lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert [line.split("loss")[0].strip() for line in lines] == ["bar step    25/50", "bar step    50/50"]
     assert "bar" in terminal.getvalue() and "50/50" in terminal.getvalue()   # the bar ran to the end
+
+
+def test_no_lesson_needs_what_a_notebook_kernel_lacks():
+    """A kernel has no __file__ and its own sys.argv: lessons use _common (LESSONS_DIR, Lesson)."""
+    for name in sorted(os.listdir(LESSONS)):
+        if name[:2].isdigit() and name.endswith(".py"):
+            source = open(os.path.join(LESSONS, name), encoding="utf-8").read()
+            for word in ("__file__", "sys.argv", "__name__ =="):
+                assert word not in source, f"{name} uses {word}, which a notebook kernel does not give it"
