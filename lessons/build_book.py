@@ -78,6 +78,8 @@ def execute(nb, out_dir, seed, backend, timeout):
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join([HERE, ROOT, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
                TINYATTN_LESSON_ARGS=shlex.join(["--seed", str(seed), "--backend", backend, "--out", out_arg]))
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        env.setdefault(var, "1")        # as _common does, in case the kernel imports NumPy first
     client = NotebookClient(nb, timeout=timeout, kernel_name=KERNEL_NAME, allow_errors=False,
                             resources={"metadata": {"path": ROOT}})
     client.km = client.create_kernel_manager()
