@@ -318,6 +318,27 @@ axes[2].legend()
 fig.tight_layout()
 lesson.savefig(fig, "noam_and_label_smoothing")
 
+# %% [markdown]
+# ## Explore the attention yourself
+# Every head, not their mean: the encoder's self-attention and the cross-attention for
+# "<rev> hello , world !". In the book (or this notebook) choose a head and hover a token.
+
+# %%
+model.eval()
+with ta.no_grad():     # section 7's steps again, keeping each head's weights
+    x = model.embed_tokens(src)
+    _, heads_enc = enc_layer.self_attn(x, x, x, key_padding_mask=masks["src_key_padding_mask"],
+                                       average_attn_weights=False)
+    y = model.embed_tokens(tgt_in)
+    y = dec_layer.norm1(y + dec_layer.self_attn(y, y, y, attn_mask=masks["tgt_mask"])[0])
+    _, heads_cross = dec_layer.multihead_attn(y, memory, memory, key_padding_mask=masks["memory_key_padding_mask"],
+                                              average_attn_weights=False)
+model.train()
+lesson.attention_explorer("encoder_self_attention", src_labels, src_labels, [heads_enc.numpy()[0]],
+                          title="encoder self-attention (source looks at source), '<rev> hello , world !'")
+lesson.attention_explorer("cross_attention", arrows, src_labels, [heads_cross.numpy()[0]],
+                          title="cross-attention (target step reads -> predicts; keys: source tokens)")
+
 # %%
 lesson.section("criterion")
 lesson.record(doc_data_loss_floor=floor, double_softmax_floor=double_softmax_floor, results=results,

@@ -19,7 +19,7 @@ Criterion: where CuPy and a GPU are present, the GPU results agree with the CPU'
 printed. Where they are not, the lesson says so, records the criterion as SKIPPED and exits 0.
 """
 # %%
-from _common import Lesson
+from _common import LESSONS_DIR, Lesson
 
 import json
 import os
@@ -129,7 +129,7 @@ for T in (256, 1024, 4096):
 
 # %%
 lesson.section("4. lesson 13 (encoder-decoder training + greedy decoding) on CPU and GPU")
-lesson13 = os.path.join(os.path.dirname(os.path.abspath(__file__)), "13_encoder_decoder.py")
+lesson13 = os.path.join(LESSONS_DIR, "13_encoder_decoder.py")     # a notebook kernel knows no script path
 runs = {}
 for name in ("numpy", "cupy"):
     out_dir = os.path.join(lesson.out, f"lesson13_{name}")

@@ -344,6 +344,29 @@ fig = viz.heatmap_grid(gpt_maps, labels, [f"{symbols[t]}\n@{i}" for i, t in enum
                        annotate=True)
 lesson.savefig(fig, "addition_attention")
 
+# %% [markdown]
+# ## Explore the ViT's attention yourself
+# [CLS]'s attention over the 4 x 4 patches of the eight test images shown in part A, per layer and
+# head (not their mean). Hover an image's [CLS] and the grid shows where it looks; the label says
+# where that image's square (■) and plus (+) are.
+
+# %%
+model.eval()
+with ta.no_grad():     # cls_attention's steps, keeping each head: (heads, images, patches) per layer
+    x, per_layer = model.tokens(to_patches(test_images[shown])), []
+    for layer in model.encoder.layers:
+        h = layer.norm1(x)
+        _, w = layer.self_attn(h, h, h, need_weights=True, average_attn_weights=False)
+        per_layer.append(w.numpy()[:, :, 0, 1:].transpose(1, 0, 2))
+        x = layer(x)
+model.train()
+cell = lambda p: f"r{p // GRID}c{p % GRID}"  # noqa: E731 - row and column of patch p
+lesson.attention_explorer("vit_cls_attention",
+                          [f"img {i}: ■ {cell(test_square[i])}, + {cell(test_plus[i])}" for i in shown],
+                          [cell(p) for p in range(GRID * GRID)], per_layer, grid=(GRID, GRID),
+                          layer_names=[f"layer {i + 1}" for i in range(len(per_layer))],
+                          title="tiny ViT: where [CLS] looks among the 16 patches (weights on the patches)")
+
 # %%
 lesson.section("criterion")
 lesson.record(addition_accuracy=addition_accuracy, addition_digit_accuracy=digit_accuracy,

@@ -15,6 +15,15 @@ Command line (the same for every lesson)::
 
     python lessons/NN_name.py [--seed S] [--backend numpy|cupy] [--out DIR]
 
+Inside a Jupyter kernel (the lesson opened as a notebook, or executed by ``build_book.py``) the
+kernel's own ``sys.argv`` is ignored: the arguments come from the environment variable
+``TINYATTN_LESSON_ARGS`` (e.g. ``"--seed 1 --out out/lessons/03"``; empty = the defaults), figures
+are also shown inline, and ``skip``/``finish``/a missing backend never call ``sys.exit`` (which
+Jupyter shows as a SystemExit traceback): ``finish`` on PASS and ``skip`` print their CRITERION
+line, and where the cells below must not run (a skip, a FAIL, no backend) they raise
+``LessonStopped``, which the notebook shows as one line and ``build_book.py`` treats as the
+lesson's end.
+
 Exit status: 0 when every check passed, 1 when one failed, 2 for bad arguments (argparse), and
 3 when ``--backend cupy`` was asked for on a machine without CuPy or without a GPU (the lesson does
 not silently fall back to NumPy: a number printed "on the GPU" must have been computed there).
@@ -28,8 +37,10 @@ numbers themselves, not only the word PASS.
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import os
+import shlex
 import sys
 import time
 
@@ -56,6 +67,38 @@ import tinyattn as ta  # noqa: E402
 
 EXIT_FAIL = 1
 EXIT_NO_BACKEND = 3
+LESSON_ARGS_VAR = "TINYATTN_LESSON_ARGS"   # a lesson's arguments inside a notebook kernel
+# where the lessons are: a notebook kernel has no __file__, so a lesson that runs another asks here
+LESSONS_DIR = os.path.dirname(os.path.abspath(__file__))
+_EXPLORER = os.path.join(LESSONS_DIR, "attention_explorer.html")
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter (IPython) kernel: its argv is the kernel's, its figures can be shown
+    inline, and sys.exit there prints a traceback instead of ending anything."""
+    ipython = sys.modules.get("IPython")        # never imported here: a script must not pay for it
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+class LessonStopped(Exception):
+    """Raised in a notebook kernel where a script would exit early (skip, FAIL, missing backend):
+    the cells below do not run. Shown as this one line, without a traceback (IPython calls
+    ``_render_traceback_``); ``build_book.py`` stops the lesson there and keeps what ran."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status                     # the exit status the script would have had
+
+    def _render_traceback_(self):
+        return [f"LessonStopped: {self}"]
+
+
+def _stop(message: str, status: int) -> None:
+    """End the lesson: exit with ``status`` as a script; in a notebook, raise LessonStopped."""
+    if in_notebook():
+        raise LessonStopped(message, status)
+    sys.exit(status)
 
 
 def _to_builtin(x):
@@ -83,10 +126,10 @@ class Lesson:
                             help="array library for tinyattn tensors (default numpy)")
         parser.add_argument("--out", default=None,
                             help=f"folder for figures and result.json (default out/lessons/{number:02d})")
-        # parse_known_args: inside Jupyter the kernel passes its own flags, which we ignore
-        args, unknown = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-        if unknown and "ipykernel" not in sys.modules:    # a typo (--sed 5) must not be ignored
-            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        if argv is None:
+            # in a kernel sys.argv is the kernel's (-f connection.json ...), not the lesson's
+            argv = shlex.split(os.environ.get(LESSON_ARGS_VAR, "")) if in_notebook() else sys.argv[1:]
+        args = parser.parse_args(argv)           # a typo (--sed 5) is an error, not ignored
         if args.out is not None and os.path.exists(args.out) and not os.path.isdir(args.out):
             parser.error(f"--out {args.out!r} is a file; give a folder for figures and result.json")
 
@@ -98,6 +141,7 @@ class Lesson:
         self.checks: list[dict] = []
         self.values: dict = {}
         self.figures: list[str] = []
+        self.explorers: list[str] = []
         self._finished = False
 
         if self.backend == "cupy":
@@ -105,7 +149,7 @@ class Lesson:
                 ta.set_backend("cupy")
             except ta.backend.BackendError as exc:
                 print(f"CuPy/GPU not available, so this lesson cannot run with --backend cupy:\n  {exc}")
-                sys.exit(EXIT_NO_BACKEND)
+                _stop("CuPy/GPU not available for --backend cupy", EXIT_NO_BACKEND)
         ta.manual_seed(self.seed)
         self.rng = np.random.default_rng(self.seed)   # for data; tinyattn's own draws use manual_seed
 
@@ -142,8 +186,11 @@ class Lesson:
         return same
 
     # ------------------------------------------------------------------ figures and numbers
-    def savefig(self, fig, name: str) -> str:
-        """Save ``fig`` as ``<out>/<name>.png`` (closing it) and remember it for the index page."""
+    def savefig(self, fig, name: str) -> None:
+        """Save ``fig`` as ``<out>/<name>.png`` (closing it) and remember it for result.json.
+
+        Returns nothing (the path is printed): as a notebook cell's last line a returned value
+        would be shown again as the cell's result."""
         import matplotlib.pyplot as plt  # noqa: PLC0415 - only lessons with figures pay for it
 
         path = os.path.join(self.out, f"{name}.png")
@@ -151,7 +198,59 @@ class Lesson:
         plt.close(fig)
         self.figures.append(os.path.basename(path))
         print(f"  [figure] {path}")
-        return path
+        if in_notebook():                        # the saved PNG itself, inline under the cell
+            from IPython.display import Image, display  # noqa: PLC0415
+
+            display(Image(filename=path))
+
+    def attention_explorer(self, name: str, tokens_q, tokens_k, weights, title: str = "",
+                           layer_names=None, grid=None) -> None:
+        """An interactive page for attention weights: choose a layer and a head, hover a query
+        token to see where it looks (each key token shaded and labelled with its weight).
+
+        ``weights[layer][head][i][j]`` is how much query ``tokens_q[i]`` attends to key
+        ``tokens_k[j]`` (a 2-D array is one layer with one head; 3-D is one layer of heads).
+        ``grid=(rows, cols)`` lays the keys out as a grid (image patches). Writes
+        ``<out>/attention_<name>.json`` (the data) and ``<out>/attention_<name>.html`` (a static
+        page, data and script inside: it opens from disk, no server), lists it in result.json
+        under ``explorers``, and in a notebook shows it under the cell. Returns nothing, like
+        ``savefig``."""
+        w = np.asarray(_to_builtin(weights), dtype=float)
+        if w.ndim == 2:
+            w = w[None, None]
+        elif w.ndim == 3:
+            w = w[None]
+        tokens_q, tokens_k = [str(t) for t in tokens_q], [str(t) for t in tokens_k]
+        if w.ndim != 4 or w.shape[2:] != (len(tokens_q), len(tokens_k)):
+            raise ValueError(f"Lesson.attention_explorer({name!r}): weights must be "
+                             f"[layers][heads][{len(tokens_q)} queries][{len(tokens_k)} keys]; got shape "
+                             f"{w.shape}. Pass one token label per query row and per key column.")
+        if not np.all(np.isfinite(w)):
+            raise ValueError(f"Lesson.attention_explorer({name!r}): weights contain NaN or inf")
+        if grid is not None and int(grid[0]) * int(grid[1]) != len(tokens_k):
+            raise ValueError(f"Lesson.attention_explorer({name!r}): grid {tuple(grid)} has "
+                             f"{int(grid[0]) * int(grid[1])} cells for {len(tokens_k)} keys")
+        layer_names = [str(n) for n in layer_names] if layer_names else [f"layer {i + 1}" for i in range(w.shape[0])]
+        if len(layer_names) != w.shape[0]:
+            raise ValueError(f"Lesson.attention_explorer({name!r}): {len(layer_names)} layer names "
+                             f"for {w.shape[0]} layers")
+        data = {"name": name, "title": title or name, "lesson": self.number,
+                "tokens_q": tokens_q, "tokens_k": tokens_k, "layers": layer_names,
+                "heads": int(w.shape[1]), "grid": [int(g) for g in grid] if grid is not None else None,
+                "weights": np.round(w, 5).tolist()}
+        base = os.path.join(self.out, f"attention_{name}")
+        with open(base + ".json", "w", encoding="utf-8") as f:
+            json.dump(data, f)
+        widget = explorer_html(data)
+        with open(base + ".html", "w", encoding="utf-8") as f:
+            f.write("<!doctype html><html><head><meta charset='utf-8'>"
+                    f"<title>{html.escape(data['title'])}</title></head><body>{widget}</body></html>")
+        self.explorers.append(os.path.basename(base) + ".html")
+        print(f"  [attention explorer] {base}.html")
+        if in_notebook():
+            from IPython.display import HTML, display  # noqa: PLC0415
+
+            display(HTML(widget))
 
     def record(self, **values) -> None:
         """Numbers for result.json (tests assert them)."""
@@ -174,7 +273,7 @@ class Lesson:
         self._end({"passed": passed, "criterion": criterion, "checks": self.checks}, seconds,
                   f"CRITERION: {'PASS' if passed else 'FAIL'} {criterion}")
         if not passed:
-            sys.exit(EXIT_FAIL)
+            _stop(f"Lesson {self.number:02d} FAILED: {criterion}", EXIT_FAIL)
 
     def skip(self, reason: str) -> None:
         """End a lesson whose criterion cannot be measured on this machine (e.g. no GPU): print
@@ -185,13 +284,14 @@ class Lesson:
                                  "measured": f"SKIPPED: {reason}"}]
         self._end({"passed": None, "skipped": True, "criterion": f"SKIPPED: {reason}",
                    "checks": checks}, self.elapsed(), f"CRITERION: SKIP {reason}")
-        sys.exit(0)
+        _stop(f"Lesson {self.number:02d} skipped: {reason} (the cells below do not apply)", 0)
 
     def _end(self, outcome, seconds, line):
         """Write result.json (the outcome plus what every lesson records) and print the last lines."""
         result = {"lesson": self.number, "title": self.title, "seed": self.seed,
                   "backend": self.backend, **outcome, "seconds": round(seconds, 3),
-                  "values": self.values, "figures": self.figures}
+                  "values": self.values, "figures": self.figures,
+                  "explorers": self.explorers}
         with open(os.path.join(self.out, "result.json"), "w", encoding="utf-8") as f:
             json.dump(result, f, indent=1)
         self._finished = True
@@ -201,22 +301,55 @@ class Lesson:
         sys.stdout.flush()
 
 
-class Progress:
-    """Periodic progress lines for training loops: ``step  loss  accuracy  seconds``.
+def explorer_html(data: dict) -> str:
+    """The explorer's HTML for one data set: the page template with the data inside (as JSON in a
+    script element, so the page needs no server and no fetch)."""
+    with open(_EXPLORER, encoding="utf-8") as f:
+        template = f.read()
+    payload = json.dumps(data).replace("</", "<\\/")     # a token "</script>" must not end the element
+    return template.replace("__EXPLORER_ID__", f"attn-{data['lesson']:02d}-{data['name']}") \
+                   .replace("__EXPLORER_DATA__", payload)
 
-    Prints at most every ``every`` steps (and always the last), so a 20-second run shows ~10 lines."""
+
+class Progress:
+    """Progress of a training loop: ``step  loss  accuracy  seconds  eta``.
+
+    Prints a line at most every ``every`` steps (and always the last), so a 20-second run shows
+    ~10 lines that stay readable in a log, a pipe, a notebook and the book. On a terminal a tqdm
+    bar (on stderr) also moves between those lines."""
 
     def __init__(self, total_steps: int, every: int | None = None, label: str = ""):
         self.total, self.label = total_steps, label
         self.every = every or max(1, total_steps // 10)
         self._start = time.perf_counter()
+        self._bar = None
+        if sys.stderr.isatty() and not in_notebook():
+            try:
+                from tqdm import tqdm  # noqa: PLC0415 - optional: only the live bar needs it
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self._bar = tqdm(total=total_steps, desc=label.strip() or "training", leave=False,
+                                 dynamic_ncols=True)
 
     def __call__(self, step: int, loss: float, acc: float | None = None, **extra) -> None:
+        if self._bar is not None:
+            self._bar.update(max(0, step - self._bar.n))
+            self._bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
         if step % self.every and step != self.total:
             return
+        seconds = time.perf_counter() - self._start
         parts = [f"{self.label}step {step:>5}/{self.total}", f"loss {loss:.4f}"]
         if acc is not None:
             parts.append(f"acc {acc:6.1%}")
         parts += [f"{k} {v:.4g}" for k, v in extra.items()]
-        parts.append(f"{time.perf_counter() - self._start:5.1f} s")
-        print("  " + "  ".join(parts))
+        parts.append(f"{seconds:5.1f} s")
+        if 0 < step < self.total:           # time left at the rate so far
+            parts.append(f"eta {seconds / step * (self.total - step):4.0f} s")
+        line = "  " + "  ".join(parts)
+        if self._bar is not None:
+            self._bar.write(line)            # above the bar, which redraws below it
+            if step >= self.total:
+                self._bar.close()
+        else:
+            print(line, flush=True)

@@ -1,4 +1,4 @@
-"""Run every lesson in order, print a summary table, and write out/index.html.
+"""Run every lesson in order as a script, print a summary table, and write out/runs.html.
 
     python lessons/run_all.py                 # all lessons, seed 0
     python lessons/run_all.py 03 05           # only these (numbers or name fragments)
@@ -7,7 +7,8 @@
 Lessons are found automatically: every ``lessons/NN_*.py`` (two digits, then a name). Each runs in
 its own process (so one lesson's state or crash cannot affect another) with
 ``--out <out>/lessons/NN``; its printed output is saved beside its figures as ``output.txt``.
-``out/index.html`` then shows every lesson's output and figures on one page, in order.
+``out/runs.html`` then shows every lesson's output and figures on one page, in order. (The book,
+``out/index.html`` with one page per lesson, cell by cell, is built by ``build_book.py``.)
 Exit status: 0 if every lesson passed, 1 otherwise.
 """
 from __future__ import annotations
@@ -33,6 +34,15 @@ def discover():
     for path in glob.glob(os.path.join(HERE, "[0-9][0-9]_*.py")):
         found.append((int(os.path.basename(path)[:2]), path))
     return sorted(found)
+
+
+def select(lessons, only):
+    """The lessons named by ``only`` (numbers or name fragments); all of them when it is empty."""
+    if not only:
+        return lessons
+    return [(n, p) for n, p in lessons
+            if any(sel.isdigit() and int(sel) == n or (not sel.isdigit() and sel in os.path.basename(p))
+                   for sel in only)]
 
 
 def run_one(path, out_dir, seed, backend, timeout):
@@ -94,7 +104,7 @@ def write_index(out_root, rows):
             rel = os.path.relpath(os.path.join(lesson_dir, fig), out_root)
             parts.append(f"<div><img src='{html.escape(rel)}' alt='{html.escape(fig)}'></div>")
     parts.append("</body></html>")
-    path = os.path.join(out_root, "index.html")
+    path = os.path.join(out_root, "runs.html")     # out/index.html is the book's (build_book.py)
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(parts))
     return path
@@ -111,11 +121,7 @@ def main(argv=None):
     if args.timeout <= 0:
         parser.error(f"--timeout must be a positive number of seconds, got {args.timeout}")
 
-    lessons = discover()
-    if args.only:
-        lessons = [(n, p) for n, p in lessons
-                   if any(sel.isdigit() and int(sel) == n or (not sel.isdigit() and sel in os.path.basename(p))
-                          for sel in args.only)]
+    lessons = select(discover(), args.only)
     if not lessons:
         parser.error("no lesson matches " + " ".join(args.only))
 

@@ -199,7 +199,7 @@ def test_runner_summary_and_index(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "01_tensors_and_autograd" in proc.stdout and "02_sigmoid_vs_softmax" in proc.stdout
     assert "2/2 lessons passed" in proc.stdout
-    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    page = (tmp_path / "runs.html").read_text(encoding="utf-8")
     assert page.index("Lesson 01") < page.index("Lesson 02")          # in order
     assert "lessons/02/weights_sigmoid_vs_softmax.png" in page
     assert (tmp_path / "lessons" / "02" / "weights_sigmoid_vs_softmax.png").exists()

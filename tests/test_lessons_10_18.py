@@ -5,6 +5,7 @@ then check the exit status, the CRITERION line and the measured values themselve
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -88,6 +89,13 @@ def test_13_encoder_decoder(tmp_path):
     assert np.argmax(lrs) in (98, 99, 100) and lrs[0] < lrs.max() / 50      # Noam: warm-up to step 100
     assert v["inside_error"] <= 1e-12 and v["cross_attention_anti_diagonal"] > 0.5
     assert v["hello_reversed"] == "! world , hello"
+    # the explorers hold every head; their mean is the weights the lesson measured above
+    assert r["explorers"] == ["attention_encoder_self_attention.html", "attention_cross_attention.html"]
+    cross = json.load(open(tmp_path / "attention_cross_attention.json"))
+    w = np.array(cross["weights"])                                  # (1 layer, 4 heads, 5 targets, 5 sources)
+    assert w.shape == (1, 4, 5, 5) and cross["tokens_k"][1:] == ["hello", ",", "world", "!"]
+    mean = w[0].mean(axis=0)
+    assert abs(np.mean([mean[t, 4 - t] for t in range(4)]) - v["cross_attention_anti_diagonal"]) < 1e-4
 
 
 def test_18_attention_over_images(tmp_path):
@@ -101,6 +109,14 @@ def test_18_attention_over_images(tmp_path):
     # part B: the decoder-only model adds 2-digit numbers it never saw
     assert v["n_held_out_additions"] == 500 and v["addition_accuracy"] >= 0.99
     assert min(v["addition_digit_accuracy"]) >= 0.99
+    # the explorer: [CLS] over the 4 x 4 patches, per head; its head-mean peaks at each image's square
+    vit = json.load(open(tmp_path / "attention_vit_cls_attention.json"))
+    w = np.array(vit["weights"])                                    # (layers, 2 heads, 8 images, 16 patches)
+    assert r["explorers"] == ["attention_vit_cls_attention.html"] and vit["grid"] == [4, 4]
+    assert w.shape[1:] == (2, 8, 16) and np.all(w.sum(axis=-1) <= 1 + 1e-4)     # the rest goes to [CLS]
+    squares = [q.split("■ ")[1].split(",")[0] for q in vit["tokens_q"]]
+    peaks = [vit["tokens_k"][j] for j in w[-1].mean(axis=0).argmax(axis=-1)]
+    assert sum(p == s for p, s in zip(peaks, squares)) >= 6
 
 
 def test_16_long_sequences_sparse(tmp_path):
