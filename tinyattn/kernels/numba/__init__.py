@@ -6,7 +6,8 @@ walks whole arrays several times and allocates a temporary for every intermediat
 visit each row once, keep the running sums in registers, and fuse the arithmetic.
 
 Rules every kernel here follows:
-  * ``cache=True``: a second Python process loads the machine code from disk instead of compiling.
+  * ``cache=True``: a second Python process loads the machine code from disk instead of compiling;
+    the first run says that it compiles (``compile_notice.py``).
   * ``fastmath=False``: the compiler may not reorder arithmetic, so results agree with the twin to
     ~1e-15 (the tests ask for 1e-12 in float64). The LSTM layer's loops allow one relaxation,
     fused multiply-add (``_JIT_FMA``): one rounding instead of two, never a reordering. Speed comes from writing loops it can vectorise:
@@ -30,5 +31,9 @@ Rules every kernel here follows:
     the kernels can be stepped through in a debugger (slowly).
 Only NumPy arrays arrive here; CuPy arrays are sent to the xp twins by ``kernels.get``.
 """
-from . import (cross_entropy, embedding, layer_norm, lstm,  # noqa: F401 - each registers its kernels
+from . import compile_notice
+
+compile_notice.install()        # "compiling kernels, first run only" instead of a silent pause
+
+from . import (cross_entropy, embedding, layer_norm, lstm,  # noqa: F401,E402 - each registers its kernels
                memory_efficient_attention, softmax)
