@@ -15,7 +15,9 @@ Rules every kernel here follows:
     ``lowlevel/fastmath.py`` (inlined arithmetic, not calls into libm), and row sums/maxima keep several
     independent partial results (``_row_sum``, ``_row_max``).
   * ``error_model="numpy"``: x / 0 is inf as in NumPy, so divisions need no Python-style check.
-  * Threads only where each has plenty to do: attention runs ``prange`` over (sequence, query
+  * Threads only where each has plenty to do, each running a serial ``nogil`` kernel on its
+    share (``lowlevel/thread_split.py``: compiled once, unlike ``parallel=True``, which about
+    doubles a kernel's compile time): attention runs over (sequence, query
     tile) or (sequence, key tile) pairs that never write to the same place; the LSTM layer runs
     each thread on its own block of sequences for the whole time loop (they meet only at the end)
     and splits its big products by rows; its per-step products use ``lowlevel/packed_matmul.py`` (weights
