@@ -46,6 +46,37 @@ def _tile_is_unmasked(i0, i1, j0, j1, n_valid, causal, window):
     return window < 0 or (j1 - 1 - i0 <= window and i1 - 1 - j0 <= window)
 
 
+@njit(nogil=True, **_JIT)      # a call, not inlined: the kernel's code stays small to compile
+def _online_softmax_tile(s, i0, j0, n_valid, causal, scale, window, full, m, l, acc):
+    """s holds q_tile @ k_tileᵀ for queries i0.. and keys j0..; turn it, in place, into
+    exp(s · scale - m_new) (0 where masked) and update the running maximum m, sum l and output
+    acc of each query row (acc rescaled by exp(m - m_new); the caller adds s @ v_tile)."""
+    nk, dv = s.shape[1], acc.shape[1]
+    for r in range(s.shape[0]):
+        i, sr = i0 + r, s[r]        # a 1-D row: loops over it vectorise
+        if full:                    # the common case: no test per element
+            for c in range(nk):
+                sr[c] = sr[c] * scale
+        else:
+            for c in range(nk):
+                allowed = _allowed(i, j0 + c, n_valid, causal, window)
+                sr[c] = sr[c] * scale if allowed else -np.inf
+        m_new = _row_max(sr, nk, m[r])  # the running maximum, raised by this tile
+        if m_new == -np.inf:        # no key allowed yet for this query
+            sr[:] = 0.0
+            continue
+        for c in range(nk):         # exp(-inf) = 0 for the masked entries
+            sr[c] = fm.exp(sr[c] - m_new)
+        row_sum = _row_sum(sr, nk)
+        alpha = fm.exp(m[r] - m_new)    # rescales what earlier tiles added up
+        l[r] = l[r] * alpha + row_sum
+        m[r] = m_new
+        if alpha != 1.0:
+            accr = acc[r]
+            for d in range(dv):
+                accr[d] *= alpha
+
+
 @njit(nogil=True, **_JIT)
 def _attention_forward_tiles(q, k, v, lengths, causal, scale, window, out, lse, share, n_shares):
     """Online softmax. For one tile of queries, walk the key tiles keeping per query the running
@@ -71,32 +102,9 @@ def _attention_forward_tiles(q, k, v, lengths, causal, scale, window, out, lse, 
         hi = min(hi, lengths[bh])
         for j0 in range(lo, hi, KEY_TILE):
             j1 = min(hi, j0 + KEY_TILE)
-            nk = j1 - j0
             s = np.dot(q_tile, k[bh, j0:j1].T)
             full = _tile_is_unmasked(i0, i1, j0, j1, lengths[bh], causal, window)
-            for r in range(n):
-                i, sr = i0 + r, s[r]        # a 1-D row: loops over it vectorise
-                if full:                    # the common case: no test per element
-                    for c in range(nk):
-                        sr[c] = sr[c] * scale
-                else:
-                    for c in range(nk):
-                        allowed = _allowed(i, j0 + c, lengths[bh], causal, window)
-                        sr[c] = sr[c] * scale if allowed else -np.inf
-                m_new = _row_max(sr, nk, m[r])  # the running maximum, raised by this tile
-                if m_new == -np.inf:        # no key allowed yet for this query
-                    sr[:] = 0.0
-                    continue
-                for c in range(nk):         # exp(-inf) = 0 for the masked entries
-                    sr[c] = fm.exp(sr[c] - m_new)
-                row_sum = _row_sum(sr, nk)
-                alpha = fm.exp(m[r] - m_new)    # rescales what earlier tiles added up
-                l[r] = l[r] * alpha + row_sum
-                m[r] = m_new
-                if alpha != 1.0:
-                    accr = acc[r]
-                    for d in range(dv):
-                        accr[d] *= alpha
+            _online_softmax_tile(s, i0, j0, lengths[bh], causal, scale, window, full, m, l, acc)
             np.dot(s, v[bh, j0:j1], pv)
             acc += pv
         for r in range(n):
@@ -129,7 +137,7 @@ def attention_forward(q, k, v, key_lengths, causal, scale, window):
     return out, lse
 
 
-@njit(inline="always", **_JIT)
+@njit(nogil=True, **_JIT)      # a call, not inlined: compiled once for all three kernels
 def _tile_probabilities(p, i0, j0, row_lse, n_valid, causal, scale, window, full):
     """p holds q_tile @ k_tileᵀ; turn it, in place, into P = exp(p · scale - lse) - exactly the
     forward's probabilities, rebuilt - with 0 where masked and for queries that see no key."""
@@ -146,7 +154,7 @@ def _tile_probabilities(p, i0, j0, row_lse, n_valid, causal, scale, window, full
                 pr[c] = fm.exp(pr[c] * scale - lse_i) if allowed else 0.0
 
 
-@njit(inline="always", **_JIT)
+@njit(nogil=True, **_JIT)      # a call, not inlined: compiled once for all three kernels
 def _tile_ds(ds, p, d_rows, i0):
     """ds holds g_tile @ v_tileᵀ = dP; turn it, in place, into dS = P ⊙ (dP - D)."""
     for r in range(ds.shape[0]):
