@@ -15,6 +15,7 @@ import tinyattn as ta
 import tinyattn.functional as F
 import tinyattn.nn as nn
 import tinyattn.optim as optim
+from tinyattn import kernels
 from tinyattn.io import CheckpointError, load, save
 from tinyattn.random import generator
 
@@ -193,6 +194,12 @@ def _train(model, opt, sched, steps, first):
 
 
 def test_save_load_resume_continues_bit_identically(tmp_path):
+    # the plain NumPy kernels: resuming is the property here, and it needs no compiled LSTM
+    with kernels.using("numpy"):
+        _resume_continues_bit_identically(tmp_path)
+
+
+def _resume_continues_bit_identically(tmp_path):
     model, opt, sched = _setup()
     _train(model, opt, sched, 8, 0)
     reference = model.state_dict()

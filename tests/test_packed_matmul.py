@@ -1,12 +1,15 @@
 """kernels/lowlevel/packed_matmul.py: the register-tile product the LSTM's per-step h @ W uses equals a @ b
-(its twin) on odd shapes, strided operands and both precisions; and fastmath.wide_vectors really
-lets the compiler use the widest vectors."""
+(its twin) on odd shapes, strided operands and both precisions, in every variant (AVX-512, AVX2,
+portable: LLVM splits vectors wider than this CPU's, so each runs here); the variant is chosen
+from the CPU's features; and fastmath.wide_vectors really lets the compiler use the widest vectors."""
 import numba
 import numpy as np
 import pytest
 
-from tinyattn.kernels.lowlevel import fastmath as fm
-from tinyattn.kernels.lowlevel.packed_matmul import TILE_ROWS, VECTOR_BITS, pack_panels, packed_matmul, panel_width
+from tinyattn.kernels.lowlevel import cpu, fastmath as fm
+from tinyattn.kernels.lowlevel.packed_matmul import (TILE_ROWS, VECTOR_BITS, pack_panels,
+                                                     pack_panels_with, packed_matmul,
+                                                     packed_matmul_with, panel_width)
 
 SHAPES = [(1, 1, 1), (TILE_ROWS, 7, 3), (TILE_ROWS + 1, 5, 20), (17, 300, 33), (16, 128, 512),
           (3, 513, 70), (9, 0, 4), (40, 64, 2 * 32 + 1)]
@@ -58,8 +61,7 @@ def test_pack_panels_layout_and_zero_padding():
 
 
 @pytest.mark.skipif(numba.config.DISABLE_JIT, reason="no compiled code under NUMBA_DISABLE_JIT")
-@pytest.mark.skipif(VECTOR_BITS != 512, reason="needs a CPU with AVX-512")
-def test_wide_vectors_makes_the_loop_use_512_bit_registers():
+def test_wide_vectors_asks_for_this_cpus_vector_width():
     def saxpy(a, x, y):
         for i in range(x.shape[0]):
             y[i] += a * x[i]
@@ -70,11 +72,53 @@ def test_wide_vectors_makes_the_loop_use_512_bit_registers():
             y[i] += a * x[i]
 
     x, y = np.ones(256, np.float32), np.ones(256, np.float32)
-    asm = {}
+    asm, ir = {}, {}
     for f in (saxpy, saxpy_wide):
         jitted = numba.njit(cache=False)(f)
         jitted(np.float32(2), x, y)
         asm[f.__name__] = next(iter(jitted.inspect_asm().values()))
-    assert "zmm" not in asm["saxpy"]          # LLVM's default on these CPUs: 256-bit vectors
-    assert "zmm" in asm["saxpy_wide"]
+        ir[f.__name__] = next(iter(jitted.inspect_llvm().values()))
+    attribute = f'"prefer-vector-width"="{VECTOR_BITS}"'
+    assert attribute in ir["saxpy_wide"] and attribute not in ir["saxpy"]
+    if VECTOR_BITS == 512:      # (LLVM's default width differs by CPU: only the marked one is sure)
+        assert "zmm" in asm["saxpy_wide"]
     np.testing.assert_array_equal(y, np.full(256, 5.0, np.float32))
+
+@pytest.mark.parametrize("features,name", [
+    ({"avx512f": True, "avx2": True, "fma": True}, "avx512"),
+    ({"avx2": True, "fma": True, "avx": True}, "avx2"),
+    ({"avx2": True}, "portable"),                   # no fused multiply-add: not the AVX2 tile
+    ({"sse2": True}, "portable"),
+    ({"neon": True}, "portable"),
+    ({}, "portable")])                              # LLVM could not tell: the safe choice
+def test_the_variant_follows_the_cpu_features(features, name):
+    v = cpu.choose(features)
+    assert v is cpu.VARIANTS[name]
+    # the tile's accumulators, the two panel loads and the broadcast fit the vector registers
+    registers = 32 if name == "avx512" else 16
+    assert 2 * v.tile_rows + 3 <= registers
+
+
+def test_the_host_variant_is_the_one_the_kernels_use():
+    assert cpu.HOST is cpu.choose(cpu.host_features())
+    assert (VECTOR_BITS, TILE_ROWS) == (cpu.HOST.vector_bits, cpu.HOST.tile_rows)
+    assert pack_panels(np.ones((3, 5), np.float32)).shape[2] == cpu.HOST.panel_width(4)
+
+
+@pytest.mark.parametrize("variant", sorted(cpu.VARIANTS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_variant_equals_the_numpy_product(variant, dtype):
+    v = cpu.VARIANTS[variant]
+    rng = np.random.default_rng(7)
+    for M, K, N in ((v.tile_rows + 1, 300, 2 * v.panel_width(np.dtype(dtype).itemsize) + 3),
+                    (1, 1, 1), (5, 0, 4)):
+        a = rng.standard_normal((K, M)).astype(dtype).T        # strided a
+        b = rng.standard_normal((K, N)).astype(dtype)
+        panels = pack_panels_with(b, v.vector_bits)
+        assert panels.shape[2] == v.panel_width(np.dtype(dtype).itemsize)
+        out = np.full((M, N + 2), 7.0, dtype=dtype)
+        packed_matmul_with(a, panels, N, out, False, v.vector_bits, v.tile_rows, int(v.fused))
+        assert _relative_error(out[:, :N], a @ b) < TOL[dtype] if K else (out[:, :N] == 0).all()
+        assert (out[:, N:] == 7.0).all()
+        packed_matmul_with(a, panels, N, out, True, v.vector_bits, v.tile_rows, int(v.fused))
+        assert _relative_error(out[:, :N], 2 * (a @ b)) < 2 * TOL[dtype] if K else True

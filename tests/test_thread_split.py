@@ -23,7 +23,7 @@ def test_every_share_runs_once(n):
 
 
 def test_shares_run_at_the_same_time():
-    barrier = threading.Barrier(3, timeout=30)          # waits forever if they ran one by one
+    barrier = threading.Barrier(3, timeout=30)          # breaks if they ran one after another
 
     def fn(k, m):
         barrier.wait()

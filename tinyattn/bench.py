@@ -1,34 +1,42 @@
 """python -m tinyattn.bench: tinyattn's compiled path, its plain NumPy path and PyTorch CPU, timed on
-the same fixed workloads in the same process, with the same number of threads.
+the same fixed workloads, with the same number of threads, each provider in a process of its own.
 
-    python -m tinyattn.bench                  # all five workloads, 2 threads
+    python -m tinyattn.bench --rounds 3       # all workloads at 1 and 2 threads, 3 rounds
     python -m tinyattn.bench --threads 1 --workloads 1 3
     python -m tinyattn.bench --quick          # tiny sizes: checks the harness, not the speed
 
-Workloads (float32):
-  1 lstm         LSTM forward+backward: batch 32, 50 steps, input 32, hidden 128
-  2 transformer  one training step of a toy Transformer (embeddings, 2 encoder + 2 decoder layers,
-                 d_model 64, 4 heads, feed-forward 128, vocabulary 20, batch 64, length 12,
-                 cross-entropy, Adam)
-  3 attention    causal scaled-dot-product attention forward+backward: batch 4, 4 heads,
-                 length 1024, head dim 64 (+ achieved GFLOP/s beside the measured matmul peak)
-  4 long         one head, length 16384, head dim 64, causal, forward+backward: time and peak
-                 memory growth (each provider in a fresh subprocess)
-  5 overhead     a chain of 100 small elementwise ops on 16-element tensors, forward+backward
+Workloads (float32; the builders are in bench_workloads.py):
+  1 lstm               LSTM forward+backward: batch 32, 50 steps, input 32, hidden 128
+  2 transformer        one training step of a toy Transformer (embeddings, 2 encoder + 2 decoder
+                       layers, d_model 64, 4 heads, feed-forward 128, vocabulary 20, batch 64,
+                       length 12, cross-entropy, Adam)
+  3 attention          causal scaled-dot-product attention forward+backward: batch 4, 4 heads,
+                       length 1024, head dim 64 (+ GFLOP/s and % of the matmul peak of the run)
+  4 long               one head, length 16384, head dim 64, causal, forward+backward: time and
+                       peak memory growth
+  5 overhead           a chain of 100 small elementwise ops on 16-element tensors, fwd+bwd
+  6 mha                multi-head self-attention block: batch 32, length 64, d 128, 8 heads, fwd+bwd
+  7 generate_cached    greedy generation, small decoder-only Transformer, with a KV cache
+  8 generate_uncached  the same without a cache (tokens per second for both)
 
-Each time is the median of ``--repeats`` runs after ``--warmup`` runs. Each provider is timed in a
-fresh process of its own: in one process, the worker threads that OpenBLAS, Numba or PyTorch leave
-spinning after their work slow down whichever library runs next (PyTorch's LSTM took 60 ms after
-ours in the same process and 5 ms alone). ``--in-process`` times them in one process instead,
-taking turns run by run. Writes ``bench.json`` and
-``bench.png`` (a bar chart) into ``--out-dir`` and prints a table.
+Each time is the median of ``--repeats`` runs after ``--warmup`` runs, in a fresh process per
+(round, thread count, workload, provider): in one process, the worker threads that OpenBLAS,
+Numba or PyTorch leave spinning after their work slow down whichever library runs next
+(PyTorch's LSTM took 60 ms after ours in the same process and 5 ms alone). ``--rounds N``
+repeats everything N times, providers alternating in order from round to round, and reports the
+median over rounds with the spread ((max - min) / median). ``--in-process`` times the providers
+in one process instead, taking turns run by run (one thread count only).
 
-Thread counts must be fixed before NumPy loads its BLAS, so the command re-executes itself once
-with OMP/OPENBLAS/MKL/NUMBA thread variables set to ``--threads``.
+Prints the table per thread count and the summary table of ratios (tinyattn numba / PyTorch,
+below 1 is faster: workloads x thread counts), writes ``bench.json`` (with the CPU model, its
+vector width, the thread counts and the spreads) and ``bench.png`` into ``--out-dir``.
+Thread counts must be fixed before NumPy loads its BLAS, so every child process is started with
+OMP/OPENBLAS/MKL/NUMBA thread variables set to its thread count.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -37,22 +45,36 @@ import subprocess
 import sys
 import time
 
+from . import bench_workloads as bw
+
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 _MARK = "TINYATTN_BENCH_THREADS"
-WORKLOADS = {1: "lstm", 2: "transformer", 3: "attention", 4: "long", 5: "overhead"}
+WORKLOADS = {1: "lstm", 2: "transformer", 3: "attention", 4: "long", 5: "overhead", 6: "mha",
+             7: "generate_cached", 8: "generate_uncached"}
+TITLES = {1: "1 LSTM fwd+bwd", 2: "2 Transformer training step",
+          3: "3 causal attention, 4x4 heads, length 1024", 4: "4 one head, length 16,384, causal",
+          5: "5 op overhead, 100 tiny ops",
+          6: "multi-head self-attention block (batch 32, length 64, d 128, 8 heads)",
+          7: "7 generation with a KV cache (tokens/s)", 8: "8 generation without a cache (tokens/s)"}
 PROVIDERS = ("numba", "numpy", "torch")
+BUILDERS = {1: bw.lstm_workload, 2: bw.transformer_workload, 3: bw.attention_workload,
+            5: bw.overhead_workload, 6: bw.mha_workload, 7: bw.generate_cached_workload,
+            8: bw.generate_uncached_workload}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m tinyattn.bench",
                                 description="Time tinyattn (numba and numpy paths) against PyTorch CPU.")
-    p.add_argument("--threads", type=_positive_int, default=2,
-                   help="threads for Numba, BLAS and PyTorch alike (default 2)")
+    p.add_argument("--threads", type=_positive_int, nargs="+", default=[1, 2],
+                   help="thread counts for Numba, BLAS and PyTorch alike, each timed (default 1 2)")
+    p.add_argument("--rounds", type=_positive_int, default=1,
+                   help="repeat the whole benchmark N times, providers alternating; report the "
+                        "median over rounds and the spread (default 1)")
     p.add_argument("--repeats", type=_positive_int, default=7, help="timed runs per provider (default 7)")
     p.add_argument("--warmup", type=_non_negative_int, default=2, help="untimed runs first (default 2)")
     p.add_argument("--workloads", type=int, nargs="+", choices=sorted(WORKLOADS),
-                   default=sorted(WORKLOADS), metavar="N", help="which workloads, 1-5 (default all)")
+                   default=sorted(WORKLOADS), metavar="N", help="which workloads, 1-8 (default all)")
     p.add_argument("--providers", nargs="+", choices=PROVIDERS, default=list(PROVIDERS),
                    help="which implementations (default: numba numpy torch)")
     p.add_argument("--quick", action="store_true", help="tiny sizes, 1 warm-up, 2 repeats: a smoke test")
@@ -61,10 +83,12 @@ def parse_args(argv=None):
     p.add_argument("--in-process", action="store_true",
                    help="time all providers in this one process, taking turns run by run (by "
                         "default each provider runs in a fresh process of its own: thread pools "
-                        "left spinning by one library otherwise slow the next one down)")
-    p.add_argument("--child", nargs=2, metavar=("PROVIDER", "LENGTH"), help=argparse.SUPPRESS)
-    p.add_argument("--child-time", nargs=2, metavar=("WORKLOAD", "PROVIDER"), help=argparse.SUPPRESS)
+                        "left spinning by one library otherwise slow the next one down); one "
+                        "--threads count only")
+    p.add_argument("--child", nargs=2, metavar=("KIND", "PROVIDER"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.in_process and len(args.threads) != 1:
+        p.error(f"--in-process times one thread count; got --threads {' '.join(map(str, args.threads))}")
     if args.quick:
         args.repeats, args.warmup = min(args.repeats, 2), min(args.warmup, 1)
     return args
@@ -84,14 +108,16 @@ def _non_negative_int(s):
     return v
 
 
-def _reexec_with_threads(args, argv):
-    """Fix every library's thread count through the environment, then start over (once)."""
-    if os.environ.get(_MARK) == str(args.threads):
+def _thread_env(threads):
+    return dict(os.environ, **{v: str(threads) for v in _THREAD_VARS}, **{_MARK: str(threads)})
+
+
+def _reexec_with_threads(threads, argv):
+    """--in-process: fix every library's thread count through the environment, then start over."""
+    if os.environ.get(_MARK) == str(threads):
         return
-    env = dict(os.environ, **{v: str(args.threads) for v in _THREAD_VARS}, **{_MARK: str(args.threads)})
-    cmd = [sys.executable, "-m", "tinyattn.bench", *argv]
     sys.stdout.flush()
-    sys.exit(subprocess.call(cmd, env=env))
+    sys.exit(subprocess.call([sys.executable, "-m", "tinyattn.bench", *argv], env=_thread_env(threads)))
 
 
 # ----------------------------------------------------------------------------------- timing
@@ -109,444 +135,13 @@ def _time_interleaved(runs: dict, warmup: int, repeats: int) -> dict:
     return times
 
 
-def _torch():
-    try:
-        import torch  # noqa: PLC0415 - optional, for comparison only
-    except ImportError:
-        return None
-    return torch
-
-
-# ----------------------------------------------------------------------------------- workloads
-def lstm_workload(providers, quick):
-    """1: nn.LSTM forward + backward of out.mean()."""
-    import numpy as np  # noqa: PLC0415
-
-    import tinyattn as ta  # noqa: PLC0415
-    from tinyattn import kernels, nn  # noqa: PLC0415
-
-    B, T, I, H = (4, 5, 3, 8) if quick else (32, 50, 32, 128)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((T, B, I)).astype(np.float32)
-    ta.manual_seed(0)
-    ours = nn.LSTM(I, H)
-    runs = {}
-
-    def make(provider):
-        def run():
-            with kernels.using(provider):
-                ours.zero_grad()
-                xt = ta.tensor(x, requires_grad=True)
-                out, (h, c) = ours(xt)
-                out.mean().backward()
-        return run
-
-    for p in ("numba", "numpy"):
-        if p in providers:
-            runs[p] = make(p)
-    torch = _torch()
-    if torch is not None and "torch" in providers:
-        theirs = torch.nn.LSTM(I, H)
-
-        def run_torch():
-            theirs.zero_grad()
-            xt = torch.tensor(x, requires_grad=True)
-            out, _ = theirs(xt)
-            out.mean().backward()
-        runs["torch"] = run_torch
-    return runs, {"batch": B, "steps": T, "input": I, "hidden": H}
-
-
-def transformer_workload(providers, quick):
-    """2: embeddings -> nn.Transformer (2+2 layers) -> linear -> cross-entropy -> Adam step."""
-    import numpy as np  # noqa: PLC0415
-
-    import tinyattn as ta  # noqa: PLC0415
-    from tinyattn import kernels, nn, optim  # noqa: PLC0415
-    from tinyattn.ops.cross_entropy import cross_entropy  # noqa: PLC0415
-
-    V, D, NH, FF, B, L = (20, 16, 2, 32, 4, 5) if quick else (20, 64, 4, 128, 64, 12)
-    rng = np.random.default_rng(0)
-    src = rng.integers(0, V, (B, L))
-    tgt_in, tgt_out = rng.integers(0, V, (B, L)), rng.integers(0, V, (B, L))
-    causal = np.triu(np.full((L, L), -np.inf, dtype=np.float32), 1)
-    runs = {}
-
-    class Toy(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.src_embed, self.tgt_embed = nn.Embedding(V, D), nn.Embedding(V, D)
-            self.core = nn.Transformer(D, NH, 2, 2, FF, dropout=0.0, batch_first=True)
-            self.head = nn.Linear(D, V)
-
-        def forward(self, s, t):
-            h = self.core(self.src_embed(s), self.tgt_embed(t), tgt_mask=ta.tensor(causal))
-            return self.head(h)
-
-    ta.manual_seed(0)
-    ours = Toy()
-    opt = optim.Adam(ours.parameters(), lr=1e-3)
-
-    def make(provider):
-        def run():
-            with kernels.using(provider):
-                opt.zero_grad()
-                logits = ours(src, tgt_in)
-                loss = cross_entropy(logits.reshape(B * L, V), tgt_out.reshape(-1))
-                loss.backward()
-                opt.step()
-        return run
-
-    for p in ("numba", "numpy"):
-        if p in providers:
-            runs[p] = make(p)
-    torch = _torch()
-    if torch is not None and "torch" in providers:
-        tnn = torch.nn
-
-        class TorchToy(tnn.Module):
-            def __init__(self):
-                super().__init__()
-                self.src_embed, self.tgt_embed = tnn.Embedding(V, D), tnn.Embedding(V, D)
-                self.core = tnn.Transformer(D, NH, 2, 2, FF, dropout=0.0, batch_first=True)
-                self.head = tnn.Linear(D, V)
-
-            def forward(self, s, t):
-                h = self.core(self.src_embed(s), self.tgt_embed(t), tgt_mask=torch.tensor(causal))
-                return self.head(h)
-
-        torch.manual_seed(0)
-        theirs = TorchToy()
-        topt = torch.optim.Adam(theirs.parameters(), lr=1e-3)
-        s_t, ti_t, to_t = (torch.tensor(a) for a in (src, tgt_in, tgt_out))
-
-        def run_torch():
-            topt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(theirs(s_t, ti_t).reshape(B * L, V),
-                                                     to_t.reshape(-1))
-            loss.backward()
-            topt.step()
-        runs["torch"] = run_torch
-    return runs, {"vocab": V, "d_model": D, "heads": NH, "ff": FF, "batch": B, "length": L,
-                  "layers": "2 encoder + 2 decoder"}
-
-
-def _attention_runs(providers, B, NH, T, D, seed=0):
-    import numpy as np  # noqa: PLC0415
-
-    import tinyattn as ta  # noqa: PLC0415
-    from tinyattn import kernels  # noqa: PLC0415
-    from tinyattn.ops.memory_efficient_attention import memory_efficient_attention  # noqa: PLC0415
-
-    rng = np.random.default_rng(seed)
-    q, k, v, g = (rng.standard_normal((B, NH, T, D)).astype(np.float32) for _ in range(4))
-    runs = {}
-
-    def make(provider):
-        def run():
-            with kernels.using(provider):
-                tq, tk, tv = (ta.tensor(a, requires_grad=True) for a in (q, k, v))
-                memory_efficient_attention(tq, tk, tv, causal=True).backward(g)
-        return run
-
-    for p in ("numba", "numpy"):
-        if p in providers:
-            runs[p] = make(p)
-    torch = _torch()
-    if torch is not None and "torch" in providers:
-        def run_torch():
-            tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
-            out = torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, is_causal=True)
-            out.backward(torch.from_numpy(g))
-        runs["torch"] = run_torch
-    return runs
-
-
-def attention_flops(B, NH, T, D):
-    """Useful FLOPs of causal attention forward+backward: 6 matrix products of 2·T·T·D each
-    (forward QKᵀ, PV; backward dV, dP, dQ, dK), halved by the causal mask. The recomputation of
-    QKᵀ in the backward is overhead, not counted."""
-    return 6 * 2 * B * NH * T * T * D / 2
-
-
-def attention_workload(providers, quick):
-    """3: causal sdpa forward+backward; ours is memory_efficient_attention."""
-    B, NH, T, D = (2, 2, 128, 16) if quick else (4, 4, 1024, 64)
-    return _attention_runs(providers, B, NH, T, D), {"batch": B, "heads": NH, "length": T,
-                                                     "head_dim": D}
-
-
-def overhead_workload(providers, quick):
-    """5: 100 tiny elementwise ops, forward + backward: the cost of the engine, not the math."""
-    import numpy as np  # noqa: PLC0415
-
-    import tinyattn as ta  # noqa: PLC0415
-
-    n_ops = 20 if quick else 100
-    x0 = np.random.default_rng(0).standard_normal(16).astype(np.float32)
-    runs = {}
-
-    def chain(x, tanh):
-        for i in range(n_ops):
-            kind = i % 4
-            x = x * 0.9 if kind == 0 else x + 0.1 if kind == 1 else tanh(x) if kind == 2 else x - 0.05
-        return x
-
-    def run_ours():
-        x = ta.tensor(x0, requires_grad=True)
-        chain(x, ta.tanh).sum().backward()
-
-    for p in ("numba", "numpy"):         # no kernels involved: both paths run the same engine code
-        if p in providers:
-            runs[p] = run_ours
-    torch = _torch()
-    if torch is not None and "torch" in providers:
-        def run_torch():
-            x = torch.tensor(x0, requires_grad=True)
-            chain(x, torch.tanh).sum().backward()
-        runs["torch"] = run_torch
-    return runs, {"ops": n_ops, "elements": 16}
-
-
-# ----------------------------------------------------------------------------------- workload 4
-def _rss_kib(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(field)
-
-
-def _long_child(provider, T):
-    """In a fresh process: warm up on a small problem, reset the peak-RSS mark, then time one causal
-    forward+backward of length T and report the growth of the peak resident memory."""
-    import numpy as np  # noqa: PLC0415
-
-    _attention_runs([provider], 1, 1, 256, 64)[provider]()        # compile / load, small
-    runs = _attention_runs([provider], 1, 1, T, 64, seed=1)
-    import gc  # noqa: PLC0415
-
-    gc.collect()
-    try:
-        with open("/proc/self/clear_refs", "w") as f:   # resets VmHWM (the peak) to the current RSS
-            f.write("5")
-        method = "peak RSS (VmHWM) after reset, minus RSS before"
-    except OSError:
-        method = "peak RSS (VmHWM) minus RSS before (peak not resettable: upper bound)"
-    before = _rss_kib("VmRSS")
-    t0 = time.perf_counter()
-    runs[provider]()
-    seconds = time.perf_counter() - t0
-    growth = (_rss_kib("VmHWM") - before) / 1024
-    print(json.dumps({"seconds": seconds, "peak_growth_mib": growth, "method": method,
-                      "numpy": np.__version__}))
-
-
-def long_workload(providers, quick, threads):
-    T = 2048 if quick else 16384
-    results = {}
-    for p in providers:
-        if p == "torch" and _torch() is None:
-            continue
-        cmd = [sys.executable, "-m", "tinyattn.bench", "--threads", str(threads), "--child", p, str(T)]
-        res = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
-        if res.returncode != 0:
-            results[p] = {"error": res.stderr.strip().splitlines()[-1:] or ["failed"]}
-            continue
-        results[p] = json.loads(res.stdout.strip().splitlines()[-1])
-    naive = 3 * T * T * 4 / 2**20   # scores, probabilities and their gradient, float32
-    return results, {"heads": 1, "length": T, "head_dim": 64, "causal": True,
-                     "naive_full_matrix_estimate_mib": naive, "target_peak_growth_mib": 256}
-
-
-# ----------------------------------------------------------------------------------- isolation
-def _builders():
-    return {1: lstm_workload, 2: transformer_workload, 3: attention_workload, 5: overhead_workload}
-
-
 def _set_threads(threads):
     import numba  # noqa: PLC0415
 
     numba.set_num_threads(threads)
-    torch = _torch()
+    torch = bw._torch()
     if torch is not None:
         torch.set_num_threads(threads)
-
-
-def _time_child(number, provider, args):
-    """In a fresh process: build one provider's run of one workload, time it, print the times."""
-    runs, params = _builders()[number]([provider], args.quick)
-    times = _time_interleaved(runs, args.warmup, args.repeats)[provider]
-    print(json.dumps({"times": times, "params": params}))
-
-
-def _time_isolated(number, providers, args):
-    """{provider: [seconds, ...]} with every provider timed in its own process; and the params."""
-    times, params = {}, None
-    for p in providers:
-        cmd = [sys.executable, "-m", "tinyattn.bench", "--threads", str(args.threads),
-               "--repeats", str(args.repeats), "--warmup", str(args.warmup),
-               "--child-time", str(number), p] + (["--quick"] if args.quick else [])
-        res = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
-        if res.returncode != 0:
-            raise RuntimeError(f"bench: workload {number} on {p} failed in its subprocess:\n"
-                               f"{res.stderr.strip()}")
-        out = json.loads(res.stdout.strip().splitlines()[-1])
-        times[p], params = out["times"], out["params"]
-    return times, params
-
-
-# ----------------------------------------------------------------------------------- peak GFLOP/s
-def matmul_peak(threads, quick):
-    """The machine's float32 matrix-product speed: best of a few 2048² products (NumPy's BLAS and
-    PyTorch), in GFLOP/s."""
-    import numpy as np  # noqa: PLC0415
-
-    n = 512 if quick else 2048
-    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
-    out = {}
-    times = _time_interleaved({"numpy": lambda: a @ a}, 1, 3 if quick else 5)["numpy"]
-    out["numpy_blas"] = 2 * n**3 / min(times) / 1e9
-    torch = _torch()
-    if torch is not None:
-        ta_ = torch.from_numpy(a)
-        times = _time_interleaved({"torch": lambda: ta_ @ ta_}, 1, 3 if quick else 5)["torch"]
-        out["torch"] = 2 * n**3 / min(times) / 1e9
-    out["peak"] = max(out.values())
-    return out
-
-
-# ----------------------------------------------------------------------------------- report
-def _summary(times):
-    return {"median_s": statistics.median(times), "min_s": min(times), "runs_s": times}
-
-
-def _ratios(entry):
-    med = {p: v["median_s"] for p, v in entry["results"].items() if "median_s" in v}
-    if "torch" in med:
-        for p in ("numba", "numpy"):
-            if p in med:
-                entry[f"ratio_{p}_to_torch"] = med[p] / med["torch"]
-
-
-def _table(report):
-    lines = [f"{'workload':<14}{'numba':>12}{'numpy':>12}{'torch':>12}{'numba/torch':>13}"
-             f"{'numpy/torch':>13}  notes"]
-    for name, entry in report["workloads"].items():
-        res = entry["results"]
-        cells = []
-        for p in PROVIDERS:
-            v = res.get(p, {})
-            t = v.get("median_s", v.get("seconds"))
-            cells.append(f"{t * 1e3:>10.2f}ms" if t is not None else f"{'-':>12}")
-        ratios = [f"{entry[k]:>12.2f}x" if k in entry else f"{'-':>13}"
-                  for k in ("ratio_numba_to_torch", "ratio_numpy_to_torch")]
-        note = entry.get("note", "")
-        lines.append(f"{name:<14}{''.join(cells)}{''.join(ratios)}  {note}")
-    return "\n".join(lines)
-
-
-def _plot(report, path):
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    names = list(report["workloads"])
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    width = 0.27
-    for k, p in enumerate(PROVIDERS):
-        vals = []
-        for n in names:
-            v = report["workloads"][n]["results"].get(p, {})
-            vals.append(v.get("median_s", v.get("seconds", float("nan"))) * 1e3)
-        ax.bar([i + (k - 1) * width for i in range(len(names))], vals, width, label=p)
-    ax.set_xticks(range(len(names)), names)
-    ax.set_yscale("log")
-    ax.set_ylabel("median time per run (ms, log scale)")
-    ax.set_title(f"tinyattn vs PyTorch CPU, {report['threads']} thread(s), float32")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def run(args):
-    import numba  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
-
-    _set_threads(args.threads)
-    torch = _torch()
-    providers = [p for p in args.providers if p != "torch" or torch is not None]
-    report = {"threads": args.threads, "quick": args.quick, "repeats": args.repeats,
-              "warmup": args.warmup, "dtype": "float32", "providers": providers,
-              "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                          "cpus": os.cpu_count(), "python": platform.python_version(),
-                          "numpy": np.__version__, "numba": numba.__version__,
-                          "torch": None if torch is None else torch.__version__,
-                          # other programs' load skews every timing; recorded to judge the numbers
-                          "load_average_at_start": os.getloadavg()},
-              "workloads": {}}
-    report["isolated"] = not args.in_process
-    for number in args.workloads:
-        name = WORKLOADS[number]
-        print(f"[bench] workload {number}: {name} ...", flush=True)
-        if number == 4:
-            results, params = long_workload(providers, args.quick, args.threads)
-            entry = {"params": params, "results": results}
-            growth = {p: r.get("peak_growth_mib") for p, r in results.items()}
-            entry["note"] = "peak growth MiB: " + ", ".join(
-                f"{p} {g:.0f}" for p, g in growth.items() if g is not None)
-            med = {p: r["seconds"] for p, r in results.items() if "seconds" in r}
-            if "torch" in med:
-                for p in ("numba", "numpy"):
-                    if p in med:
-                        entry[f"ratio_{p}_to_torch"] = med[p] / med["torch"]
-        else:
-            if args.in_process:
-                runs, params = _builders()[number](providers, args.quick)
-                times = _time_interleaved(runs, args.warmup, args.repeats)
-            else:
-                times, params = _time_isolated(number, providers, args)
-            entry = {"params": params, "results": {p: _summary(t) for p, t in times.items()}}
-            _ratios(entry)
-            if number == 3:
-                flops = attention_flops(params["batch"], params["heads"], params["length"],
-                                        params["head_dim"])
-                peak = matmul_peak(args.threads, args.quick)
-                entry["flops"] = flops
-                entry["gflops_per_s"] = {p: flops / r["median_s"] / 1e9
-                                         for p, r in entry["results"].items()}
-                entry["matmul_peak_gflops_per_s"] = peak
-                entry["note"] = "GFLOP/s: " + ", ".join(
-                    f"{p} {g:.1f}" for p, g in entry["gflops_per_s"].items()) + \
-                    f" (matmul peak {peak['peak']:.1f})"
-        report["workloads"][name] = entry
-    # The GPU column: the toy Transformer step at a GPU-sized configuration, CuPy vs NumPy (vs
-    # PyTorch CUDA when present). Only where CuPy sees a GPU; elsewhere the report says so.
-    from . import bench_gpu  # noqa: PLC0415
-
-    if bench_gpu.gpu_present():
-        quick = dict(batch=8, length=16, d_model=32, nhead=2, vocab=50, steps=2, warmup=1)
-        report["gpu"] = bench_gpu.run(**quick) if args.quick else bench_gpu.run()
-        print(bench_gpu.table(report["gpu"]))
-    else:
-        report["gpu"] = "skipped: no CuPy-visible GPU on this machine"
-        print("[bench] GPU column: skipped (no CuPy-visible GPU); see python -m tinyattn.bench_gpu")
-    report["machine"]["load_average_at_end"] = os.getloadavg()
-    os.makedirs(args.out_dir, exist_ok=True)
-    json_path = os.path.join(args.out_dir, "bench.json")
-    with open(json_path, "w") as f:
-        json.dump(report, f, indent=2)
-    print(_table(report))
-    print(f"[bench] load average (1/5/15 min) at start {report['machine']['load_average_at_start']}, "
-          f"at end {report['machine']['load_average_at_end']} on {os.cpu_count()} CPUs")
-    print(f"[bench] wrote {json_path}")
-    if not args.no_plot:
-        png = os.path.join(args.out_dir, "bench.png")
-        _plot(report, png)
-        print(f"[bench] wrote {png}")
-    return report
 
 
 def _tune_memory_for(providers):
@@ -559,23 +154,303 @@ def _tune_memory_for(providers):
         memory.tune()
 
 
+def _child_result(kind, provider, args):
+    """What one child process measures: 'peak' (the matmul peak), workload 4 (one long run and its
+    memory) or a timed workload ({"times": [...], "params": {...}})."""
+    if kind == "peak":
+        return bw.matmul_peak(args.quick)
+    number = int(kind)
+    if number == 4:
+        out = bw.long_child(provider, bw.long_length(args.quick))
+        out["params"] = bw.long_params(args.quick)
+        return out
+    runs, params = BUILDERS[number]([provider], args.quick)
+    return {"times": _time_interleaved(runs, args.warmup, args.repeats)[provider], "params": params}
+
+
+def _measure(kind, provider, threads, args):
+    """Run ``_child_result`` in a fresh process with ``threads`` threads; {"error": ...} if it fails."""
+    cmd = [sys.executable, "-m", "tinyattn.bench", "--threads", str(threads), "--repeats",
+           str(args.repeats), "--warmup", str(args.warmup), "--child", str(kind), provider]
+    cmd += ["--quick"] if args.quick else []
+    res = subprocess.run(cmd, capture_output=True, text=True, env=_thread_env(threads))
+    if res.returncode != 0:
+        tail = res.stderr.strip().splitlines()[-3:] or ["failed"]
+        print(f"[bench] {kind} on {provider} at {threads} thread(s) failed:\n  " + "\n  ".join(tail),
+              file=sys.stderr, flush=True)
+        return {"error": tail}
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------------- summary
+def _spread(values):
+    """(max - min) / median: 0.05 means the values lay within 5% of their median."""
+    med = statistics.median(values)
+    return (max(values) - min(values)) / med if med > 0 else 0.0
+
+
+def _summarise(number, per_round):
+    """[child result per round] -> the provider's entry: median over rounds and the spread."""
+    ok = [r for r in per_round if "error" not in r]
+    if not ok:
+        return {"error": per_round[-1]["error"]}
+    if number == 4:
+        secs = [r["seconds"] for r in ok]
+        return {"median_s": statistics.median(secs), "rounds_s": secs, "spread": _spread(secs),
+                "peak_growth_mib": max(r["peak_growth_mib"] for r in ok), "method": ok[0]["method"]}
+    medians = [statistics.median(r["times"]) for r in ok]
+    runs = [t for r in ok for t in r["times"]]
+    many = len(medians) > 1
+    return {"median_s": statistics.median(medians), "min_s": min(runs), "runs_s": runs,
+            "rounds_median_s": medians, "spread": _spread(medians if many else runs),
+            "spread_over": "rounds" if many else "runs"}
+
+
+def _entry(number, per_provider, peak, params):
+    """The report of one workload at one thread count."""
+    res = {p: _summarise(number, rounds) for p, rounds in per_provider.items()}
+    entry = {"results": res}
+    med = {p: v["median_s"] for p, v in res.items() if "median_s" in v}
+    if "torch" in med:
+        for p in ("numba", "numpy"):
+            if p in med:
+                entry[f"ratio_{p}_to_torch"] = med[p] / med["torch"]
+                # the ratio round by round, where both providers have the same rounds
+                mine, theirs = res[p].get("rounds_median_s", res[p].get("rounds_s")), \
+                    res["torch"].get("rounds_median_s", res["torch"].get("rounds_s"))
+                if mine and theirs and len(mine) == len(theirs) and len(mine) > 1:
+                    ratios = [a / b for a, b in zip(mine, theirs)]
+                    entry[f"ratio_{p}_to_torch_rounds"] = ratios
+                    entry[f"ratio_{p}_to_torch_spread"] = max(ratios) - min(ratios)
+    notes = []
+    if number == 3 and params:
+        flops = bw.attention_flops(params["batch"], params["heads"], params["length"],
+                                   params["head_dim"])
+        entry["flops"] = flops
+        entry["gflops_per_s"] = {p: flops / m / 1e9 for p, m in med.items()}
+        if peak:
+            entry["matmul_peak_gflops_per_s"] = peak
+            entry["percent_of_peak"] = {p: 100 * g / peak["peak"]
+                                        for p, g in entry["gflops_per_s"].items()}
+            notes.append("% of matmul peak: " + ", ".join(
+                f"{p} {v:.0f}" for p, v in entry["percent_of_peak"].items())
+                + f" (peak {peak['peak']:.1f} GFLOP/s)")
+    if number == 4:
+        notes.append("peak growth MiB: " + ", ".join(
+            f"{p} {v['peak_growth_mib']:.0f}" for p, v in res.items() if "peak_growth_mib" in v))
+    if number in (7, 8) and params:
+        entry["tokens_per_s"] = {p: params["tokens"] / m for p, m in med.items()}
+        notes.append("tokens/s: " + ", ".join(f"{p} {v:.0f}" for p, v in entry["tokens_per_s"].items()))
+    entry["note"] = "; ".join(notes)
+    return entry
+
+
+def _params_of(per_provider):
+    for rounds in per_provider.values():
+        for r in rounds:
+            if "params" in r:
+                return r["params"]
+    return None
+
+
+# ----------------------------------------------------------------------------------- report
+def _table(report, threads):
+    lines = [f"{threads} thread(s):",
+             f"{'workload':<19}{'numba':>12}{'numpy':>12}{'torch':>12}{'numba/torch':>13}"
+             f"{'numpy/torch':>13}{'spread':>8}  notes"]
+    for name, w in report["workloads"].items():
+        entry = w["threads"].get(str(threads))
+        if entry is None:
+            continue
+        res = entry["results"]
+        cells = []
+        for p in PROVIDERS:
+            v = res.get(p, {})
+            t = v.get("median_s")
+            cells.append(f"{t * 1e3:>10.2f}ms" if t is not None else
+                         f"{'error' if 'error' in v else '-':>12}")
+        ratios = [f"{entry[k]:>12.2f}x" if k in entry else f"{'-':>13}"
+                  for k in ("ratio_numba_to_torch", "ratio_numpy_to_torch")]
+        spread = max((v.get("spread", 0.0) for v in res.values()), default=0.0)
+        lines.append(f"{name:<19}{''.join(cells)}{''.join(ratios)}{spread * 100:>7.0f}%  "
+                     f"{entry.get('note', '')}")
+    return "\n".join(lines)
+
+
+def _ratio_cell(number, entry):
+    r = entry.get("ratio_numba_to_torch") if entry else None
+    if r is None:
+        return "-"
+    cell = f"{r:.2f}"
+    if number == 3 and "percent_of_peak" in entry and "numba" in entry["percent_of_peak"]:
+        cell += f" ({entry['percent_of_peak']['numba']:.0f}% of sgemm peak)"
+    if number == 4:
+        mib = entry["results"].get("numba", {}).get("peak_growth_mib")
+        if mib is not None:
+            cell += f" ({mib:.0f} MiB)"
+    if number in (7, 8) and "numba" in entry.get("tokens_per_s", {}):
+        cell += f" ({entry['tokens_per_s']['numba']:.0f} tokens/s)"
+    return cell
+
+
+def issue_table(report):
+    """The summary: ratio = tinyattn (numba) / PyTorch CPU per workload and thread count, below 1
+    is faster; a second table gives each ratio's spread over the rounds."""
+    threads = report["threads"]
+    heads = [f"{t} thread" + ("s" if t != 1 else "") for t in threads]
+    rows = ["| workload | " + " | ".join(heads) + " |", "|---|" + "---|" * len(threads)]
+    spreads = list(rows)
+    for name, w in report["workloads"].items():
+        n = w["number"]
+        cells = [_ratio_cell(n, w["threads"].get(str(t))) for t in threads]
+        rows.append(f"| {w['title']} | " + " | ".join(cells) + " |")
+        sp = []
+        for t in threads:
+            e = w["threads"].get(str(t)) or {}
+            s = e.get("ratio_numba_to_torch_spread")
+            sp.append("-" if s is None else f"±{s / 2:.2f}")
+        spreads.append(f"| {w['title']} | " + " | ".join(sp) + " |")
+    cpu = report["machine"]["cpu"]
+    head = (f"ratio = tinyattn / PyTorch {report['machine'].get('torch') or '-'} CPU, below 1 is "
+            f"faster; median of {report['rounds']} round(s), each provider in its own process "
+            f"({cpu['model']}, {cpu['llvm_cpu']}, {cpu['vector_bits']}-bit vectors, "
+            f"{cpu['cpus']} CPUs)")
+    out = head + "\n\n" + "\n".join(rows)
+    if report["rounds"] > 1:
+        out += "\n\nspread of each ratio over the rounds, ±(max - min) / 2:\n\n" + "\n".join(spreads)
+    return out
+
+
+def _plot(report, path):
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    names = list(report["workloads"])
+    threads = report["threads"]
+    fig, axes = plt.subplots(len(threads), 1, figsize=(10, 3.8 * len(threads)), squeeze=False)
+    width = 0.27
+    for ax, t in zip(axes[:, 0], threads):
+        for k, p in enumerate(PROVIDERS):
+            vals = []
+            for n in names:
+                e = report["workloads"][n]["threads"].get(str(t), {})
+                vals.append(e.get("results", {}).get(p, {}).get("median_s", float("nan")) * 1e3)
+            ax.bar([i + (k - 1) * width for i in range(len(names))], vals, width, label=p)
+        ax.set_xticks(range(len(names)), names, fontsize=8)
+        ax.set_yscale("log")
+        ax.set_ylabel("median ms (log)")
+        ax.set_title(f"tinyattn vs PyTorch CPU, {t} thread(s), float32")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _machine():
+    import numpy as np  # noqa: PLC0415
+
+    from .kernels.lowlevel import cpu  # noqa: PLC0415
+
+    numba_spec = importlib.util.find_spec("numba")
+    torch_version = None
+    if importlib.util.find_spec("torch") is not None:
+        from importlib.metadata import version  # noqa: PLC0415
+
+        torch_version = version("torch")
+    return {"platform": platform.platform(), "processor": platform.processor(),
+            "cpus": os.cpu_count(), "cpu": cpu.describe(), "python": platform.python_version(),
+            "numpy": np.__version__,
+            "numba": None if numba_spec is None else __import__("numba").__version__,
+            "torch": torch_version,
+            # other programs' load skews every timing; recorded to judge the numbers
+            "load_average_at_start": os.getloadavg()}
+
+
+def run(args):
+    machine = _machine()
+    have_torch = machine["torch"] is not None
+    providers = [p for p in args.providers if p != "torch" or have_torch]
+    report = {"threads": list(args.threads), "rounds": args.rounds, "quick": args.quick,
+              "repeats": args.repeats, "warmup": args.warmup, "dtype": "float32",
+              "providers": providers, "isolated": not args.in_process, "machine": machine,
+              "workloads": {}, "matmul_peak": {}}
+    # data[threads][workload][provider] = [child result per round]
+    data = {t: {n: {p: [] for p in providers} for n in args.workloads} for t in args.threads}
+    peaks = {t: [] for t in args.threads}
+    for r in range(args.rounds):
+        order = providers if r % 2 == 0 else providers[::-1]      # alternate who goes first
+        for t in args.threads:
+            if 3 in args.workloads:
+                peaks[t].append(bw.matmul_peak(args.quick) if args.in_process
+                                else _measure("peak", "numpy", t, args))
+            for n in args.workloads:
+                print(f"[bench] round {r + 1}/{args.rounds}, {t} thread(s), workload {n}: "
+                      f"{WORKLOADS[n]} ...", flush=True)
+                if args.in_process and n != 4:
+                    runs, params = BUILDERS[n](order, args.quick)
+                    times = _time_interleaved(runs, args.warmup, args.repeats)
+                    for p in order:
+                        data[t][n][p].append({"times": times[p], "params": params})
+                    continue
+                for p in order:
+                    data[t][n][p].append(_measure(n, p, t, args))
+    for t in args.threads:
+        ok = [p for p in peaks[t] if "peak" in p]
+        peak = None
+        if ok:
+            peak = {"peak": max(p["peak"] for p in ok), "rounds": ok}
+        report["matmul_peak"][str(t)] = peak
+        for n in args.workloads:
+            params = _params_of(data[t][n])
+            w = report["workloads"].setdefault(WORKLOADS[n], {"number": n, "title": TITLES[n],
+                                                              "params": params, "threads": {}})
+            w["threads"][str(t)] = _entry(n, data[t][n], peak, params)
+    # The GPU column: the toy Transformer step at a GPU-sized configuration, CuPy vs NumPy (vs
+    # PyTorch CUDA when present). Only where CuPy sees a GPU; elsewhere the report says so.
+    from . import bench_gpu  # noqa: PLC0415
+
+    if bench_gpu.gpu_present():
+        quick = dict(batch=8, length=16, d_model=32, nhead=2, vocab=50, steps=2, warmup=1)
+        report["gpu"] = bench_gpu.run(**quick) if args.quick else bench_gpu.run()
+        print(bench_gpu.table(report["gpu"]))
+    else:
+        report["gpu"] = "skipped: no CuPy-visible GPU on this machine"
+        print("[bench] GPU column: skipped (no CuPy-visible GPU); see python -m tinyattn.bench_gpu")
+    report["machine"]["load_average_at_end"] = os.getloadavg()
+    report["issue_table"] = issue_table(report)
+    os.makedirs(args.out_dir, exist_ok=True)
+    json_path = os.path.join(args.out_dir, "bench.json")
+    with open(json_path, "w") as f:
+        json.dump(report, f, indent=2)
+    for t in args.threads:
+        print(_table(report, t))
+        print()
+    print(report["issue_table"])
+    print(f"[bench] load average (1/5/15 min) at start {machine['load_average_at_start']}, "
+          f"at end {report['machine']['load_average_at_end']} on {os.cpu_count()} CPUs")
+    print(f"[bench] wrote {json_path}")
+    if not args.no_plot:
+        png = os.path.join(args.out_dir, "bench.png")
+        _plot(report, png)
+        print(f"[bench] wrote {png}")
+    return report
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    _reexec_with_threads(args, argv)
     if args.child:
-        _set_threads(args.threads)
-        provider, length = args.child
-        _tune_memory_for([provider])
-        _long_child(provider, int(length))
-        return 0
-    if args.child_time:
-        _set_threads(args.threads)
-        number, provider = args.child_time
-        _tune_memory_for([provider])
-        _time_child(int(number), provider, args)
+        kind, provider = args.child
+        _set_threads(args.threads[0])
+        if kind != "peak":
+            _tune_memory_for([provider])
+        print(json.dumps(_child_result(kind, provider, args)))
         return 0
     if args.in_process:
+        _reexec_with_threads(args.threads[0], argv)
+        _set_threads(args.threads[0])
         _tune_memory_for(args.providers)
     run(args)
     return 0

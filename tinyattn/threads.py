@@ -1,6 +1,7 @@
 """``tinyattn.set_num_threads(n)`` / ``get_num_threads()``: the CPU threads tinyattn computes with.
 
-Two pools do the work: Numba's (the compiled kernels' ``prange`` loops) and the BLAS behind the
+Two pools do the work: the compiled kernels' threads (``kernels/lowlevel/thread_split.py``, as many
+as Numba's setting) and the BLAS behind the
 kernels' own products (SciPy's OpenBLAS, see kernels/lowlevel/blas_threads.py). set_num_threads sets both;
 nothing is changed at import, only by an explicit call. NumPy's own BLAS keeps its setting (its
 environment variables, as usual), since it cannot be changed safely once loaded without extra

@@ -27,6 +27,8 @@ import numba
 import numpy as np
 from numba import njit
 
+from .cpu import HOST
+
 if numba.config.DISABLE_JIT:
     def _float64_from_bits(bits):
         """The float64 whose IEEE-754 bit pattern is the int64 ``bits``."""
@@ -53,15 +55,15 @@ else:
 
     @intrinsic
     def wide_vectors(typingctx):
-        """Let LLVM's loop vectoriser use the widest vectors (512 bits with AVX-512) in the
-        function that calls this. Emits no code: it marks the calling function with LLVM's
+        """Let LLVM's loop vectoriser use the widest vectors this CPU has (``cpu.HOST``: 512 bits
+        with AVX-512) in the function that calls this. Emits no code: it marks the calling function with LLVM's
         "prefer-vector-width" attribute (by default LLVM uses only 256 bits on Intel CPUs, to
         avoid the clock slowdown of 512-bit code on older ones)."""
         sig = types.void()
 
         def codegen(context, builder, signature, args):
             # llvmlite only lists LLVM's keyword attributes; a "key"="value" one is added as text
-            set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+            set.add(builder.function.attributes, f'"prefer-vector-width"="{HOST.vector_bits}"')
             return context.get_dummy_value()
         return sig, codegen
 

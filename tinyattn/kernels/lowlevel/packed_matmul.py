@@ -12,9 +12,13 @@ How (the register-blocking idea of GotoBLAS/BLIS, reduced to its core):
   * an MR x NR tile of the result stays in vector registers while k runs over K: per k, the
     panel's row is two vector loads, MR numbers of A are each broadcast to a vector, and 2·MR
     fused multiply-adds update the tile. Nothing of C is read or written inside that loop.
-  * MR and NR follow the vector registers: with AVX-512 (32 registers of 512 bits) MR = 8 and a
-    row of the tile is two registers, NR = 32 float32 / 16 float64 numbers: 16 registers hold the
-    tile. Otherwise 256-bit vectors and MR = 6 (12 of 16 registers).
+  * MR and NR follow the vector registers the CPU reports (``cpu.py`` chooses; nothing is
+    assumed): with AVX-512 (32 registers of 512 bits) MR = 8 and a row of the tile is two
+    registers, NR = 32 float32 / 16 float64 numbers: 16 registers hold the tile. With AVX2 256-bit
+    vectors and MR = 6 (12 of 16 registers); elsewhere 128-bit vectors, MR = 4, and LLVM's
+    ``fmuladd`` instead of ``fma`` (a multiply and an add where the CPU has no fused one).
+    ``packed_matmul`` runs the host's variant; ``packed_matmul_with`` takes one explicitly (the
+    tests run every variant against ``a @ b``: LLVM splits vectors wider than the CPU's).
 LLVM does not write such a loop from Python-level code by itself (its loop vectoriser prefers
 256-bit vectors on these CPUs and keeps no 2-D tile in registers), so that inner loop, and only
 it, is emitted as LLVM IR with explicit vector types (``_tile_product``); the rest is plain Numba.
@@ -29,33 +33,26 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import njit
+from numba import literally, njit
 
 
-def _vector_bits() -> int:
-    """512 where the CPU has AVX-512, else 256 (AVX2; elsewhere LLVM splits the vectors itself)."""
-    try:
-        import llvmlite.binding as llvm  # noqa: PLC0415
+from .cpu import HOST
 
-        return 512 if llvm.get_host_cpu_features().get("avx512f", False) else 256
-    except Exception:       # noqa: BLE001 - no feature list on this platform: the safe width
-        return 256
-
-
-VECTOR_BITS = _vector_bits()
-TILE_ROWS = 8 if VECTOR_BITS == 512 else 6      # MR: 2·MR accumulators + 2 loads + 1 broadcast
+VECTOR_BITS = HOST.vector_bits
+TILE_ROWS = HOST.tile_rows      # MR: 2·MR accumulators + 2 loads + 1 broadcast fit the registers
+FUSED = int(HOST.fused)         # 1: llvm.fma; 0: llvm.fmuladd (fused only where the CPU can)
 K_BLOCK = 256       # k-range per pass: one panel's slice (256 x NR numbers, 32 KiB) stays in L1
 
 _JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
 
 
-def panel_width(dtype) -> int:
+def panel_width(dtype, variant=HOST) -> int:
     """NR: numbers per tile row (two vector registers) for float32 or float64."""
-    return 2 * VECTOR_BITS // (8 * np.dtype(dtype).itemsize)
+    return variant.panel_width(np.dtype(dtype).itemsize)
 
 
 if numba.config.DISABLE_JIT:
-    def _tile_product(a, r0, r_last, panels, p, tile):
+    def _tile_product(a, r0, r_last, panels, p, tile, vector_bits, tile_rows, fused):
         """tile[i, :] = sum over k of a[min(r0 + i, r_last), k] * panels[p, k, :]."""
         rows = np.minimum(np.arange(r0, r0 + tile.shape[0]), r_last)
         tile[:] = a[rows] @ panels[p]
@@ -67,27 +64,32 @@ else:
     from numba.core.extending import intrinsic
 
     @intrinsic
-    def _tile_product(typingctx, a, r0, r_last, panels, p, tile):
+    def _tile_product(typingctx, a, r0, r_last, panels, p, tile, vector_bits, tile_rows, fused):
         """tile[i, :] = sum over k of a[min(r0 + i, r_last), k] * panels[p, k, :], for the MR rows
         i of the (MR, NR) tile; K = a.shape[1] = panels.shape[1]. ``a`` and ``panels`` may have any
         strides (a transposed view, a k-slice); rows past ``r_last`` repeat it, so a last, partial
-        block of rows needs no padded copy. The tile is C-contiguous."""
+        block of rows needs no padded copy. The tile is C-contiguous. ``vector_bits``,
+        ``tile_rows`` (MR) and ``fused`` are compile-time constants: the variant to emit."""
         dtypes = {a.dtype, panels.dtype, tile.dtype}
         if len(dtypes) != 1 or a.dtype not in (types.float32, types.float64) or a.ndim != 2 \
                 or panels.ndim != 3 or tile.ndim != 2:
             raise TypingError(f"_tile_product: float32/float64 arrays a (2-D), panels (3-D), tile "
                               f"(2-D) of one dtype, got {a}, {panels}, {tile}")
-        sig = types.void(a, r0, r_last, panels, p, tile)
+        if not all(isinstance(t, types.IntegerLiteral) for t in (vector_bits, tile_rows, fused)):
+            raise TypingError(f"_tile_product: vector_bits, tile_rows, fused must be constants, "
+                              f"got {vector_bits}, {tile_rows}, {fused}")
+        bits, rows, fuse = (t.literal_value for t in (vector_bits, tile_rows, fused))
+        sig = types.void(a, r0, r_last, panels, p, tile, vector_bits, tile_rows, fused)
 
         def codegen(context, builder, signature, args):
-            a_v, _, _, panels_v, _, tile_v = args
-            a_ty, _, _, panels_ty, _, tile_ty = signature.args
+            a_v, _, _, panels_v, _, tile_v = args[:6]
+            a_ty, _, _, panels_ty, _, tile_ty = signature.args[:6]
             i64 = ir.IntType(64)
             def as_int64(position):                 # the integer arguments, whatever their type
                 return context.cast(builder, args[position], signature.args[position], types.int64)
             r0_v, r_last_v, p_v = (as_int64(i) for i in (1, 2, 4))
             elem = context.get_value_type(a_ty.dtype)
-            lanes = VECTOR_BITS // a_ty.dtype.bitwidth
+            lanes = bits // a_ty.dtype.bitwidth
             vec = ir.VectorType(elem, lanes)
             const = lambda n: ir.Constant(i64, n)       # noqa: E731
             a_arr = context.make_array(a_ty)(context, builder, a_v)
@@ -99,13 +101,16 @@ else:
             panel_stride, k_stride, _ = (builder.sdiv(s, size) for s in cgutils.unpack_tuple(builder, pan.strides, 3))
             # where each of the MR rows of A starts (rows past r_last repeat it)
             row_starts = []
-            for i in range(TILE_ROWS):
+            for i in range(rows):
                 r = builder.add(r0_v, const(i))
                 r = builder.select(builder.icmp_signed("<", r, r_last_v), r, r_last_v)
                 row_starts.append(builder.gep(a_arr.data, [builder.mul(r, row_stride)]))
             panel = builder.gep(pan.data, [builder.mul(p_v, panel_stride)])
+            # fmuladd: LLVM fuses it where the CPU has FMA and splits it where not (fma itself
+            # would become a slow library call there)
             fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
-                                                 f"llvm.fma.v{lanes}f{a_ty.dtype.bitwidth}")
+                                                 f"llvm.{'fma' if fuse else 'fmuladd'}"
+                                                 f".v{lanes}f{a_ty.dtype.bitwidth}")
             zero = ir.Constant(vec, None)
             entry = builder.block
             loop = builder.append_basic_block("tile.loop")
@@ -116,7 +121,7 @@ else:
             k = builder.phi(i64)
             k.add_incoming(const(0), entry)
             acc = []
-            for _ in range(2 * TILE_ROWS):
+            for _ in range(2 * rows):
                 phi = builder.phi(vec)
                 phi.add_incoming(zero, entry)
                 acc.append(phi)
@@ -126,7 +131,7 @@ else:
                                 align=a_ty.dtype.bitwidth // 8)
             a_off = builder.mul(k, col_stride)
             new = []
-            for i in range(TILE_ROWS):
+            for i in range(rows):
                 s = builder.load(builder.gep(row_starts[i], [a_off]))
                 v = builder.insert_element(ir.Constant(vec, ir.Undefined), s, ir.Constant(ir.IntType(32), 0))
                 v = builder.shuffle_vector(v, ir.Constant(vec, ir.Undefined),
@@ -142,7 +147,7 @@ else:
 
             builder.position_at_end(done)
             results = []
-            for j in range(2 * TILE_ROWS):          # (phi nodes first: LLVM requires them on top)
+            for j in range(2 * rows):          # (phi nodes first: LLVM requires them on top)
                 result = builder.phi(vec)
                 result.add_incoming(zero, entry)
                 result.add_incoming(new[j], body)
@@ -155,11 +160,11 @@ else:
 
 
 @njit(**_JIT)
-def pack_panels(b):
-    """B (K, N), any strides -> panels (ceil(N / NR), K, NR): column block p of B, row by row,
-    zeros past column N."""
+def pack_panels_with(b, vector_bits):
+    """B (K, N), any strides -> panels (ceil(N / NR), K, NR) for tiles of ``vector_bits`` vectors:
+    column block p of B, row by row, zeros past column N."""
     K, N = b.shape
-    nr = 2 * VECTOR_BITS // (8 * b.itemsize)
+    nr = 2 * vector_bits // (8 * b.itemsize)
     n_panels = (N + nr - 1) // nr
     panels = np.zeros((n_panels, K, nr), dtype=b.dtype)
     for p in range(n_panels):
@@ -170,6 +175,12 @@ def pack_panels(b):
             for j in range(c0, c1):
                 row[j - c0] = b[k, j]
     return panels
+
+
+@njit(**_JIT)
+def pack_panels(b):
+    """pack_panels_with(b, ...) for this CPU's vectors."""
+    return pack_panels_with(b, VECTOR_BITS)
 
 
 @njit(inline="always", **_JIT)
@@ -186,13 +197,16 @@ def _store_tile(out, tile, r0, rows, c0, cols, add):
 
 
 @njit(**_JIT)
-def packed_matmul(a, panels, n, out, accumulate):
-    """out[:, :n] = a @ B (``accumulate``: +=), where panels = pack_panels(B) and n = B.shape[1].
-    a (M, K) may have any strides (fastest with contiguous rows: for a transposed a, e.g. a weight
-    gradient dzᵀ @ h, BLAS was faster); out is (M, >= n). Serial: callers split rows over threads."""
+def packed_matmul_with(a, panels, n, out, accumulate, vector_bits, tile_rows, fused):
+    """packed_matmul with the variant given: ``vector_bits`` wide vectors, ``tile_rows`` rows per
+    tile, ``fused`` 1 (llvm.fma) or 0 (llvm.fmuladd); panels = pack_panels_with(B, vector_bits).
+    Each distinct variant is compiled once (they are constants of the machine code)."""
+    literally(vector_bits)
+    literally(tile_rows)
+    literally(fused)
     M, K = a.shape
     n_panels, _, nr = panels.shape
-    tile = np.empty((TILE_ROWS, nr), dtype=a.dtype)
+    tile = np.empty((tile_rows, nr), dtype=a.dtype)
     if K == 0 and not accumulate:
         out[:, :n] = 0.0
     for k0 in range(0, K, K_BLOCK):
@@ -200,7 +214,16 @@ def packed_matmul(a, panels, n, out, accumulate):
         add = accumulate or k0 > 0
         a_k, panels_k = a[:, k0:k1], panels[:, k0:k1]
         for p in range(n_panels):      # the panel's k-block stays in L1 over all rows of a
-            for r0 in range(0, M, TILE_ROWS):
-                _tile_product(a_k, r0, M - 1, panels_k, p, tile)
-                _store_tile(out, tile, r0, min(TILE_ROWS, M - r0), p * nr,
+            for r0 in range(0, M, tile_rows):
+                _tile_product(a_k, r0, M - 1, panels_k, p, tile, vector_bits, tile_rows, fused)
+                _store_tile(out, tile, r0, min(tile_rows, M - r0), p * nr,
                             min(n, (p + 1) * nr) - p * nr, add)
+
+
+@njit(**_JIT)
+def packed_matmul(a, panels, n, out, accumulate):
+    """out[:, :n] = a @ B (``accumulate``: +=), where panels = pack_panels(B) and n = B.shape[1].
+    a (M, K) may have any strides (fastest with contiguous rows: for a transposed a, e.g. a weight
+    gradient dzᵀ @ h, BLAS was faster); out is (M, >= n). Serial: callers split rows over threads.
+    This CPU's variant (``cpu.HOST``)."""
+    packed_matmul_with(a, panels, n, out, accumulate, VECTOR_BITS, TILE_ROWS, FUSED)

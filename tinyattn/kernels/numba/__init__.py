@@ -6,7 +6,8 @@ walks whole arrays several times and allocates a temporary for every intermediat
 visit each row once, keep the running sums in registers, and fuse the arithmetic.
 
 Rules every kernel here follows:
-  * ``cache=True``: a second Python process loads the machine code from disk instead of compiling.
+  * ``cache=True``: a second Python process loads the machine code from disk instead of compiling;
+    the first run says that it compiles (``compile_notice.py``).
   * ``fastmath=False``: the compiler may not reorder arithmetic, so results agree with the twin to
     ~1e-15 (the tests ask for 1e-12 in float64). The LSTM layer's loops allow one relaxation,
     fused multiply-add (``_JIT_FMA``): one rounding instead of two, never a reordering. Speed comes from writing loops it can vectorise:
@@ -14,7 +15,9 @@ Rules every kernel here follows:
     ``lowlevel/fastmath.py`` (inlined arithmetic, not calls into libm), and row sums/maxima keep several
     independent partial results (``_row_sum``, ``_row_max``).
   * ``error_model="numpy"``: x / 0 is inf as in NumPy, so divisions need no Python-style check.
-  * Threads only where each has plenty to do: attention runs ``prange`` over (sequence, query
+  * Threads only where each has plenty to do, each running a serial ``nogil`` kernel on its
+    share (``lowlevel/thread_split.py``: compiled once, unlike ``parallel=True``, which about
+    doubles a kernel's compile time): attention runs over (sequence, query
     tile) or (sequence, key tile) pairs that never write to the same place; the LSTM layer runs
     each thread on its own block of sequences for the whole time loop (they meet only at the end)
     and splits its big products by rows; its per-step products use ``lowlevel/packed_matmul.py`` (weights
@@ -30,5 +33,9 @@ Rules every kernel here follows:
     the kernels can be stepped through in a debugger (slowly).
 Only NumPy arrays arrive here; CuPy arrays are sent to the xp twins by ``kernels.get``.
 """
-from . import (cross_entropy, embedding, layer_norm, lstm,  # noqa: F401 - each registers its kernels
+from . import compile_notice
+
+compile_notice.install()        # "compiling kernels, first run only" instead of a silent pause
+
+from . import (cross_entropy, embedding, layer_norm, lstm,  # noqa: F401,E402 - each registers its kernels
                memory_efficient_attention, softmax)

@@ -1,13 +1,13 @@
 """Numba: the LSTM recurrence and whole LSTM layer, forward and backward, fused gates and sequences on threads (reference: ops/lstm.py)."""
 from __future__ import annotations
 
-import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..lowlevel import fastmath as fm
 from ..lowlevel.blas_threads import single_threaded_blas
 from ..lowlevel.packed_matmul import pack_panels, packed_matmul
+from ..lowlevel.thread_split import num_threads, split
 from .. import register_kernel
 from .rows import _JIT
 
@@ -34,10 +34,10 @@ _JIT_FMA = dict(_JIT, fastmath={"contract"})
 
 def _n_chunks(rows):
     """How many threads get a share of ``rows``: at most one per MIN_ROWS_PER_THREAD rows."""
-    return max(1, min(numba.get_num_threads(), rows // MIN_ROWS_PER_THREAD))
+    return max(1, min(num_threads(), rows // MIN_ROWS_PER_THREAD))
 
 
-@njit(**_JIT_FMA)
+@njit(nogil=True, **_JIT_FMA)
 def _lstm_rows_forward(gates, bias, w_hh_panels, lengths, out, cs, hs, b0, b1):
     """The recurrence for sequences b0:b1 (all of them, or one thread's block). On entry gates[t, b]
     holds the input projection x_t @ w_ih.T (without bias); on exit the activated gates. Per step
@@ -70,7 +70,8 @@ def _lstm_rows_forward(gates, bias, w_hh_panels, lengths, out, cs, hs, b0, b1):
 
 
 def _full_lengths(lengths, T, B):
-    return np.full(B, T, dtype=np.int64) if lengths is None else np.ascontiguousarray(lengths)
+    # int64 whatever the caller's integer type: one compiled specialisation
+    return np.full(B, T, dtype=np.int64) if lengths is None else np.ascontiguousarray(lengths, dtype=np.int64)
 
 
 @register_kernel("lstm_forward", "numba")
@@ -87,7 +88,7 @@ def lstm_forward(x_proj, w_hh, h0, c0, lengths):
     return out, gates, cs, hs
 
 
-@njit(**_JIT_FMA)
+@njit(nogil=True, **_JIT_FMA)
 def _lstm_rows_backward(g_out, gates, cs, w_hh_panels, lengths, dz, dh, dc, b0, b1):
     """Backpropagation through time for sequences b0:b1 (formulas in the twin). dh, dc hold the
     gradient reaching the state after step t and are updated in place down to step 0; dz[t] gets
@@ -137,20 +138,20 @@ def lstm_backward(g_out, g_hn, g_cn, gates, cs, hs, w_hh, lengths):
 
 
 # ------------------------------------------------------------------------- LSTM layer, on threads
-@njit(parallel=True, **_JIT)
-def _project_rows(x2, w_ih, gates2, n):
-    """gates2 = x2 @ w_ih.T, rows split over n threads."""
+# Each function below is call k of n (``thread_split.split`` runs the n calls on n threads): it
+# takes block k of the rows or sequences.
+@njit(nogil=True, **_JIT)
+def _project_rows(x2, w_ih, gates2, k, n):
+    """gates2 = x2 @ w_ih.T for block k of n of the rows."""
     rows = x2.shape[0]
-    for k in prange(n):
-        r0, r1 = k * rows // n, (k + 1) * rows // n
-        np.dot(x2[r0:r1], w_ih.T, gates2[r0:r1])
+    r0, r1 = k * rows // n, (k + 1) * rows // n
+    np.dot(x2[r0:r1], w_ih.T, gates2[r0:r1])
 
 
-@njit(parallel=True, **_JIT)
-def _lstm_sequences_forward(gates, bias, w_hh_panels, lengths, out, cs, hs, n):
+@njit(nogil=True, **_JIT_FMA)
+def _lstm_sequences_forward(gates, bias, w_hh_panels, lengths, out, cs, hs, k, n):
     B = gates.shape[1]
-    for k in prange(n):
-        _lstm_rows_forward(gates, bias, w_hh_panels, lengths, out, cs, hs, k * B // n, (k + 1) * B // n)
+    _lstm_rows_forward(gates, bias, w_hh_panels, lengths, out, cs, hs, k * B // n, (k + 1) * B // n)
 
 
 @register_kernel("lstm_layer_forward", "numba")
@@ -165,37 +166,34 @@ def lstm_layer_forward(x, w_ih, w_hh, bias, h0, c0, lengths):
     x2 = np.ascontiguousarray(x).reshape(T * B, I)
     with single_threaded_blas():
         if T * B:
-            _project_rows(x2, np.ascontiguousarray(w_ih), gates.reshape(T * B, H4),
-                          _n_chunks(T * B))
-            _lstm_sequences_forward(gates, bias, pack_panels(w_hh.T),
-                                    _full_lengths(lengths, T, B), out, cs, hs,
-                                    _n_chunks(B))
+            split(_project_rows, _n_chunks(T * B), x2, np.ascontiguousarray(w_ih),
+                  gates.reshape(T * B, H4))
+            split(_lstm_sequences_forward, _n_chunks(B), gates, bias, pack_panels(w_hh.T),
+                  _full_lengths(lengths, T, B), out, cs, hs)
     return out, gates, cs, hs
 
 
-@njit(parallel=True, **_JIT)
-def _lstm_sequences_backward(g_out, gates, cs, w_hh_panels, lengths, dz, dh, dc, n):
+@njit(nogil=True, **_JIT_FMA)
+def _lstm_sequences_backward(g_out, gates, cs, w_hh_panels, lengths, dz, dh, dc, k, n):
     B = gates.shape[1]
-    for k in prange(n):
-        _lstm_rows_backward(g_out, gates, cs, w_hh_panels, lengths, dz, dh, dc, k * B // n, (k + 1) * B // n)
+    _lstm_rows_backward(g_out, gates, cs, w_hh_panels, lengths, dz, dh, dc, k * B // n, (k + 1) * B // n)
 
 
-@njit(parallel=True, **_JIT)
-def _weight_grads_rows(dz2, x2, h2, w_ih_panels, dx2, dw_ih, dw_hh, dbias, n):
-    """Per thread k, over its rows r0:r1 of the (T·B, ·) matrices: dx rows = dz @ w_ih, and its
+@njit(nogil=True, **_JIT)
+def _weight_grads_rows(dz2, x2, h2, w_ih_panels, dx2, dw_ih, dw_hh, dbias, k, n):
+    """Call k of n, over its rows r0:r1 of the (T·B, ·) matrices: dx rows = dz @ w_ih, and its
     partial sums dw_ih[k] = dzᵀ x, dw_hh[k] = dzᵀ h, dbias[k] = Σ dz (added up by the caller)."""
     rows, H4 = dz2.shape
-    for k in prange(n):
-        r0, r1 = k * rows // n, (k + 1) * rows // n
-        g = dz2[r0:r1]
-        packed_matmul(g, w_ih_panels, x2.shape[1], dx2[r0:r1], False)
-        np.dot(g.T, x2[r0:r1], dw_ih[k])
-        np.dot(g.T, h2[r0:r1], dw_hh[k])
-        db = dbias[k]                   # zeros from the caller
-        for r in range(r0, r1):
-            gr = dz2[r]
-            for j in range(H4):
-                db[j] += gr[j]
+    r0, r1 = k * rows // n, (k + 1) * rows // n
+    g = dz2[r0:r1]
+    packed_matmul(g, w_ih_panels, x2.shape[1], dx2[r0:r1], False)
+    np.dot(g.T, x2[r0:r1], dw_ih[k])
+    np.dot(g.T, h2[r0:r1], dw_hh[k])
+    db = dbias[k]                   # zeros from the caller
+    for r in range(r0, r1):
+        gr = dz2[r]
+        for j in range(H4):
+            db[j] += gr[j]
 
 
 @register_kernel("lstm_layer_backward", "numba")
@@ -211,10 +209,9 @@ def lstm_layer_backward(g_out, g_hn, g_cn, x, w_ih, w_hh, gates, cs, hs, lengths
     dbias = np.zeros((n, H4), dtype=dt)
     with single_threaded_blas():
         if T * B:
-            _lstm_sequences_backward(np.ascontiguousarray(g_out), gates, cs, pack_panels(w_hh),
-                                     _full_lengths(lengths, T, B), dz, dh, dc,
-                                     _n_chunks(B))
-            _weight_grads_rows(dz.reshape(T * B, H4), np.ascontiguousarray(x).reshape(T * B, I),
-                               hs[:-1].reshape(T * B, H), pack_panels(w_ih),
-                               dx.reshape(T * B, I), dw_ih, dw_hh, dbias, n)
+            split(_lstm_sequences_backward, _n_chunks(B), np.ascontiguousarray(g_out), gates, cs,
+                  pack_panels(w_hh), _full_lengths(lengths, T, B), dz, dh, dc)
+            split(_weight_grads_rows, n, dz.reshape(T * B, H4),
+                  np.ascontiguousarray(x).reshape(T * B, I), hs[:-1].reshape(T * B, H),
+                  pack_panels(w_ih), dx.reshape(T * B, I), dw_ih, dw_hh, dbias)
     return dx, dw_ih.sum(axis=0), dw_hh.sum(axis=0), dbias.sum(axis=0), dh, dc

@@ -1,14 +1,19 @@
-"""Numba: memory-efficient attention forward and backward: tiles with an online softmax, on threads (reference: ops/memory_efficient_attention.py)."""
+"""Numba: memory-efficient attention forward and backward: tiles with an online softmax, on threads (reference: ops/memory_efficient_attention.py).
+
+Each kernel is serial and ``nogil``; ``thread_split.split`` runs it on several threads, call k of n
+taking every n-th task (interleaved: causal tiles grow along the sequence, so contiguous blocks
+would leave the first threads idle).
+"""
 from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..lowlevel import fastmath as fm
 from ..lowlevel.blas_threads import single_threaded_blas
+from ..lowlevel.thread_split import num_threads, split
 from .. import register_kernel
 from .rows import _JIT, _row_sum, _row_max
 
@@ -41,17 +46,49 @@ def _tile_is_unmasked(i0, i1, j0, j1, n_valid, causal, window):
     return window < 0 or (j1 - 1 - i0 <= window and i1 - 1 - j0 <= window)
 
 
-@njit(parallel=True, **_JIT)
-def _attention_forward_tiles(q, k, v, lengths, causal, scale, window, out, lse):
+@njit(nogil=True, **_JIT)      # a call, not inlined: the kernel's code stays small to compile
+def _online_softmax_tile(s, i0, j0, n_valid, causal, scale, window, full, m, l, acc):
+    """s holds q_tile @ k_tileᵀ for queries i0.. and keys j0..; turn it, in place, into
+    exp(s · scale - m_new) (0 where masked) and update the running maximum m, sum l and output
+    acc of each query row (acc rescaled by exp(m - m_new); the caller adds s @ v_tile)."""
+    nk, dv = s.shape[1], acc.shape[1]
+    for r in range(s.shape[0]):
+        i, sr = i0 + r, s[r]        # a 1-D row: loops over it vectorise
+        if full:                    # the common case: no test per element
+            for c in range(nk):
+                sr[c] = sr[c] * scale
+        else:
+            for c in range(nk):
+                allowed = _allowed(i, j0 + c, n_valid, causal, window)
+                sr[c] = sr[c] * scale if allowed else -np.inf
+        m_new = _row_max(sr, nk, m[r])  # the running maximum, raised by this tile
+        if m_new == -np.inf:        # no key allowed yet for this query
+            sr[:] = 0.0
+            continue
+        for c in range(nk):         # exp(-inf) = 0 for the masked entries
+            sr[c] = fm.exp(sr[c] - m_new)
+        row_sum = _row_sum(sr, nk)
+        alpha = fm.exp(m[r] - m_new)    # rescales what earlier tiles added up
+        l[r] = l[r] * alpha + row_sum
+        m[r] = m_new
+        if alpha != 1.0:
+            accr = acc[r]
+            for d in range(dv):
+                accr[d] *= alpha
+
+
+@njit(nogil=True, **_JIT)
+def _attention_forward_tiles(q, k, v, lengths, causal, scale, window, out, lse, share, n_shares):
     """Online softmax. For one tile of queries, walk the key tiles keeping per query the running
     maximum m, the running sum l = Σ exp(s - m) and the running output acc = Σ exp(s - m) v. When a
     new tile raises the maximum to m', the old sums are rescaled by exp(m - m'). At the end
     out = acc / l and lse = m + log l. The scores of one (query tile, key tile) pair are all that
-    ever exist. Threads take whole (sequence, query tile) pairs: they never share an output row."""
+    ever exist. Threads take whole (sequence, query tile) pairs (this call: every n_shares-th from
+    ``share``): they never share an output row."""
     n_seq, tq, _ = q.shape
     tk, dv = k.shape[1], v.shape[2]
     n_tiles = (tq + QUERY_TILE - 1) // QUERY_TILE
-    for task in prange(n_seq * n_tiles):
+    for task in range(share, n_seq * n_tiles, n_shares):
         bh = task // n_tiles
         i0 = (task % n_tiles) * QUERY_TILE
         i1 = min(tq, i0 + QUERY_TILE)
@@ -65,32 +102,9 @@ def _attention_forward_tiles(q, k, v, lengths, causal, scale, window, out, lse):
         hi = min(hi, lengths[bh])
         for j0 in range(lo, hi, KEY_TILE):
             j1 = min(hi, j0 + KEY_TILE)
-            nk = j1 - j0
             s = np.dot(q_tile, k[bh, j0:j1].T)
             full = _tile_is_unmasked(i0, i1, j0, j1, lengths[bh], causal, window)
-            for r in range(n):
-                i, sr = i0 + r, s[r]        # a 1-D row: loops over it vectorise
-                if full:                    # the common case: no test per element
-                    for c in range(nk):
-                        sr[c] = sr[c] * scale
-                else:
-                    for c in range(nk):
-                        allowed = _allowed(i, j0 + c, lengths[bh], causal, window)
-                        sr[c] = sr[c] * scale if allowed else -np.inf
-                m_new = _row_max(sr, nk, m[r])  # the running maximum, raised by this tile
-                if m_new == -np.inf:        # no key allowed yet for this query
-                    sr[:] = 0.0
-                    continue
-                for c in range(nk):         # exp(-inf) = 0 for the masked entries
-                    sr[c] = fm.exp(sr[c] - m_new)
-                row_sum = _row_sum(sr, nk)
-                alpha = fm.exp(m[r] - m_new)    # rescales what earlier tiles added up
-                l[r] = l[r] * alpha + row_sum
-                m[r] = m_new
-                if alpha != 1.0:
-                    accr = acc[r]
-                    for d in range(dv):
-                        accr[d] *= alpha
+            _online_softmax_tile(s, i0, j0, lengths[bh], causal, scale, window, full, m, l, acc)
             np.dot(s, v[bh, j0:j1], pv)
             acc += pv
         for r in range(n):
@@ -105,19 +119,25 @@ def _attention_forward_tiles(q, k, v, lengths, causal, scale, window, out, lse):
                     out_row[d] = accr[d] / l[r]
 
 
+def _lengths(key_lengths):
+    """int64, whatever integer type the caller used: one compiled specialisation, not one per type."""
+    return np.ascontiguousarray(key_lengths, dtype=np.int64)
+
+
 @register_kernel("attention_forward", "numba")
 def attention_forward(q, k, v, key_lengths, causal, scale, window):
     q, k, v = (np.ascontiguousarray(a) for a in (q, k, v))
     out = np.empty((q.shape[0], q.shape[1], v.shape[2]), dtype=q.dtype)
     lse = np.empty(q.shape[:2], dtype=q.dtype)
     scale = q.dtype.type(scale)             # keep float32 arithmetic in float32
+    n_tasks = q.shape[0] * -(-q.shape[1] // QUERY_TILE)
     with single_threaded_blas():
-        _attention_forward_tiles(q, k, v, np.ascontiguousarray(key_lengths), causal, scale,
-                                 -1 if window is None else window, out, lse)
+        split(_attention_forward_tiles, min(num_threads(), n_tasks), q, k, v, _lengths(key_lengths),
+              bool(causal), scale, -1 if window is None else int(window), out, lse)
     return out, lse
 
 
-@njit(inline="always", **_JIT)
+@njit(nogil=True, **_JIT)      # a call, not inlined: compiled once for all three kernels
 def _tile_probabilities(p, i0, j0, row_lse, n_valid, causal, scale, window, full):
     """p holds q_tile @ k_tileᵀ; turn it, in place, into P = exp(p · scale - lse) - exactly the
     forward's probabilities, rebuilt - with 0 where masked and for queries that see no key."""
@@ -134,7 +154,7 @@ def _tile_probabilities(p, i0, j0, row_lse, n_valid, causal, scale, window, full
                 pr[c] = fm.exp(pr[c] * scale - lse_i) if allowed else 0.0
 
 
-@njit(inline="always", **_JIT)
+@njit(nogil=True, **_JIT)      # a call, not inlined: compiled once for all three kernels
 def _tile_ds(ds, p, d_rows, i0):
     """ds holds g_tile @ v_tileᵀ = dP; turn it, in place, into dS = P ⊙ (dP - D)."""
     for r in range(ds.shape[0]):
@@ -154,16 +174,16 @@ def _queries_seeing(j0, j1, tq, causal, window):
     return lo, max(lo, hi)
 
 
-@njit(parallel=True, **_JIT)
+@njit(nogil=True, **_JIT)
 def _attention_backward_by_sequence(g, q, k, v, lse, d_rows, lengths, causal, scale, window,
-                                    dq, dk, dv):
+                                    dq, dk, dv, share, n_shares):
     """Recompute P tile by tile from q, k and lse (formulas in the twin). Each thread owns whole
     sequences (bh): it walks key tiles, and for each the query tiles that can see them, adding into
     that key tile's dk, dv and into dq of its own sequence - no two threads write the same place.
     Five tile products per (query tile, key tile) pair."""
     n_seq, tq, _ = q.shape
     tk = k.shape[1]
-    for bh in prange(n_seq):
+    for bh in range(share, n_seq, n_shares):
         dq[bh] = 0.0
         dk[bh] = 0.0                        # rows of padding keys stay 0
         dv[bh] = 0.0
@@ -186,13 +206,14 @@ def _attention_backward_by_sequence(g, q, k, v, lse, d_rows, lengths, causal, sc
                 dk_tile += np.dot(ds.T, q_tile) * scale
 
 
-@njit(parallel=True, **_JIT)
-def _attention_backward_dk_dv(g, q, k, v, lse, d_rows, lengths, causal, scale, window, dk, dv):
+@njit(nogil=True, **_JIT)
+def _attention_backward_dk_dv(g, q, k, v, lse, d_rows, lengths, causal, scale, window, dk, dv,
+                               share, n_shares):
     """dk, dv only; threads take (sequence, key tile) pairs - each owns its key rows."""
     n_seq, tq, _ = q.shape
     tk = k.shape[1]
     n_tiles = (tk + KEY_TILE - 1) // KEY_TILE
-    for task in prange(n_seq * n_tiles):
+    for task in range(share, n_seq * n_tiles, n_shares):
         bh = task // n_tiles
         j0 = (task % n_tiles) * KEY_TILE
         j_end = min(tk, j0 + KEY_TILE)
@@ -217,13 +238,14 @@ def _attention_backward_dk_dv(g, q, k, v, lse, d_rows, lengths, causal, scale, w
             dk_tile += np.dot(ds.T, q_tile) * scale
 
 
-@njit(parallel=True, **_JIT)
-def _attention_backward_dq(g, q, k, v, lse, d_rows, lengths, causal, scale, window, dq):
+@njit(nogil=True, **_JIT)
+def _attention_backward_dq(g, q, k, v, lse, d_rows, lengths, causal, scale, window, dq, share,
+                           n_shares):
     """dq only; threads take (sequence, query tile) pairs - each owns its query rows."""
     n_seq, tq, _ = q.shape
     tk = k.shape[1]
     n_tiles = (tq + QUERY_TILE - 1) // QUERY_TILE
-    for task in prange(n_seq * n_tiles):
+    for task in range(share, n_seq * n_tiles, n_shares):
         bh = task // n_tiles
         i0 = (task % n_tiles) * QUERY_TILE
         i1 = min(tq, i0 + QUERY_TILE)
@@ -252,12 +274,14 @@ def attention_backward(g, q, k, v, out, lse, key_lengths, causal, scale, window)
     g, q, k, v = (np.ascontiguousarray(a) for a in (g, q, k, v))
     d_rows = (g * out).sum(axis=2)          # D_i = Σ_d g[i, d] · out[i, d], as the twin
     dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
-    args = (np.ascontiguousarray(key_lengths), causal, q.dtype.type(scale),
-            -1 if window is None else window)
+    args = (_lengths(key_lengths), bool(causal), q.dtype.type(scale),
+            -1 if window is None else int(window))
+    n = num_threads()
     with single_threaded_blas():
-        if q.shape[0] >= numba.get_num_threads():
-            _attention_backward_by_sequence(g, q, k, v, lse, d_rows, *args, dq, dk, dv)
+        if q.shape[0] >= n:
+            split(_attention_backward_by_sequence, n, g, q, k, v, lse, d_rows, *args, dq, dk, dv)
         else:
-            _attention_backward_dk_dv(g, q, k, v, lse, d_rows, *args, dk, dv)
-            _attention_backward_dq(g, q, k, v, lse, d_rows, *args, dq)
+            tiles = q.shape[0] * -(-max(q.shape[1], k.shape[1]) // QUERY_TILE)
+            split(_attention_backward_dk_dv, min(n, tiles), g, q, k, v, lse, d_rows, *args, dk, dv)
+            split(_attention_backward_dq, min(n, tiles), g, q, k, v, lse, d_rows, *args, dq)
     return dq, dk, dv

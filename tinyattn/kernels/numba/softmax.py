@@ -47,6 +47,8 @@ def softmax_forward(x, axis=-1, mask=None):
         keep = np.zeros((0, 0), dtype=np.bool_)
     else:
         keep, _ = _rows(np.broadcast_to(mask, x.shape), axis)
+        if not keep.flags.writeable:    # a broadcast view: a read-only array would compile a
+            keep = keep.copy()          # second specialisation of the kernel (seconds, once)
     out = np.empty_like(rows)
     _softmax_rows(rows, keep, out)
     return back(out)
