@@ -37,6 +37,8 @@ class HardArgmax(Function):
     """One-hot of the argmax over the last axis (first one on ties, as torch.argmax), with the
     gradient chosen by ``gradient``: 'none' (the true one: 0) or 'straight_through' (softmax's)."""
 
+    real_inputs = (0,)
+
     @staticmethod
     def forward(ctx, scores, mask=None, gradient="none", temperature=1.0):
         xp = get_array_module(scores)

@@ -21,6 +21,8 @@ from ._checks import as_tensor, plain_mask
 class Sparsemax(Function):
     """sparsemax over the last axis; ``mask`` (bool, True = keep) removes keys from the simplex."""
 
+    real_inputs = (0,)
+
     @staticmethod
     def forward(ctx, z, mask=None):
         xp = get_array_module(z)

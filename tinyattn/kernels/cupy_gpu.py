@@ -291,7 +291,7 @@ _att_scores = cp.ElementwiseKernel(
 _att_probs = cp.ElementwiseKernel(
     "T s, T lse, raw int64 lengths, int64 QB, int64 KB, int64 i0, int64 lo, bool causal, "
     "int64 window, T scale", "T p",
-    _ALLOWED + "p = (ok && isfinite(lse)) ? exp(s * scale - lse) : T(0);",
+    _ALLOWED + "p = (ok && !(isinf(lse) && lse < T(0))) ? exp(s * scale - lse) : T(0);",
     "tinyattn_attention_probs")
 _att_ds = cp.ElementwiseKernel("T p, T dp, T d", "T ds", "ds = p * (dp - d)", "tinyattn_attention_ds")
 _lse = cp.ElementwiseKernel(

@@ -81,6 +81,8 @@ class CrossEntropy(Function):
 
     Static: target (N,) ints, class_weight (C,) or None, ignore_index, reduction, label_smoothing."""
 
+    real_inputs = (0, 2)
+
     @staticmethod
     def forward(ctx, logits, target=None, class_weight=None, ignore_index=-100, reduction="mean",
                 label_smoothing=0.0):

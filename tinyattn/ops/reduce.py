@@ -65,6 +65,8 @@ def sum(x, dim=None, keepdim=None, *, axis=None, keepdims=None, dtype=None):  # 
 
 @register_op("mean")
 class Mean(Function):
+    real_inputs = (0,)
+
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         ctx.in_shape, ctx.axes, ctx.keepdims = x.shape, _norm_axis(axis, x.ndim, "mean"), keepdims
@@ -136,6 +138,8 @@ class Var(Function):
     ddof >= n (no degrees of freedom left) gives inf or nan, as PyTorch, with a RuntimeWarning that
     names var, n and ddof rather than NumPy's "invalid value encountered in divide"."""
 
+    real_inputs = (0,)
+
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False, ddof=0):
         axes = _norm_axis(axis, x.ndim, "var")
@@ -175,6 +179,8 @@ class Var(Function):
 class LogSumExp(Function):
     """log Σ exp(x), computed as m + log Σ exp(x - m) with m = max x, so it never overflows.
     A slice that is all -inf gives -inf (the log of an empty sum) and a zero gradient."""
+
+    real_inputs = (0,)
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):

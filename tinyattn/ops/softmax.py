@@ -53,6 +53,8 @@ class Softmax(Function):
     """softmax(x)_i = e^{x_i} / Σ_j e^{x_j} along ``axis``. ``mask`` (bool, True = may attend,
     broadcastable to x) sends masked entries to exactly 0; fully masked rows give 0, not NaN."""
 
+    real_inputs = (0,)
+
     @staticmethod
     def forward(ctx, x, axis=-1, mask=None):
         _check_axis("softmax", axis, x.shape)
@@ -73,6 +75,8 @@ class Softmax(Function):
 @register_op("log_softmax")
 class LogSoftmax(Function):
     """log_softmax(x) = x - logsumexp(x), computed stably."""
+
+    real_inputs = (0,)
 
     @staticmethod
     def forward(ctx, x, axis=-1):
