@@ -51,7 +51,7 @@ def scaled_dot_score(q, k, scale=None):
     q, k = as_tensor(q, "scaled_dot_score", "q"), as_tensor(k, "scaled_dot_score", "k")
     check_queries_keys("scaled_dot_score", q, k)
     if scale is None:
-        scale = 1.0 / math.sqrt(q.shape[-1])
+        scale = 1.0 / math.sqrt(q.shape[-1]) if q.shape[-1] else 1.0   # d = 0: the scores are 0
     # Scale the queries (Tq x d numbers) rather than the scores (Tq x Tk): same result, less work.
     return (q * scale) @ _keys_t(k)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-import numpy as np  # errstate only: the rows that overflow are redone (_extreme_rows)
+import numpy as np  # errstate, and which backend: the rows that overflow are redone on the CPU
 
 from .. import kernels
 from ..autograd.function import Function
@@ -67,6 +67,8 @@ def _extreme_rows(mean, rstd):
     """Rows whose mean or spread is too large for the dtype's squares: |mean| or 1/rstd beyond
     sqrt(max) / 4 (NaN and inf included). None when there is none (the usual case)."""
     xp = get_array_module(mean)
+    if xp is not np:        # on a GPU the test would cost a device-to-host wait in every call:
+        return None         # there such rows give NaN, as in PyTorch (README, "When things go wrong")
     big = math.sqrt(float(xp.finfo(mean.dtype).max)) / 4
     bad = ~((xp.abs(mean) < big) & (rstd > 1 / big))
     return bad if bool(bad.any()) else None
@@ -111,7 +113,7 @@ class LayerNorm(Function):
     def forward(ctx, x, weight, bias, normalized_shape=(), eps=1e-5):
         n = math.prod(normalized_shape)
         x = as_floating(x)
-        rows = x.reshape(-1, n)
+        rows = x.reshape(math.prod(x.shape[:x.ndim - len(normalized_shape)]), n)   # n may be 0
         w = None if weight is None else weight.reshape(n)
         b = None if bias is None else bias.reshape(n)
         with np.errstate(over="ignore", invalid="ignore"):

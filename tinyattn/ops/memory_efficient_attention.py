@@ -181,7 +181,7 @@ def memory_efficient_attention(q, k, v, causal=False, key_lengths=None, scale=No
     if window is not None and (int(window) != window or window < 0):
         raise ValueError(f"memory_efficient_attention: window must be a whole number >= 0 or None, "
                          f"got {window!r}.")
-    scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    scale = (1.0 / math.sqrt(d) if d else 1.0) if scale is None else float(scale)   # d = 0: scores 0
     flat = [t.reshape(bh, *t.shape[-2:]) for t in (q, k, v)]
     out = MemoryEfficientAttention.apply(*flat, key_lengths=lengths, causal=bool(causal),
                                          scale=scale, window=None if window is None else int(window))

@@ -178,7 +178,8 @@ class Var(Function):
 @register_op("logsumexp")
 class LogSumExp(Function):
     """log Σ exp(x), computed as m + log Σ exp(x - m) with m = max x, so it never overflows.
-    A slice that is all -inf gives -inf (the log of an empty sum) and a zero gradient."""
+    A slice that is all -inf gives -inf (the log of an empty sum) and a zero gradient; so does
+    an empty slice (a dim of length 0), as in PyTorch."""
 
     real_inputs = (0,)
 
@@ -186,7 +187,10 @@ class LogSumExp(Function):
     def forward(ctx, x, axis=None, keepdims=False):
         xp = get_array_module(x)
         axes = _norm_axis(axis, x.ndim, "logsumexp")
-        m = x.max(axis=axes, keepdims=True)
+        if 0 in [x.shape[a] for a in axes]:          # max() has no identity: an empty sum is 0
+            m = xp.full([1 if i in axes else n for i, n in enumerate(x.shape)], -xp.inf, x.dtype)
+        else:
+            m = x.max(axis=axes, keepdims=True)
         finite = xp.isfinite(m)
         m = xp.where(finite, m, 0)                    # all -inf slices: shift by 0, avoid inf - inf
         s = xp.exp(x - m).sum(axis=axes, keepdims=True)
