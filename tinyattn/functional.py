@@ -221,12 +221,12 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
 
 def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing):
     """Soft targets: loss_n = -Σ_c w_c q_nc log p_nc with q = (1-ε)·target + ε/C."""
-    if tuple(target.shape) != tuple(input.shape):
+    q = _tensor(target)                         # a list of floats: the default dtype
+    if tuple(q.shape) != tuple(input.shape):
         raise ValueError(f"cross_entropy: probability targets must have the input's shape "
-                         f"{tuple(input.shape)}, got {tuple(target.shape)}.")
+                         f"{tuple(input.shape)}, got {tuple(q.shape)}.")
     c = input.shape[0] if input.ndim == 1 else input.shape[1]
     class_axis = 0 if input.ndim == 1 else 1
-    q = _tensor(target)
     if label_smoothing > 0:
         q = q * (1.0 - label_smoothing) + label_smoothing / c
     terms = ops.log_softmax(input, axis=class_axis) * q

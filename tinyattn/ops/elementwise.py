@@ -55,6 +55,10 @@ def add(a, b):
 class Sub(Function):
     @staticmethod
     def forward(ctx, a, b):
+        if getattr(a, "dtype", None) == bool and getattr(b, "dtype", None) == bool:
+            raise TypeError("sub: a - b of two bool tensors is not defined (PyTorch refuses it "
+                            "too). For masks use a ^ b (differ) or a & ~b (a but not b); for "
+                            "numbers, convert first: a.float() - b.float().")
         return broadcasting("sub", operator.sub, a, b)
 
     @staticmethod
@@ -139,6 +143,10 @@ def pow(a, b):  # noqa: A001 - mirrors torch.pow
 class Neg(Function):
     @staticmethod
     def forward(ctx, a):
+        if getattr(a, "dtype", None) == bool:
+            raise TypeError("neg: -x of a bool tensor is not defined (PyTorch refuses it too). To "
+                            "invert a mask use ~x or tinyattn.logical_not(x); for numbers, "
+                            "convert first: -x.float().")
         return -a
 
     @staticmethod
