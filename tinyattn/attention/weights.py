@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np  # errstate only
+
 from .. import ops
 from ..autograd.registry import register_op
 from ..backend import get_array_module
@@ -44,9 +46,8 @@ def softmax(scores, mask=None, temperature=1.0, axis=-1):
         allowed = scores.array if m is None else xp.where(m, scores.array, -xp.inf)
         top = allowed.max(axis=axis, keepdims=True) if allowed.size else xp.zeros((), allowed.dtype)
         top = xp.where(xp.isfinite(top), top, 0).astype(scores.dtype)
-        # clipped where dividing by τ < 1 would overflow: the weight there is 0 either way
-        lowest = -float(xp.finfo(scores.dtype).max) * min(temperature, 1.0)
-        scores = ops.clip(scores - top, lowest, None) / temperature
+        with np.errstate(over="ignore"):     # -inf where a score is far below the maximum:
+            scores = (scores - top) / temperature   # its weight is 0 either way
     return ops.softmax(scores, axis=axis, mask=m)
 
 

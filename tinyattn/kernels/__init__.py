@@ -104,12 +104,9 @@ def _load():
     for op in _REFERENCE_OPS:
         importlib.import_module(f"tinyattn.ops.{op}")
     try:  # the compiled fast paths, where Numba is installed
-        from .lowlevel import numba_cache  # noqa: PLC0415 - imports numba
+        from . import numba  # noqa: F401,PLC0415 - kernels/numba/: one file per op
     except ImportError:  # pragma: no cover
         _choice = "numpy"
-        return
-    with numba_cache.kernel_cache():        # a disk cache even in a read-only installation
-        from . import numba  # noqa: F401,PLC0415 - kernels/numba/: one file per op
 
 
 def _load_gpu_kernels():

@@ -103,7 +103,7 @@ class Div(Function):
     def backward(ctx, g):
         a, b = ctx.saved
         ga = g / b
-        return ga, -ga * a / b
+        return ga, (-ga * a / b if ctx.needs_input_grad[1] else None)
 
 
 def div(a, b):
