@@ -148,7 +148,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
 
     scores = (q * scale) @ ops.swapaxes(k, -1, -2)                # (N, ..., Hq, L, S)
     bool_mask = None
-    if is_causal:
+    if is_causal and L and S:             # (no queries or no keys: nothing to mask)
         bool_mask = causal_mask(L, S).array
     elif attn_mask is not None:
         dtype = attn_mask.dtype if hasattr(attn_mask, "dtype") else np.asarray(attn_mask).dtype

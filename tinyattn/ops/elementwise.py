@@ -55,8 +55,8 @@ def add(a, b):
 class Sub(Function):
     @staticmethod
     def forward(ctx, a, b):
-        if getattr(a, "dtype", None) == bool and getattr(b, "dtype", None) == bool:
-            raise TypeError("sub: a - b of two bool tensors is not defined (PyTorch refuses it "
+        if any(getattr(x, "dtype", None) == bool or type(x) is bool for x in (a, b)):
+            raise TypeError("sub: a - b with a bool tensor is not defined (PyTorch refuses it "
                             "too). For masks use a ^ b (differ) or a & ~b (a but not b); for "
                             "numbers, convert first: a.float() - b.float().")
         return broadcasting("sub", operator.sub, a, b)

@@ -194,7 +194,8 @@ class LogSumExp(Function):
         finite = xp.isfinite(m)
         m = xp.where(finite, m, 0)                    # all -inf slices: shift by 0, avoid inf - inf
         s = xp.exp(x - m).sum(axis=axes, keepdims=True)
-        out = xp.where(s > 0, xp.log(xp.where(s > 0, s, 1)), -xp.inf) + m
+        empty = s == 0                                # (a NaN sum is not empty: NaN comes out)
+        out = xp.where(empty, -xp.inf, xp.log(xp.where(empty, 1, s))) + m
         ctx.save_for_backward(x, out)
         ctx.in_shape, ctx.axes, ctx.keepdims = x.shape, axes, keepdims
         return out if keepdims else out.reshape([n for i, n in enumerate(x.shape) if i not in axes])

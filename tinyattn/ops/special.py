@@ -36,8 +36,8 @@ def _numpy_erf():
 def erf(x):
     """The error function, elementwise, keeping dtype."""
     xp = get_array_module(x)
-    if xp is np:
-        return _numpy_erf()(x)
+    if xp is np:      # the compiled ufunc has float32/float64 loops: float16 comes back float16
+        return _numpy_erf()(x).astype(x.dtype, copy=False)
     from cupyx.scipy.special import erf as cupy_erf  # noqa: PLC0415
 
     return cupy_erf(x)
