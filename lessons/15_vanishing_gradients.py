@@ -1,4 +1,4 @@
-"""Lesson 14 - vanishing gradients: how much does the first token matter to the last output?
+"""Lesson 15 - vanishing gradients: how much does the first token matter to the last output?
 
 What it teaches: to learn from a long sequence, the loss at the end must send gradient back to the
 early tokens. In a recurrent network that gradient is a product of one Jacobian per step,
@@ -26,7 +26,7 @@ import tinyattn as ta
 import tinyattn.nn as nn
 from tinyattn import viz
 
-lesson = Lesson(14, "vanishing gradients")
+lesson = Lesson(15, "vanishing gradients")
 rng = lesson.rng
 T, d_in, hidden, n_draws = 64, 8, 32, 5
 

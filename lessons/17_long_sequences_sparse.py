@@ -1,4 +1,4 @@
-"""Lesson 16 - long sequences: memory-efficient attention and sparse patterns.
+"""Lesson 17 - long sequences: memory-efficient attention and sparse patterns.
 
 What it teaches: plain attention builds the (T x T) matrix of scores. At T = 16,384 one head's
 matrix in float32 is 1 GiB, and backpropagation keeps it (and the softmax of it) alive. Two ideas
@@ -31,7 +31,7 @@ from tinyattn import attention as A
 from tinyattn import kernels, viz
 from tinyattn.ops.memory_efficient_attention import memory_efficient_attention
 
-lesson = Lesson(16, "long sequences and sparse attention")
+lesson = Lesson(17, "long sequences and sparse attention")
 rng = lesson.rng
 if lesson.backend == "cupy":
     # tracemalloc sees host memory only: on a GPU the memory criterion would measure nothing.

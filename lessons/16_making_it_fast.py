@@ -1,4 +1,4 @@
-"""Lesson 15 - making it fast: what a compiled kernel fuses, and what that buys.
+"""Lesson 16 - making it fast: what a compiled kernel fuses, and what that buys.
 
 What it teaches: tinyattn computes everything with NumPy, and NumPy is fast on big arrays but pays
 twice on small, many-step work: (1) Python runs once per operation, so a loop of tiny operations
@@ -32,13 +32,13 @@ import tinyattn.nn as nn
 from tinyattn import kernels, memory
 from tinyattn.ops.memory_efficient_attention import memory_efficient_attention
 
-lesson = Lesson(15, "making it fast")
+lesson = Lesson(16, "making it fast")
 rng = lesson.rng
 if lesson.backend == "cupy":
     # The switch compares CPU providers (Numba vs plain NumPy); GPU arrays always take the CuPy
-    # path, so on --backend cupy there would be nothing to compare (lesson 17 compares CPU and GPU).
+    # path, so on --backend cupy there would be nothing to compare (lesson 18 compares CPU and GPU).
     print("This lesson compares the two CPU providers of every kernel (Numba and plain NumPy); CuPy arrays "
-          "always take the GPU path, so there is nothing to compare with --backend cupy. See lesson 17.")
+          "always take the GPU path, so there is nothing to compare with --backend cupy. See lesson 18.")
     lesson.skip("compares CPU kernels (Numba vs NumPy); not run with --backend cupy")
 MiB = 2 ** 20
 # A process that trains wants freed memory kept for the next step's arrays (and a huge-page heap):
@@ -192,7 +192,7 @@ for task, op in row_tasks.items():
 
 # %% [markdown]
 # ## 3. Attention: the tiled streaming kernel, plain and compiled
-# memory_efficient_attention (lesson 16) walks key tiles with an online softmax. The plain twin
+# memory_efficient_attention (lesson 17) walks key tiles with an online softmax. The plain twin
 # does it a block of queries at a time with NumPy; the compiled one works on 64 x 64 tiles that
 # stay in cache and fuses scale, mask, exp and the running sums into one pass per tile.
 
