@@ -149,6 +149,16 @@ def test_17_long_sequences_sparse(tmp_path):
     proc, r = run_lesson("17_long_sequences_sparse", tmp_path)
     assert_passed(proc, r)
     v = r["values"]
+    # the online softmax written out in NumPy: the same output as the library, and the same lse
+    assert v["online_softmax_error"] <= 1e-12 and v["online_lse_error"] <= 1e-12
+    trace = v["online_trace"]
+    assert [row["tile"] for row in trace] == [0, 1, 2, 3]
+    running = np.maximum.accumulate([row["tile_max"] for row in trace])
+    np.testing.assert_allclose([row["running_max"] for row in trace], running, rtol=0, atol=1e-12)
+    for before, row in zip(trace, trace[1:]):          # the correction rescales by exp(m_old - m_new)
+        assert abs(row["correction"] - np.exp(before["running_max"] - row["running_max"])) < 1e-12
+        assert row["normaliser"] >= before["normaliser"] * row["correction"]
+    assert trace[2]["correction"] < 0.5                # the planted key in tile 2 raised the maximum
     assert v["long_T"] == 16384 and v["long_peak_MiB"] < 256
     assert v["timings"]["memory-efficient"]["T"][-1] == 16384
     assert v["agreement"] <= 1e-10
