@@ -10,8 +10,9 @@ paper's two training tricks, the Noam schedule and label smoothing), decode gree
 the three kinds of attention, including the cross-attention of "hello , world !".
 
 The source articles cited as doc 000 .. doc 004 are described in docs/sources.md.
-Reproduces: doc 003 §5.2 (TransformerModel and its toy pairs) and
-doc 002 §4.3 (cross-attention for translating "Hello, world!").
+Reproduces: doc 003 §5.2 (TransformerModel) and §5.4 (its training and evaluation code and toy
+pairs; what running that code with PyTorch does is stated in section 1) and doc 002 §4.3
+(cross-attention for translating "Hello, world!").
 The document's pairs map the same source [1, 2, 3, 4] to three different targets; no function
 can do that, so we make each task well posed with a task token at the start of the source.
 Criterion: on 100 held-out sequences per task, greedy decoding gets >= 99% of the tokens and
@@ -31,14 +32,34 @@ lesson = Lesson(13, "encoder-decoder translation")
 rng = lesson.rng
 
 # %% [markdown]
-# ## 1. The document's toy data, and why it cannot be learned
-# doc 003 §5.2 trains on ([1,2,3,4] -> [1,2,3,4]), ([1,2,3,4] -> [2,3,4,5]), ([1,2,3,4] -> [3,4,5,6]).
-# One source, three targets: at every target position the three answers differ, so whatever the
-# model predicts, the best it can do is spread its probability 1/3 each. Its lowest possible
-# loss is ln 3 per token and its best accuracy 1/3. We compute that floor with our cross_entropy.
+# ## 1. The document's code and data, as printed
+# doc 003 §5.2 prints a PyTorch TransformerModel, and §5.4 its evaluation and training code. We ran
+# that code with PyTorch (2.13, CPU), supplying one missing piece at a time; this is what happens:
+# 1. As printed it stops at the training loop's first line, `model.train()`, with
+#    `NameError: name 'model' is not defined`: the code never creates a model (nor defines the
+#    `vocab_size` and `PositionalEncoding` the class uses).
+# 2. With those supplied, `for src, tgt in train_data:` fails with
+#    `NameError: name 'train_data' is not defined`. The only data the document defines are its
+#    three pairs ([1,2,3,4] -> [1,2,3,4]), ([1,2,3,4] -> [2,3,4,5]), ([1,2,3,4] -> [3,4,5,6]),
+#    under the comment "定义测试集数据" (define the *test* data), and named `test_data`.
+# 3. Training on those three pairs anyway, the pairs are Python lists and the first layer rejects
+#    them: `TypeError: embedding(): argument 'indices' (position 2) must be Tensor, not list`.
+# 4. As tensors, the forward pass reaches its "decoder": a second `nn.TransformerEncoderLayer`,
+#    called as `self.decoder_layers(tgt, src)`. That layer's second parameter is `src_mask`, so the
+#    embedded source lands in the attention-mask slot: `RuntimeError: The shape of the 2D attn_mask
+#    is torch.Size([4, 16]), but should be (4, 4).` (16 was d_model in our run.)
+# 5. Even a call that ran would not translate: `enc_output = self.encoder_layers(src)` is computed
+#    and never used, so nothing carries the source to the output (an encoder layer has no
+#    cross-attention); and the output goes through softmax before `F.cross_entropy`, which applies
+#    log-softmax itself.
+#
+# And the three pairs cannot be learned, whichever way they are used: one source, three targets.
+# At every target position the three answers differ, so the best a model can do is spread its
+# probability 1/3 each: its lowest possible loss is ln 3 per token and its best accuracy 1/3.
+# We compute that floor with our cross_entropy.
 
 # %%
-lesson.section("1. the document's three pairs: one source, three targets")
+lesson.section("1. the document's code and data: three pairs, one source, three targets")
 doc_targets = np.array([[1, 2, 3, 4], [2, 3, 4, 5], [3, 4, 5, 6]])
 best_logits = np.zeros((4, 7))                       # the optimum: 1/3 on each of the 3 answers
 for t in range(4):
@@ -48,8 +69,8 @@ floor = float(np.mean([F.cross_entropy(ta.tensor(best_logits, dtype="float64"), 
                        for y in doc_targets]))
 print(f"lowest possible mean loss on the document's data: {floor:.4f} = ln 3 = {np.log(3):.4f}; "
       "best token accuracy 1/3")
-# The document's evaluate() also divides the number of correct *tokens* by the number of *pairs*,
-# and its test set is its training set. With the best possible predictions on its data:
+# The document's evaluate() and training loop also divide the number of correct *tokens* by the
+# number of *pairs*. With the best possible predictions on its data:
 best_predictions = best_logits.argmax(axis=1)                  # one of the three answers, everywhere
 doc_correct_tokens = int(sum((best_predictions == y).sum() for y in doc_targets))
 doc_metric_best = doc_correct_tokens / len(doc_targets)
@@ -60,15 +81,13 @@ print(f"the document's 'accuracy' (correct tokens / pairs): {doc_metric_best:.3f
 print("Fix: put a task token first in the source - <copy> 1 2 3 4, <shift> 1 2 3 4, <rev> 1 2 3 4 - "
       "and every source has exactly one answer. (Reverse replaces the document's 'shift by two'.)")
 
-# The printed model also applies softmax before the cross-entropy, which itself applies
-# log-softmax: probabilities are treated as logits. Even a perfect one-hot prediction then costs:
+# Point 5: softmax before the cross-entropy, which itself applies log-softmax, treats
+# probabilities as logits. Even a perfect one-hot prediction then costs:
 V_demo = 18
 one_hot = np.eye(V_demo)[[5]]
 double_softmax_floor = float(F.cross_entropy(ta.tensor(one_hot, dtype="float64"), ta.tensor([5])).numpy())
 print(f"softmax then cross_entropy, with a perfect prediction over {V_demo} tokens: loss {double_softmax_floor:.3f} "
-      f"(= ln(e + {V_demo - 1}) - 1), never 0, and the gradients shrink accordingly. Other errors as printed: an "
-      "encoder layer used as the decoder (no cross-attention, so the target never sees the source), "
-      "and undefined names.")
+      f"(= ln(e + {V_demo - 1}) - 1), never 0, and the gradients shrink accordingly.")
 
 # %% [markdown]
 # ## 2. Vocabulary and data
@@ -160,15 +179,14 @@ d_model = 64
 ta.manual_seed(lesson.seed)
 model = Translator(d_model)
 print(f"parameters: {model.num_parameters():,}")
-s3, ti3, _ = encode_batch(test_pairs[:1] + test_pairs[200:201])
-width3 = int((ti3 != PAD).sum(axis=1).max())
-s3, ti3 = s3[:, :width3], ti3[:, :width3]
+s3, ti3, _ = encode_batch([("copy", np.array([0, 1, 2])), ("rev", np.array([8, 9, 10, 11, 3]))])
+s3, ti3 = s3[:, :6], ti3[:, :6]                                  # two sources of different lengths
 masks3 = model.masks(s3, ti3)
 print("causal mask (target step t may read steps 0..t):")
 print(np.array2string(masks3["tgt_mask"].numpy(), formatter={"float_kind": lambda v: f"{v:5.0f}"}))
-print("source key padding mask (True = <pad>, never attended):")
+print("source key padding mask (1 = True = <pad>: never attended):")
 for b in range(2):
-    print(f"  {words(s3[b]):<28} {masks3['src_key_padding_mask'].numpy()[b].astype(int)}")
+    print(f"  {' '.join(vocab[i] for i in s3[b]):<34} {masks3['src_key_padding_mask'].numpy()[b].astype(int)}")
 # What the causal mask buys, measured: change the last target token; the logits of every earlier
 # step must not move (with the mask); without it every step reads the future.
 changed = ti3.copy()
@@ -190,7 +208,8 @@ print(f"change the last target token: earlier steps' logits move by {causal_leak
 # ## 4. Training (teacher forcing: the decoder reads the true previous tokens)
 # Every step: a fresh batch of 128 random pairs (never one of the held-out ones), one forward pass
 # over the whole target at once (the causal mask makes that equal to feeding it token by token),
-# cross-entropy on the real tokens (padding ignored), one Adam step at a constant learning rate.
+# cross-entropy on the real tokens (padding ignored), one Adam step at a constant learning rate
+# (2e-3; the document's loop uses Adam at 1e-3, with no schedule either).
 
 # %%
 lesson.section("4. training")
