@@ -184,6 +184,14 @@ def test_16_making_it_fast(tmp_path):
     # fusion needs fewer temporaries: the compiled LayerNorm's peak memory is below the plain twin's
     ln = {t["path"]: t["MiB"] for t in v["timings"] if t["task"] == "LayerNorm"}
     assert ln["Numba kernel"] < ln["plain twin"]
+    # the prose's ratios are computed from the timings it printed (not typed in)
+    seconds = {(t["task"], t["path"]): t["seconds"] for t in v["timings"]}
+    assert abs(v["fused_gain"] - seconds["LSTM", "LSTMCell loop (graph)"] / seconds["LSTM", "nn.LSTM, plain twin"]) < 1e-12
+    assert abs(v["compiled_gain"] - v["numba_speedup_over_plain"]["LSTM"]) < 1e-12
+    assert set(v["row_speedups"]) == {"softmax", "LayerNorm", "cross-entropy"}
+    assert v["compiled_in_this_run"] is None or v["compiled_in_this_run"] >= 0
+    said = "compiled nothing" if v["compiled_in_this_run"] == 0 else "kernel specialisations (a first run"
+    assert said in proc.stdout
 
 
 def _gpu_present():
