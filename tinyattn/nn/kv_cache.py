@@ -38,7 +38,7 @@ from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.tensor import Tensor, unwrap
 from ..backend import active_module, get_array_module
 
-__all__ = ["KVCache", "left_pad"]
+__all__ = ["DecoderCache", "KVCache", "left_pad"]
 
 
 def left_pad(prompts, pad_value=0):
@@ -269,3 +269,59 @@ class KVCache:
                                               self._k.shape[3])
         extra = "" if self.window is None else f", window={self.window}, sinks={self.sinks}"
         return f"KVCache(keys={shape}, offset={self.offset}, nbytes={self.nbytes}{extra})"
+
+
+class DecoderCache:
+    """The caches of a whole decoder: one ``KVCache`` per layer for its self-attention and, with
+    ``cross=True`` (an encoder-decoder), one static ``KVCache`` per layer for the encoder's keys and
+    values, computed on the first step.
+
+        cache = DecoderCache(num_layers, cross=True)
+        decoder(tgt_step, memory, tgt_is_causal=True, cache=cache)      # one step
+
+    ``layer(i)`` is the pair (self, cross) that layer i uses; ``nbytes`` adds up every layer's
+    keys and values; ``reorder(index)`` follows beams; ``offset`` is the number of target columns
+    seen. ``padding`` (N,) is the number of left-padding columns of each row, set by a decoder-only
+    model at its prefill (None: no padding).
+    """
+
+    def __init__(self, num_layers, cross=False, window=None, sinks=0):
+        if isinstance(num_layers, bool) or int(num_layers) != num_layers or num_layers < 1:
+            raise ValueError(f"DecoderCache: num_layers must be a whole number >= 1, got "
+                             f"{num_layers!r}.")
+        self.self_attn = [KVCache(window=window, sinks=sinks) for _ in range(int(num_layers))]
+        self.cross_attn = [KVCache(static=True) for _ in range(int(num_layers))] if cross else None
+        self.padding = None
+
+    def __len__(self):
+        return len(self.self_attn)
+
+    def layer(self, i):
+        return self.self_attn[i], None if self.cross_attn is None else self.cross_attn[i]
+
+    @property
+    def offset(self):
+        return self.self_attn[0].offset
+
+    @property
+    def nbytes(self):
+        caches = self.self_attn + (self.cross_attn or [])
+        return sum(c.nbytes for c in caches)
+
+    def reorder(self, index):
+        for c in self.self_attn + (self.cross_attn or []):
+            c.reorder(index)
+        if self.padding is not None:
+            xp = get_array_module(self.padding)
+            self.padding = self.padding[xp.asarray(unwrap(index), dtype=np.int64)]
+        return self
+
+    def reset(self):
+        for c in self.self_attn + (self.cross_attn or []):
+            c.reset()
+        self.padding = None
+        return self
+
+    def __repr__(self):
+        return (f"DecoderCache(layers={len(self)}, cross={self.cross_attn is not None}, "
+                f"offset={self.offset}, nbytes={self.nbytes})")
