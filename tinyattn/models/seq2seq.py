@@ -34,6 +34,7 @@ from ..backend import active_module, get_array_module
 from ..nn import init
 from ..nn.dropout import Dropout
 from ..nn.embedding import Embedding
+from ..nn.kv_cache import DecoderCache
 from ..nn.linear import Linear
 from ..nn.lstm import LSTM, LSTMCell
 from ..nn.module import Module, empty_parameter
@@ -308,9 +309,9 @@ class TransformerSeq2Seq(Module):
                                        norm_first=norm_first, dtype=dtype)
         self.generator = Linear(d_model, tgt_vocab, dtype=dtype)
 
-    def _embed(self, embedding, tokens):
+    def _embed(self, embedding, tokens, offset=0):
         emb = embedding(tokens)
-        return self.positional(emb * self.embed_scale if self.embed_scale != 1.0 else emb)
+        return self.positional(emb * self.embed_scale if self.embed_scale != 1.0 else emb, offset)
 
     def _pad(self, tokens, given, what):
         pad = _padding_mask(given, *tokens.shape, "TransformerSeq2Seq", what)
@@ -341,8 +342,26 @@ class TransformerSeq2Seq(Module):
         memory, pad = self.encode(src, src_key_padding_mask)
         return self.decode(tgt_in, memory, pad, tgt_key_padding_mask)
 
-    def greedy_decode(self, src, bos, max_len, src_key_padding_mask=None, eos=None):
-        """Decode ``max_len`` tokens after ``bos``, re-running the decoder on the growing prefix.
+    def new_cache(self):
+        """An empty cache for ``decode_step``: per decoder layer, the target's keys and values and
+        the (once computed) keys and values of the encoder's output."""
+        return DecoderCache(len(self.transformer.decoder.layers), cross=True)
+
+    def decode_step(self, tgt_new, memory, cache, memory_key_padding_mask=None):
+        """Logits (B, T_new, tgt_vocab) for the next target tokens ``tgt_new`` (B, T_new), which
+        follow the ``cache.offset`` tokens already in ``cache``: their keys and values are
+        appended, so each step costs one token's work, not the whole prefix again."""
+        tokens = _tokens(tgt_new, "TransformerSeq2Seq", "tgt_new")
+        out = self.transformer.decoder(
+            self._embed(self.tgt_embedding, tokens, cache.offset), memory,
+            tgt_key_padding_mask=self._pad(tokens, None, "tgt_key_padding_mask"),
+            memory_key_padding_mask=memory_key_padding_mask, tgt_is_causal=True, cache=cache)
+        return self.generator(out)
+
+    def greedy_decode(self, src, bos, max_len, src_key_padding_mask=None, eos=None,
+                      use_cache=False):
+        """Decode ``max_len`` tokens after ``bos``: re-running the decoder on the growing prefix,
+        or with ``use_cache`` one token per step through ``decode_step`` (the same tokens).
         Returns tokens (B, max_len) int64."""
         with no_grad():
             memory, pad = self.encode(src, src_key_padding_mask)
@@ -350,8 +369,13 @@ class TransformerSeq2Seq(Module):
             B = memory.shape[0]
             ys = xp.full((B, 1), bos, dtype=np.int64)
             done = xp.zeros((B,), dtype=bool)
+            cache = self.new_cache() if use_cache else None
             for _ in range(max_len):
-                nxt = self.decode(ys, memory, pad).array[:, -1].argmax(axis=-1)
+                if use_cache:
+                    logits = self.decode_step(ys[:, -1:], memory, cache, pad)
+                else:
+                    logits = self.decode(ys, memory, pad)
+                nxt = logits.array[:, -1].argmax(axis=-1)
                 if eos is not None:
                     nxt = xp.where(done, eos, nxt)
                     done = done | (nxt == eos)

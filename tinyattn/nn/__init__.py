@@ -27,11 +27,15 @@ __all__ = ["BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "Embed
 
 # The attention layers (each module lists its names in __all__).
 from . import utils  # noqa: E402
+from .grouped_query import *  # noqa: E402,F401,F403
+from .kv_cache import *  # noqa: E402,F401,F403
 from .multihead import *  # noqa: E402,F401,F403
 from .positional import *  # noqa: E402,F401,F403
 from .transformer import *  # noqa: E402,F401,F403
 from . import multihead as _multihead, positional as _positional  # noqa: E402
 from . import transformer as _transformer  # noqa: E402
+from . import grouped_query as _grouped_query, kv_cache as _kv_cache  # noqa: E402
 
 __all__ += ["utils", *_multihead.__all__, *_positional.__all__,
             *_transformer.__all__]
+__all__ += [*_grouped_query.__all__, *_kv_cache.__all__]

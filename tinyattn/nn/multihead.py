@@ -32,6 +32,7 @@ from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor, unwrap
 from ..backend import get_array_module
 from . import init, pytorch_quirks
+from .kv_cache import KVCache
 from .linear import Linear
 from .masks import as_additive_mask, pad_allowed_keys
 from .module import Module, check_sizes, empty_parameter
@@ -138,17 +139,24 @@ class MultiheadAttention(Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
-                average_attn_weights=True, is_causal=False):
-        batched = self._check_inputs(query, key, value, key_padding_mask, attn_mask)
+                average_attn_weights=True, is_causal=False, *, cache=None):
+        """PyTorch's forward. ``cache`` (a ``KVCache``, tinyattn's addition) is for incremental
+        decoding: the new keys and values are appended to it and the queries attend to all keys
+        kept so far. Then ``key_padding_mask`` (bool) covers the new keys only (the cache remembers
+        it for later steps), ``attn_mask`` covers all keys (L, S_kept + S_new), and ``is_causal``
+        without a mask means "causal at the cache's offset": new query i sees every kept key and
+        the new keys 0..i. A ``KVCache(static=True)`` (cross-attention) projects ``key``/``value``
+        on its first call only and reuses them after."""
+        batched = self._check_inputs(query, key, value, key_padding_mask, attn_mask, cache)
         query, key, value, key_padding_mask = self._to_batch_first(batched, query, key, value,
                                                                    key_padding_mask)
         if self._recorder is None:
             out, weights = self._attend(query, key, value, key_padding_mask, need_weights,
-                                        attn_mask, average_attn_weights, is_causal)
+                                        attn_mask, average_attn_weights, is_causal, cache)
         else:
             out, weights = self._attend_and_record(batched, query, key, value, key_padding_mask,
                                                    need_weights, attn_mask, average_attn_weights,
-                                                   is_causal)
+                                                   is_causal, cache)
         return self._from_batch_first(batched, out, weights)
 
     def _to_batch_first(self, batched, query, key, value, key_padding_mask):
@@ -172,20 +180,23 @@ class MultiheadAttention(Module):
         return out, weights
 
     def _attend_and_record(self, batched, query, key, value, key_padding_mask, need_weights,
-                           attn_mask, average_attn_weights, is_causal):
+                           attn_mask, average_attn_weights, is_causal, cache=None):
         """``_attend`` inside record_attention: the per-head weights are always computed (and kept),
         then returned as the caller asked."""
         out, weights = self._attend(query, key, value, key_padding_mask, True, attn_mask, False,
-                                    is_causal)
+                                    is_causal, cache)
         self._recorder.append(Tensor(weights.array if batched else weights.array[0]))
         if not need_weights:
             return out, None
         return out, ops.mean(weights, axis=1) if average_attn_weights else weights
 
     def _attend(self, query, key, value, key_padding_mask, need_weights, attn_mask,
-                average_attn_weights, is_causal):
+                average_attn_weights, is_causal, cache=None):
         """MultiHead(Q, K, V) = concat(head_1 .. head_h) W_o, batch first: query (N, L, E),
         key (N, S, kdim), value (N, S, vdim) -> (N, L, E) and the weights (or None)."""
+        if cache is not None:
+            return self._attend_cached(query, key, value, key_padding_mask, need_weights,
+                                       attn_mask, average_attn_weights, is_causal, cache)
         pytorch_quirks.check_is_causal_has_mask(is_causal, attn_mask, query.shape[1])
         use_causal = pytorch_quirks.causal_hint_replaces_attn_mask(is_causal, key_padding_mask,
                                                                    need_weights)
@@ -201,6 +212,31 @@ class MultiheadAttention(Module):
         heads, weights = self._heads_with_weights(q, k, v, masks, dropout_p)
         if average_attn_weights:
             weights = ops.mean(weights, axis=1)                                 # (N, L, S)
+        return self._merge_heads(heads), weights
+
+    def _attend_cached(self, query, key, value, key_padding_mask, need_weights, attn_mask,
+                       average_attn_weights, is_causal, cache):
+        """``_attend`` with a KVCache: project the new tokens, append their keys and values to the
+        cache, attend to everything it keeps (the masks built for all kept keys)."""
+        if cache.static and cache.filled:             # cross-attention: memory projected before
+            E, b = self.embed_dim, self.in_proj_bias
+            W = self.in_proj_weight[:E] if self._qkv_same_embed_dim else self.q_proj_weight
+            q = self._split_heads(F.linear(query, W, None if b is None else b[:E]))
+            k, v = cache.update(None, None)
+        else:
+            q, k, v = self._project(query, key, value)
+            q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)
+            k, v = cache.update(k, v, unwrap(key_padding_mask))
+        if is_causal and attn_mask is None:
+            attn_mask = ~cache.causal_mask(query.shape[1])             # our convention: True = blocked
+        masks = self._additive_masks(attn_mask, cache.last_key_padding, query)
+        dropout_p = self.dropout if self.training else 0.0
+        if not need_weights and dropout_p < 1.0:
+            return self._merge_heads(self._heads_without_weights(q, k, v, masks, dropout_p,
+                                                                 False)), None
+        heads, weights = self._heads_with_weights(q, k, v, masks, dropout_p)
+        if average_attn_weights:
+            weights = ops.mean(weights, axis=1)
         return self._merge_heads(heads), weights
 
     def _additive_masks(self, attn_mask, key_padding_mask, query):
@@ -292,9 +328,11 @@ class MultiheadAttention(Module):
         return self.out_proj(ops.reshape(ops.permute(heads, (0, 2, 1, 3)), (N, L, H * D)))
 
     # ------------------------------------------------------------------ input checks
-    def _check_inputs(self, query, key, value, key_padding_mask, attn_mask):
+    def _check_inputs(self, query, key, value, key_padding_mask, attn_mask, cache=None):
         """Raise a clear error for inconsistent shapes; return True for batched input."""
         name = "MultiheadAttention"
+        if cache is not None:
+            self._check_cache(cache, key_padding_mask)
         for what, t in (("query", query), ("key", key), ("value", value)):
             if not isinstance(t, Tensor):
                 raise TypeError(f"{name}: {what} must be a tinyattn Tensor, got "
@@ -334,11 +372,15 @@ class MultiheadAttention(Module):
                                 f"(model.double() / model.float()).")
         N = query.shape[batch_ax] if batched else 1
         L, S = query.shape[seq_ax], key.shape[seq_ax]
+        if cache is not None and cache.static and cache.filled:
+            S = len(cache)                            # the memory projected on the first call
         if key_padding_mask is not None:
             want = (N, S) if batched else (S,)
             if _mask_shape(key_padding_mask) != want:
                 raise ValueError(f"{name}: key_padding_mask must have shape {want} (batch, source "
                                  f"length), got {_mask_shape(key_padding_mask)}.")
+        if cache is not None and not (cache.static and cache.filled):
+            S = len(cache) + S                        # attn_mask covers the kept keys too
         if attn_mask is not None:
             shape = _mask_shape(attn_mask)
             heads = N * self.num_heads
@@ -348,6 +390,19 @@ class MultiheadAttention(Module):
                     f"{(heads, L, S)} for query {tuple(query.shape)} and key {tuple(key.shape)}; "
                     f"got {shape}.")
         return batched
+
+    def _check_cache(self, cache, key_padding_mask):
+        name = "MultiheadAttention"
+        if not isinstance(cache, KVCache):
+            raise TypeError(f"{name}: cache must be a tinyattn.nn.KVCache, got "
+                            f"{type(cache).__name__}.")
+        if self.bias_k is not None or self.add_zero_attn:
+            raise ValueError(f"{name}: cache= cannot be combined with add_bias_kv / add_zero_attn "
+                             f"(their extra key would be appended again at every step).")
+        if key_padding_mask is not None and unwrap(key_padding_mask).dtype != bool:
+            raise TypeError(f"{name}: with cache=, key_padding_mask must be bool (True = padding), "
+                            f"so that the cache can remember it; got "
+                            f"{unwrap(key_padding_mask).dtype}.")
 
     def extra_repr(self):
         return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, "

@@ -38,15 +38,18 @@ def sinusoidal_table(max_len, d_model, dtype=None):
     return table.astype(get_default_dtype() if dtype is None else dtype)
 
 
-def _check_sequence(owner, x, max_len, batch_first):
+def _check_sequence(owner, x, max_len, batch_first, offset=0):
     if not isinstance(x, Tensor) or x.ndim not in (2, 3):
         raise ValueError(f"{owner}: expected a Tensor of shape "
                          f"{'(N, L, d_model)' if batch_first else '(L, N, d_model)'} or (L, d_model)"
                          f", got {getattr(x, 'shape', type(x).__name__)}.")
     length = x.shape[1] if (x.ndim == 3 and batch_first) else x.shape[0]
-    if length > max_len:
-        raise ValueError(f"{owner}: sequence length {length} exceeds max_len={max_len} (input "
-                         f"shape {tuple(x.shape)}). Build the module with a larger max_len.")
+    if isinstance(offset, bool) or int(offset) != offset or offset < 0:
+        raise ValueError(f"{owner}: offset must be a whole number >= 0, got {offset!r}.")
+    if offset + length > max_len:
+        raise ValueError(f"{owner}: positions {offset}..{offset + length - 1} exceed max_len="
+                         f"{max_len} (input shape {tuple(x.shape)}, offset {offset}). Build the "
+                         f"module with a larger max_len.")
     return length
 
 
@@ -68,12 +71,14 @@ class PositionalEncoding(Module):
         table = active_module().asarray(sinusoidal_table(max_len, d_model))
         self.register_buffer("pe", Tensor(table[:, None, :]))
 
-    def forward(self, x):
-        L = _check_sequence("PositionalEncoding", x, self.max_len, self.batch_first)
+    def forward(self, x, offset=0):
+        """``offset``: the position of x's first token (decoding one token at a time with a
+        cache: the number of tokens before it)."""
+        L = _check_sequence("PositionalEncoding", x, self.max_len, self.batch_first, offset)
         if x.shape[-1] != self.d_model:
             raise ValueError(f"PositionalEncoding: input has {x.shape[-1]} features (shape "
                              f"{tuple(x.shape)}) but d_model={self.d_model}.")
-        table = self.pe.array[:L, 0, :].astype(x.dtype, copy=False)             # (L, d_model)
+        table = self.pe.array[offset:offset + L, 0, :].astype(x.dtype, copy=False)   # (L, d_model)
         if x.ndim == 3:
             table = table[None] if self.batch_first else table[:, None]
         return F.dropout(x + Tensor(table), self.p, self.training)

@@ -146,29 +146,37 @@ class TransformerDecoderLayer(Module):
         self.activation = _activation_fn(activation, "TransformerDecoderLayer")
 
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
-                memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False):
+                memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False, *,
+                cache=None):
+        """``cache`` (tinyattn's addition, for decoding one token at a time): a pair
+        (KVCache for the self-attention, KVCache(static=True) or None for the cross-attention),
+        e.g. ``DecoderCache.layer(i)``. Then ``tgt`` holds only the new target tokens; pass
+        ``tgt_is_causal=True`` without ``tgt_mask`` (causal at the cache's offset)."""
+        self_cache, cross_cache = (None, None) if cache is None else cache
         x = tgt
         if self.norm_first:
-            x = x + self._sa_block(self.norm1(x), tgt_mask, tgt_key_padding_mask, tgt_is_causal)
+            x = x + self._sa_block(self.norm1(x), tgt_mask, tgt_key_padding_mask, tgt_is_causal,
+                                   self_cache)
             x = x + self._mha_block(self.norm2(x), memory, memory_mask, memory_key_padding_mask,
-                                    memory_is_causal)
+                                    memory_is_causal, cross_cache)
             x = x + self._ff_block(self.norm3(x))
         else:
-            x = self.norm1(x + self._sa_block(x, tgt_mask, tgt_key_padding_mask, tgt_is_causal))
+            x = self.norm1(x + self._sa_block(x, tgt_mask, tgt_key_padding_mask, tgt_is_causal,
+                                              self_cache))
             x = self.norm2(x + self._mha_block(x, memory, memory_mask, memory_key_padding_mask,
-                                               memory_is_causal))
+                                               memory_is_causal, cross_cache))
             x = self.norm3(x + self._ff_block(x))
         return x
 
-    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
+    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal, cache=None):
         x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
-                           need_weights=False, is_causal=is_causal)[0]
+                           need_weights=False, is_causal=is_causal, cache=cache)[0]
         return self.dropout1(x)
 
-    def _mha_block(self, x, memory, attn_mask, key_padding_mask, is_causal):
+    def _mha_block(self, x, memory, attn_mask, key_padding_mask, is_causal, cache=None):
         x = self.multihead_attn(x, memory, memory, attn_mask=attn_mask,
                                 key_padding_mask=key_padding_mask, need_weights=False,
-                                is_causal=is_causal)[0]
+                                is_causal=is_causal, cache=cache)[0]
         return self.dropout2(x)
 
     def _ff_block(self, x):
@@ -230,17 +238,25 @@ class TransformerDecoder(Module):
         self.norm = norm
 
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
-                memory_key_padding_mask=None, tgt_is_causal=None, memory_is_causal=False):
+                memory_key_padding_mask=None, tgt_is_causal=None, memory_is_causal=False, *,
+                cache=None):
+        """``cache``: a ``DecoderCache(num_layers, cross=True)`` for decoding one token at a time
+        (tinyattn's addition; see TransformerDecoderLayer.forward)."""
         first = self.layers[0]
         batch_first = getattr(getattr(first, "self_attn", None), "batch_first", False)
         tgt_is_causal = pytorch_quirks.detect_is_causal_mask(tgt_mask, tgt_is_causal,
                                                              _seq_len(tgt, batch_first))
+        if cache is not None and len(cache) != len(self.layers):
+            raise ValueError(f"TransformerDecoder: the cache has {len(cache)} layers but the "
+                             f"decoder {len(self.layers)}; build DecoderCache({len(self.layers)}, "
+                             f"cross=True).")
         output = tgt
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
+            extra = {} if cache is None else {"cache": cache.layer(i)}
             output = layer(output, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
                            tgt_key_padding_mask=tgt_key_padding_mask,
                            memory_key_padding_mask=memory_key_padding_mask,
-                           tgt_is_causal=tgt_is_causal, memory_is_causal=memory_is_causal)
+                           tgt_is_causal=tgt_is_causal, memory_is_causal=memory_is_causal, **extra)
         if self.norm is not None:
             output = self.norm(output)
         return output
