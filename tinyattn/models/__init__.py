@@ -6,3 +6,7 @@
 from .seq2seq import AttentionDecoder, AttentionSeq2Seq, TransformerSeq2Seq
 
 __all__ = ["AttentionDecoder", "AttentionSeq2Seq", "TransformerSeq2Seq"]
+
+from .decoder_only import DecoderOnlyTransformer  # noqa: E402
+
+__all__ += ["DecoderOnlyTransformer"]

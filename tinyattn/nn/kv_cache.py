@@ -304,6 +304,10 @@ class DecoderCache:
         return self.self_attn[0].offset
 
     @property
+    def batch_size(self):
+        return self.self_attn[0].batch_size
+
+    @property
     def nbytes(self):
         caches = self.self_attn + (self.cross_attn or [])
         return sum(c.nbytes for c in caches)
