@@ -3,14 +3,16 @@
 What it teaches: a translation model reads the source sentence with an encoder (self-attention
 over the source), then writes the target one token at a time with a decoder that attends to the
 target written so far (masked, so it cannot peek ahead) and to the encoder's output
-(cross-attention: the target asks, the source answers). We train tinyattn's nn.Transformer on
-three toy "languages" - copy, shift every symbol by one, reverse - with the two training tricks of
-the original paper (the Noam learning-rate schedule and label smoothing), decode greedily, and draw
+(cross-attention: the target asks, the source answers). The masks make this work: a causal mask on
+the target, padding masks on every key. We train tinyattn's nn.Transformer on three toy
+"languages" - copy, shift every symbol by one, reverse - with plain Adam (lesson 14 adds the
+paper's two training tricks, the Noam schedule and label smoothing), decode greedily, and draw
 the three kinds of attention, including the cross-attention of "hello , world !".
 
 The source articles cited as doc 000 .. doc 004 are described in docs/sources.md.
-Reproduces: doc 003 §5.2 (TransformerModel and its toy pairs) and
-doc 002 §4.3 (cross-attention for translating "Hello, world!").
+Reproduces: doc 003 §5.2 (TransformerModel) and §5.4 (its training and evaluation code and toy
+pairs; what running that code with PyTorch does is stated in section 1) and doc 002 §4.3
+(cross-attention for translating "Hello, world!").
 The document's pairs map the same source [1, 2, 3, 4] to three different targets; no function
 can do that, so we make each task well posed with a task token at the start of the source.
 Criterion: on 100 held-out sequences per task, greedy decoding gets >= 99% of the tokens and
@@ -30,14 +32,34 @@ lesson = Lesson(13, "encoder-decoder translation")
 rng = lesson.rng
 
 # %% [markdown]
-# ## 1. The document's toy data, and why it cannot be learned
-# doc 003 §5.2 trains on ([1,2,3,4] -> [1,2,3,4]), ([1,2,3,4] -> [2,3,4,5]), ([1,2,3,4] -> [3,4,5,6]).
-# One source, three targets: at every target position the three answers differ, so whatever the
-# model predicts, the best it can do is spread its probability 1/3 each. Its lowest possible
-# loss is ln 3 per token and its best accuracy 1/3. We compute that floor with our cross_entropy.
+# ## 1. The document's code and data, as printed
+# doc 003 §5.2 prints a PyTorch TransformerModel, and §5.4 its evaluation and training code. We ran
+# that code with PyTorch (2.13, CPU), supplying one missing piece at a time; this is what happens:
+# 1. As printed it stops at the training loop's first line, `model.train()`, with
+#    `NameError: name 'model' is not defined`: the code never creates a model (nor defines the
+#    `vocab_size` and `PositionalEncoding` the class uses).
+# 2. With those supplied, `for src, tgt in train_data:` fails with
+#    `NameError: name 'train_data' is not defined`. The only data the document defines are its
+#    three pairs ([1,2,3,4] -> [1,2,3,4]), ([1,2,3,4] -> [2,3,4,5]), ([1,2,3,4] -> [3,4,5,6]),
+#    under the comment "定义测试集数据" (define the *test* data), and named `test_data`.
+# 3. Training on those three pairs anyway, the pairs are Python lists and the first layer rejects
+#    them: `TypeError: embedding(): argument 'indices' (position 2) must be Tensor, not list`.
+# 4. As tensors, the forward pass reaches its "decoder": a second `nn.TransformerEncoderLayer`,
+#    called as `self.decoder_layers(tgt, src)`. That layer's second parameter is `src_mask`, so the
+#    embedded source lands in the attention-mask slot: `RuntimeError: The shape of the 2D attn_mask
+#    is torch.Size([4, 16]), but should be (4, 4).` (16 was d_model in our run.)
+# 5. Even a call that ran would not translate: `enc_output = self.encoder_layers(src)` is computed
+#    and never used, so nothing carries the source to the output (an encoder layer has no
+#    cross-attention); and the output goes through softmax before `F.cross_entropy`, which applies
+#    log-softmax itself.
+#
+# And the three pairs cannot be learned, whichever way they are used: one source, three targets.
+# At every target position the three answers differ, so the best a model can do is spread its
+# probability 1/3 each: its lowest possible loss is ln 3 per token and its best accuracy 1/3.
+# We compute that floor with our cross_entropy.
 
 # %%
-lesson.section("1. the document's three pairs: one source, three targets")
+lesson.section("1. the document's code and data: three pairs, one source, three targets")
 doc_targets = np.array([[1, 2, 3, 4], [2, 3, 4, 5], [3, 4, 5, 6]])
 best_logits = np.zeros((4, 7))                       # the optimum: 1/3 on each of the 3 answers
 for t in range(4):
@@ -47,8 +69,8 @@ floor = float(np.mean([F.cross_entropy(ta.tensor(best_logits, dtype="float64"), 
                        for y in doc_targets]))
 print(f"lowest possible mean loss on the document's data: {floor:.4f} = ln 3 = {np.log(3):.4f}; "
       "best token accuracy 1/3")
-# The document's evaluate() also divides the number of correct *tokens* by the number of *pairs*,
-# and its test set is its training set. With the best possible predictions on its data:
+# The document's evaluate() and training loop also divide the number of correct *tokens* by the
+# number of *pairs*. With the best possible predictions on its data:
 best_predictions = best_logits.argmax(axis=1)                  # one of the three answers, everywhere
 doc_correct_tokens = int(sum((best_predictions == y).sum() for y in doc_targets))
 doc_metric_best = doc_correct_tokens / len(doc_targets)
@@ -59,15 +81,13 @@ print(f"the document's 'accuracy' (correct tokens / pairs): {doc_metric_best:.3f
 print("Fix: put a task token first in the source - <copy> 1 2 3 4, <shift> 1 2 3 4, <rev> 1 2 3 4 - "
       "and every source has exactly one answer. (Reverse replaces the document's 'shift by two'.)")
 
-# The printed model also applies softmax before the cross-entropy, which itself applies
-# log-softmax: probabilities are treated as logits. Even a perfect one-hot prediction then costs:
+# Point 5: softmax before the cross-entropy, which itself applies log-softmax, treats
+# probabilities as logits. Even a perfect one-hot prediction then costs:
 V_demo = 18
 one_hot = np.eye(V_demo)[[5]]
 double_softmax_floor = float(F.cross_entropy(ta.tensor(one_hot, dtype="float64"), ta.tensor([5])).numpy())
 print(f"softmax then cross_entropy, with a perfect prediction over {V_demo} tokens: loss {double_softmax_floor:.3f} "
-      f"(= ln(e + {V_demo - 1}) - 1), never 0, and the gradients shrink accordingly. Other errors as printed: an "
-      "encoder layer used as the decoder (no cross-attention, so the target never sees the source), "
-      "and undefined names.")
+      f"(= ln(e + {V_demo - 1}) - 1), never 0, and the gradients shrink accordingly.")
 
 # %% [markdown]
 # ## 2. Vocabulary and data
@@ -115,16 +135,20 @@ for b in range(3):
     print(f"  source: {words(s[b]):<32} decoder input: {words(ti[b]):<28} target: {words(to[b])}")
 
 # %% [markdown]
-# ## 3. The model
+# ## 3. The model and its masks
 # Token embedding + sinusoidal positions, nn.Transformer (1 encoder layer, 1 decoder layer,
-# d_model 64, 4 heads), and a Linear layer to vocabulary logits. Masks: the target's causal mask
-# (position t sees targets 0..t), and padding masks for source and target keys.
+# d_model 64, 4 heads), and a Linear layer to vocabulary logits. Two kinds of mask, in PyTorch's
+# conventions:
+# - the target's causal mask, a float (T, T) matrix added to the scores: 0 where target step t may
+#   look (steps 0..t), -inf above the diagonal, so softmax gives the future weight exactly 0;
+# - key padding masks, bool (B, S), True at <pad>: the encoder's self-attention and the
+#   cross-attention must not read the source's padding, nor the decoder the target's.
 
 
 # %%
 def padding(tokens):
     """PyTorch's key-padding mask: True where the token is <pad> (a Tensor, so that it lives on the
-    active backend - on the GPU too, lesson 17)."""
+    active backend - on the GPU too, lesson 18)."""
     return ta.tensor(tokens == PAD)
 
 
@@ -150,57 +174,64 @@ class Translator(nn.Module):
         return self.generator(h)
 
 
+lesson.section("3. the model and its masks")
 d_model = 64
 ta.manual_seed(lesson.seed)
 model = Translator(d_model)
 print(f"parameters: {model.num_parameters():,}")
+s3, ti3, _ = encode_batch([("copy", np.array([0, 1, 2])), ("rev", np.array([8, 9, 10, 11, 3]))])
+s3, ti3 = s3[:, :6], ti3[:, :6]                                  # two sources of different lengths
+masks3 = model.masks(s3, ti3)
+print("causal mask (target step t may read steps 0..t):")
+print(np.array2string(masks3["tgt_mask"].numpy(), formatter={"float_kind": lambda v: f"{v:5.0f}"}))
+print("source key padding mask (1 = True = <pad>: never attended):")
+for b in range(2):
+    print(f"  {' '.join(vocab[i] for i in s3[b]):<34} {masks3['src_key_padding_mask'].numpy()[b].astype(int)}")
+# What the causal mask buys, measured: change the last target token; the logits of every earlier
+# step must not move (with the mask); without it every step reads the future.
+changed = ti3.copy()
+changed[:, -1] = FIRST + (changed[:, -1] - FIRST + 1) % N_CONTENT
+model.eval()
+with ta.no_grad():
+    h_masked = [model.generator(model.transformer(model.embed_tokens(s3), model.embed_tokens(t),
+                                                  **model.masks(s3, t))).numpy() for t in (ti3, changed)]
+    no_causal = lambda t: {k: v for k, v in model.masks(s3, t).items() if k != "tgt_mask"}  # noqa: E731
+    h_open = [model.generator(model.transformer(model.embed_tokens(s3), model.embed_tokens(t),
+                                                **no_causal(t))).numpy() for t in (ti3, changed)]
+model.train()
+causal_leak = float(np.abs(h_masked[0][:, :-1] - h_masked[1][:, :-1]).max())
+open_leak = float(np.abs(h_open[0][:, :-1] - h_open[1][:, :-1]).max())
+print(f"change the last target token: earlier steps' logits move by {causal_leak:.1e} with the causal mask, "
+      f"by {open_leak:.2f} without it")
 
 # %% [markdown]
-# ## 4. Two training tricks from "Attention Is All You Need"
-# Noam schedule: lr = factor · d_model^-0.5 · min(step^-0.5, step · warmup^-1.5): a linear warm-up
-# (Adam's moment estimates are poor in the first steps) then a slow 1/√step decay.
-# Label smoothing ε = 0.1: the target puts 1 - ε on the right token and spreads ε evenly over all
-# V tokens, so the model is never pushed to infinite confidence. The loss then cannot reach 0; its
-# floor is the entropy of the smoothed target, which we compute and compare with training.
+# ## 4. Training (teacher forcing: the decoder reads the true previous tokens)
+# Every step: a fresh batch of 128 random pairs (never one of the held-out ones), one forward pass
+# over the whole target at once (the causal mask makes that equal to feeding it token by token),
+# cross-entropy on the real tokens (padding ignored), one Adam step at a constant learning rate
+# (2e-3; the document's loop uses Adam at 1e-3, with no schedule either).
 
 # %%
-lesson.section("4. Noam schedule and label smoothing")
-steps, warmup, factor, batch, smoothing = 500, 100, 0.5, 128, 0.1
-optimizer = optim.Adam(model.parameters(), lr=factor, betas=(0.9, 0.98), eps=1e-9)
-schedule = optim.NoamLR(optimizer, d_model, warmup_steps=warmup)
-smoothed = np.full(V, smoothing / V)
-smoothed[7] += 1 - smoothing
-smoothing_floor = float(-(smoothed * np.log(smoothed)).sum())
-print(f"peak lr {factor * d_model ** -0.5 * warmup ** -0.5:.4f} at step {warmup}; the paper's d_model 512, "
-      f"warm-up 4000 peaks at {512 ** -0.5 * 4000 ** -0.5:.5f}")
-print(f"smoothed target: {1 - smoothing + smoothing / V:.4f} on the right token, {smoothing / V:.4f} on each "
-      f"other; lowest possible loss = its entropy = {smoothing_floor:.4f}")
-
-# %% [markdown]
-# ## 5. Training (teacher forcing: the decoder reads the true previous tokens)
-
-# %%
-lesson.section("5. training")
+lesson.section("4. training")
+steps, batch, lr = 500, 128, 2e-3
+optimizer = optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98), eps=1e-9)
 progress = Progress(steps, every=40)
-losses, lrs = [], []
+losses = []
 for step in range(1, steps + 1):
     pairs = [p for p in random_pairs(rng, batch) if (p[0], tuple(p[1])) not in held_out]
     src, tgt_in, tgt_out = encode_batch(pairs)
     width = int((tgt_out != PAD).sum(axis=1).max())            # trim the all-padding columns
     logits = model(src, tgt_in[:, :width])
-    loss = F.cross_entropy(logits.reshape(-1, V), ta.tensor(tgt_out[:, :width].reshape(-1)),
-                           ignore_index=PAD, label_smoothing=smoothing)
+    loss = F.cross_entropy(logits.reshape(-1, V), ta.tensor(tgt_out[:, :width].reshape(-1)), ignore_index=PAD)
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
-    lrs.append(optimizer.param_groups[0]["lr"])
-    schedule.step()
     losses.append(float(loss.numpy()))
-    progress(step, losses[-1], lr=lrs[-1])
-print(f"mean loss over the last 20 steps {np.mean(losses[-20:]):.4f}; floor set by label smoothing {smoothing_floor:.4f}")
+    progress(step, losses[-1])
+print(f"mean loss over the last 20 steps {np.mean(losses[-20:]):.4f} (first 20: {np.mean(losses[:20]):.4f})")
 
 # %% [markdown]
-# ## 6. Greedy decoding on held-out sequences
+# ## 5. Greedy decoding on held-out sequences
 # No teacher now: start from <bos>, run the decoder, append its most likely token, repeat until
 # <eos> (or the maximum length). Errors can compound, so this is the honest test.
 
@@ -223,7 +254,7 @@ def greedy_decode(model, src, max_steps=MAX_LEN + 1):
     return out[:, 1:]
 
 
-lesson.section("6. greedy decoding, 100 held-out sequences per task")
+lesson.section("5. greedy decoding, 100 held-out sequences per task")
 results = {}
 for k, task in enumerate(TASKS):
     src, _, tgt_out = encode_batch(test_pairs[100 * k:100 * (k + 1)])
@@ -237,14 +268,14 @@ for k, task in enumerate(TASKS):
     print(f"         e.g. {words(src[0]):<30} -> {words(predicted[0][:list(predicted[0]).index(EOS) + 1] if EOS in predicted[0] else predicted[0])}")
 
 # %% [markdown]
-# ## 7. Looking inside: "hello , world !"
+# ## 6. Looking inside: "hello , world !"
 # doc 002 §4.3 says the *source* gives the queries and the *target* the keys and values. It is the
 # other way round: each target position (decoder) asks a query, and the source words (encoder
 # output) are the keys and values it reads. For <rev> hello , world ! the target is ! world , hello,
 # so the first target token should look at "!", the last at "hello": an anti-diagonal.
 
 # %%
-lesson.section("7. encoder, decoder and cross-attention for 'hello , world !'")
+lesson.section("6. looking inside: encoder, decoder and cross-attention for 'hello , world !'")
 hello = np.array([content.index(w) for w in ["hello", ",", "world", "!"]])
 src, tgt_in, tgt_out = encode_batch([("rev", hello)])
 src, tgt_in = src[:, :5], tgt_in[:, :5]
@@ -294,30 +325,6 @@ fig.suptitle("<rev> hello , world !  ->  ! world , hello <eos>   (weights: mean 
 fig.tight_layout()
 lesson.savefig(fig, "hello_world_attention")
 
-# %%
-fig, axes = plt.subplots(1, 3, figsize=(17, 4))
-step_axis = np.arange(1, 20001)
-noam = lambda d, w, f=1.0: f * d ** -0.5 * np.minimum(step_axis ** -0.5, step_axis * w ** -1.5)  # noqa: E731
-viz.plot_curves({"d_model 512, warm-up 4000 (paper)": (step_axis, noam(512, 4000)),
-                 "d_model 64, warm-up 1000": (step_axis, noam(64, 1000, factor)),
-                 f"this lesson: d_model {d_model}, warm-up {warmup}, factor {factor}": (step_axis[:steps], np.array(lrs))},
-                ax=axes[0], xlabel="step", ylabel="learning rate", title="Noam schedule")
-axes[0].set_xscale("log")
-axes[1].bar(np.arange(V) - 0.2, np.eye(V)[7], width=0.4, label="one-hot target")
-axes[1].bar(np.arange(V) + 0.2, smoothed, width=0.4, label=f"label smoothing ε = {smoothing}")
-axes[1].set_xticks(np.arange(V))
-axes[1].set_xticklabels(vocab, rotation=90, fontsize=8)
-axes[1].set_yscale("log")
-axes[1].set_ylim(1e-3, 2)
-axes[1].set(ylabel="target probability (log scale)", title=f"the target for the token '{vocab[7]}' (one-hot: 0 elsewhere)")
-axes[1].legend()
-viz.plot_curves({"training loss": losses}, ax=axes[2], xlabel="step", ylabel="cross-entropy (smoothed)",
-                title="training", logy=True)
-axes[2].axhline(smoothing_floor, color="gray", ls="--", lw=1, label="floor from label smoothing")
-axes[2].legend()
-fig.tight_layout()
-lesson.savefig(fig, "noam_and_label_smoothing")
-
 # %% [markdown]
 # ## Explore the attention yourself
 # Every head, not their mean: the encoder's self-attention and the cross-attention for
@@ -325,7 +332,7 @@ lesson.savefig(fig, "noam_and_label_smoothing")
 
 # %%
 model.eval()
-with ta.no_grad():     # section 7's steps again, keeping each head's weights
+with ta.no_grad():     # section 6's steps again, keeping each head's weights
     x = model.embed_tokens(src)
     _, heads_enc = enc_layer.self_attn(x, x, x, key_padding_mask=masks["src_key_padding_mask"],
                                        average_attn_weights=False)
@@ -343,7 +350,7 @@ lesson.attention_explorer("cross_attention", arrows, src_labels, [heads_cross.nu
 lesson.section("criterion")
 lesson.record(doc_data_loss_floor=floor, double_softmax_floor=double_softmax_floor, results=results,
               doc_metric_best=doc_metric_best, doc_metric_perfect=doc_metric_perfect,
-              smoothing_floor=smoothing_floor, final_loss=float(np.mean(losses[-20:])), lrs=lrs,
+              final_loss=float(np.mean(losses[-20:])), causal_leak=causal_leak, open_leak=open_leak,
               cross_attention_anti_diagonal=anti_diagonal, inside_error=inside_error,
               hello_reversed=words(hello_decoded[:list(hello_decoded).index(EOS)]) if EOS in hello_decoded else words(hello_decoded))
 worst_token = min(r["token_accuracy"] for r in results.values())
@@ -355,7 +362,7 @@ lesson.check("held-out exact sequences >= 95% (every task)", worst_exact >= 0.95
 lesson.finish()
 
 # %% [markdown]
-# ## Exercises (masks and decoding)
+# ## Exercises
 # Predict first, then change the code and check. Answers: `lessons/solutions/encoder_decoder.py`
 # (an untrained Translator of this lesson's sizes is enough: masks work the same before training).
 # 1. Change the last two tokens of a decoder input and rerun the model. By how much do the logits
@@ -365,12 +372,3 @@ lesson.finish()
 # 3. The document applies softmax before `cross_entropy`. Predict the loss of a perfect prediction
 #    over V = 2, 18 and 1000 tokens (section 1 gives the formula for 18). Does the floor grow or
 #    shrink with the vocabulary?
-#
-# ## Exercises (Noam and label smoothing)
-# Predict first, then change the code and check. Answers: `lessons/solutions/noam_and_label_smoothing.py`.
-# 1. Set the warm-up to 400 steps instead of 100 (d_model 64, factor 0.5). At which step is the
-#    learning rate highest, how high, and what is it at step 1500?
-# 2. Use label smoothing ε = 0.2. What is the lowest possible loss now, and which logits reach it?
-#    What loss do very confident correct logits (20 on the right token, 0 elsewhere) get?
-# 3. Train 18 free logits with `label_smoothing=0.1` on one target for a few hundred Adam steps.
-#    What probability ends up on the right token, and on each of the others?

@@ -1,7 +1,7 @@
 """The lesson book: lessons executed as notebooks (nbclient) with their figures inline, and the HTML
 book (out/index.html, one page per lesson) with a table of contents and relative links only.
 
-Built once for the module on the shortest lessons (02, 04, 07 with figures; 17, which skips
+Built once for the module on the shortest lessons (02, 04, 07 with figures; 18, which skips
 without a GPU, for a lesson that stops early in a kernel)."""
 import base64
 import json
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LESSONS = os.path.join(ROOT, "lessons")
 WITH_FIGURES = ["02_sigmoid_vs_softmax", "04_masks_and_irregular_sequences", "07_sequential_vs_parallel"]
-SKIPS = "17_same_code_on_gpu"
+SKIPS = "18_same_code_on_gpu"
 BUILT = WITH_FIGURES + [SKIPS]
 
 
@@ -72,7 +72,7 @@ def test_a_skip_in_a_kernel_ends_the_lesson_in_one_line(book):
     assert error.ename == "LessonStopped" and len(error.traceback) == 1 and "skipped" in error.evalue
     assert all(c.execution_count is None for c in code[where + 1:]) and len(code) > where + 1
     assert not any("SystemExit" in json.dumps(c.outputs) for c in code)
-    assert json.load(open(os.path.join(out, "lessons", "17", "result.json")))["skipped"] is True
+    assert json.load(open(os.path.join(out, "lessons", "18", "result.json")))["skipped"] is True
 
 
 def links(page):

@@ -76,10 +76,16 @@ def atomic_write(path, who):
     shown = os.fspath(path)
     folder_shown = os.path.dirname(os.path.abspath(shown))
     if not os.path.isdir(folder_shown):
+        if os.path.exists(folder_shown):
+            raise NotADirectoryError(errno.ENOTDIR, f"{who}: {folder_shown!r} is a file, not a "
+                                     f"folder, so {shown!r} cannot be created in it.", shown)
         raise FileNotFoundError(errno.ENOENT, f"{who}: the folder {folder_shown!r} does not exist; "
                                 f"create it first (os.makedirs(folder, exist_ok=True)).", shown)
     target = os.path.realpath(shown)          # through symlinks, as open() writes
     folder = os.path.dirname(target)
+    if target != os.path.abspath(shown) and not os.path.isdir(folder):
+        raise FileNotFoundError(errno.ENOENT, f"{who}: {shown!r} is a symbolic link to {target!r}, "
+                                f"whose folder does not exist; create it or fix the link.", shown)
     try:
         old = os.stat(target)
     except FileNotFoundError:

@@ -42,6 +42,19 @@ def _plain(x, xp=None):
     return as_array(x) if xp is None else xp.asarray(x)
 
 
+def _class_weights(fn, weight, c, dtype, xp=None):
+    """``weight`` as a (C,) array in ``dtype``: one weight per class, or an error naming both
+    counts (a weight with too many entries would otherwise be indexed silently, PyTorch refuses
+    it too)."""
+    w = _plain(weight, xp)
+    if tuple(w.shape) != (c,):
+        raise ValueError(f"{fn}: weight has shape {tuple(w.shape)}, but the input has {c} classes; "
+                         f"give one weight per class, shape ({c},).")
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"{fn}: weight has dtype {w.dtype}; class weights are real numbers.")
+    return w.astype(dtype)
+
+
 def _check_reduction(fn, reduction):
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{fn}: reduction must be one of {_REDUCTIONS}, got {reduction!r}.")
@@ -208,17 +221,17 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
 
 def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing):
     """Soft targets: loss_n = -Σ_c w_c q_nc log p_nc with q = (1-ε)·target + ε/C."""
-    if tuple(target.shape) != tuple(input.shape):
+    q = _tensor(target)                         # a list of floats: the default dtype
+    if tuple(q.shape) != tuple(input.shape):
         raise ValueError(f"cross_entropy: probability targets must have the input's shape "
-                         f"{tuple(input.shape)}, got {tuple(target.shape)}.")
+                         f"{tuple(input.shape)}, got {tuple(q.shape)}.")
     c = input.shape[0] if input.ndim == 1 else input.shape[1]
     class_axis = 0 if input.ndim == 1 else 1
-    q = _tensor(target)
     if label_smoothing > 0:
         q = q * (1.0 - label_smoothing) + label_smoothing / c
     terms = ops.log_softmax(input, axis=class_axis) * q
     if weight is not None:
-        w = _plain(weight).astype(input.dtype)
+        w = _class_weights("cross_entropy", weight, c, input.dtype)
         shape = [1] * input.ndim
         shape[class_axis] = c
         terms = terms * w.reshape(shape)
@@ -256,7 +269,8 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
                          f"classes; targets must lie in [0, {c - 1}] or equal "
                          f"ignore_index={ignore_index}.")
     safe = xp.where(counted, flat, 0).astype(np.int64)
-    w = xp.ones(c, dtype=input.dtype) if weight is None else _plain(weight, xp).astype(input.dtype)
+    w = (xp.ones(c, dtype=input.dtype) if weight is None
+         else _class_weights("nll_loss", weight, c, input.dtype, xp))
     row_weight = w[safe] * counted
     loss = -(rows[xp.arange(n), safe] * row_weight)
     if reduction == "none":

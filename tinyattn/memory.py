@@ -3,7 +3,7 @@
 Nothing here runs on ``import tinyattn``: a library must not change the malloc settings of the
 program that imports it (a notebook, a PyTorch job). Call ``tinyattn.memory.tune()`` once, early,
 in a process that runs tinyattn's training steps and wants them fast; ``python -m tinyattn.bench``
-and lesson 15 do. What it gains, measured on the benchmark's workload 1 (LSTM forward+backward,
+and lesson 16 do. What it gains, measured on the benchmark's workload 1 (LSTM forward+backward,
 batch 32, 50 steps; README.md "The LSTM gap, measured"):
   * keeping freed memory: 13.8 -> 10.1 ms per step (~3,200 page faults per step -> 0);
   * huge pages for the heap: the same process ran at either 6.5 or 8.7 ms (about half the runs

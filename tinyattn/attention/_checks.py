@@ -14,7 +14,11 @@ def as_tensor(x, name: str, what: str) -> Tensor:
         return x
     if x is None:
         raise TypeError(f"{name}: {what} is required, got None.")
-    return Tensor(x)
+    try:
+        return Tensor(x)
+    except TypeError as exc:                    # say which op and argument was given it
+        text = str(exc).removeprefix("tensor: ")
+        raise TypeError(f"{name}: {what}: {text}") from None
 
 
 def broadcasts_to(shape, target) -> bool:

@@ -138,7 +138,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         k, v = _repeat_heads(k, groups), _repeat_heads(v, groups)
     check_queries_keys(name, q, k)
     L, S, E = q.shape[-2], k.shape[-2], q.shape[-1]
-    scale = 1.0 / math.sqrt(E) if scale is None else float(scale)
+    # E = 0: every score is the empty sum 0, whatever the scale (PyTorch: uniform weights)
+    scale = (1.0 / math.sqrt(E) if E else 1.0) if scale is None else float(scale)
 
     if (not return_weights and dropout_p == 0.0 and attn_mask is None and L * S >= STREAMING_MIN_SCORES):
         out = _memory_efficient(q, k, v, is_causal, scale)
@@ -147,7 +148,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
 
     scores = (q * scale) @ ops.swapaxes(k, -1, -2)                # (N, ..., Hq, L, S)
     bool_mask = None
-    if is_causal:
+    if is_causal and L and S:             # (no queries or no keys: nothing to mask)
         bool_mask = causal_mask(L, S).array
     elif attn_mask is not None:
         dtype = attn_mask.dtype if hasattr(attn_mask, "dtype") else np.asarray(attn_mask).dtype

@@ -37,9 +37,14 @@ class HardArgmax(Function):
     """One-hot of the argmax over the last axis (first one on ties, as torch.argmax), with the
     gradient chosen by ``gradient``: 'none' (the true one: 0) or 'straight_through' (softmax's)."""
 
+    real_inputs = (0,)
+
     @staticmethod
     def forward(ctx, scores, mask=None, gradient="none", temperature=1.0):
         xp = get_array_module(scores)
+        if scores.shape[-1] == 0:       # no keys: empty rows, as rows whose keys are all masked
+            ctx.gradient = "none"
+            return xp.zeros_like(scores)
         masked = scores if mask is None else xp.where(mask, scores, -xp.inf)
         index = masked.argmax(axis=-1)[..., None]
         out = _one_hot(xp, index, scores.shape[-1], scores.dtype)

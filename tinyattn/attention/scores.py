@@ -20,6 +20,7 @@ import numbers
 
 from .. import ops
 from ..autograd.registry import register_op
+from ..backend import get_array_module
 from ._checks import as_tensor, check_min_ndim, check_queries_keys
 
 
@@ -50,7 +51,7 @@ def scaled_dot_score(q, k, scale=None):
     q, k = as_tensor(q, "scaled_dot_score", "q"), as_tensor(k, "scaled_dot_score", "k")
     check_queries_keys("scaled_dot_score", q, k)
     if scale is None:
-        scale = 1.0 / math.sqrt(q.shape[-1])
+        scale = 1.0 / math.sqrt(q.shape[-1]) if q.shape[-1] else 1.0   # d = 0: the scores are 0
     # Scale the queries (Tq x d numbers) rather than the scores (Tq x Tk): same result, less work.
     return (q * scale) @ _keys_t(k)
 
@@ -112,11 +113,24 @@ def cosine_score(q, k, eps=1e-8):
     """
     q, k = as_tensor(q, "cosine_score", "q"), as_tensor(k, "cosine_score", "k")
     check_queries_keys("cosine_score", q, k)
-    # max(‖x‖, eps) as sqrt(max(‖x‖², eps²)): the same number, but an all-zero vector gets a
-    # finite gradient (sqrt's derivative is never taken at 0, where 0 * inf would be NaN)
-    qn = q / ops.sqrt(ops.maximum((q * q).sum(axis=-1, keepdims=True), eps * eps))
-    kn = k / ops.sqrt(ops.maximum((k * k).sum(axis=-1, keepdims=True), eps * eps))
-    return qn @ _keys_t(kn)
+    return _unit_vectors(q, eps) @ _keys_t(_unit_vectors(k, eps))
+
+
+def _unit_vectors(x, eps):
+    """x / max(‖x‖, eps) along the last axis.
+
+    max(‖x‖, eps) is taken as sqrt(max(‖x‖², eps²)): the same number, but an all-zero vector gets
+    a finite gradient (sqrt's derivative is never taken at 0, where 0 * inf would be NaN). And x
+    is first divided by m = max(max_i |x_i|, eps), a constant per vector, so that x² cannot
+    overflow (float32 vectors of size 1e20 have cosine 1, not 0/inf): m cancels, since
+    m · sqrt(max(‖x/m‖², (eps/m)²)) = sqrt(max(‖x‖², eps²)), so it needs no gradient."""
+    xp = get_array_module(x.array)
+    a = x.array
+    m = (xp.abs(a).max(axis=-1, keepdims=True) if a.shape[-1]
+         else xp.zeros(a.shape[:-1] + (1,), a.dtype))
+    m = xp.maximum(m, eps).astype(a.dtype)
+    xs = x / m
+    return xs / ops.sqrt(ops.maximum((xs * xs).sum(axis=-1, keepdims=True), (eps / m) ** 2))
 
 
 @register_op("attention.euclidean_score")

@@ -21,12 +21,17 @@ from ._checks import as_tensor, plain_mask
 class Sparsemax(Function):
     """sparsemax over the last axis; ``mask`` (bool, True = keep) removes keys from the simplex."""
 
+    real_inputs = (0,)
+
     @staticmethod
     def forward(ctx, z, mask=None):
         xp = get_array_module(z)
         if mask is not None:
             z = xp.where(mask, z, -xp.inf)                       # masked keys can never be in S
         Tk = z.shape[-1]
+        if Tk == 0:                     # no keys: empty rows, as rows whose keys are all masked
+            ctx.save_for_backward(z)
+            return xp.zeros_like(z)
         zs = -xp.sort(-z, axis=-1)                               # descending
         k = xp.arange(1, Tk + 1, dtype=z.dtype)
         cs = xp.cumsum(zs, axis=-1)

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np  # errstate only
+
 from .. import ops
 from ..autograd.registry import register_op
+from ..backend import get_array_module
 from ._checks import as_tensor, plain_mask
 
 
@@ -36,7 +39,15 @@ def softmax(scores, mask=None, temperature=1.0, axis=-1):
     _check_temperature("softmax", temperature)
     m = plain_mask("softmax", mask, scores.shape)
     if temperature != 1.0:
-        scores = scores / temperature
+        # the allowed row maximum first, then the division: s / τ alone overflows for large
+        # finite scores (3e38 / 0.5 = inf in float32, and the row becomes NaN). The shift is a
+        # constant (no gradient): softmax does not change when a row is shifted.
+        xp = get_array_module(scores.array)
+        allowed = scores.array if m is None else xp.where(m, scores.array, -xp.inf)
+        top = allowed.max(axis=axis, keepdims=True) if allowed.size else xp.zeros((), allowed.dtype)
+        top = xp.where(xp.isfinite(top), top, 0).astype(scores.dtype)
+        with np.errstate(over="ignore"):     # -inf where a score is far below the maximum:
+            scores = (scores - top) / temperature   # its weight is 0 either way
     return ops.softmax(scores, axis=axis, mask=m)
 
 

@@ -115,6 +115,13 @@ class Function:
     """
 
     keeps_dtype = True
+    # The positions of the inputs this op defines on real numbers only (exp, softmax, a layer's
+    # weights): integer and bool arrays there become the default float dtype before forward, as
+    # torch.exp(int_tensor) is computed in float32. Computing them in their own dtype would be
+    # silently wrong: NumPy takes uint8 to float16 (exp(12) = inf) and -|x| wraps around.
+    # () keeps integers integer where PyTorch keeps them (add, max, indices, shapes).
+    real_inputs = ()
+    op_name = None            # the name in error messages (register_op sets it); else the class's
 
     @staticmethod
     def forward(ctx, *args, **kwargs):  # pragma: no cover - abstract
@@ -128,14 +135,18 @@ class Function:
     def apply(cls, *args, **static):
         # 1. Unwrap: forward sees plain arrays; remember which arguments were Tensors.
         tensors, arrays, wants_grad = [], [], False
-        for a in args:
+        for i, a in enumerate(args):
             if isinstance(a, Tensor):
                 tensors.append(a)
-                arrays.append(a.array)
+                arr = a.array
                 wants_grad = wants_grad or a.requires_grad
             else:                                    # an absent optional input stays None
                 tensors.append(None)
-                arrays.append(a if a is None or type(a) is float or type(a) is int else as_array(a))
+                arr = a if a is None or type(a) is float or type(a) is int else as_array(a)
+            kind = getattr(getattr(arr, "dtype", None), "kind", "f")
+            if kind != "f":                          # the op boundary's one dtype policy
+                arr = _admitted(cls, i, arr, kind)
+            arrays.append(arr)
         track = wants_grad and _grad_mode.enabled   # build the graph only if a gradient can flow
         ctx = Context(cls, tensors if track else ())
         # 2. Compute.
@@ -161,6 +172,25 @@ class Function:
 
 
 _FLOAT64 = np.dtype(np.float64)
+_KIND_NAMES = {"c": "complex numbers", "O": "Python objects", "U": "strings", "S": "bytes",
+               "V": "raw records", "M": "dates", "m": "time spans"}
+
+
+def _admitted(cls, i, arr, kind):
+    """Input ``i`` of op ``cls`` (not floating point): integers and bools as they are, or as the
+    default float dtype where the op needs real numbers; any other dtype is a TypeError."""
+    if kind in "biu":
+        return arr.astype(get_default_dtype()) if i in cls.real_inputs else arr
+    name = cls.op_name or cls.__name__.lower()
+    fix = {"c": "There are no complex tensors: pass the real part (x.real), or the real and "
+                "imaginary parts as two real tensors",
+           "O": "An object array usually holds None or mixed types: replace those and convert "
+                "with np.asarray(x, dtype=np.float32)",
+           "U": "Convert text to numbers first (e.g. tokens to integer ids with a vocabulary)"}
+    raise TypeError(f"{name}: input {i} has dtype {arr.dtype} ({_KIND_NAMES.get(kind, kind)}); "
+                    f"ops take floating-point, integer or bool arrays (integers and bools become "
+                    f"{get_default_dtype()} where an op needs real numbers). "
+                    f"{fix.get(kind, fix['U'] if kind == 'S' else 'Convert it to a number type')}.")
 
 
 def _keep_dtype(out, arrays):

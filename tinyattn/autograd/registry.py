@@ -15,6 +15,8 @@ def register_op(name: str):
         if name in OPS and OPS[name] is not obj:
             raise ValueError(f"register_op: op name {name!r} is already taken by {OPS[name]!r}")
         OPS[name] = obj
+        if isinstance(obj, type) and "op_name" not in vars(obj):
+            obj.op_name = name            # error messages name the op as the user called it
         return obj
     return deco
 

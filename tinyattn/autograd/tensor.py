@@ -117,15 +117,22 @@ def resolve_dtype(dtype, who):
     except TypeError:
         raise TypeError(f"{who}: unknown dtype {dtype!r}; use one of {_DTYPE_NAMES} (or the "
                         f"NumPy type itself, e.g. np.float32).") from None
-    if dt.kind not in "biufc":
-        raise TypeError(f"{who}: dtype {dtype!r} ({dt}) is not a number type; tensors hold "
-                        f"numbers or bools: use one of {_DTYPE_NAMES}.")
+    if dt.kind not in "biuf":
+        what = "a complex type (tinyattn has no complex tensors)" if dt.kind == "c" else \
+            "not a number type"
+        raise TypeError(f"{who}: dtype {dtype!r} ({dt}) is {what}; tensors hold real numbers or "
+                        f"bools: use one of {_DTYPE_NAMES}.")
     return dt
 
 
 def _check_numeric(arr, x):
-    """Tensors hold bools and numbers; strings and Python objects are refused here, at once."""
-    if arr.dtype.kind not in "biufc":
+    """Tensors hold bools and real numbers; complex numbers, strings and Python objects are
+    refused here, at once (not later, deep inside an op)."""
+    if arr.dtype.kind == "c":
+        raise TypeError(f"tensor: cannot make a tensor from {_preview(x)} (NumPy dtype "
+                        f"{arr.dtype}): tinyattn has no complex tensors. Pass the real part "
+                        f"(x.real), or the real and imaginary parts as two real tensors.")
+    if arr.dtype.kind not in "biuf":
         raise TypeError(f"tensor: cannot make a tensor from {_preview(x)} (NumPy dtype "
                         f"{arr.dtype}); tensors hold numbers or bools. Convert the data first "
                         f"(e.g. token strings to integer ids with a vocabulary).")
@@ -201,7 +208,7 @@ class Tensor:
             arr = backend.active_module().asarray(arr, dtype=dtype)
             if dtype is None and arr.dtype == np.float64:
                 arr = arr.astype(_DEFAULT_DTYPE)
-        if arr.dtype.kind not in "biufc":
+        if arr.dtype.kind not in "biuf":
             _check_numeric(arr, data)
         if requires_grad and arr.dtype.kind not in "fc":
             raise TypeError(
@@ -654,8 +661,11 @@ class Tensor:
             return
         if self.requires_grad:
             what = "a leaf tensor that requires grad" if self.is_leaf else "a tensor in the graph"
+            torch_words = (" (PyTorch: 'a leaf Variable that requires grad is being used in an "
+                           "in-place operation')") if self.is_leaf else ""
             raise RuntimeError(
-                f"{op}: {what} (shape {self.shape}) cannot be changed in place: the change would "
+                f"{op}: {what} (shape {self.shape}) cannot be changed in place{torch_words}: the "
+                f"change would "
                 f"not be recorded and gradients would be wrong. Build a new tensor instead (x + 1, "
                 f"tinyattn.where(mask, a, b), concatenate, ...), or, for an update that must not be "
                 f"differentiated (an optimiser step), do it under `with tinyattn.no_grad():`.")
@@ -862,7 +872,18 @@ class Tensor:
                     f"call .backward(grad) with an array of that shape, or reduce first "
                     f"(e.g. loss = out.sum()).")
             return backend.get_array_module(self.array).ones_like(self.array)
-        grad = as_array(grad.array if isinstance(grad, Tensor) else grad)
+        try:
+            grad = as_array(grad.array if isinstance(grad, Tensor) else grad)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"backward: the gradient must be a tensor or array of real numbers "
+                            f"with the output's shape {self.shape}; {exc}") from None
+        kind = getattr(getattr(grad, "dtype", None), "kind", "f")
+        if kind not in "biuf":
+            why = (" (an object array: is there a None or a string among the numbers?)"
+                   if kind == "O" else "")
+            raise TypeError(f"backward: the gradient has dtype {grad.dtype}{why}; it must hold "
+                            f"real numbers (float, int or bool), one per element of the output "
+                            f"(shape {self.shape}).")
         if tuple(getattr(grad, "shape", ())) != tuple(self.shape):
             raise ValueError(f"backward: gradient of shape {tuple(getattr(grad, 'shape', ()))} "
                              f"does not match the output's shape {self.shape}.")

@@ -47,15 +47,15 @@ template <typename T> __device__ T ta_sigmoid(T z) {
 # ------------------------------------------------------------------------------------ softmax
 _masked_fill = cp.ElementwiseKernel(
     "T x, bool keep, T neg_inf", "T z", "z = keep ? x : neg_inf", "tinyattn_masked_fill")
-# exp(x - m) where m is the row max (0 for rows with no finite entry: all -inf gives exp(-inf) = 0)
+# exp(x - m) where m is the row max (0 for rows of -inf only, whose exp(-inf) = 0; +inf, NaN: NaN)
 _shift_exp = cp.ElementwiseKernel(
-    "T x, T m", "T e", "e = exp(x - (isfinite(m) ? m : T(0)))", "tinyattn_shift_exp")
+    "T x, T m", "T e", "e = exp(x - ((isinf(m) && m < T(0)) ? T(0) : m))", "tinyattn_shift_exp")
 _normalise = cp.ElementwiseKernel(
     "T e, T s", "T y", "y = s == T(0) ? T(0) : e / s", "tinyattn_normalise")
 _softmax_bwd = cp.ElementwiseKernel(
     "T y, T g, T dot", "T dx", "dx = y * (g - dot)", "tinyattn_softmax_bwd")
 _log_softmax_fwd = cp.ElementwiseKernel(
-    "T x, T m, T s", "T out", "out = x - (isfinite(m) ? m : T(0)) - log(s)", "tinyattn_log_softmax")
+    "T x, T m, T s", "T out", "out = x - ((isinf(m) && m < T(0)) ? T(0) : m) - log(s)", "tinyattn_log_softmax")
 _log_softmax_bwd = cp.ElementwiseKernel(
     "T out, T g, T gsum", "T dx", "dx = g - exp(out) * gsum", "tinyattn_log_softmax_bwd")
 
@@ -291,7 +291,7 @@ _att_scores = cp.ElementwiseKernel(
 _att_probs = cp.ElementwiseKernel(
     "T s, T lse, raw int64 lengths, int64 QB, int64 KB, int64 i0, int64 lo, bool causal, "
     "int64 window, T scale", "T p",
-    _ALLOWED + "p = (ok && isfinite(lse)) ? exp(s * scale - lse) : T(0);",
+    _ALLOWED + "p = (ok && !(isinf(lse) && lse < T(0))) ? exp(s * scale - lse) : T(0);",
     "tinyattn_attention_probs")
 _att_ds = cp.ElementwiseKernel("T p, T dp, T d", "T ds", "ds = p * (dp - d)", "tinyattn_attention_ds")
 _lse = cp.ElementwiseKernel(

@@ -273,6 +273,17 @@ class Module:
             raise TypeError(f"load_state_dict: expected a dict of name -> array (another "
                             f"model's .state_dict() or tinyattn.load(path)), got "
                             f"{type(state_dict).__name__}.")
+        odd = [k for k in state_dict if not isinstance(k, str)]
+        if odd:
+            shown = ", ".join(f"{k!r} ({type(k).__name__})" for k in odd[:3])
+            raise TypeError(f"load_state_dict for {type(self).__name__}: keys must be strings "
+                            f"(parameter names such as 'weight' or 'layers.0.bias'), got {shown}"
+                            f"{' ...' if len(odd) > 3 else ''}. Use model.state_dict() or "
+                            f"tinyattn.load(path) to get a state dict.")
+        if set(state_dict) == {"state", "param_groups"}:
+            raise ValueError(f"load_state_dict for {type(self).__name__}: this is an optimiser's "
+                             f"state dict (keys 'state' and 'param_groups'); pass it to "
+                             f"optimizer.load_state_dict, and the model's own state dict here.")
         targets = self._state_targets()
         missing = [k for k in targets if k not in state_dict]
         unexpected = [k for k in state_dict if k not in targets]

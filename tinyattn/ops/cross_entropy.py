@@ -81,6 +81,8 @@ class CrossEntropy(Function):
 
     Static: target (N,) ints, class_weight (C,) or None, ignore_index, reduction, label_smoothing."""
 
+    real_inputs = (0, 2)
+
     @staticmethod
     def forward(ctx, logits, target=None, class_weight=None, ignore_index=-100, reduction="mean",
                 label_smoothing=0.0):
@@ -156,8 +158,9 @@ def cross_entropy(logits, target, weight=None, ignore_index=-100, reduction="mea
     if weight is not None:
         class_weight = (weight.array if isinstance(weight, Tensor) else xp.asarray(weight))
         if tuple(class_weight.shape) != (c,):
-            raise ValueError(f"cross_entropy: weight has shape {tuple(class_weight.shape)}; it must "
-                             f"be ({c},), one weight per class.")
+            raise ValueError(f"cross_entropy: weight has shape {tuple(class_weight.shape)}, but "
+                             f"the logits have {c} classes; give one weight per class, shape "
+                             f"({c},).")
         class_weight = class_weight.astype(logits.dtype, copy=False)
     return CrossEntropy.apply(logits, target=target_arr, class_weight=class_weight,
                               ignore_index=int(ignore_index), reduction=reduction,

@@ -55,6 +55,10 @@ def add(a, b):
 class Sub(Function):
     @staticmethod
     def forward(ctx, a, b):
+        if any(getattr(x, "dtype", None) == bool or type(x) is bool for x in (a, b)):
+            raise TypeError("sub: a - b with a bool tensor is not defined (PyTorch refuses it "
+                            "too). For masks use a ^ b (differ) or a & ~b (a but not b); for "
+                            "numbers, convert first: a.float() - b.float().")
         return broadcasting("sub", operator.sub, a, b)
 
     @staticmethod
@@ -88,6 +92,8 @@ def mul(a, b):
 
 @register_op("div")
 class Div(Function):
+    real_inputs = (0, 1)
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -97,7 +103,7 @@ class Div(Function):
     def backward(ctx, g):
         a, b = ctx.saved
         ga = g / b
-        return ga, -ga * a / b
+        return ga, (-ga * a / b if ctx.needs_input_grad[1] else None)
 
 
 def div(a, b):
@@ -137,6 +143,10 @@ def pow(a, b):  # noqa: A001 - mirrors torch.pow
 class Neg(Function):
     @staticmethod
     def forward(ctx, a):
+        if getattr(a, "dtype", None) == bool:
+            raise TypeError("neg: -x of a bool tensor is not defined (PyTorch refuses it too). To "
+                            "invert a mask use ~x or tinyattn.logical_not(x); for numbers, "
+                            "convert first: -x.float().")
         return -a
 
     @staticmethod
@@ -152,6 +162,8 @@ def neg(x):
 # ----------------------------------------------------------------------------- exp, log, ...
 @register_op("exp")
 class Exp(Function):
+    real_inputs = (0,)
+
     @staticmethod
     def forward(ctx, x):
         y = get_array_module(x).exp(x)
@@ -171,6 +183,8 @@ def exp(x):
 
 @register_op("log")
 class Log(Function):
+    real_inputs = (0,)
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -189,6 +203,8 @@ def log(x):
 
 @register_op("sqrt")
 class Sqrt(Function):
+    real_inputs = (0,)
+
     @staticmethod
     def forward(ctx, x):
         y = get_array_module(x).sqrt(x)
@@ -342,6 +358,8 @@ def stable_sigmoid(x):
 
 @register_op("sigmoid")
 class Sigmoid(Function):
+    real_inputs = (0,)
+
     @staticmethod
     def forward(ctx, x):
         y = stable_sigmoid(x)
@@ -361,6 +379,8 @@ def sigmoid(x):
 
 @register_op("tanh")
 class Tanh(Function):
+    real_inputs = (0,)
+
     @staticmethod
     def forward(ctx, x):
         y = get_array_module(x).tanh(x)
@@ -401,10 +421,24 @@ _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
+# Beyond |x| = 100 the tanh of tanh-GELU is exactly ±1 in float64 (its argument exceeds 3e4), so
+# clipping x there changes no result; it keeps x³ from overflowing (float32 x = 1e20 would give
+# inf and a NaN gradient, inf · 0) and the limits exact: gradient 1 far right, 0 far left.
+_GELU_SATURATED = 100.0
+
+
+def _tanh_gelu_inner(xp, x):
+    """√(2/π)(x + 0.044715 x³) of x clipped to ±_GELU_SATURATED."""
+    x = xp.clip(x, -_GELU_SATURATED, _GELU_SATURATED)
+    return _SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)
+
+
 @register_op("gelu")
 class Gelu(Function):
     """GELU. approximate='none': x Φ(x) with the exact normal CDF (erf);
     approximate='tanh': 0.5 x (1 + tanh(√(2/π)(x + 0.044715 x³))). Same names as PyTorch."""
+
+    real_inputs = (0,)
 
     @staticmethod
     def forward(ctx, x, approximate="none"):
@@ -414,7 +448,7 @@ class Gelu(Function):
         ctx.approximate = approximate
         ctx.save_for_backward(x)
         if approximate == "tanh":
-            return 0.5 * x * (1 + xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)))
+            return 0.5 * x * (1 + xp.tanh(_tanh_gelu_inner(xp, x)))
         return 0.5 * x * (1 + erf(x * _INV_SQRT_2))
 
     @staticmethod
@@ -422,8 +456,8 @@ class Gelu(Function):
         (x,) = ctx.saved
         xp = get_array_module(x)
         if ctx.approximate == "tanh":
-            inner = _SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)
-            t = xp.tanh(inner)
+            x = xp.clip(x, -_GELU_SATURATED, _GELU_SATURATED)    # see _tanh_gelu_inner
+            t = xp.tanh(_tanh_gelu_inner(xp, x))
             d_inner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
             return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * d_inner)
         cdf = 0.5 * (1 + erf(x * _INV_SQRT_2))
@@ -439,6 +473,8 @@ def gelu(x, approximate="none"):
 @register_op("softplus")
 class Softplus(Function):
     """log(1 + e^(βx)) / β, and x itself where βx > threshold (PyTorch's definition)."""
+
+    real_inputs = (0,)
 
     @staticmethod
     def forward(ctx, x, beta=1.0, threshold=20.0):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np  # errstate, and which backend: the rows that overflow are redone on the CPU
+
 from .. import kernels
 from ..autograd.function import Function
 from ..autograd.registry import register_op
@@ -57,20 +59,70 @@ def layer_norm_backward(g, x, mean, rstd, weight):
     return dx, (g * xhat).sum(axis=0), g.sum(axis=0)
 
 
+# ----- rows of huge numbers. The kernels square deviations in the input's dtype; in float32 a
+# row near 3e38 overflows there (NaN or ±inf, while the true result is finite and bounded).
+# Such rows are rare and are found from the statistics the kernel returns anyway (one comparison
+# per row); they are then redone here in float64 after dividing by a power of two.
+def _extreme_rows(mean, rstd):
+    """Rows whose mean or spread is too large for the dtype's squares: |mean| or 1/rstd beyond
+    sqrt(max) / 4 (NaN and inf included). None when there is none (the usual case)."""
+    xp = get_array_module(mean)
+    if xp is not np:        # on a GPU the test would cost a device-to-host wait in every call:
+        return None         # there such rows give NaN, as in PyTorch (README, "When things go wrong")
+    big = math.sqrt(float(xp.finfo(mean.dtype).max)) / 4
+    bad = ~((xp.abs(mean) < big) & (rstd > 1 / big))
+    return bad if bool(bad.any()) else None
+
+
+def _scaled_rows(x, eps):
+    """x̂ = (x - mean) · rstd and rstd for rows (M, N) of any size, in float64: each row is first
+    divided by a power of two s near its largest |x| (exact), so nothing overflows; eps scales
+    by 1/s², as var does."""
+    xp = get_array_module(x)
+    x = x.astype(xp.float64)
+    top = xp.abs(x).max(axis=1, keepdims=True)
+    s = xp.where(xp.isfinite(top) & (top > 0), xp.exp2(xp.floor(xp.log2(xp.where(top > 0, top, 1)))), 1.0)
+    xs = x / s
+    centred = xs - xs.mean(axis=1, keepdims=True)
+    rstd_scaled = 1.0 / xp.sqrt((centred * centred).mean(axis=1, keepdims=True) + eps / (s * s))
+    return centred * rstd_scaled, rstd_scaled / s
+
+
+def _scaled_forward(x, weight, bias, eps):
+    xhat, _ = _scaled_rows(x, eps)
+    y = xhat if weight is None else xhat * weight
+    return (y if bias is None else y + bias).astype(x.dtype)
+
+
+def _scaled_backward(g, x, weight, eps):
+    """The twin's backward formulas on _scaled_rows' x̂ and rstd."""
+    xhat, rstd = _scaled_rows(x, eps)
+    g64 = g.astype(xhat.dtype)
+    gh = g64 if weight is None else g64 * weight
+    dx = rstd * (gh - gh.mean(axis=1, keepdims=True) - xhat * (gh * xhat).mean(axis=1, keepdims=True))
+    return dx.astype(x.dtype), (g64 * xhat).sum(axis=0).astype(x.dtype), g.sum(axis=0)
+
+
 @register_op("layer_norm")
 class LayerNorm(Function):
     """x (..., *normalized_shape), weight and bias (*normalized_shape) or None -> y like x."""
+
+    real_inputs = (0, 1, 2)
 
     @staticmethod
     def forward(ctx, x, weight, bias, normalized_shape=(), eps=1e-5):
         n = math.prod(normalized_shape)
         x = as_floating(x)
-        rows = x.reshape(-1, n)
+        rows = x.reshape(math.prod(x.shape[:x.ndim - len(normalized_shape)]), n)   # n may be 0
         w = None if weight is None else weight.reshape(n)
         b = None if bias is None else bias.reshape(n)
-        y, mean, rstd = kernels.get("layer_norm_forward", rows)(rows, w, b, eps)
+        with np.errstate(over="ignore", invalid="ignore"):
+            y, mean, rstd = kernels.get("layer_norm_forward", rows)(rows, w, b, eps)
+        extreme = _extreme_rows(mean, rstd) if rows.size else None
+        if extreme is not None:
+            y[extreme] = _scaled_forward(rows[extreme], w, b, eps)
         ctx.save_for_backward(rows, mean, rstd, w)
-        ctx.x_shape = x.shape
+        ctx.x_shape, ctx.extreme, ctx.eps = x.shape, extreme, eps
         ctx.normalized_shape = normalized_shape
         return y.reshape(x.shape)
 
@@ -78,7 +130,15 @@ class LayerNorm(Function):
     def backward(ctx, g):
         rows, mean, rstd, w = ctx.saved
         g_rows = g.reshape(rows.shape)
-        dx, dw, db = kernels.get("layer_norm_backward", rows)(g_rows, rows, mean, rstd, w)
+        backward = kernels.get("layer_norm_backward", rows)
+        if ctx.extreme is None:
+            dx, dw, db = backward(g_rows, rows, mean, rstd, w)
+        else:                                   # the ordinary rows by the kernel, the others here
+            bad, ok = ctx.extreme, ~ctx.extreme
+            dx = get_array_module(rows).empty_like(rows)
+            dx[ok], dw, db = backward(g_rows[ok], rows[ok], mean[ok], rstd[ok], w)
+            dx[bad], dw_bad, db_bad = _scaled_backward(g_rows[bad], rows[bad], w, ctx.eps)
+            dw, db = dw + dw_bad, db + db_bad
         # a gradient for an absent weight or bias (None input) is dropped by backward()
         return (dx.reshape(ctx.x_shape), None if dw is None else dw.reshape(ctx.normalized_shape),
                 None if db is None else db.reshape(ctx.normalized_shape))

@@ -148,6 +148,8 @@ class LSTMSequence(Function):
 
     Static ``lengths`` (B,) ints or None: sequence b only advances for t < lengths[b]."""
 
+    real_inputs = (0, 1, 2, 3)
+
     @staticmethod
     def forward(ctx, x_proj, w_hh, h0, c0, lengths=None):
         out, gates, cs, hs = kernels.get("lstm_forward", x_proj)(x_proj, w_hh, h0, c0, lengths)
@@ -217,6 +219,8 @@ def lstm_sequence(x_proj, w_hh, h0, c0, lengths=None):
 class LSTMLayer(Function):
     """x (T, B, I), w_ih (4H, I), w_hh (4H, H), h0, c0 (B, H), bias (4H,) if there is one ->
     out (T, B, H), h_n, c_n: ``lstm_sequence(x @ w_ih.T + bias, w_hh, h0, c0, lengths)``."""
+
+    real_inputs = (0, 1, 2, 3, 4)
 
     @staticmethod
     def forward(ctx, x, w_ih, w_hh, h0, c0, bias=None, lengths=None):

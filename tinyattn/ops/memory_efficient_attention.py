@@ -54,10 +54,11 @@ def _allowed(xp, i0, i1, lo, hi, key_lengths, causal, window):
 
 
 def _probabilities(xp, q_blk, k_blk, lse_blk, ok, scale):
-    """P = exp(q kᵀ · scale - logsumexp) where allowed, else 0 (also for rows with no key)."""
+    """P = exp(q kᵀ · scale - logsumexp) where allowed, else 0 (also for rows with no key, whose
+    logsumexp is -inf; a NaN one gives NaN, as the plain path)."""
     s = (q_blk @ k_blk.transpose(0, 2, 1)) * scale
-    finite = xp.isfinite(lse_blk)[:, :, None]
-    p = xp.exp(xp.where(ok & finite, s, -xp.inf) - xp.where(finite, lse_blk[:, :, None], 0))
+    seen = (lse_blk != -xp.inf)[:, :, None]
+    p = xp.exp(xp.where(ok & seen, s, -xp.inf) - xp.where(seen, lse_blk[:, :, None], 0))
     return p
 
 
@@ -122,6 +123,8 @@ def attention_backward(g, q, k, v, out, lse, key_lengths, causal, scale, window)
 class MemoryEfficientAttention(Function):
     """q (BH, Tq, D), k (BH, Tk, D), v (BH, Tk, Dv) -> (BH, Tq, Dv); static masks and scale."""
 
+    real_inputs = (0, 1, 2)
+
     @staticmethod
     def forward(ctx, q, k, v, key_lengths=None, causal=False, scale=1.0, window=None):
         out, lse = kernels.get("attention_forward", q)(q, k, v, key_lengths, causal, scale, window)
@@ -178,7 +181,7 @@ def memory_efficient_attention(q, k, v, causal=False, key_lengths=None, scale=No
     if window is not None and (int(window) != window or window < 0):
         raise ValueError(f"memory_efficient_attention: window must be a whole number >= 0 or None, "
                          f"got {window!r}.")
-    scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    scale = (1.0 / math.sqrt(d) if d else 1.0) if scale is None else float(scale)   # d = 0: scores 0
     flat = [t.reshape(bh, *t.shape[-2:]) for t in (q, k, v)]
     out = MemoryEfficientAttention.apply(*flat, key_lengths=lengths, causal=bool(causal),
                                          scale=scale, window=None if window is None else int(window))

@@ -16,6 +16,8 @@ from . import special
 
 @register_op("sin")
 class Sin(Function):
+    real_inputs = (0,)
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -29,6 +31,8 @@ class Sin(Function):
 
 @register_op("cos")
 class Cos(Function):
+    real_inputs = (0,)
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -43,6 +47,8 @@ class Cos(Function):
 @register_op("log1p")
 class Log1p(Function):
     """log(1 + x), accurate for small x; d/dx = 1 / (1 + x)."""
+
+    real_inputs = (0,)
 
     @staticmethod
     def forward(ctx, x):
@@ -59,6 +65,8 @@ class Log1p(Function):
 class Expm1(Function):
     """e^x - 1, accurate for small x; d/dx = e^x = out + 1."""
 
+    real_inputs = (0,)
+
     @staticmethod
     def forward(ctx, x):
         y = get_array_module(x).expm1(x)
@@ -74,6 +82,8 @@ class Expm1(Function):
 @register_op("rsqrt")
 class Rsqrt(Function):
     """1 / √x; d/dx = -1/2 x^(-3/2) = -out³ / 2."""
+
+    real_inputs = (0,)
 
     @staticmethod
     def forward(ctx, x):
@@ -92,6 +102,8 @@ class Rsqrt(Function):
 class Reciprocal(Function):
     """1 / x; d/dx = -1/x² = -out²."""
 
+    real_inputs = (0,)
+
     @staticmethod
     def forward(ctx, x):
         y = 1 / x
@@ -108,11 +120,11 @@ class Reciprocal(Function):
 class Erf(Function):
     """The error function; d/dx = 2/√π e^(-x²)."""
 
+    real_inputs = (0,)
+
     @staticmethod
     def forward(ctx, x):
-        ctx.save_for_backward(x)
-        if x.dtype.kind != "f":                      # torch.erf(int) is float, like sin
-            x = x.astype(get_array_module(x).float64)
+        ctx.save_for_backward(x)                     # (ints arrive as floats: real_inputs)
         return special.erf(x)
 
     @staticmethod
@@ -124,6 +136,8 @@ class Erf(Function):
 @register_op("frac")
 class Frac(Function):
     """x - trunc(x), the fractional part with x's sign; d/dx = 1 (as PyTorch)."""
+
+    real_inputs = (0,)
 
     @staticmethod
     def forward(ctx, x):

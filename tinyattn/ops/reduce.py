@@ -65,6 +65,8 @@ def sum(x, dim=None, keepdim=None, *, axis=None, keepdims=None, dtype=None):  # 
 
 @register_op("mean")
 class Mean(Function):
+    real_inputs = (0,)
+
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         ctx.in_shape, ctx.axes, ctx.keepdims = x.shape, _norm_axis(axis, x.ndim, "mean"), keepdims
@@ -136,6 +138,8 @@ class Var(Function):
     ddof >= n (no degrees of freedom left) gives inf or nan, as PyTorch, with a RuntimeWarning that
     names var, n and ddof rather than NumPy's "invalid value encountered in divide"."""
 
+    real_inputs = (0,)
+
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False, ddof=0):
         axes = _norm_axis(axis, x.ndim, "var")
@@ -174,17 +178,24 @@ class Var(Function):
 @register_op("logsumexp")
 class LogSumExp(Function):
     """log Σ exp(x), computed as m + log Σ exp(x - m) with m = max x, so it never overflows.
-    A slice that is all -inf gives -inf (the log of an empty sum) and a zero gradient."""
+    A slice that is all -inf gives -inf (the log of an empty sum) and a zero gradient; so does
+    an empty slice (a dim of length 0), as in PyTorch."""
+
+    real_inputs = (0,)
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         xp = get_array_module(x)
         axes = _norm_axis(axis, x.ndim, "logsumexp")
-        m = x.max(axis=axes, keepdims=True)
+        if 0 in [x.shape[a] for a in axes]:          # max() has no identity: an empty sum is 0
+            m = xp.full([1 if i in axes else n for i, n in enumerate(x.shape)], -xp.inf, x.dtype)
+        else:
+            m = x.max(axis=axes, keepdims=True)
         finite = xp.isfinite(m)
         m = xp.where(finite, m, 0)                    # all -inf slices: shift by 0, avoid inf - inf
         s = xp.exp(x - m).sum(axis=axes, keepdims=True)
-        out = xp.where(s > 0, xp.log(xp.where(s > 0, s, 1)), -xp.inf) + m
+        empty = s == 0                                # (a NaN sum is not empty: NaN comes out)
+        out = xp.where(empty, -xp.inf, xp.log(xp.where(empty, 1, s))) + m
         ctx.save_for_backward(x, out)
         ctx.in_shape, ctx.axes, ctx.keepdims = x.shape, axes, keepdims
         return out if keepdims else out.reshape([n for i, n in enumerate(x.shape) if i not in axes])

@@ -18,10 +18,12 @@ def softmax_forward(x, axis=-1, mask=None):
     """exp(x - max) / Σ exp(x - max) along ``axis``; ``mask`` (True = keep) zeroes entries, and a
     row with no kept entry is all zeros rather than 0/0 = NaN."""
     xp = get_array_module(x)
+    if x.size == 0:                 # max() of an empty row has no value: nothing to normalise
+        return xp.zeros_like(x)
     if mask is not None:
         x = xp.where(mask, x, -xp.inf)
     m = x.max(axis=axis, keepdims=True)
-    m = xp.where(xp.isfinite(m), m, 0)
+    m = xp.where(m == -xp.inf, 0, m)          # rows of -inf only; +inf and NaN give NaN
     e = xp.exp(x - m)
     s = e.sum(axis=axis, keepdims=True)
     return e / xp.where(s == 0, 1, s)
@@ -36,8 +38,10 @@ def softmax_backward(y, g, axis=-1):
 @register_kernel("log_softmax_forward", "numpy")
 def log_softmax_forward(x, axis=-1):
     xp = get_array_module(x)
+    if x.size == 0:
+        return xp.zeros_like(x)
     m = x.max(axis=axis, keepdims=True)
-    m = xp.where(xp.isfinite(m), m, 0)
+    m = xp.where(m == -xp.inf, 0, m)          # rows of -inf only; +inf and NaN give NaN
     shifted = x - m
     return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
 
@@ -52,6 +56,8 @@ def log_softmax_backward(out, g, axis=-1):
 class Softmax(Function):
     """softmax(x)_i = e^{x_i} / Σ_j e^{x_j} along ``axis``. ``mask`` (bool, True = may attend,
     broadcastable to x) sends masked entries to exactly 0; fully masked rows give 0, not NaN."""
+
+    real_inputs = (0,)
 
     @staticmethod
     def forward(ctx, x, axis=-1, mask=None):
@@ -73,6 +79,8 @@ class Softmax(Function):
 @register_op("log_softmax")
 class LogSoftmax(Function):
     """log_softmax(x) = x - logsumexp(x), computed stably."""
+
+    real_inputs = (0,)
 
     @staticmethod
     def forward(ctx, x, axis=-1):

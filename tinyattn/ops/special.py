@@ -17,9 +17,13 @@ def _numpy_erf():
         try:
             import numba  # noqa: PLC0415
 
-            @numba.vectorize(["float32(float32)", "float64(float64)"], cache=True)
-            def _erf(x):
-                return math.erf(x)
+            from ..kernels.lowlevel import numba_cache  # noqa: PLC0415
+
+            with numba_cache.kernel_cache():      # a disk cache even in a read-only install
+                @numba.vectorize(["float32(float32)", "float64(float64)"],
+                                 cache=numba_cache.ENABLED)
+                def _erf(x):
+                    return math.erf(x)
 
             _erf(np.zeros(1))   # NUMBA_DISABLE_JIT=1 gives a plain function: use the fallback
             _np_erf = _erf
@@ -32,8 +36,8 @@ def _numpy_erf():
 def erf(x):
     """The error function, elementwise, keeping dtype."""
     xp = get_array_module(x)
-    if xp is np:
-        return _numpy_erf()(x)
+    if xp is np:      # the compiled ufunc has float32/float64 loops: float16 comes back float16
+        return _numpy_erf()(x).astype(x.dtype, copy=False)
     from cupyx.scipy.special import erf as cupy_erf  # noqa: PLC0415
 
     return cupy_erf(x)

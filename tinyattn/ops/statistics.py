@@ -157,6 +157,8 @@ class VectorNorm(Function):
     Gradient: sign(x) |x|^(p-1) / norm^(p-1), and 0 where the norm is 0 (PyTorch's choice at
     the zero vector, where the norm has no derivative)."""
 
+    real_inputs = (0,)
+
     @staticmethod
     def forward(ctx, x, p=2.0, axes=(), keepdim=False):
         xp = get_array_module(x)

@@ -29,15 +29,12 @@ def _lerp_(start, end, weight):
 class Adam(Optimizer):
     _decoupled = False      # AdamW: decay the weights directly instead of adding λθ to the gradient
 
+    hyperparameters = {"lr": (0.0, None), "betas": (0.0, 1.0), "eps": (0.0, None),
+                       "weight_decay": (0.0, None)}
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False, maximize=False):
-        name = type(self).__name__
-        if lr < 0 or eps < 0 or weight_decay < 0:
-            raise ValueError(f"{name}: lr, eps and weight_decay must be >= 0, got lr={lr}, "
-                             f"eps={eps}, weight_decay={weight_decay}.")
-        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
-            raise ValueError(f"{name}: betas must lie in [0, 1), got {betas}.")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps,
                                       weight_decay=weight_decay, amsgrad=amsgrad,
                                       maximize=maximize))
 

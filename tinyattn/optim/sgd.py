@@ -7,20 +7,23 @@
 """
 from __future__ import annotations
 
+import math
+
 from .optimizer import Optimizer
 
 
 class SGD(Optimizer):
+    hyperparameters = {"lr": (0.0, None), "momentum": (0.0, None), "dampening": (-math.inf, None),
+                       "weight_decay": (0.0, None)}
+
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
                  nesterov=False, maximize=False):
-        if lr < 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(f"SGD: lr, momentum and weight_decay must be >= 0, got lr={lr}, "
-                             f"momentum={momentum}, weight_decay={weight_decay}.")
-        if nesterov and (momentum <= 0 or dampening != 0):
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
+                        weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
+        self._check_hyperparameters(defaults)       # numbers before they are compared
+        if nesterov and (defaults["momentum"] <= 0 or defaults["dampening"] != 0):
             raise ValueError("SGD: nesterov momentum needs momentum > 0 and dampening = 0.")
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov,
-                                      maximize=maximize))
+        super().__init__(params, defaults)
 
     def _update(self, p, grad, state, group):
         if group["maximize"]:

@@ -28,6 +28,7 @@ import numpy as np
 from numba import njit
 
 from .cpu import HOST
+from . import numba_cache
 
 if numba.config.DISABLE_JIT:
     def _float64_from_bits(bits):
@@ -86,7 +87,7 @@ _HALF_LN2 = 0.34657359027997264
 _INV_FACTORIAL = (1.0, 1.0, 1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040, 1 / 40320, 1 / 362880,
                   1 / 3628800, 1 / 39916800, 1 / 479001600, 1 / 6227020800)
 
-_JIT = dict(inline="always", cache=True, fastmath=False, error_model="numpy")
+_JIT = dict(inline="always", cache=numba_cache.ENABLED, fastmath=False, error_model="numpy")
 
 
 @njit(**_JIT)

@@ -37,13 +37,14 @@ from numba import literally, njit
 
 
 from .cpu import HOST
+from . import numba_cache
 
 VECTOR_BITS = HOST.vector_bits
 TILE_ROWS = HOST.tile_rows      # MR: 2·MR accumulators + 2 loads + 1 broadcast fit the registers
 FUSED = int(HOST.fused)         # 1: llvm.fma; 0: llvm.fmuladd (fused only where the CPU can)
 K_BLOCK = 256       # k-range per pass: one panel's slice (256 x NR numbers, 32 KiB) stays in L1
 
-_JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
+_JIT = dict(cache=numba_cache.ENABLED, fastmath=False, error_model="numpy", nogil=True)
 
 
 def panel_width(dtype, variant=HOST) -> int:

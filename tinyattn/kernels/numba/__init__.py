@@ -37,5 +37,8 @@ from . import compile_notice
 
 compile_notice.install()        # "compiling kernels, first run only" instead of a silent pause
 
-from . import (cross_entropy, embedding, layer_norm, lstm,  # noqa: F401,E402 - each registers its kernels
-               memory_efficient_attention, softmax)
+from ..lowlevel import numba_cache  # noqa: E402
+
+with numba_cache.kernel_cache():    # a disk cache even in a read-only installation (see there)
+    from . import (cross_entropy, embedding, layer_norm, lstm,  # noqa: F401 - each registers its kernels
+                   memory_efficient_attention, softmax)

@@ -62,7 +62,12 @@ def _online_softmax_tile(s, i0, j0, n_valid, causal, scale, window, full, m, l, 
                 allowed = _allowed(i, j0 + c, n_valid, causal, window)
                 sr[c] = sr[c] * scale if allowed else -np.inf
         m_new = _row_max(sr, nk, m[r])  # the running maximum, raised by this tile
-        if m_new == -np.inf:        # no key allowed yet for this query
+        if m_new == -np.inf:        # no key allowed yet for this query - or only NaN scores,
+            for c in range(nk):     # which max() skips: they must give NaN, as the plain path
+                if sr[c] != sr[c]:
+                    m_new = sr[c]
+                    break
+        if m_new == -np.inf:
             sr[:] = 0.0
             continue
         for c in range(nk):         # exp(-inf) = 0 for the masked entries

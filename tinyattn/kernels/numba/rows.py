@@ -7,9 +7,11 @@ import math
 import numpy as np
 from numba import njit
 
+from ..lowlevel import numba_cache
+
 # error_model="numpy": x / 0 gives inf as in NumPy instead of a Python ZeroDivisionError check,
 # which would put a branch in every loop and stop it from vectorising
-_JIT = dict(cache=True, fastmath=False, error_model="numpy")
+_JIT = dict(cache=numba_cache.ENABLED, fastmath=False, error_model="numpy")
 
 
 def _rows(x, axis):

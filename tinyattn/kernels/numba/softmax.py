@@ -83,7 +83,7 @@ def _log_softmax_rows(x, out):
     for r in range(x.shape[0]):
         xr, outr = x[r], out[r]
         m = _row_max(xr, n, -np.inf)
-        if not np.isfinite(m):
+        if m == -np.inf:                    # rows of -inf only; +inf and NaN give NaN (twin)
             m = 0.0
         for j in range(n):
             outr[j] = fm.exp(xr[j] - m)

@@ -1,4 +1,4 @@
-"""Lesson 14 - vanishing gradients: how much does the first token matter to the last output?
+"""Lesson 15 - vanishing gradients: how much does the first token matter to the last output?
 
 What it teaches: to learn from a long sequence, the loss at the end must send gradient back to the
 early tokens. In a recurrent network that gradient is a product of one Jacobian per step,
@@ -26,7 +26,7 @@ import tinyattn as ta
 import tinyattn.nn as nn
 from tinyattn import viz
 
-lesson = Lesson(14, "vanishing gradients")
+lesson = Lesson(15, "vanishing gradients")
 rng = lesson.rng
 T, d_in, hidden, n_draws = 64, 8, 32, 5
 
@@ -41,6 +41,9 @@ T, d_in, hidden, n_draws = 64, 8, 32, 5
 
 
 # %%
+lesson.section(f"1. three models, one question: sequences of T = {T}, {hidden} hidden units")
+
+
 class PlainRNN(nn.Module):
     """h_t = tanh(x_t W_ihᵀ + h_{t-1} W_hhᵀ + b), PyTorch's nn.RNN initialisation (U(±1/√H))."""
 
@@ -86,6 +89,10 @@ def gradient_per_position(model, x_np, readout, **kwargs):
     y = (model(x, **kwargs) * readout).sum()
     y.backward()
     return np.linalg.norm(x.grad.numpy(), axis=1)   # ||dy/dx_t||, t = 0..T-1 (on the host)
+
+
+print(f"each model reads {T} steps of {d_in} features and returns its state at the last step; "
+      f"y = w · state, backpropagated once per draw ({n_draws} draws)")
 
 
 # %% [markdown]

@@ -1,4 +1,4 @@
-"""Lesson 17 - the same code on a GPU.
+"""Lesson 18 - the same code on a GPU.
 
 What it teaches: nothing in a tinyattn model says "CPU". Every op asks its input arrays which
 library owns them (tinyattn.get_array_module: NumPy or CuPy) and calls that library; CuPy copies
@@ -32,7 +32,7 @@ import numpy as np
 import tinyattn as ta
 from tinyattn import backend
 
-lesson = Lesson(17, "the same code on a GPU")
+lesson = Lesson(18, "the same code on a GPU")
 rng = lesson.rng
 
 # %% [markdown]

@@ -1,4 +1,4 @@
-"""Lesson 15 - making it fast: what a compiled kernel fuses, and what that buys.
+"""Lesson 16 - making it fast: what a compiled kernel fuses, and what that buys.
 
 What it teaches: tinyattn computes everything with NumPy, and NumPy is fast on big arrays but pays
 twice on small, many-step work: (1) Python runs once per operation, so a loop of tiny operations
@@ -13,6 +13,8 @@ in machine code, and one pass over each row does all the arithmetic while the ro
     with tinyattn.kernels.using("numba"):  ...     # the compiled kernels (the default)
 
 We time the same computations both ways, check they give the same numbers, and measure peak memory.
+Every conclusion the lesson prints is computed from the run's own measurements; a first run also
+compiles the kernels (up to a minute), which the timings exclude and the lesson says.
 (`python -m tinyattn.bench` runs the full benchmark, PyTorch CPU included.)
 
 Criterion: every kernel agrees with its plain path (float64: <= 1e-10) and the measured speed-ups
@@ -32,13 +34,18 @@ import tinyattn.nn as nn
 from tinyattn import kernels, memory
 from tinyattn.ops.memory_efficient_attention import memory_efficient_attention
 
-lesson = Lesson(15, "making it fast")
+try:                                   # what Numba compiled in this process (a first run compiles)
+    from tinyattn.kernels.numba.compile_notice import compiled as compile_records
+except ImportError:                    # no Numba: the lesson's kernels.using("numba") reports it
+    compile_records = None
+
+lesson = Lesson(16, "making it fast")
 rng = lesson.rng
 if lesson.backend == "cupy":
     # The switch compares CPU providers (Numba vs plain NumPy); GPU arrays always take the CuPy
-    # path, so on --backend cupy there would be nothing to compare (lesson 17 compares CPU and GPU).
+    # path, so on --backend cupy there would be nothing to compare (lesson 18 compares CPU and GPU).
     print("This lesson compares the two CPU providers of every kernel (Numba and plain NumPy); CuPy arrays "
-          "always take the GPU path, so there is nothing to compare with --backend cupy. See lesson 17.")
+          "always take the GPU path, so there is nothing to compare with --backend cupy. See lesson 18.")
     lesson.skip("compares CPU kernels (Numba vs NumPy); not run with --backend cupy")
 MiB = 2 ** 20
 # A process that trains wants freed memory kept for the next step's arrays (and a huge-page heap):
@@ -192,7 +199,7 @@ for task, op in row_tasks.items():
 
 # %% [markdown]
 # ## 3. Attention: the tiled streaming kernel, plain and compiled
-# memory_efficient_attention (lesson 16) walks key tiles with an online softmax. The plain twin
+# memory_efficient_attention (lesson 17) walks key tiles with an online softmax. The plain twin
 # does it a block of queries at a time with NumPy; the compiled one works on 64 x 64 tiles that
 # stay in cache and fuses scale, mask, exp and the running sums into one pass per tile.
 
@@ -234,7 +241,8 @@ print(f"  plain twin {1e3 * timed['numpy'][0]:7.1f} ms ({timed['numpy'][1]:5.1f}
 # numbers per instruction), while the compiled loop calls a scalar exp per element (fastmath is
 # off so that it agrees with the twin to ~1e-15). Fusion saves memory traffic, but when the
 # arithmetic (exp) costs more than the memory traffic, the vectorised unfused version can win.
-# LayerNorm has no exp: there fusion wins. Measure, don't assume.
+# LayerNorm has no exp, so there fusion should win. Measure, don't assume: section 5 reads this
+# run's numbers.
 
 # %%
 lesson.section("4. single kernels on raw arrays, float32 (4096, 512), forward only")
@@ -255,12 +263,59 @@ print(f"  np.exp alone on the same array: {1e3 * exp_time:.2f} ms (vectorised)")
 
 # %% [markdown]
 # ## 5. Reading the numbers
-# * The LSTM gains most from *fewer, bigger operations*: one op for the whole sequence instead of
-#   17 per step removes most of the Python and graph bookkeeping, before any compiler is involved.
-#   Compiling the remaining loop then removes the per-step NumPy calls and temporaries.
-# * Row kernels without transcendental functions (LayerNorm) gain from fusion in time and memory;
-#   those dominated by exp can come out even or slower (section 4).
-# * None of them changes the arithmetic: the agreement numbers are what let us trust a fast path.
+# The conclusions below are computed from this run's measurements, so they can change from run to
+# run and machine to machine - which is the point: a shared or busy machine, or a first run that
+# compiles, moves the numbers. Three questions: (a) did the LSTM gain more from fusing the layer
+# into one op, or from compiling the loop? (b) which row kernels did fusion make faster, and which
+# use less memory? (c) did this run compile kernels (a first run), and does that touch the timings?
+
+
+# %%
+def ratio(task, slow, fast):
+    times = {r[1]: r[2] for r in rows if r[0] == task}
+    return times[slow] / times[fast]
+
+
+lesson.section("5. reading the numbers")
+fused_gain = ratio("LSTM", "LSTMCell loop (graph)", "nn.LSTM, plain twin")
+compiled_gain = ratio("LSTM", "nn.LSTM, plain twin", "nn.LSTM, Numba kernel")
+print(f"(a) LSTM: one op for the layer instead of 17 per step gave {fused_gain:.2f}x; compiling that op's loop "
+      f"gave {compiled_gain:.2f}x more. "
+      + ("In this run the bigger gain came from fewer, bigger operations - before any compiler is involved."
+         if fused_gain > compiled_gain else
+         "In this run the compiled loop gained more than the fusion into one op; both remove Python and "
+         "NumPy calls per step, and which matters more depends on the machine and its load."))
+row_speedups = {t: ratio(t, "plain twin", "Numba kernel") for t in ("softmax", "LayerNorm", "cross-entropy")}
+row_memory = {t: {r[1]: r[3] for r in rows if r[0] == t} for t in row_speedups}
+faster = [t for t, x in row_speedups.items() if x > 1.1]
+even = [t for t, x in row_speedups.items() if 0.9 <= x <= 1.1]
+slower = [t for t, x in row_speedups.items() if x < 0.9]
+less_memory = [t for t, m in row_memory.items() if m["Numba kernel"] < 0.9 * m["plain twin"]]
+print(f"(b) row kernels, forward + backward: faster compiled (> 1.1x): {', '.join(faster) or 'none'}; "
+      f"within 10%: {', '.join(even) or 'none'}; slower: {', '.join(slower) or 'none'}. "
+      f"Less peak memory compiled (by > 10%): {', '.join(less_memory) or 'none'} - fusion keeps fewer temporaries.")
+softmax_alone = kernel_times["numpy"]["softmax"] / kernel_times["numba"]["softmax"]
+layer_norm_alone = kernel_times["numpy"]["LayerNorm"] / kernel_times["numba"]["LayerNorm"]
+print("    the softmax forward kernel alone (section 4) is "
+      + (f"{1 / softmax_alone:.2f}x slower compiled: the scalar exp in the loop costs more than the memory "
+         f"traffic fusion saves (np.exp alone took {1e3 * exp_time:.2f} ms of the plain twin's "
+         f"{1e3 * kernel_times['numpy']['softmax']:.2f} ms)"
+         if softmax_alone < 1 else f"{softmax_alone:.2f}x faster compiled: fusion outweighed the scalar exp here")
+      + "; LayerNorm's, with no exp, is "
+      + (f"{layer_norm_alone:.2f}x faster compiled." if layer_norm_alone >= 1.05 else
+         f"about as fast compiled ({layer_norm_alone:.2f}x: within 5%)." if layer_norm_alone > 0.95 else
+         f"{1 / layer_norm_alone:.2f}x slower compiled in this run, despite having no exp."))
+if compile_records is None:
+    print("(c) the compile log is not available (Numba kernels not loaded).")
+else:
+    compiled_now = compile_records()
+    if compiled_now:
+        print(f"(c) this run compiled {len(compiled_now)} kernel specialisations (a first run: Numba's cache was cold). "
+              "Each path's first call - best_time's warm-up, never timed - paid for its compile, so the timings "
+              "above exclude it; the lesson's wall time does not. The next run loads them from the disk cache.")
+    else:
+        print("(c) this run compiled nothing: every kernel came from Numba's disk cache.")
+print("None of the fast paths changes the arithmetic: the agreement numbers are what let us trust them.")
 
 # %%
 import matplotlib.pyplot as plt  # noqa: E402
@@ -289,7 +344,9 @@ lesson.savefig(fig, "kernels_time_and_memory")
 # %%
 lesson.section("criterion")
 lesson.record(agreement=agreement, timings=[{"task": r[0], "path": r[1], "seconds": r[2], "MiB": r[3]} for r in rows],
-              speedups=speedups, kernel_only_seconds=kernel_times, exp_seconds=exp_time)
+              speedups=speedups, kernel_only_seconds=kernel_times, exp_seconds=exp_time,
+              fused_gain=fused_gain, compiled_gain=compiled_gain, row_speedups=row_speedups,
+              compiled_in_this_run=None if compile_records is None else len(compile_records()))
 worst = max(agreement.values())
 lesson.check("every kernel agrees with its plain path (float64, <= 1e-10)", worst <= 1e-10,
              f"worst difference {worst:.1e} over {len(agreement)} comparisons")

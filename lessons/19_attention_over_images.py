@@ -1,30 +1,22 @@
-"""Lesson 18 - the same stack, two ways: a Vision Transformer and a decoder-only model.
+"""Lesson 19 - attention over images: a tiny Vision Transformer.
 
-Part A, attention over images. Attention works on anything that can be cut into a sequence of vectors. A Vision
-Transformer (ViT) cuts an image into square patches, flattens each patch into a vector, maps it to
-the model width, adds a learned position embedding (attention is blind to order, lesson 11, and
-here "order" is where a patch sits in the image), prepends one extra learned token [CLS], and runs
-a Transformer encoder. The classifier reads only the [CLS] token's output, so [CLS] must *attend*
-to the patches that matter - and its attention weights, drawn over the image, show where it looked.
+Attention works on anything that can be cut into a sequence of vectors. A Vision Transformer (ViT)
+cuts an image into square patches, flattens each patch into a vector, maps it to the model width,
+adds a learned position embedding (attention is blind to order, lesson 11, and here "order" is
+where a patch sits in the image), prepends one extra learned token [CLS], and runs a Transformer
+encoder. The classifier reads only the [CLS] token's output, so [CLS] must *attend* to the patches
+that matter - and its attention weights, drawn over the image, show where it looked.
 
 Task: synthetic 16 x 16 grey images of noise with a bright 3 x 3 square and an equally bright
 "plus" distractor; the label is the quadrant the square is in (4 classes). Patches are 4 x 4, so an
-image is a sequence of 16 patches.
-
-Part B, a decoder-only model (the GPT layout). The same encoder layers, but with the causal mask
-and one stream of tokens: the model reads a prompt and writes the answer one token at a time,
-trained only to predict the next token. Task: 2-digit addition written "a1 a0 + b1 b0 =", answered
-with the sum's digits *reversed* (ones digit first), because a carry travels from the ones digit
-upwards: written in that order, every answer digit depends only on digits already known.
-All 10,000 problems a + b (0 <= a, b <= 99); 500 held out.
+image is a sequence of 16 patches. (Lesson 20 turns the same encoder layers into a decoder-only
+model.)
 
 The source articles cited as doc 000 .. doc 004 are described in docs/sources.md.
-Reproduces: doc 003 §6 (attention over image regions; applications to
-text) - part B is the issue's decoder-only extension.
-Criterion: A: >= 95% accuracy on 500 test images, and [CLS]'s attention visibly points at the
+Reproduces: doc 003 §6 (attention over image regions).
+Criterion: >= 95% accuracy on 500 test images, and [CLS]'s attention visibly points at the
 object: the square's patch gets on average >= 5x the uniform share (1/16) of [CLS]'s attention
 to the patches, and is the most-attended patch in >= 75% of the test images.
-B: >= 99% of the 500 held-out additions exactly right with greedy decoding.
 """
 # %%
 from _common import Lesson, Progress
@@ -36,14 +28,13 @@ import tinyattn.functional as F
 import tinyattn.nn as nn
 from tinyattn import optim, viz
 
-lesson = Lesson(18, "a Vision Transformer and a decoder-only model")
+lesson = Lesson(19, "attention over images: a tiny Vision Transformer")
 rng = lesson.rng
 SIZE, PATCH, SQUARE = 16, 4, 3
 GRID = SIZE // PATCH                                   # 4 x 4 patches
 N_PATCHES = GRID * GRID
 
 # %% [markdown]
-# # Part A. A Vision Transformer
 # ## 1. The data: where is the bright square?
 # Background: Gaussian noise (σ = 0.3). Two bright objects, each inside one 4 x 4 patch (at a random
 # offset) and never in the same patch: a filled 3 x 3 square, and a "plus" of 5 pixels that is just
@@ -73,7 +64,7 @@ def make_images(generator, n):
     return images, labels, square_patch, plus_patch
 
 
-lesson.section("1. data")
+lesson.section("1. the data: where is the bright square?")
 train_images, train_labels, _, _ = make_images(rng, 3000)
 test_images, test_labels, test_square, test_plus = make_images(np.random.default_rng(7_000 + lesson.seed), 500)
 print(f"train {train_images.shape}, test {test_images.shape}; classes {np.bincount(test_labels).tolist()} (test)")
@@ -90,6 +81,7 @@ def to_patches(images):
     return images.reshape(n, GRID, PATCH, GRID, PATCH).transpose(0, 1, 3, 2, 4).reshape(n, N_PATCHES, PATCH * PATCH)
 
 
+lesson.section("2. images to sequences of patches")
 check = to_patches(test_images[:1])[0, GRID + 2].reshape(PATCH, PATCH)       # patch at grid (1, 2)
 print("patch (1, 2) equals image rows 4-7, columns 8-11:", bool(np.array_equal(check, test_images[0, 4:8, 8:12])))
 
@@ -134,6 +126,7 @@ class TinyViT(nn.Module):
         return np.stack(maps)
 
 
+lesson.section("3. the model")
 ta.manual_seed(lesson.seed)
 model = TinyViT()
 print(f"parameters: {model.num_parameters():,}")
@@ -177,7 +170,7 @@ print(f"test accuracy on {len(test_images)} images: {test_accuracy:.2%} (chance 
 # and on the distractor's. Uniform attention would give 1/16 to each.
 
 # %%
-lesson.section("5. [CLS] attention over the patches")
+lesson.section("5. where does [CLS] look? its attention over the patches")
 model.eval()
 with ta.no_grad():
     cls_maps = model.cls_attention(to_patches(test_images))                    # (layers, 500, 16)
@@ -224,129 +217,8 @@ fig.suptitle(f"tiny ViT, test accuracy {test_accuracy:.1%}: how [CLS] divides it
 lesson.savefig(fig, "cls_attention_over_patches")
 
 # %% [markdown]
-# # Part B. A decoder-only model: 2-digit addition
-# ## B1. The data
-# Each problem is 9 tokens: a1 a0 + b1 b0 = c0 c1 c2 (digits 0-9, "+" = 10, "=" = 11), where
-# c0 c1 c2 is the sum written backwards with a leading zero: 47 + 85 = 132 -> "4 7 + 8 5 = 2 3 1".
-# The model reads tokens 0..7 and at each position predicts the next one; the loss counts only the
-# three answer tokens (predicted at positions 5, 6, 7). At test time it sees the prompt
-# "a1 a0 + b1 b0 =" and writes three tokens greedily.
-
-# %%
-lesson.section("B1. every 2-digit addition; 500 held out")
-PLUS, EQUALS, VOCAB, LENGTH = 10, 11, 12, 9
-a, b = (g.ravel() for g in np.meshgrid(np.arange(100), np.arange(100), indexing="ij"))
-total = a + b
-problems = np.stack([a // 10, a % 10, np.full_like(a, PLUS), b // 10, b % 10, np.full_like(a, EQUALS),
-                     total % 10, total // 10 % 10, total // 100], axis=1)
-order = np.random.default_rng(lesson.seed).permutation(len(problems))
-held_out, training = problems[order[:500]], problems[order[500:]]
-symbols = [str(i) for i in range(10)] + ["+", "="]
-show = lambda row: " ".join(symbols[t] for t in row)  # noqa: E731
-print(f"{len(problems)} problems, {len(training)} for training, {len(held_out)} held out; e.g. "
-      f"{a[order[0]]} + {b[order[0]]} = {total[order[0]]} is written '{show(held_out[0])}'")
-
-
-# %% [markdown]
-# ## B2. The model: embeddings, 2 pre-norm layers with the causal mask, next-token logits
-# nn.TransformerEncoder with mask = generate_square_subsequent_mask(T): position t may attend to
-# positions 0..t only. That mask is the whole difference between an encoder and a decoder-only model.
-
-# %%
-class TinyGPT(nn.Module):
-    def __init__(self, width=64, heads=4, layers=2):
-        super().__init__()
-        self.embed = nn.Embedding(VOCAB, width)
-        self.position = nn.LearnedPositionalEmbedding(LENGTH, width, batch_first=True)
-        layer = nn.TransformerEncoderLayer(width, heads, dim_feedforward=4 * width, dropout=0.0,
-                                           batch_first=True, norm_first=True)
-        self.blocks = nn.TransformerEncoder(layer, layers, norm=nn.LayerNorm(width))
-        self.next_token = nn.Linear(width, VOCAB)
-
-    def forward(self, tokens):
-        causal = nn.generate_square_subsequent_mask(tokens.shape[1])
-        h = self.blocks(self.position(self.embed(ta.tensor(tokens))), mask=causal, is_causal=True)
-        return self.next_token(h)
-
-
-def add_greedily(gpt, prompts):
-    """Write 3 answer tokens after each prompt, each time appending the most likely next token."""
-    gpt.eval()
-    with ta.no_grad():
-        tokens = prompts
-        for _ in range(3):
-            next_token = gpt(tokens).numpy()[:, -1].argmax(axis=-1)
-            tokens = np.concatenate([tokens, next_token[:, None]], axis=1)
-    gpt.train()
-    return tokens[:, 6:]
-
-
-lesson.section("B3. training: next-token prediction on the answer tokens")
-ta.manual_seed(lesson.seed)
-gpt = TinyGPT()
-gpt_steps = 800
-gpt_opt = optim.AdamW(gpt.parameters(), lr=3e-3, weight_decay=0.01)
-gpt_schedule = optim.LambdaLR(gpt_opt, lambda t: min(1.0, (t + 1) / 100))      # warm-up, then constant
-gpt_progress = Progress(gpt_steps, every=100)
-gpt_rng = np.random.default_rng(lesson.seed)
-for step in range(1, gpt_steps + 1):
-    batch_tokens = training[gpt_rng.integers(0, len(training), 128)]
-    logits = gpt(batch_tokens[:, :-1])[:, 5:]              # positions 5, 6, 7 predict tokens 6, 7, 8
-    loss = F.cross_entropy(logits.reshape(-1, VOCAB), ta.tensor(batch_tokens[:, 6:].reshape(-1)))
-    gpt_opt.zero_grad()
-    loss.backward()
-    gpt_opt.step()
-    gpt_schedule.step()
-    if step % 100 == 0:
-        exact = float((add_greedily(gpt, held_out[:200, :6]) == held_out[:200, 6:]).all(axis=1).mean())
-        gpt_progress(step, float(loss.numpy()), exact)
-answers = add_greedily(gpt, held_out[:, :6])
-addition_accuracy = float((answers == held_out[:, 6:]).all(axis=1).mean())
-digit_accuracy = (answers == held_out[:, 6:]).mean(axis=0)
-print(f"held-out additions exactly right: {addition_accuracy:.2%} of {len(held_out)}; per answer digit "
-      f"(ones, tens, hundreds): {', '.join(f'{x:.1%}' for x in digit_accuracy)}")
-for row, answer in list(zip(held_out, answers))[:3]:
-    x, y = 10 * row[0] + row[1], 10 * row[3] + row[4]
-    written = int("".join(str(d) for d in answer[::-1]))
-    print(f"  {x:>2} + {y:>2}: model writes '{' '.join(map(str, answer))}' -> {written} "
-          f"({'right' if written == x + y else 'wrong'})")
-
-# %% [markdown]
-# ## B4. What the answer positions attend to
-# Causal self-attention of each layer (mean of heads) for one held-out problem. The row that
-# predicts the ones digit (the "=" position) must gather a0 and b0. Later rows need a1, b1 and the
-# carry, but they can also read them indirectly: a position that already gathered digits in layer 1
-# passes them on to whoever attends to it in layer 2. Attention maps show where information is
-# read from, not everything that is used.
-
-# %%
-example = held_out[:1, :-1]
-gpt.eval()
-with ta.no_grad():
-    causal = nn.generate_square_subsequent_mask(example.shape[1])
-    x = gpt.position(gpt.embed(ta.tensor(example)))
-    gpt_maps = []
-    for layer in gpt.blocks.layers:
-        h = layer.norm1(x)
-        _, w = layer.self_attn(h, h, h, attn_mask=causal, need_weights=True)
-        gpt_maps.append(w.numpy()[0])
-        x = layer(x, src_mask=causal, is_causal=True)
-gpt.train()
-labels = [f"{symbols[t]}@{i}" for i, t in enumerate(example[0])]
-ones_from_digits = max(float(m[5, [1, 4]].sum()) for m in gpt_maps)
-print(f"attention of the '=' position (which predicts the ones digit) on a0 and b0: up to "
-      f"{ones_from_digits:.0%} (in the layer where it is largest)")
-fig = viz.heatmap_grid(gpt_maps, labels, [f"{symbols[t]}\n@{i}" for i, t in enumerate(example[0])],
-                       titles=[f"layer {i + 1} (mean of 4 heads)" for i in range(len(gpt_maps))],
-                       suptitle=f"decoder-only model, causal self-attention on '{show(held_out[0])}' "
-                                "(rows 5-7 predict the answer digits)",
-                       xlabel="key (token@position)", ylabel="query (token@position)", ncols=2, vmin=0, vmax=1,
-                       annotate=True)
-lesson.savefig(fig, "addition_attention")
-
-# %% [markdown]
 # ## Explore the ViT's attention yourself
-# [CLS]'s attention over the 4 x 4 patches of the eight test images shown in part A, per layer and
+# [CLS]'s attention over the 4 x 4 patches of the eight test images shown in section 5, per layer and
 # head (not their mean). Hover an image's [CLS] and the grid shows where it looks; the label says
 # where that image's square (■) and plus (+) are.
 
@@ -369,23 +241,19 @@ lesson.attention_explorer("vit_cls_attention",
 
 # %%
 lesson.section("criterion")
-lesson.record(addition_accuracy=addition_accuracy, addition_digit_accuracy=digit_accuracy,
-              n_held_out_additions=len(held_out), ones_attention_on_digits=ones_from_digits)
 lesson.record(test_accuracy=test_accuracy, mean_attention_on_object=float(mass_on_object.mean()),
               cls_attention_to_patches=float(on_patches.mean()),
               mean_attention_on_distractor=float(mass_on_distractor.mean()), uniform_share=1 / 16,
               argmax_on_object=argmax_on_object, n_test=n_test)
-lesson.check("A: test accuracy >= 95%", test_accuracy >= 0.95, f"{test_accuracy:.2%} of {len(test_images)}")
-lesson.check("A: [CLS] attention points at the square",
+lesson.check("test accuracy >= 95%", test_accuracy >= 0.95, f"{test_accuracy:.2%} of {len(test_images)}")
+lesson.check("[CLS] attention points at the square",
              mass_on_object.mean() >= 5 / 16 and argmax_on_object >= 0.75,
              f"{mass_on_object.mean():.0%} on the square's patch ({16 * mass_on_object.mean():.1f}x uniform), "
              f"{mass_on_distractor.mean():.0%} on the plus's; top patch is the square's in {argmax_on_object:.0%} of images")
-lesson.check("B: held-out additions >= 99% exactly right", addition_accuracy >= 0.99,
-             f"{addition_accuracy:.2%} of {len(held_out)}")
 lesson.finish()
 
 # %% [markdown]
-# ## Exercises (ViT)
+# ## Exercises
 # Predict first, then change the code and check. Answers: `lessons/solutions/attention_over_images.py`
 # (no training needed).
 # 1. Cut the 16 x 16 images into 2 x 2 patches instead of 4 x 4 (and then 8 x 8). How many tokens
@@ -395,12 +263,3 @@ lesson.finish()
 #    the position embedding and once with it. Predict both differences. Could a ViT without
 #    position embeddings tell the top-left quadrant from the bottom-right one?
 #
-# ## Exercises (decoder-only model)
-# Predict first, then change the code and check. Answers: `lessons/solutions/decoder_only.py`.
-# 1. Why reverse the answer? Over all 10,000 problems, in what share does a carry leave the ones
-#    digit, and in what share would the *first* digit written in the usual order (hundreds first,
-#    with its leading zero) depend on that carry? (Count with the digits a1 a0 b1 b0.)
-# 2. Change the three answer tokens of a few problems and rerun an untrained TinyGPT. By how much do
-#    the logits at positions 0..5 move? And without the causal mask?
-# 3. Before training, what loss should the three answer tokens have? (With small random logits
-#    the prediction is close to uniform over the 12 tokens.) Compute it on 500 problems.
