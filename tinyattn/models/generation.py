@@ -140,6 +140,9 @@ def beam_search(model, src, bos, eos, beam_size=4, max_len=20, length_penalty=1.
     keeps the ``beam_size`` best by total log-probability; one that emits ``eos`` is finished
     (scored log p / length^length_penalty, length counting the eos); at ``max_len`` tokens the
     live ones are finished as they are. length_penalty 0: the plain total; 1: the mean per token.
+    A finished hypothesis leaves the beam without taking a place in it (the search goes on with
+    the best unfinished ones), so beam_size=1 is greedy decoding that also considers, at every
+    step, stopping there: its output scores at least as well as greedy's.
     The decoder runs one token per step with its KV cache, reordered to follow the beams.
     Returns (tokens: a list of ints without bos, including eos if emitted; its normalised score).
     """
