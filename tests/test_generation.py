@@ -208,3 +208,23 @@ def test_beam_search_errors_are_named():
         beam_search(m, np.array([[3, 4], [4, 5]]), BOS, EOS)
     with pytest.raises(ValueError, match="beam_size"):
         beam_search(m, np.array([3, 4]), BOS, EOS, beam_size=0)
+
+
+def test_generation_and_beam_search_run_on_device_arrays(monkeypatch):
+    """On CuPy-like arrays (tests/fakecupy.py): the cache, sampling and beam search never fall
+    back to NumPy or mix host and device arrays, and give the NumPy backend's tokens."""
+    import fakecupy  # noqa: PLC0415
+
+    host_lm, host_s2s = _lm(), _seq2seq(1)
+    expect = generate(host_lm, PROMPTS, 5, do_sample=True, top_p=0.9,
+                      generator=ta.Generator().manual_seed(2))[0]
+    expect_beam = beam_search(host_s2s, np.array([3, 4, 5]), BOS, EOS, beam_size=3, max_len=MAX)
+    fake = fakecupy.install(monkeypatch)
+    lm, s2s = host_lm.to("cuda"), host_s2s.to("cuda")
+    tokens, _ = generate(lm, PROMPTS, 5, do_sample=True, top_p=0.9,
+                         generator=ta.Generator().manual_seed(2))
+    assert isinstance(tokens, fakecupy.DeviceArray)
+    # the same uniform draws: fakecupy's generator is NumPy's underneath
+    np.testing.assert_array_equal(fake.asnumpy(tokens), expect)
+    found = beam_search(s2s, fake.asarray(np.array([3, 4, 5])), BOS, EOS, beam_size=3, max_len=MAX)
+    assert found[0] == expect_beam[0] and found[1] == pytest.approx(expect_beam[1], abs=1e-12)

@@ -24,7 +24,7 @@ import numpy as np
 from .. import ops
 from ..autograd.function import no_grad
 from ..autograd.tensor import Tensor, unwrap
-from ..backend import get_array_module, to_numpy
+from ..backend import active_module, get_array_module, to_numpy
 from ..nn.kv_cache import left_pad
 from ..random import default_generator
 
@@ -132,6 +132,13 @@ def _normalised(log_prob, length, length_penalty):
     return log_prob / (length ** length_penalty)
 
 
+def _one_source(src):
+    """(S,) or (1, S) token ids -> a (1, S) array on the active backend."""
+    arr = unwrap(src)
+    arr = arr if hasattr(arr, "ndim") else active_module().asarray(arr)
+    return arr[None] if arr.ndim == 1 else arr
+
+
 def beam_search(model, src, bos, eos, beam_size=4, max_len=20, length_penalty=1.0,
                 src_key_padding_mask=None):
     """The most likely translation of ONE source sentence by beam search (TransformerSeq2Seq).
@@ -150,8 +157,7 @@ def beam_search(model, src, bos, eos, beam_size=4, max_len=20, length_penalty=1.
         raise ValueError(f"beam_search: beam_size must be a whole number >= 1, got {beam_size!r}.")
     if max_len < 1:
         raise ValueError(f"beam_search: max_len must be >= 1, got {max_len!r}.")
-    src_arr = unwrap(src)
-    src_arr = src_arr[None] if getattr(src_arr, "ndim", np.ndim(src_arr)) == 1 else src_arr
+    src_arr = _one_source(src)
     if src_arr.shape[0] != 1:
         raise ValueError(f"beam_search: one source at a time, shape (S,) or (1, S); got "
                          f"{tuple(src_arr.shape)}. Loop over the sentences of a batch.")
@@ -169,7 +175,7 @@ def beam_search(model, src, bos, eos, beam_size=4, max_len=20, length_penalty=1.
                                        None if pad is None else pad[rows])
             total = scores[:, None] + _log_softmax_rows(logits.array[:, -1])     # (B, V)
             V = total.shape[1]
-            order = np.argsort(-to_numpy(total).ravel(), kind="stable")
+            order = (-to_numpy(total).ravel()).argsort(kind="stable")     # on the host: a loop reads it
             keep_rows, keep_tokens, keep_scores = [], [], []
             for flat in order:
                 b, tok = divmod(int(flat), V)
@@ -194,8 +200,7 @@ def beam_search(model, src, bos, eos, beam_size=4, max_len=20, length_penalty=1.
 def sequence_log_prob(model, src, tgt, bos, src_key_padding_mask=None):
     """log p(tgt | src) under a TransformerSeq2Seq, by one teacher-forced pass (no cache): the sum
     over t of log p(tgt[t] | bos, tgt[:t], src). src (S,) or (1, S); tgt a list of ints."""
-    src_arr = unwrap(src)
-    src_arr = src_arr[None] if np.ndim(src_arr) == 1 else src_arr
+    src_arr = _one_source(src)
     with no_grad():
         xp = get_array_module(model.generator.weight.array)
         tgt_in = xp.asarray([[bos] + list(tgt[:-1])], dtype=np.int64)

@@ -36,7 +36,7 @@ import numpy as np
 from .. import ops
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.tensor import Tensor, unwrap
-from ..backend import active_module, get_array_module
+from ..backend import active_module, get_array_module, to_numpy
 
 __all__ = ["DecoderCache", "KVCache", "left_pad"]
 
@@ -52,7 +52,7 @@ def left_pad(prompts, pad_value=0):
             raise ValueError(f"left_pad: a prompt array must be 2-D integer token ids (N, T), got "
                              f"{arr.dtype} of shape {tuple(arr.shape)}.")
         return arr.astype(np.int64), xp.zeros(arr.shape, dtype=bool)
-    rows = [np.asarray(unwrap(p)).reshape(-1) for p in prompts]
+    rows = [to_numpy(xp.asarray(unwrap(p))).reshape(-1) for p in prompts]   # user input: host
     if not rows or min(len(r) for r in rows) == 0:
         raise ValueError("left_pad: every prompt needs at least one token (got an empty prompt "
                          "or no prompts); start each with a beginning-of-sequence token.")
@@ -60,12 +60,9 @@ def left_pad(prompts, pad_value=0):
         raise ValueError(f"left_pad: prompts must hold integer token ids, got dtypes "
                          f"{sorted({str(r.dtype) for r in rows})}.")
     width = max(len(r) for r in rows)
-    tokens = np.full((len(rows), width), pad_value, dtype=np.int64)
-    padding = np.ones((len(rows), width), dtype=bool)
-    for i, r in enumerate(rows):
-        tokens[i, width - len(r):] = r
-        padding[i, width - len(r):] = False
-    return xp.asarray(tokens), xp.asarray(padding)
+    tokens = [[pad_value] * (width - len(r)) + r.tolist() for r in rows]
+    padding = [[True] * (width - len(r)) + [False] * len(r) for r in rows]
+    return xp.asarray(tokens, dtype=np.int64), xp.asarray(padding, dtype=bool)
 
 
 class KVCache:
