@@ -320,8 +320,6 @@ ALLOWED = {
     "attention/attend.py": {"asarray"},
     # load_state_dict: values from outside (lists, torch tensors) copied in on the user's request
     "nn/module.py": {"asarray"},
-    # left_pad: ragged prompts (Python lists) are right-aligned on the host, then moved in one copy
-    "nn/kv_cache.py": {"full", "ones"},
 }
 SCANNED = ("ops", "attention", "nn", "models", "optim", "functional.py",
            "kernels/cupy_gpu.py")

@@ -6,3 +6,11 @@
 from .seq2seq import AttentionDecoder, AttentionSeq2Seq, TransformerSeq2Seq
 
 __all__ = ["AttentionDecoder", "AttentionSeq2Seq", "TransformerSeq2Seq"]
+
+from .decoder_only import DecoderOnlyTransformer  # noqa: E402
+
+__all__ += ["DecoderOnlyTransformer"]
+
+from .generation import beam_search, filter_logits, generate, sample_next, sequence_log_prob  # noqa: E402
+
+__all__ += ["beam_search", "filter_logits", "generate", "sample_next", "sequence_log_prob"]

@@ -52,7 +52,7 @@ def left_pad(prompts, pad_value=0):
             raise ValueError(f"left_pad: a prompt array must be 2-D integer token ids (N, T), got "
                              f"{arr.dtype} of shape {tuple(arr.shape)}.")
         return arr.astype(np.int64), xp.zeros(arr.shape, dtype=bool)
-    rows = [to_numpy(unwrap(p)).reshape(-1) for p in prompts]   # host: lists, ragged
+    rows = [to_numpy(xp.asarray(unwrap(p))).reshape(-1) for p in prompts]   # user input: host
     if not rows or min(len(r) for r in rows) == 0:
         raise ValueError("left_pad: every prompt needs at least one token (got an empty prompt "
                          "or no prompts); start each with a beginning-of-sequence token.")
@@ -60,13 +60,9 @@ def left_pad(prompts, pad_value=0):
         raise ValueError(f"left_pad: prompts must hold integer token ids, got dtypes "
                          f"{sorted({str(r.dtype) for r in rows})}.")
     width = max(len(r) for r in rows)
-    # built on the host (ragged Python rows), then moved to the active backend in one copy
-    tokens = np.full((len(rows), width), pad_value, dtype=np.int64)
-    padding = np.ones((len(rows), width), dtype=bool)
-    for i, r in enumerate(rows):
-        tokens[i, width - len(r):] = r
-        padding[i, width - len(r):] = False
-    return xp.asarray(tokens), xp.asarray(padding)
+    tokens = [[pad_value] * (width - len(r)) + r.tolist() for r in rows]
+    padding = [[True] * (width - len(r)) + [False] * len(r) for r in rows]
+    return xp.asarray(tokens, dtype=np.int64), xp.asarray(padding, dtype=bool)
 
 
 class KVCache:
@@ -303,6 +299,10 @@ class DecoderCache:
     @property
     def offset(self):
         return self.self_attn[0].offset
+
+    @property
+    def batch_size(self):
+        return self.self_attn[0].batch_size
 
     @property
     def nbytes(self):
