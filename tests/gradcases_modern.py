@@ -17,3 +17,17 @@ CASES = [
              lambda x: rotary_embedding(x, np.arange(4)) * x,
              lambda: [rnd(4, 4, seed=3)], "reused input"),
 ]
+
+from tinyattn.attention.linear_attention import linear_attention  # noqa: E402
+
+CASES += [
+    GradCase("attention.linear_attention", lambda q, k, v: linear_attention(q, k, v, causal=True),
+             lambda: [rnd(2, 5, 3, seed=11), rnd(2, 5, 3, seed=12, away_from=0.0),
+                      rnd(2, 5, 4, seed=13)], "causal prefix sums, elu"),
+    GradCase("attention.linear_attention", lambda q, k, v: linear_attention(q, k, v),
+             lambda: [rnd(2, 3, 3, seed=14), rnd(1, 6, 3, seed=15), rnd(1, 6, 2, seed=16)],
+             "non-causal, broadcast batch, Tq != Tk"),
+    GradCase("attention.linear_attention",
+             lambda x, v: linear_attention(x, x, v, causal=True, feature_map_kind="relu"),
+             lambda: [rnd(4, 3, lo=0.2, hi=1.0, seed=17), rnd(4, 2, seed=18)], "relu, reused q = k"),
+]
