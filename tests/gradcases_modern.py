@@ -31,3 +31,20 @@ CASES += [
              lambda x, v: linear_attention(x, x, v, causal=True, feature_map_kind="relu"),
              lambda: [rnd(4, 3, lo=0.2, hi=1.0, seed=17), rnd(4, 2, seed=18)], "relu, reused q = k"),
 ]
+
+from tinyattn.attention.sliding_window import sliding_window_attention  # noqa: E402
+
+CASES += [
+    GradCase("attention.sliding_window_attention",
+             lambda q, k, v: sliding_window_attention(q, k, v, window=3),
+             lambda: [rnd(2, 7, 4, seed=21), rnd(2, 7, 4, seed=22), rnd(2, 7, 3, seed=23)],
+             "window only: the streaming kernel path"),
+    GradCase("attention.sliding_window_attention",
+             lambda q, k, v: sliding_window_attention(q, k, v, window=2, sinks=2),
+             lambda: [rnd(2, 6, 4, seed=24), rnd(2, 6, 4, seed=25), rnd(2, 6, 3, seed=26)],
+             "window + sinks"),
+    GradCase("attention.sliding_window_attention",
+             lambda q, x: sliding_window_attention(q, x, x, window=3, sinks=1, query_offset=5),
+             lambda: [rnd(1, 2, 2, 4, seed=27), rnd(1, 2, 7, 4, seed=28)],
+             "decoding offset, key reused as value"),
+]
