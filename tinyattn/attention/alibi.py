@@ -61,6 +61,6 @@ def alibi_bias(num_heads: int, query_positions, key_positions=None, dtype=np.flo
         query_positions = xp.arange(int(query_positions))
     qp = _int_positions("query_positions", query_positions, xp)
     kp = qp if key_positions is None else _int_positions("key_positions", key_positions, xp)
-    slopes = xp.asarray(np.asarray(alibi_slopes(num_heads), dtype=np.float64))
+    slopes = xp.asarray(alibi_slopes(num_heads), dtype=xp.float64)   # a list of host floats: one copy
     distance = abs(qp[:, None] - kp[None, :]).astype(np.float64)               # (Lq, Lk)
     return Tensor((-slopes[:, None, None] * distance[None]).astype(dtype))
