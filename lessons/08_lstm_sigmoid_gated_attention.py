@@ -33,10 +33,20 @@ DOC_LOSS = 0.07656483520646667                     # "Model loss: 0.076564835206
 
 # %% [markdown]
 # ## 1. The printed code does not run
-# Two lines cannot work as written: `Embedding(vocab_size, embed_dim)` looks up *integer* token
-# ids, but the input is a float array of shape (timesteps, features); and `LSTM(units)` returns
-# only its last state (batch, units), which a per-time-step `TimeDistributed` layer cannot use and
-# which cannot multiply the (batch, 3, 10) input step by step.
+# We ran the document's code with the library it was written for (TensorFlow 2.21 with Keras
+# 3.15, CPU). What happens, in order:
+# - As printed it stops at the first model line: `NameError: name 'timesteps' is not defined`. The
+#   sizes are only set later, in §5.4 (the text uses names before defining them).
+# - With §5.4's sizes moved to the top and nothing else changed, `Embedding(100, 5)` does *not*
+#   reject the float input: Keras casts it to integers by truncation, so every value of
+#   `np.random.rand` (all in [0, 1)) looks up row 0, and the output has shape (None, 3, 10, 5).
+#   The error comes one layer later: the LSTM receives 4-D input ("expected ndim=3, found ndim=4").
+# - Without the Embedding, `LSTM(units)` returns only its last state (batch, units), which the
+#   per-time-step `TimeDistributed` layer cannot use (it needs 3-D input) and which cannot
+#   multiply the (batch, 3, 10) input step by step.
+#
+# PyTorch's `nn.Embedding` (and ours, below) refuses float indices outright rather than truncating
+# them, so the same mistake is an error at the Embedding itself.
 
 # %%
 lesson.section("1. the document's code as printed")
@@ -47,7 +57,7 @@ try:
     embedding_error = None
 except TypeError as exc:
     embedding_error = str(exc)
-print(f"Embedding on the float input: {embedding_error}")
+print(f"Our Embedding (like PyTorch's) on the float input: {embedding_error}")
 _, (h_last, _) = nn.LSTM(features, units, batch_first=True)(X_doc)
 print(f"LSTM(units) without return_sequences gives one state per sequence: shape {h_last.shape[1:]} "
       f"(batch, units), not one per time step (batch, {timesteps}, units) - so the per-step attention "
