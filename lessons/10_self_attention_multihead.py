@@ -168,8 +168,11 @@ print(f"max |MultiheadAttention - ours|: outputs {mha_vs_ours:.1e}, per-head wei
 # ## 5. The document's SelfAttention, as printed (doc 001 §5.2)
 # It splits into heads correctly but divides the scores by `torch.sqrt(torch.tensor(dim))` with
 # `dim = self.num_heads`: √(number of heads) instead of √(head width). The two agree only when
-# num_heads == d_model / num_heads. (Also, as printed, `torch.sqrt(torch.tensor(4))` of an integer
-# tensor is an error in PyTorch; we read it as the float it intends.) We run it with our weights.
+# num_heads == d_model / num_heads. The code itself runs as printed: we ran the document's class
+# with PyTorch 2.13 (CPU), and `torch.sqrt(torch.tensor(4))` on the integer tensor returns
+# `tensor(2.)` in float32 (PyTorch promotes integer inputs of sqrt to the default float dtype), so
+# `SelfAttention(16, 4)` maps a (2, 6, 16) input to a (2, 6, 16) output without complaint. Its one
+# error is the scale, which nothing warns about. We run it below with our weights.
 
 
 # %%

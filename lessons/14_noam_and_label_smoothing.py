@@ -233,6 +233,7 @@ viz.plot_curves({"d_model 512, warm-up 4000 (paper)": (step_axis, noam(step_axis
                  "run A: constant 2e-3": (np.arange(1, steps + 1), A["rates"])},
                 ax=axes[0], xlabel="step", ylabel="learning rate", title="Noam schedule")
 axes[0].set_xscale("log")
+axes[0].legend(fontsize=8, loc="upper left")
 axes[1].bar(np.arange(V) - 0.2, np.eye(V)[7], width=0.4, label="one-hot target")
 axes[1].bar(np.arange(V) + 0.2, q_best, width=0.4, label=f"label smoothing ε = {smoothing}")
 axes[1].set_xticks(np.arange(V))

@@ -88,6 +88,17 @@ def cases(dtype="float64", seed=0):
         yield "attention_forward", label, (q, k, v, kl, causal, 0.5, window)
         out, lse = _attention_reference(q, k, v, kl, causal, 0.5, window)
         yield "attention_backward", label, (r(bh, tq, d), q, k, v, out, lse, kl, causal, 0.5, window)
+    # a NaN query row: NaN out, forward and backward, as from the plain path (issue 17)
+    q_nan = q.copy()
+    q_nan[1, 2] = np.nan
+    yield "attention_forward", "NaN query", (q_nan, k, v, kl, False, 0.5, None)
+    out, lse = _attention_reference(q_nan, k, v, kl, False, 0.5, None)
+    yield "attention_backward", "NaN query", (r(bh, tq, d), q_nan, k, v, out, lse, kl, False, 0.5, None)
+    # rows with +inf and NaN entries: NaN rows, as PyTorch (a row of -inf only is all zeros)
+    x_odd = x.copy()
+    x_odd[0, 0, 0], x_odd[1, 1, 1], x_odd[2, 2] = np.inf, np.nan, -np.inf
+    yield "softmax_forward", "inf, NaN and -inf rows", (x_odd, -1, None)
+    yield "log_softmax_forward", "inf and NaN rows", (x_odd, -1)
 
 
 def _lstm_layer_reference(*args):

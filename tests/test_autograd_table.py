@@ -116,21 +116,10 @@ def test_autograd_matches_central_differences(name, fn, make):
 
 def test_the_central_difference_loop_catches_a_wrong_gradient():
     """The loop above is a real check: a backward that forgets a factor 2 fails it."""
-    from tinyattn.autograd import Function
-
-    class SquareForgetsTwo(Function):
-        @staticmethod
-        def forward(ctx, x):
-            ctx.save_for_backward(x)
-            return x * x
-
-        @staticmethod
-        def backward(ctx, g):
-            (x,) = ctx.saved
-            return g * x
+    from test_gradcheck import ForgetsTheFactorTwo          # y = x², backward says x instead of 2x
 
     x = leaf((3, 4))
     v = np.ones((3, 4))
-    exact = autograd_gradient(SquareForgetsTwo.apply, [x], v)
-    numeric = finite_difference(SquareForgetsTwo.apply, [x], v)
+    exact = autograd_gradient(ForgetsTheFactorTwo.apply, [x], v)
+    numeric = finite_difference(ForgetsTheFactorTwo.apply, [x], v)
     assert np.abs(exact[0] - numeric[0]).max() / np.abs(numeric[0]).max() > 0.4

@@ -121,6 +121,9 @@ def test_05_scoring_functions(tmp_path):
     assert wrong["entropy"][-1] < 0.5 * right["entropy"][-1]
     assert wrong["max_weight"][-1] > 0.5 > right["max_weight"][-1]
     assert wrong["grad"][-1] < right["grad"][-1]
+    # "almost no gradient" is quantified: the mean is reduced a few times, one-hot rows far more
+    assert 1 < v["grad_ratio_doc"] < v["grad_ratio_unscaled"] < 5
+    assert v["grad_ratio_saturated_rows"] > 10
 
 
 def test_06_global_local_soft_hard(tmp_path):

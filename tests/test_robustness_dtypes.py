@@ -195,7 +195,7 @@ UNARY = {
 }
 _ARGS = {"softmax": dict(dim=-1), "logsumexp": dict(dim=-1)}
 _POSITIVE = {"log1p", "sqrt"}            # their inputs are made >= 0 first
-_KEEP_INTS = {"relu", "abs", "neg"}      # integer in, integer out (PyTorch)
+_KEEP_INTS = {"relu", "abs", "neg"}      # integer in, integer out; bool refused (PyTorch)
 DTYPES = [np.int8, np.uint8, np.int16, np.int32, np.int64, np.bool_, np.float16, np.float32,
           np.float64, np.complex64, np.complex128, np.object_, np.str_]
 
@@ -219,7 +219,7 @@ def test_every_dtype_gives_the_float_result_or_a_type_error_naming_the_op(op, x)
     if x.dtype.kind in "fc" and not np.isfinite(x).all():
         return                                    # non-finite values: test_robustness_extremes.py
     call = lambda: getattr(ta, op)(x, **_ARGS.get(op, {}))                       # noqa: E731
-    if x.dtype.kind not in "biuf" or (op == "neg" and x.dtype == np.bool_):
+    if x.dtype.kind not in "biuf" or (op in _KEEP_INTS and x.dtype == np.bool_):
         with pytest.raises(TypeError, match=rf"^{op}: "):
             call()
         return

@@ -229,3 +229,22 @@ def test_layernorm_of_size_0_as_pytorch():
     assert y.shape == tuple(torch.nn.LayerNorm(0)(torch.zeros(2, 0)).shape) == (2, 0)
     y.sum().backward()
     assert x.grad.shape == (2, 0)
+
+
+def test_the_compiled_kernels_and_their_twins_agree_on_non_finite_rows():
+    """The NaN cases of tests/kernel_cases.py (also run on the emulated and real GPU kernels),
+    compiled against NumPy twin: NaN and inf in the same places, the rest equal."""
+    import kernel_cases
+    odd = [(n, args) for n, label, args in kernel_cases.cases("float64")
+           if "NaN" in label or "inf" in label]
+    assert len(odd) == 4
+    for name, args in odd:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)     # the twins' inf - inf
+            plain = kernels.implementation(name, "numpy")(*args)
+            fast = kernels.implementation(name, "numba")(*args)
+        plain, fast = (plain, fast) if isinstance(plain, tuple) else ((plain,), (fast,))
+        assert any(np.isnan(a).any() for a in plain), name
+        for a, b in zip(plain, fast):
+            np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=name)
+            np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12, equal_nan=True, err_msg=name)

@@ -79,7 +79,7 @@ def test_hyperparameters_of_added_groups_and_loaded_state_are_checked_too():
 
 def test_a_zero_dim_tensor_is_a_valid_lr_as_in_pytorch():
     p = _param()
-    ta.optim.SGD([p], lr=ta.tensor(0.5)).param_groups[0]["lr"] == 0.5
+    assert ta.optim.SGD([p], lr=ta.tensor(0.5)).param_groups[0]["lr"] == 0.5
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=torch.tensor(0.5))
 
 

@@ -65,9 +65,9 @@ def test_learned_positions_train_only_the_rows_used():
 
 def test_too_long_and_wrong_width_are_explained():
     pe = PositionalEncoding(8, max_len=4)
-    with pytest.raises(ValueError, match="sequence length 5 exceeds max_len=4"):
+    with pytest.raises(ValueError, match=r"positions 0\.\.4 exceed max_len=4"):
         pe(ta.tensor(np.zeros((5, 1, 8))))
     with pytest.raises(ValueError, match="input has 6 features"):
         pe(ta.tensor(np.zeros((3, 1, 6))))
-    with pytest.raises(ValueError, match="exceeds max_len=4"):
+    with pytest.raises(ValueError, match="exceed max_len=4"):
         LearnedPositionalEmbedding(4, 8, batch_first=True)(ta.tensor(np.zeros((1, 5, 8))))

@@ -33,12 +33,6 @@ def get_default_dtype():
     return np.dtype(_DEFAULT_DTYPE)
 
 
-def as_floating(arr):
-    """``arr`` itself if it holds floats; integers and bools as the default float dtype, so that
-    ops defined on real numbers (softmax, layer_norm, cross_entropy) do not truncate them."""
-    return arr if arr.dtype.kind in "fc" else arr.astype(_DEFAULT_DTYPE)
-
-
 def as_array(x, dtype=None):
     """Plain array on the active backend from an array, a Python number or a (nested) list.
 

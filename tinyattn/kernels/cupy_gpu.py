@@ -293,7 +293,11 @@ _att_probs = cp.ElementwiseKernel(
     "int64 window, T scale", "T p",
     _ALLOWED + "p = (ok && !(isinf(lse) && lse < T(0))) ? exp(s * scale - lse) : T(0);",
     "tinyattn_attention_probs")
-_att_ds = cp.ElementwiseKernel("T p, T dp, T d", "T ds", "ds = p * (dp - d)", "tinyattn_attention_ds")
+_att_ds = cp.ElementwiseKernel(
+    "T p, T dp, T d, raw int64 lengths, int64 QB, int64 KB, int64 i0, int64 lo, bool causal, "
+    "int64 window", "T ds",
+    _ALLOWED + "ds = ok ? p * (dp - d) : T(0);",      # masked keys: 0, even from a NaN row
+    "tinyattn_attention_ds")
 _lse = cp.ElementwiseKernel(
     "T m, T total", "T lse", "lse = (isfinite(m) ? m : T(0)) + log(total)", "tinyattn_lse")
 
@@ -345,7 +349,8 @@ def attention_backward(g, q, k, v, out, lse, key_lengths, causal, scale, window)
                        win, sc)
         g_blk = g[:, i0:i1]
         dv[:, lo:hi] += p.transpose(0, 2, 1) @ g_blk
-        ds = _att_ds(p, g_blk @ v[:, lo:hi].transpose(0, 2, 1), d_rows[:, i0:i1, None])
+        ds = _att_ds(p, g_blk @ v[:, lo:hi].transpose(0, 2, 1), d_rows[:, i0:i1, None], lengths,
+                     i1 - i0, hi - lo, i0, lo, bool(causal), win)
         dq[:, i0:i1] = (ds @ k[:, lo:hi]) * sc
         dk[:, lo:hi] += (ds.transpose(0, 2, 1) @ q[:, i0:i1]) * sc
-    return dq, dk, dv
+    return dq, *attention_ref.padding_keys_zeroed(cp, dk, dv, lengths)

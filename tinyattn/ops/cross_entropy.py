@@ -15,7 +15,7 @@ import numpy as np
 from .. import kernels
 from ..autograd.function import Function
 from ..autograd.registry import register_op
-from ..autograd.tensor import Tensor, as_floating
+from ..autograd.tensor import Tensor
 from ..backend import get_array_module
 from ..kernels import register_kernel
 
@@ -81,12 +81,11 @@ class CrossEntropy(Function):
 
     Static: target (N,) ints, class_weight (C,) or None, ignore_index, reduction, label_smoothing."""
 
-    real_inputs = (0, 2)
+    real_inputs = (0,)
 
     @staticmethod
     def forward(ctx, logits, target=None, class_weight=None, ignore_index=-100, reduction="mean",
                 label_smoothing=0.0):
-        logits = as_floating(logits)
         loss, row_weight, logp = kernels.get("cross_entropy_forward", logits)(
             logits, target, class_weight, ignore_index, label_smoothing)
         ctx.save_for_backward(logp)

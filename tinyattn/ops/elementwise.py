@@ -226,6 +226,10 @@ def sqrt(x):
 class Abs(Function):
     @staticmethod
     def forward(ctx, x):
+        if getattr(x, "dtype", None) == bool:
+            raise TypeError("abs: |x| of a bool tensor is not defined (PyTorch refuses it too). A "
+                            "mask is its own absolute value; for numbers, convert first: "
+                            "x.float().abs().")
         ctx.save_for_backward(x)
         return get_array_module(x).abs(x)
 
@@ -402,6 +406,9 @@ def tanh(x):
 class Relu(Function):
     @staticmethod
     def forward(ctx, x):
+        if getattr(x, "dtype", None) == bool:
+            raise TypeError("relu: a bool tensor has no negative part to cut (PyTorch refuses it "
+                            "too); for numbers, convert first: x.float().relu().")
         ctx.save_for_backward(x)
         return get_array_module(x).maximum(x, 0)    # not x * (x > 0): that prints -0. for x < 0
 

@@ -55,11 +55,10 @@ def _allowed(xp, i0, i1, lo, hi, key_lengths, causal, window):
 
 def _probabilities(xp, q_blk, k_blk, lse_blk, ok, scale):
     """P = exp(q kᵀ · scale - logsumexp) where allowed, else 0 (also for rows with no key, whose
-    logsumexp is -inf; a NaN one gives NaN, as the plain path)."""
+    logsumexp is -inf; a NaN one gives NaN where allowed, as the plain path, and 0 elsewhere)."""
     s = (q_blk @ k_blk.transpose(0, 2, 1)) * scale
     seen = (lse_blk != -xp.inf)[:, :, None]
-    p = xp.exp(xp.where(ok & seen, s, -xp.inf) - xp.where(seen, lse_blk[:, :, None], 0))
-    return p
+    return xp.exp(xp.where(ok & seen, s - lse_blk[:, :, None], -xp.inf))
 
 
 def _query_blocks(xp, tq, n_keys, key_lengths, causal, window):
@@ -114,9 +113,17 @@ def attention_backward(g, q, k, v, out, lse, key_lengths, causal, scale, window)
         g_blk = g[:, i0:i1]
         dv[:, lo:hi] += p.transpose(0, 2, 1) @ g_blk
         ds = p * (g_blk @ v[:, lo:hi].transpose(0, 2, 1) - d_rows[:, i0:i1, None])
+        ds = xp.where(ok, ds, 0)        # masked keys get nothing, even from a NaN row (0 · NaN)
         dq[:, i0:i1] = (ds @ k[:, lo:hi]) * scale
         dk[:, lo:hi] += (ds.transpose(0, 2, 1) @ q[:, i0:i1]) * scale
-    return dq, dk, dv
+    return dq, *padding_keys_zeroed(xp, dk, dv, key_lengths)
+
+
+def padding_keys_zeroed(xp, dk, dv, key_lengths):
+    """dk, dv with exact zeros for the keys j >= key_lengths: a product with a NaN query row
+    (0 · NaN) would otherwise give them NaN, though no query may see them."""
+    keep = (xp.arange(dk.shape[1])[None, :] < key_lengths[:, None])[:, :, None]
+    return xp.where(keep, dk, 0), xp.where(keep, dv, 0)
 
 
 @register_op("memory_efficient_attention")

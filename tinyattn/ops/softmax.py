@@ -6,7 +6,6 @@ import numpy as np
 from .. import kernels
 from ..autograd.function import Function
 from ..autograd.registry import register_op
-from ..autograd.tensor import as_floating
 from ..backend import get_array_module
 from ..kernels import register_kernel
 
@@ -62,7 +61,6 @@ class Softmax(Function):
     @staticmethod
     def forward(ctx, x, axis=-1, mask=None):
         _check_axis("softmax", axis, x.shape)
-        x = as_floating(x)
         if mask is not None:
             _check_mask(mask, x.shape)
         y = kernels.get("softmax_forward", x)(x, axis, mask)
@@ -85,7 +83,6 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, axis=-1):
         _check_axis("log_softmax", axis, x.shape)
-        x = as_floating(x)
         out = kernels.get("log_softmax_forward", x)(x, axis)
         ctx.save_for_backward(out)
         ctx.axis = axis

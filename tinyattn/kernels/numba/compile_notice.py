@@ -20,7 +20,11 @@ import time
 
 from numba.core import event
 
+from ..lowlevel import numba_cache
+
 _MESSAGE = "tinyattn: compiling kernels, first run only (cached on disk for the next runs) ..."
+_UNCACHED = ("tinyattn: compiling kernels (no writable folder for Numba's cache here: they are "
+             "compiled in every run) ...")
 
 
 def _ours(ev):
@@ -41,7 +45,7 @@ class _Notice(event.Listener):
         self.started.append(time.perf_counter())
         if not self.printed and _enabled():
             self.printed = True
-            print(_MESSAGE, file=sys.stderr, flush=True)
+            print(_MESSAGE if numba_cache.ENABLED else _UNCACHED, file=sys.stderr, flush=True)
 
     def on_end(self, ev):
         if not _ours(ev) or not self.started:
@@ -77,5 +81,6 @@ def compiled():
 def _summary():
     if _notice is not None and _notice.printed and _enabled():
         print(f"tinyattn: compiling kernels took {_notice.total:.1f} s in this run "
-              f"({len(_notice.records)} compiled; the next runs load them from the cache)",
+              f"({len(_notice.records)} compiled"
+              f"{'; the next runs load them from the cache' if numba_cache.ENABLED else ''})",
               file=sys.stderr, flush=True)
