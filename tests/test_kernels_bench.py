@@ -134,7 +134,7 @@ def test_generation_with_a_kv_cache_gives_the_tokens_of_the_full_recomputation()
     np.testing.assert_array_equal(cached[:, :prompt.shape[1]], prompt)
     np.testing.assert_array_equal(cached, full)
     # the same logits as one full forward pass, step by step (not just the same argmax)
-    caches = [None] * sizes["layers"]
+    caches = bw._new_caches(ta, sizes["layers"])          # tinyattn's nn.KVCache, one per layer
     step = bw._decoder_forward(ta, F, ours, cached[:, :-1][:, :prompt.shape[1]], 0, caches,
                                sizes["layers"], sizes["heads"])
     whole = bw._decoder_forward(ta, F, ours, cached[:, :-1], 0, None, sizes["layers"], sizes["heads"])

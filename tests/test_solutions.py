@@ -528,3 +528,26 @@ def test_decoder_only_exercise_2():
 def test_decoder_only_exercise_3():
     loss = load("decoder_only").exercise_3()
     assert abs(loss - np.log(12)) < 0.25          # near-uniform predictions over the 12 tokens
+
+
+# --------------------------------------------------------------------------- the KV cache (lesson 21)
+def test_kv_cache_exercise_1():
+    r = load("kv_cache").exercise_1()
+    P, n = r["prompt"], r["new"]
+    assert r["without cache"] == sum(range(P, P + n))        # step t reruns all P + t tokens
+    assert r["with cache"] == P + n - 1                      # the prompt once, then one per step
+
+
+def test_kv_cache_exercise_2():
+    r = load("kv_cache").exercise_2()
+    assert r["shrink"] == 4                                  # 4 key/value heads -> 1
+    # 2 layers x (k, v) x 1 head x 8 features x 8 bytes for multi-query
+    assert r[1]["bytes_per_token"] == 2 * 2 * 1 * 8 * 8
+    assert r[4]["identical"] and r[1]["identical"]
+
+
+def test_kv_cache_exercise_3():
+    r = load("kv_cache").exercise_3()
+    per_key = 2 * r["heads"] * r["head_dim"] * 8
+    sizes = np.array(r["nbytes"]) // per_key
+    np.testing.assert_array_equal(sizes, np.minimum(np.arange(1, 101), 2 + 16))   # sinks + window

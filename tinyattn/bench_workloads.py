@@ -255,6 +255,30 @@ def mha_workload(providers, quick):
 # embedding), written once against the API tinyattn and PyTorch share (``lib`` is either module),
 # so both run exactly the same code: with a KV cache (each step feeds one token and attends to the
 # keys and values kept from the steps before) and without (each step runs the whole prefix again).
+# The caches are each library's own: tinyattn's nn.KVCache (a buffer that grows by doubling, read
+# as views) and, for PyTorch, ``TorchKVCache`` below (torch.cat of the old and new keys); both
+# have ``update(k, v) -> (all keys, all values)``.
+class TorchKVCache:
+    """PyTorch's side of the cache: keep (N, H, S, D) keys and values, append with torch.cat."""
+
+    def __init__(self):
+        self.k = self.v = None
+
+    def update(self, k, v):
+        import torch  # noqa: PLC0415 - the torch provider's process only
+
+        if self.k is not None:
+            k, v = torch.cat([self.k, k], dim=2), torch.cat([self.v, v], dim=2)
+        self.k, self.v = k, v
+        return k, v
+
+
+def _new_caches(lib, n_layers):
+    if lib.__name__ == "torch":
+        return [TorchKVCache() for _ in range(n_layers)]
+    return [lib.nn.KVCache() for _ in range(n_layers)]
+
+
 def decoder_weights(quick, seed=0):
     """The decoder's weights as float32 NumPy arrays, and its sizes."""
     import numpy as np  # noqa: PLC0415
@@ -278,8 +302,8 @@ def decoder_weights(quick, seed=0):
 
 
 def _decoder_forward(lib, F, P, tokens, start, caches, n_layers, n_heads):
-    """Logits (B, T, V) for ``tokens`` (B, T) at positions start.. ; ``caches`` (a list, one
-    (k, v) per layer, or None for no cache) is extended in place with this call's keys and values."""
+    """Logits (B, T, V) for ``tokens`` (B, T) at positions start.. ; ``caches`` (one cache per
+    layer, or None for no cache) receives this call's keys and values."""
     B, T = tokens.shape
     D = P["wte"].shape[1]
     x = F.embedding(lib.tensor(tokens), P["wte"]) + P["wpe"][start:start + T]
@@ -288,9 +312,7 @@ def _decoder_forward(lib, F, P, tokens, start, caches, n_layers, n_heads):
         q, k, v = (t.reshape(B, T, n_heads, D // n_heads).permute(0, 2, 1, 3)
                    for t in lib.chunk(F.linear(h, P[f"wqkv{i}"], P[f"bqkv{i}"]), 3, dim=-1))
         if caches is not None:
-            if caches[i] is not None:
-                k, v = lib.cat([caches[i][0], k], dim=2), lib.cat([caches[i][1], v], dim=2)
-            caches[i] = (k, v)
+            k, v = caches[i].update(k, v)
         # several new queries: causal among themselves (the cache is empty then); one new query
         # sees every key so far
         a = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1)
@@ -306,7 +328,7 @@ def generate(lib, F, P, sizes, prompt, n_new, use_cache):
     import numpy as np  # noqa: PLC0415
 
     tokens = np.asarray(prompt)
-    caches = [None] * sizes["layers"] if use_cache else None
+    caches = _new_caches(lib, sizes["layers"]) if use_cache else None
     with lib.no_grad():
         for step in range(n_new):
             if use_cache and step > 0:

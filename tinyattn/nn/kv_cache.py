@@ -52,7 +52,7 @@ def left_pad(prompts, pad_value=0):
             raise ValueError(f"left_pad: a prompt array must be 2-D integer token ids (N, T), got "
                              f"{arr.dtype} of shape {tuple(arr.shape)}.")
         return arr.astype(np.int64), xp.zeros(arr.shape, dtype=bool)
-    rows = [to_numpy(xp.asarray(unwrap(p))).reshape(-1) for p in prompts]   # user input: host
+    rows = [to_numpy(unwrap(p)).reshape(-1) for p in prompts]   # host: lists, ragged
     if not rows or min(len(r) for r in rows) == 0:
         raise ValueError("left_pad: every prompt needs at least one token (got an empty prompt "
                          "or no prompts); start each with a beginning-of-sequence token.")
@@ -60,6 +60,7 @@ def left_pad(prompts, pad_value=0):
         raise ValueError(f"left_pad: prompts must hold integer token ids, got dtypes "
                          f"{sorted({str(r.dtype) for r in rows})}.")
     width = max(len(r) for r in rows)
+    # right-aligned as Python lists on the host, then moved to the active backend in one copy
     tokens = [[pad_value] * (width - len(r)) + r.tolist() for r in rows]
     padding = [[True] * (width - len(r)) + [False] * len(r) for r in rows]
     return xp.asarray(tokens, dtype=np.int64), xp.asarray(padding, dtype=bool)
