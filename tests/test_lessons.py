@@ -183,6 +183,10 @@ def test_09_seq2seq_date_translation(tmp_path):
     assert em["with attention"] >= 0.95
     assert em["with attention"] >= em["without attention"] + 0.10
     assert "alignments.png" in r["figures"]
+    assert v["step_logit_diff"] < 1e-9 and v["step_weight_diff"] < 1e-9   # hand-written step == library
+    for field in ("year", "day", "month"):
+        assert 0.0 <= v["peak_share"][field] <= 1.0
+    assert v["peak_share"]["month"] > 0.5     # month digits copy nothing; they look at the month word
 
 
 def test_bad_arguments_and_missing_cupy(tmp_path):
