@@ -136,9 +136,11 @@ def test_06_global_local_soft_hard(tmp_path):
     assert 0.25 < v["share_inside_window"] < 0.45                 # 7 of 20 positions
     assert v["steps_to_90"]["hard"] > v["steps_to_90"]["soft global"]
     assert v["hard_at_soft_90"] < 0.9
-    three = v["steps_to_90_three_seeds"]
-    assert len(three["hard"]) == 3 and np.mean(three["hard"]) > np.mean(three["soft global"])
-    assert sum(h > s for h, s in zip(three["hard"], three["soft global"])) >= 2
+    seeds = v["steps_to_90_seeds"]
+    assert len(seeds["hard"]) == len(seeds["soft global"]) >= 10
+    gap = np.array(seeds["hard"], float) - np.array(seeds["soft global"], float)
+    np.testing.assert_allclose(gap.mean(), v["paired_gap_mean"])
+    assert gap.mean() > 2 * v["paired_gap_se"]                      # the claim the lesson prints
     assert set(v["history"]) == {"uniform", "soft global", "local window", "local-p", "hard"}
     assert acc["uniform"] < 0.3                                   # the document's "same attention everywhere"
 
