@@ -213,6 +213,50 @@ else:
     print("  The gap is within two standard errors: these seeds do not show hard attention learning "
           "more slowly on this task.")
 
+# %% [markdown]
+# ## 2c. The two mechanisms written out, and equal to the library's
+# REINFORCE. The scorer gives s (one number per position); a position j is sampled from
+# π = softmax(s); the loss is L = -(1/B) Σ_b (R_b - baseline) log π_b(j_b). Its gradient in the
+# scores is dL/ds_b = -(R_b - baseline)/B · (onehot(j_b) - π_b): raise the sampled position's score
+# when the answer beat the baseline, lower it when it did worse.
+# Local-p. The centre is p = (T-1)·σ(v_pᵀ tanh(W_p h)); the weights are the softmax of the scores
+# over the window |t - p| <= D, times a Gaussian exp(-(t - p)² / (2 (D/2)²)) around p.
+
+# %%
+lesson.section("2c. REINFORCE gradient and local-p weights by hand vs the library")
+x_m, hint_m, y_m, _ = make_batch(32, np.random.default_rng(lesson.seed + 7))
+hard_model = models["hard"]
+with ta.no_grad():
+    s_hard = hard_model.score(x_m)[..., 0]                         # (B, T)
+s_leaf = s_hard.detach()
+s_leaf.requires_grad_(True)
+ta.manual_seed(lesson.seed + 8)
+sample, log_prob = A.stochastic_hard_attention(s_leaf)
+reward = rng.normal(size=len(y_m))                                 # any reward: the formula is the same
+baseline_m = float(reward.mean())
+A.reinforce_loss(log_prob, reward, baseline_m).backward()
+pi = np.exp(s_hard.numpy() - s_hard.numpy().max(-1, keepdims=True))
+pi /= pi.sum(-1, keepdims=True)
+hand_grad = -(reward - baseline_m)[:, None] / len(y_m) * (sample.numpy() - pi)
+reinforce_diff = float(np.abs(hand_grad - s_leaf.grad.numpy()).max())
+print(f"REINFORCE: max |hand dL/ds - library| = {reinforce_diff:.1e}")
+
+lp = models["local-p"]
+with ta.no_grad():
+    w_lib = lp.weights(x_m, hint_m)[0].numpy()                    # (B, 1, T)
+    s_lp = lp.score(x_m)[..., 0].numpy()[:, None, :]              # (B, 1, T)
+h = hint_m.numpy()
+p_hand = (T - 1) / (1 + np.exp(-(np.tanh(h @ lp.W_p.numpy().T) @ lp.v_p.numpy())))   # (B, 1)
+t_pos = np.arange(T)
+inside = np.abs(t_pos - p_hand[..., None]) <= WINDOW
+z = np.where(inside, s_lp, -np.inf)
+align = np.exp(z - z.max(-1, keepdims=True))
+align /= align.sum(-1, keepdims=True)
+w_hand = align * np.exp(-(t_pos - p_hand[..., None]) ** 2 / (2 * (WINDOW / 2) ** 2))
+local_p_diff = float(np.abs(w_hand - w_lib).max())
+print(f"local-p: centres of the first 4 queries {[round(float(c), 2) for c in p_hand[:4, 0]]}; "
+      f"max |hand weights - library| = {local_p_diff:.1e}")
+
 # %%
 lesson.section("3. test accuracy (2000 sequences)")
 test_acc = {kind: accuracy(m, x_test, hint_test, y_test) for kind, m in models.items()}
@@ -267,7 +311,11 @@ lesson.section("criterion")
 lesson.record(test_accuracy=test_acc, share_inside_window=share_inside, steps_to_90=steps_to_90,
               history=history, steps=STEPS, hard_at_soft_90=hard_at_soft_90,
               steps_to_90_seeds={"soft global": soft_runs, "hard": hard_runs},
-              paired_gap_mean=float(paired_gap.mean()), paired_gap_se=float(gap_se))
+              paired_gap_mean=float(paired_gap.mean()), paired_gap_se=float(gap_se),
+              reinforce_grad_diff=reinforce_diff, local_p_weight_diff=local_p_diff)
+lesson.check("REINFORCE gradient and local-p weights written out equal the library's (1e-6)",
+             reinforce_diff < 1e-6 and local_p_diff < 1e-6,
+             f"REINFORCE {reinforce_diff:.1e}, local-p {local_p_diff:.1e}")
 lesson.check("soft global >= 99%", test_acc["soft global"] >= 0.99,
              f"{test_acc['soft global']:.1%} (uniform weights, the document's wording: {test_acc['uniform']:.1%})")
 gap = abs(test_acc["local window"] - share_inside)

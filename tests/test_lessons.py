@@ -141,6 +141,7 @@ def test_06_global_local_soft_hard(tmp_path):
     gap = np.array(seeds["hard"], float) - np.array(seeds["soft global"], float)
     np.testing.assert_allclose(gap.mean(), v["paired_gap_mean"])
     assert gap.mean() > 2 * v["paired_gap_se"]                      # the claim the lesson prints
+    assert v["reinforce_grad_diff"] < 1e-6 and v["local_p_weight_diff"] < 1e-6   # written out == library
     assert set(v["history"]) == {"uniform", "soft global", "local window", "local-p", "hard"}
     assert acc["uniform"] < 0.3                                   # the document's "same attention everywhere"
 
