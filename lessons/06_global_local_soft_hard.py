@@ -133,7 +133,7 @@ def accuracy(model, x, hint, y):
 # (reward - baseline), reward = -cross-entropy of the answer, baseline = its running mean.
 
 # %%
-lesson.section(f"2. training (batch 64, Adam lr {LR})")
+lesson.section(f"3. training (batch 64, Adam lr {LR})")
 STEPS = {"uniform": 200, "soft global": 200, "local window": 200, "local-p": 200, "hard": 300}
 x_val, hint_val, y_val, marked_val = make_batch(500)
 
@@ -186,7 +186,7 @@ for kind, n_steps in STEPS.items():
 
 # %%
 N_SEEDS = 12
-lesson.section(f"2b. soft vs hard, {N_SEEDS} seeds each: steps to 90% validation accuracy")
+lesson.section(f"3b. soft vs hard, {N_SEEDS} seeds each: steps to 90% validation accuracy")
 repeats = {"soft global": [steps_to_90.get("soft global")], "hard": [steps_to_90.get("hard")]}
 for extra in range(1, N_SEEDS):
     for kind in repeats:
@@ -214,7 +214,7 @@ else:
           "more slowly on this task.")
 
 # %% [markdown]
-# ## 2c. The two mechanisms written out, and equal to the library's
+# ## 3c. The two mechanisms written out, and equal to the library's
 # REINFORCE. The scorer gives s (one number per position); a position j is sampled from
 # π = softmax(s); the loss is L = -(1/B) Σ_b (R_b - baseline) log π_b(j_b). Its gradient in the
 # scores is dL/ds_b = -(R_b - baseline)/B · (onehot(j_b) - π_b): raise the sampled position's score
@@ -223,7 +223,7 @@ else:
 # over the window |t - p| <= D, times a Gaussian exp(-(t - p)² / (2 (D/2)²)) around p.
 
 # %%
-lesson.section("2c. REINFORCE gradient and local-p weights by hand vs the library")
+lesson.section("3c. REINFORCE gradient and local-p weights by hand vs the library")
 x_m, hint_m, y_m, _ = make_batch(32, np.random.default_rng(lesson.seed + 7))
 hard_model = models["hard"]
 with ta.no_grad():
@@ -257,8 +257,11 @@ local_p_diff = float(np.abs(w_hand - w_lib).max())
 print(f"local-p: centres of the first 4 queries {[round(float(c), 2) for c in p_hand[:4, 0]]}; "
       f"max |hand weights - library| = {local_p_diff:.1e}")
 
+# %% [markdown]
+# ## 4. Test accuracy
+
 # %%
-lesson.section("3. test accuracy (2000 sequences)")
+lesson.section("4. test accuracy (2000 sequences)")
 test_acc = {kind: accuracy(m, x_test, hint_test, y_test) for kind, m in models.items()}
 for kind, acc in test_acc.items():
     note = ""

@@ -5,7 +5,7 @@ changes from step to step. An attention decoder builds, at each output step t, a
 is reading now and what it produced last, scores it against every encoded source position, and
 reads a weighted average of them. We translate human-written dates ("feb 10, 1993",
 "10 february 1993", ...) into ISO format ("1993-02-10"), character by character, with and without
-attention, and look at the alignments: section 6 measures where each year digit's attention peaks
+attention, and look at the alignments: section 7 measures where each year digit's attention peaks
 relative to the source digit it copies (the result decides what the figure shows).
 
 The source articles cited as doc 000 .. doc 004 are described in docs/sources.md.
@@ -141,7 +141,7 @@ def exact_match(model, src, tgt):
 # predict the next one. At test time it reads its own predictions (greedy decoding).
 
 # %%
-lesson.section(f"2. training both models: {STEPS} steps, batch {BATCH}, Adam lr {LR} -> {LR / 10}")
+lesson.section(f"3. training both models: {STEPS} steps, batch {BATCH}, Adam lr {LR} -> {LR / 10}")
 models = {
     "with attention": lambda: AttentionSeq2Seq(len(SRC_CHARS) + 1, len(TGT_CHARS) + 1,
                                                embedding_dim=EMBED, hidden_size=HIDDEN,
@@ -178,8 +178,11 @@ for name, build in models.items():
     acc, predictions = exact_match(model, src_test, tgt_test)
     results[name] = {"model": model, "curve": curve, "exact_match": acc, "predictions": predictions}
 
+# %% [markdown]
+# ## 4. Held-out exact match
+
 # %%
-lesson.section("3. held-out exact match (1,000 dates never seen in training)")
+lesson.section("4. held-out exact match (1,000 dates never seen in training)")
 for name, r in results.items():
     per_char = float((r["predictions"] == tgt_test).mean())
     r["char_accuracy"] = per_char
@@ -200,9 +203,9 @@ if wrong:
               f"(truth {test_pairs[i][1]})")
 
 # %% [markdown]
-# ## 4. Alignments
+# ## 5. Alignments
 # Row t of a heatmap is w_t: where output character t looked in the source. Whether a digit's
-# peak is on the very character it copies, or near it, is measured in section 6 below.
+# peak is on the very character it copies, or near it, is measured in section 7 below.
 
 # %%
 model = results["with attention"]["model"]
@@ -222,7 +225,7 @@ fig = viz.heatmap_grid(maps, rows, cols, titles=titles, ncols=3, xlabel="source 
 lesson.savefig(fig, "alignments")
 
 # %% [markdown]
-# ## 5. One decoder step written out, and equal to the library's
+# ## 6. One decoder step written out, and equal to the library's
 # Step t of `AttentionDecoder.step` with score="dot": the LSTMCell reads [embedding of the previous
 # character ; previous context y_{t-1}] and gives x_t; the query is q_t = W_q [x_t ; y_{t-1}] + b_q;
 # keys and values are K = W_k H + b_k, V = W_v H + b_v over the encoder states H; scores
@@ -231,7 +234,7 @@ lesson.savefig(fig, "alignments")
 # date, teacher-forced on its true target, and compare with the library's forward pass.
 
 # %%
-lesson.section("5. one decoder step written out vs AttentionDecoder")
+lesson.section("6. one decoder step written out vs AttentionDecoder")
 model64 = copy.deepcopy(model).double()          # a float64 copy, so the comparison is exact to 1e-12
 dec = model64.decoder
 par = {name: p.numpy() for name, p in dec.named_parameters()}
@@ -262,14 +265,14 @@ step_weight_diff = float(np.abs(np.array(hand_weights) - lib_weights.numpy()[0])
 print(f"{test_pairs[0][0]!r}: max |hand - library| logits {step_logit_diff:.1e}, weights {step_weight_diff:.1e}")
 
 # %% [markdown]
-# ## 6. What the alignments really show
+# ## 7. What the alignments really show
 # Is the largest weight of an output digit on the source character it copies? Year and day digits
 # are written as digits in the source, so we know which position holds each one; month digits
 # copy nothing (the source spells the month), so for them we ask whether the peak is inside the
 # month word. Over all 1,000 held-out dates:
 
 # %%
-lesson.section("6. where each output digit's attention peaks")
+lesson.section("7. where each output digit's attention peaks")
 _, all_weights = model.greedy_decode(src_test, BOS, T_OUT)
 all_weights = all_weights.numpy()
 fields = {"year": (range(0, 4), []), "month": (range(5, 7), []), "day": (range(8, 10), [])}
