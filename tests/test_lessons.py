@@ -136,9 +136,12 @@ def test_06_global_local_soft_hard(tmp_path):
     assert 0.25 < v["share_inside_window"] < 0.45                 # 7 of 20 positions
     assert v["steps_to_90"]["hard"] > v["steps_to_90"]["soft global"]
     assert v["hard_at_soft_90"] < 0.9
-    three = v["steps_to_90_three_seeds"]
-    assert len(three["hard"]) == 3 and np.mean(three["hard"]) > np.mean(three["soft global"])
-    assert sum(h > s for h, s in zip(three["hard"], three["soft global"])) >= 2
+    seeds = v["steps_to_90_seeds"]
+    assert len(seeds["hard"]) == len(seeds["soft global"]) >= 10
+    gap = np.array(seeds["hard"], float) - np.array(seeds["soft global"], float)
+    np.testing.assert_allclose(gap.mean(), v["paired_gap_mean"])
+    assert gap.mean() > 2 * v["paired_gap_se"]                      # the claim the lesson prints
+    assert v["reinforce_grad_diff"] < 1e-6 and v["local_p_weight_diff"] < 1e-6   # written out == library
     assert set(v["history"]) == {"uniform", "soft global", "local window", "local-p", "hard"}
     assert acc["uniform"] < 0.3                                   # the document's "same attention everywhere"
 
@@ -183,6 +186,10 @@ def test_09_seq2seq_date_translation(tmp_path):
     assert em["with attention"] >= 0.95
     assert em["with attention"] >= em["without attention"] + 0.10
     assert "alignments.png" in r["figures"]
+    assert v["step_logit_diff"] < 1e-9 and v["step_weight_diff"] < 1e-9   # hand-written step == library
+    for field in ("year", "day", "month"):
+        assert 0.0 <= v["peak_share"][field] <= 1.0
+    assert v["peak_share"]["month"] > 0.5     # month digits copy nothing; they look at the month word
 
 
 def test_bad_arguments_and_missing_cupy(tmp_path):
