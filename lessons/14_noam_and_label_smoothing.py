@@ -5,13 +5,14 @@ targets. Its learning rate rises linearly for a warm-up, then decays as 1/sqrt(s
 schedule, after one of its authors), and its targets are smoothed: 1 - eps on the right token,
 eps spread over the whole vocabulary. We write both out in NumPy, show them equal to
 optim.NoamLR and to F.cross_entropy(label_smoothing=...), compute the loss floor that smoothing
-sets, and train lesson 13's kind of encoder-decoder twice on the same batches - with lesson 13's
-recipe (Adam at a constant rate, one-hot targets) and with these two tricks - to measure what they
-change: the loss no longer goes to 0, and the model's confidence stops at about 1 - eps.
+sets, and train lesson 13's kind of encoder-decoder twice on the same batches - with plain Adam
+at a constant rate on one-hot targets (the document's recipe) and with these two tricks (lesson
+13's recipe) - to measure what they change: the loss no longer goes to 0, the model's confidence
+stops at about 1 - eps, and the accuracy reached in the same number of steps.
 
 The source articles cited as doc 000 .. doc 004 are described in docs/sources.md.
 Reproduces: no document section (the documents train with neither trick; doc 003's code uses Adam
-at a constant rate, as lesson 13 does). The formulas are those of Vaswani et al. (2017), §5.3-5.4.
+at a constant rate, 1e-3, on one-hot targets). The formulas are those of Vaswani et al. (2017).
 Criterion: the written-out schedule and smoothed loss (and its gradient) equal the library's; with
 smoothing the final training loss lies between the floor and floor + 0.1, the held-out probability
 of the right token is within 0.03 of 1 - eps + eps/V, and greedy decoding still gets >= 99% of the
@@ -41,7 +42,7 @@ rng = lesson.rng
 
 # %%
 lesson.section("1. the Noam schedule, written out")
-d_model, warmup, factor, steps = 64, 100, 0.5, 400
+d_model, warmup, factor, steps = 64, 100, 0.5, 300
 
 
 def noam(s, d=d_model, w=warmup, f=factor):
@@ -151,9 +152,10 @@ print(f"parameters: {new_model().num_parameters():,}")
 
 # %% [markdown]
 # ## 4. Training twice on the same batches
-# Run A is lesson 13's recipe: Adam (betas 0.9, 0.98) at a constant 2e-3, one-hot targets.
-# Run B is the paper's: the same Adam driven by the Noam schedule of section 1, and label
-# smoothing ε = 0.1. Same initial weights, same batches, same number of steps.
+# Run A is the document's recipe: Adam (betas 0.9, 0.98) at a constant rate (2e-3 here; the
+# document uses 1e-3), one-hot targets. Run B is the paper's, as in lesson 13: the same Adam driven
+# by the Noam schedule of section 1, and label smoothing ε = 0.1. Same initial weights, same
+# batches, same number of steps.
 
 # %%
 lesson.section("4. training twice on the same batches")
@@ -218,10 +220,12 @@ print(f"with smoothing the loss stops {B['final_loss'] - smoothing_floor:+.4f} a
       f"{right:.4f}; without smoothing it is {A['p_right']:.4f} "
       + ("(more confident, as one-hot targets push it to be)." if A["p_right"] > B["p_right"]
          else "(not more confident: one-hot targets did not push it further in this run)."))
-print(f"greedy accuracy: {A['token_accuracy']:.2%} (A) vs {B['token_accuracy']:.2%} (B) - "
-      + ("smoothing cost no accuracy here: the right token stays the most likely one."
-         if B["token_accuracy"] >= A["token_accuracy"] - 0.005 else
-         "run B is less accurate after the same number of steps."))
+gap = B["token_accuracy"] - A["token_accuracy"]
+print(f"greedy accuracy after {steps} steps: {A['token_accuracy']:.2%} (A) vs {B['token_accuracy']:.2%} (B) - "
+      + (f"run B, with the two tricks, got {gap:.2%} more of the held-out tokens right; smoothing lowers the "
+         "confidence, not the ranking: the right token stays the most likely one." if gap > 0.001 else
+         "the same accuracy within 0.1%: smoothing lowers the confidence, not the ranking." if gap >= -0.001 else
+         f"run B is {-gap:.2%} less accurate after the same number of steps."))
 
 # %%
 import matplotlib.pyplot as plt  # noqa: E402

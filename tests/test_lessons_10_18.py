@@ -85,7 +85,8 @@ def test_13_encoder_decoder(tmp_path):
     assert abs(v["doc_metric_best"] - 4 / 3) < 1e-12 and v["doc_metric_perfect"] == 4.0   # tokens / pairs
     # the causal mask: a changed last target token moves no earlier step's logits; without it, all do
     assert v["causal_leak"] == 0.0 and v["open_leak"] > 1e-3
-    assert v["final_loss"] < 0.05                                     # plain Adam, one-hot targets
+    # label smoothing 0.1 over 18 tokens: the loss levels off above its floor, the smoothed target's entropy
+    assert 0.58 < v["final_loss"] < 0.7
     assert v["inside_error"] <= 1e-12 and v["cross_attention_anti_diagonal"] > 0.5
     assert v["hello_reversed"] == "! world , hello"
     # the explorers hold every head; their mean is the weights the lesson measured above
