@@ -49,7 +49,7 @@ CASES = [
           lambda: [x64(2, 2, 8, seed=4)], call=_with_cache, label="GQA,KV cache"),
     _case("models.FeedForward", lambda: FeedForward(4, 6), lambda: [x64(2, 3, 4, seed=5)]),
     _case("models.DecoderBlock", lambda: DecoderBlock(8, 4, 2, 12), lambda: [x64(2, 3, 8, seed=6)],
-          call=lambda m, x: m(x, padding=_PAD)),
+          call=lambda m, x: m(x, np.array([[0, 0, 1], [0, 1, 2]]), padding=_PAD)),
     _case("models.DecoderOnlyTransformer",
           lambda: DecoderOnlyTransformer(7, d_model=8, num_layers=1, num_heads=2, num_kv_heads=1,
                                          dim_feedforward=8, max_len=6),
@@ -59,4 +59,36 @@ CASES = [
           lambda: DecoderOnlyTransformer(7, d_model=8, num_layers=2, num_heads=2,
                                          dim_feedforward=8, max_len=6, positions="sinusoid"),
           lambda: [], call=lambda m: m(np.array([[1, 2, 3], [4, 5, 6]])), label="sinusoid,MHA"),
+]
+
+from tinyattn.models.decoder_only import DecoderAttention  # noqa: E402
+
+_POS = np.array([[0, 0, 1], [0, 1, 2]])                               # positions for _PAD's rows
+
+
+def _attn_case(label, pad=True, cached=False, **kw):
+    def call(m, x):
+        if not cached:
+            return m(x, _POS if pad else np.arange(3)[None].repeat(2, 0), _PAD if pad else None)
+        cache = KVCache(window=kw.get("window"), sinks=kw.get("sinks", 0))
+        rng = np.random.default_rng(9)
+        kept = (2, m.num_kv_heads, 2, m.head_dim)
+        cache.update(ta.tensor(rng.normal(size=kept)), ta.tensor(rng.normal(size=kept)))
+        return m(x, np.array([[2, 3, 4], [2, 3, 4]]), None, cache)
+    return _case("models.DecoderAttention", lambda: DecoderAttention(8, 4, 2, **kw),
+                 lambda: [x64(2, 3, 8, seed=7)], call=call, label=label)
+
+
+CASES += [
+    _attn_case("rope,GQA,padding", positions="rope"),
+    _attn_case("alibi,GQA,padding", positions="alibi"),
+    _attn_case("sliding window 2 + 1 sink, no padding (sliding_window_attention)", pad=False,
+               attention="sliding", window=2, sinks=1),
+    _attn_case("sliding, rope, padding (mask path)", positions="rope", attention="sliding",
+               window=2, sinks=1),
+    _attn_case("linear, padding (masked prefix sums)", attention="linear"),
+    _attn_case("linear, no padding (attention.linear_attention)", pad=False, attention="linear"),
+    _attn_case("rope, full, KV cache with 2 kept keys", cached=True, positions="rope"),
+    _attn_case("alibi, sliding, KV cache", cached=True, positions="alibi", attention="sliding",
+               window=3, sinks=1),
 ]

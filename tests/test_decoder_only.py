@@ -25,8 +25,25 @@ def _tokens(N, T, seed=0, vocab=13):
     return np.random.default_rng(seed).integers(0, vocab, (N, T))
 
 
-CONFIGS = [dict(positions=p, num_kv_heads=h) for p in ("learned", "sinusoid") for h in (4, 2, 1)]
-IDS = [f"{c['positions']}-kv{c['num_kv_heads']}" for c in CONFIGS]
+SLIDING = dict(attention="sliding", window=3, sinks=1)
+CONFIGS = ([dict(positions=p, num_kv_heads=h) for p in ("learned", "sinusoid", "rope", "alibi")
+            for h in (4, 2, 1)]
+           + [dict(positions=p, num_kv_heads=h, **SLIDING) for p in ("learned", "rope", "alibi")
+              for h in (4, 1)]
+           + [dict(positions="rope", num_kv_heads=4, attention="sliding", window=4, sinks=0)]
+           + [dict(positions=p, num_kv_heads=h, attention="linear") for p in ("learned", "rope")
+              for h in (4, 2)])
+IDS = ["{}-kv{}-{}{}".format(c["positions"], c["num_kv_heads"], c.get("attention", "full"),
+                             f"-w{c['window']}s{c['sinks']}" if "window" in c else "") for c in CONFIGS]
+
+
+def _cache_bytes(cfg, N, T, layers=2, D=4):
+    """What the cache must hold after T tokens of N unpadded sequences (float64)."""
+    kv = cfg["num_kv_heads"]
+    if cfg.get("attention") == "linear":                 # S (D x D) and z (D) per kv head
+        return layers * N * kv * (D * D + D) * 8
+    kept = T if cfg.get("attention") != "sliding" else min(T, cfg["sinks"] + cfg["window"])
+    return layers * 2 * N * kv * kept * D * 8
 
 
 def test_state_dict_layout():
@@ -63,8 +80,7 @@ def test_cache_prefill_then_decode_equals_one_pass(cfg):
         parts = [m(seq[:, :4], cache=cache).numpy()] + [m(seq[:, t:t + 1], cache=cache).numpy()
                                                          for t in range(4, 9)]
     np.testing.assert_allclose(np.concatenate(parts, 1), full, atol=1e-12)
-    kv = cfg["num_kv_heads"]
-    assert cache.nbytes == 2 * 2 * 3 * kv * 9 * 4 * 8           # layers · (k, v) · N · H_kv · T · D · 8
+    assert cache.nbytes == _cache_bytes(cfg, 3, 9)
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
@@ -150,6 +166,10 @@ def test_state_dict_round_trip():
     (dict(positions="absolute"), ValueError, "positions must be one of"),
     (dict(attention="sparse"), ValueError, "attention must be one of"),
     (dict(window=4), ValueError, "window and sinks belong to attention='sliding'"),
+    (dict(attention="sliding"), ValueError, "needs window"),
+    (dict(attention="sliding", window=2, sinks=-1), ValueError, "sinks must be >= 0"),
+    (dict(attention="linear", positions="alibi"), ValueError, "never forms"),
+    (dict(positions="rope", d_model=12, num_heads=4), ValueError, "must be even"),
     (dict(num_heads=4, num_kv_heads=3), ValueError, "not a multiple of num_kv_heads"),
 ])
 def test_bad_configuration_is_named(kwargs, err, match):
@@ -175,3 +195,61 @@ def test_bad_calls_are_named():
         m(_tokens(2, 1), padding=np.array([[True], [False]]), cache=cache)
     with pytest.raises(TypeError, match="new_cache"):
         m(_tokens(2, 1), cache=ta.nn.KVCache())
+
+
+def test_rope_and_alibi_models_extrapolate_without_a_table():
+    """rope / alibi have no position table: positions beyond max_len are allowed (that is the
+    point of lesson 22), where learned / sinusoid refuse."""
+    for positions in ("rope", "alibi"):
+        m = _model(positions=positions, max_len=4)
+        with ta.no_grad():
+            assert m(_tokens(1, 9)).shape == (1, 9, 13)
+
+
+def test_rope_logits_depend_on_relative_positions_only():
+    """Shifting every position by the same offset leaves a rope model's logits unchanged (its
+    attention sees only offsets i - j) - checked by prefilling a cache with a dummy prefix that
+    is then masked out as padding."""
+    m = _model(positions="rope")
+    seq = _tokens(1, 6, seed=5)
+    with ta.no_grad():
+        plain = m(seq).numpy()
+        cache = m.new_cache()
+        shifted = m(np.concatenate([np.zeros((1, 3), int), seq], 1),
+                    padding=np.array([[True] * 3 + [False] * 6]), cache=cache).numpy()[:, 3:]
+    np.testing.assert_allclose(shifted, plain, atol=1e-12)
+
+
+def test_sliding_window_model_matches_the_masked_full_model():
+    """attention='sliding' (the library's sliding_window_attention) = attention='full' with the
+    same weights and the band mask applied by hand: window 3, sink 1."""
+    m = _model(**SLIDING)
+    seq = _tokens(2, 8, seed=6)
+    T = 8
+    i, j = np.arange(T)[:, None], np.arange(T)[None, :]
+    band = (j <= i) & ((i - j < 3) | (j < 1))
+    full = _model()
+    full.load_state_dict(m.state_dict())
+    with ta.no_grad():
+        x = full.tok_emb(seq) + full.pos_emb(np.arange(T))
+        for blk in full.blocks:
+            a = blk.attn
+            q, k, v = a.project(blk.ln1(x))
+            x = x + a.merge_heads(a.attend(q, k, v, band))
+            x = x + blk.ff(blk.ln2(x))
+        by_hand = full.lm_head(full.ln_f(x)).numpy()
+        np.testing.assert_allclose(m(seq).numpy(), by_hand, atol=1e-12)
+
+
+def test_linear_attention_cache_is_constant_size():
+    m = _model(attention="linear", num_kv_heads=2)
+    cache = m.new_cache()
+    sizes = []
+    with ta.no_grad():
+        m(_tokens(2, 3), cache=cache)
+        for t in range(20):
+            m(_tokens(2, 1, seed=t), cache=cache)
+            sizes.append(cache.nbytes)
+    assert len(set(sizes)) == 1 and sizes[0] == _cache_bytes(dict(num_kv_heads=2, attention="linear"), 2, 23)
+    with pytest.raises(ValueError, match="one token per call"):
+        m(_tokens(2, 2), cache=cache)

@@ -14,10 +14,10 @@ from tinyattn.models import (DecoderOnlyTransformer, TransformerSeq2Seq, beam_se
                              generate, sample_next, sequence_log_prob)
 
 
-def _lm(kv=2, positions="learned", seed=0):
+def _lm(kv=2, positions="learned", seed=0, **kw):
     ta.manual_seed(seed)
     return DecoderOnlyTransformer(17, d_model=16, num_layers=2, num_heads=4, num_kv_heads=kv,
-                                  max_len=40, positions=positions).double().eval()
+                                  max_len=40, positions=positions, **kw).double().eval()
 
 
 PROMPTS = [[1, 2, 3, 4, 5], [6, 7], [8, 9, 10]]
@@ -28,10 +28,18 @@ SAMPLING = {"greedy": dict(),
             "top_k+top_p": dict(do_sample=True, top_k=6, top_p=0.7)}
 
 
+MODELS = {"learned-MHA": (4, "learned", {}), "sinusoid-GQA": (2, "sinusoid", {}),
+          "learned-MQA": (1, "learned", {}), "rope-GQA": (2, "rope", {}), "alibi-MHA": (4, "alibi", {}),
+          "rope-sliding": (2, "rope", dict(attention="sliding", window=4, sinks=2)),
+          "alibi-sliding": (1, "alibi", dict(attention="sliding", window=5, sinks=0)),
+          "rope-linear": (2, "rope", dict(attention="linear"))}
+
+
 @pytest.mark.parametrize("mode", list(SAMPLING))
-@pytest.mark.parametrize("kv,positions", [(4, "learned"), (2, "sinusoid"), (1, "learned")])
-def test_identical_tokens_with_and_without_cache(mode, kv, positions):
-    m = _lm(kv, positions)
+@pytest.mark.parametrize("config", list(MODELS))
+def test_identical_tokens_with_and_without_cache(mode, config):
+    kv, positions, kw = MODELS[config]
+    m = _lm(kv, positions, **kw)
     runs = []
     for use_cache in (True, False):
         g = ta.Generator().manual_seed(11)
@@ -44,8 +52,10 @@ def test_identical_tokens_with_and_without_cache(mode, kv, positions):
     np.testing.assert_array_equal(pad_a[:, :5].sum(1), [0, 3, 2])
 
 
-def test_padded_batch_generates_what_each_prompt_generates_alone():
-    m = _lm()
+@pytest.mark.parametrize("config", list(MODELS))
+def test_padded_batch_generates_what_each_prompt_generates_alone(config):
+    kv, positions, kw = MODELS[config]
+    m = _lm(kv, positions, **kw)
     batch, _ = generate(m, PROMPTS, 6)
     for i, p in enumerate(PROMPTS):
         alone, _ = generate(m, [p], 6)

@@ -44,6 +44,11 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
+from .. import ops
+from ..attention.alibi import alibi_bias
+from ..attention.linear_attention import feature_map, linear_attention, linear_attention_step
+from ..attention.rotary import rotary_embedding
+from ..attention.sliding_window import sliding_window_attention
 from ..autograd.registry import register_op
 from ..autograd.tensor import Tensor, unwrap
 from ..backend import active_module, get_array_module
@@ -57,22 +62,129 @@ from ..nn.module import Module, check_sizes
 from ..nn.normalization import LayerNorm
 from ..nn.positional import sinusoidal_table
 
-__all__ = ["DecoderOnlyTransformer", "DecoderBlock", "FeedForward"]
+__all__ = ["DecoderOnlyTransformer", "DecoderAttention", "DecoderBlock", "FeedForward"]
 
 POSITIONS = ("learned", "sinusoid", "rope", "alibi")
 ATTENTIONS = ("full", "sliding", "linear")
-# Options whose ops (rotary.py, alibi.py, sliding_window.py, linear_attention.py) are written in
-# another part of issue 19; until they are in the library these options say so.
-_PENDING = {"rope": "tinyattn.attention.rotary", "alibi": "tinyattn.attention.alibi",
-            "sliding": "tinyattn.attention.sliding_window",
-            "linear": "tinyattn.attention.linear_attention"}
+LINEAR_EPS = 1e-6            # added to linear attention's denominators, as attention.linear_attention
 
 
-def _pending(option, value):
-    raise NotImplementedError(
-        f"DecoderOnlyTransformer: {option}={value!r} needs {_PENDING[value]}, which is not in "
-        f"this version of tinyattn yet; use positions='learned' or 'sinusoid' and "
-        f"attention='full' meanwhile.")
+@register_op("models.DecoderAttention")
+class DecoderAttention(GroupedQueryAttention):
+    """Causal self-attention of one decoder block: ``GroupedQueryAttention``'s projections and
+    heads, plus where the configuration puts positions and which keys a query sees.
+
+    positions: 'rope' rotates q and k by their positions (attention.rotary_embedding) before the
+        keys are cached; 'alibi' adds -m_h·(distance) to the scores (attention.alibi_bias); others
+        leave attention position-blind (the model adds position vectors to its input instead).
+    attention: 'full' (every earlier token), 'sliding' (the last ``window`` tokens and the first
+        ``sinks``, attention.sliding_window_attention's rule), 'linear' (attention.linear_attention
+        with the elu + 1 feature map; with a cache its recurrent state, not keys, is kept).
+
+    forward(x (N, T, E), positions (N, T) ints, padding (N, T) bool or None, cache=None)
+    """
+
+    def __init__(self, embed_dim, num_heads, num_kv_heads=None, positions="learned",
+                 attention="full", window=None, sinks=0, rope_base=10000.0, bias=True,
+                 dropout=0.0, dtype=None):
+        super().__init__(embed_dim, num_heads, num_kv_heads, bias=bias, dropout=dropout,
+                         dtype=dtype)
+        if positions == "rope" and self.head_dim % 2:
+            raise ValueError(f"DecoderAttention: positions='rope' rotates features in pairs, so "
+                             f"the head size embed_dim / num_heads = {self.head_dim} must be even.")
+        self.positions, self.attention = positions, attention
+        self.window, self.sinks, self.rope_base = window, int(sinks), float(rope_base)
+
+    def forward(self, x, positions, padding=None, cache=None):
+        xp = get_array_module(x.array)                 # masks are built where the activations live
+        positions = xp.asarray(unwrap(positions))
+        padding = None if padding is None else xp.asarray(unwrap(padding))
+        q, k, v = self.project(x)
+        if self.positions == "rope":
+            q = rotary_embedding(q, positions, self.rope_base)
+            k = rotary_embedding(k, positions, self.rope_base)
+        if self.attention == "linear":
+            return self.merge_heads(self._linear(q, k, v, padding, cache))
+        if cache is not None:
+            k, v = cache.update(k, v, padding)
+            key_cols, key_pad = cache.last_positions, cache.last_key_padding
+            q_cols = cache.offset - x.shape[1] + get_array_module(key_cols).arange(x.shape[1])
+            lead = q_cols[-1] - positions[:, -1]        # each row's left padding (its last token is real)
+            key_pos = key_cols[None, :] - lead[:, None]
+        else:
+            if padding is None and self.positions != "alibi":       # the library's fast paths
+                if self.attention == "sliding":
+                    return self.merge_heads(self._sliding(q, k, v))
+                return self.merge_heads(self.attend(q, k, v, is_causal=True))
+            q_cols = key_cols = xp.arange(x.shape[1])
+            key_pad, key_pos = padding, positions
+        mask = self._mask(q_cols, key_cols, positions, key_pos, key_pad)
+        if self.positions == "alibi":
+            bias = alibi_bias(self.num_heads, q_cols, key_cols, dtype=q.dtype).array
+            mask = Tensor(xp.where(mask, bias[None], -xp.inf).astype(q.dtype))
+        return self.merge_heads(self.attend(q, k, v, mask))
+
+    def _mask(self, q_cols, key_cols, q_pos, key_pos, key_pad):
+        """(N, 1, T, S) bool, True = may attend: earlier (or the same) column, not padding, and
+        for a sliding window within the last ``window`` positions or among the first ``sinks``."""
+        allowed = (key_cols[None, :] <= q_cols[:, None])[None, None]
+        if key_pad is not None:
+            allowed = allowed & ~key_pad[:, None, None, :]
+        if self.attention == "sliding":
+            near = (q_pos[:, :, None] - key_pos[:, None, :]) < self.window
+            sink = (key_pos < self.sinks)[:, None, :]
+            allowed = allowed & (near | sink)[:, None]
+        return allowed
+
+    def _sliding(self, q, k, v):
+        """No padding, no cache: attention.sliding_window_attention (the streaming kernel when
+        there are no sinks), with the key/value heads repeated for grouped queries."""
+        if self.groups > 1:
+            k, v = (ops.repeat_interleave(t, self.groups, dim=1) for t in (k, v))
+        return sliding_window_attention(q, k, v, window=self.window, sinks=self.sinks)
+
+    def _linear(self, q, k, v, padding, cache):
+        """Causal linear attention, grouped: q as (N, H_kv, G, T, D), k and v as (N, H_kv, 1, T, D),
+        so a group's G query heads share one key/value head (and one recurrent state)."""
+        N, H, T, D = q.shape
+        qg = ops.reshape(q, (N, self.num_kv_heads, self.groups, T, D))
+        kg, vg = ops.unsqueeze(k, 2), ops.unsqueeze(v, 2)
+        if cache is not None and cache.offset > 0:                  # decode: the recurrence
+            if T != 1:
+                raise ValueError("DecoderAttention: linear attention decodes one token per call "
+                                 "after the prefill.")
+            out, cache.state = linear_attention_step(qg[..., 0, :], kg[..., 0, :], vg[..., 0, :],
+                                                     cache.state, eps=LINEAR_EPS)
+            cache.offset += 1
+            return ops.reshape(out, (N, H, 1, -1))
+        if padding is None:
+            out = linear_attention(qg, kg, vg, causal=True, eps=LINEAR_EPS)
+        else:
+            out = _masked_causal_linear(qg, kg, vg, ~padding)
+        if cache is not None:                                       # prefill: keep the sums
+            fk = feature_map(kg)
+            if padding is not None:
+                fk = fk * Tensor(_keep(~padding, fk.dtype))
+            cache.state = (Tensor(ops.sum(fk[..., :, None] * vg[..., None, :], axis=-3).array),
+                           Tensor(ops.sum(fk, axis=-2).array))
+            cache.offset += T
+        return ops.reshape(out, (N, H, T, -1))
+
+
+def _keep(keep, dtype):
+    """(N, T) bool -> (N, 1, 1, T, 1) of 0/1, to zero the features of padding keys."""
+    return keep[:, None, None, :, None].astype(dtype)
+
+
+def _masked_causal_linear(q, k, v, keep):
+    """attention.linear_attention(causal=True) with padding keys left out: their features φ(k) are
+    zeroed, so they add to neither the numerator's S nor the denominator's z (the op itself has no
+    mask argument; the prefix sums are its own, written out)."""
+    fq, fk = feature_map(q), feature_map(k) * Tensor(_keep(keep, k.dtype))
+    S = ops.cumsum(fk[..., :, :, None] * v[..., :, None, :], dim=-3)
+    z = ops.cumsum(fk, dim=-2)
+    num = (fq[..., :, None, :] @ S)[..., 0, :]
+    return num / ((fq * z).sum(dim=-1, keepdim=True) + LINEAR_EPS)
 
 
 @register_op("models.FeedForward")
@@ -91,20 +203,21 @@ class FeedForward(Module):
 
 @register_op("models.DecoderBlock")
 class DecoderBlock(Module):
-    """x + attn(ln1(x)), then x + ff(ln2(x)) (pre-norm)."""
+    """x + attn(ln1(x)), then x + ff(ln2(x)) (pre-norm). ``attention_options`` go to
+    DecoderAttention (positions, attention, window, sinks, rope_base)."""
 
     def __init__(self, d_model, num_heads, num_kv_heads, dim_feedforward, dropout=0.0, bias=True,
-                 layer_norm_eps=1e-5, dtype=None):
+                 layer_norm_eps=1e-5, dtype=None, **attention_options):
         super().__init__()
         self.ln1 = LayerNorm(d_model, eps=layer_norm_eps, dtype=dtype)
-        self.attn = GroupedQueryAttention(d_model, num_heads, num_kv_heads, bias=bias,
-                                          dropout=dropout, dtype=dtype)
+        self.attn = DecoderAttention(d_model, num_heads, num_kv_heads, bias=bias,
+                                     dropout=dropout, dtype=dtype, **attention_options)
         self.ln2 = LayerNorm(d_model, eps=layer_norm_eps, dtype=dtype)
         self.ff = FeedForward(d_model, dim_feedforward, dropout, bias=bias, dtype=dtype)
         self.dropout = Dropout(dropout)
 
-    def forward(self, x, padding=None, cache=None):
-        h = self.attn(self.ln1(x), is_causal=True, key_padding_mask=padding, cache=cache)
+    def forward(self, x, positions, padding=None, cache=None):
+        h = self.attn(self.ln1(x), positions, padding, cache)
         x = x + self.dropout(h)
         return x + self.dropout(self.ff(self.ln2(x)))
 
@@ -125,7 +238,8 @@ class DecoderOnlyTransformer(Module):
 
     def __init__(self, vocab_size, d_model=64, num_layers=2, num_heads=4, num_kv_heads=None,
                  dim_feedforward=None, max_len=256, positions="learned", attention="full",
-                 window=None, sinks=0, dropout=0.0, bias=True, layer_norm_eps=1e-5, dtype=None):
+                 window=None, sinks=0, rope_base=10000.0, dropout=0.0, bias=True,
+                 layer_norm_eps=1e-5, dtype=None):
         super().__init__()
         name = type(self).__name__
         dim_feedforward = 4 * d_model if dim_feedforward is None else dim_feedforward
@@ -139,9 +253,15 @@ class DecoderOnlyTransformer(Module):
         if (window is not None or sinks) and attention != "sliding":
             raise ValueError(f"{name}: window and sinks belong to attention='sliding' (got "
                              f"attention={attention!r}, window={window!r}, sinks={sinks!r}).")
-        for option, value in (("positions", positions), ("attention", attention)):
-            if value in _PENDING:
-                _pending(option, value)
+        if attention == "sliding":
+            if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+                raise ValueError(f"{name}: attention='sliding' needs window, the number of recent "
+                                 f"tokens each token sees (itself included), a whole number >= 1; "
+                                 f"got {window!r}.")
+            check_sizes(name, minimum=0, sinks=sinks)
+        if attention == "linear" and positions == "alibi":
+            raise ValueError(f"{name}: positions='alibi' adds a bias to softmax scores, which "
+                             f"attention='linear' never forms; choose rope, learned or sinusoid.")
         self.vocab_size, self.d_model, self.max_len = int(vocab_size), int(d_model), int(max_len)
         self.positions, self.attention = positions, attention
         self.window, self.sinks = window, int(sinks)
@@ -154,7 +274,9 @@ class DecoderOnlyTransformer(Module):
         self.drop = Dropout(dropout)
         self.blocks = ModuleList([
             DecoderBlock(d_model, num_heads, num_kv_heads, dim_feedforward, dropout, bias,
-                         layer_norm_eps, dtype) for _ in range(int(num_layers))])
+                         layer_norm_eps, dtype, positions=positions, attention=attention,
+                         window=window, sinks=sinks, rope_base=rope_base)
+            for _ in range(int(num_layers))])
         self.ln_f = LayerNorm(d_model, eps=layer_norm_eps, dtype=dtype)
         self.lm_head = Linear(d_model, vocab_size, bias=False, dtype=dtype)
 
@@ -164,8 +286,10 @@ class DecoderOnlyTransformer(Module):
 
     def new_cache(self):
         """An empty cache for incremental decoding: one KVCache per block (only its key/value
-        heads), sliding-window caches for attention='sliding'."""
-        return DecoderCache(self.num_layers, window=self.window, sinks=self.sinks)
+        heads), sliding-window caches (sinks + window) for attention='sliding', a fixed-size
+        recurrent state per block for attention='linear'."""
+        return DecoderCache(self.num_layers, window=self.window, sinks=self.sinks,
+                            linear=self.attention == "linear")
 
     # ------------------------------------------------------------------ forward
     def forward(self, tokens, padding=None, cache=None):
@@ -178,7 +302,7 @@ class DecoderOnlyTransformer(Module):
             x = x + Tensor(self.pos_table.array[positions].astype(x.dtype, copy=False))
         x = self.drop(x)
         for i, block in enumerate(self.blocks):
-            x = block(x, padding, None if cache is None else cache.self_attn[i])
+            x = block(x, positions, padding, None if cache is None else cache.self_attn[i])
         return self.lm_head(self.ln_f(x))
 
     def _positions(self, tokens, padding, cache):
@@ -197,6 +321,8 @@ class DecoderOnlyTransformer(Module):
             if self.sinks:                                      # the sinks are each row's first
                 for layer in cache.self_attn:                   # real tokens: keep those columns
                     layer.sink_columns = self.sinks + int(cache.padding.max())
+        if cache.offset > 0 and cache.padding is None:          # a cache filled by hand
+            cache.padding = xp.zeros(N, dtype=np.int64)
         cols = xp.arange(cache.offset, cache.offset + T, dtype=np.int64)
         positions = xp.maximum(cols[None, :] - cache.padding[:, None], 0)
         return positions
@@ -240,6 +366,9 @@ class DecoderOnlyTransformer(Module):
                                  f"tokens has {arr.shape[0]} rows.")
         last = (cache.offset if cache is not None else 0) + arr.shape[1]
         pad_rows = 0 if padding is None else int(padding.sum(axis=1).min())
+        if cache is not None and self.attention == "linear" and cache.offset > 0 and arr.shape[1] != 1:
+            raise ValueError(f"{name}: with attention='linear' the cache is a recurrent state: "
+                             f"after the prefill, feed one token per call (got {arr.shape[1]}).")
         if self.positions in ("learned", "sinusoid") and last - pad_rows > self.max_len:
             raise ValueError(f"{name}: position {last - pad_rows - 1} is beyond max_len="
                              f"{self.max_len} (positions={self.positions!r} has a vector for "

@@ -38,7 +38,7 @@ from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.tensor import Tensor, unwrap
 from ..backend import active_module, get_array_module, to_numpy
 
-__all__ = ["DecoderCache", "KVCache", "left_pad"]
+__all__ = ["DecoderCache", "KVCache", "LinearAttentionState", "left_pad"]
 
 
 def left_pad(prompts, pad_value=0):
@@ -269,10 +269,47 @@ class KVCache:
         return f"KVCache(keys={shape}, offset={self.offset}, nbytes={self.nbytes}{extra})"
 
 
+class LinearAttentionState:
+    """The whole memory of one causal linear-attention layer (``attention.linear_attention``):
+    S = Σ_j φ(k_j) v_jᵀ (N, H_kv, 1, D, Dv) and z = Σ_j φ(k_j) (N, H_kv, 1, D), summed over every
+    token so far. Its size does not grow with the sequence: that is linear attention's trade (no
+    keys are kept, so no key can be looked up exactly again; lesson 24). ``offset`` counts the
+    columns seen, as ``KVCache.offset`` does."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.state = None                 # (S, z) Tensors, or None before the first token
+        self.offset = 0
+        return self
+
+    @property
+    def batch_size(self):
+        return None if self.state is None else self.state[0].shape[0]
+
+    @property
+    def nbytes(self):
+        if self.state is None:
+            return 0
+        return sum(t.array.size * t.array.dtype.itemsize for t in self.state)
+
+    def reorder(self, index):
+        if self.state is not None:
+            xp = get_array_module(self.state[0].array)
+            idx = xp.asarray(unwrap(index), dtype=np.int64)
+            self.state = tuple(Tensor(t.array[idx]) for t in self.state)
+        return self
+
+    def __repr__(self):
+        shape = None if self.state is None else tuple(self.state[0].shape)
+        return f"LinearAttentionState(S={shape}, offset={self.offset}, nbytes={self.nbytes})"
+
+
 class DecoderCache:
-    """The caches of a whole decoder: one ``KVCache`` per layer for its self-attention and, with
-    ``cross=True`` (an encoder-decoder), one static ``KVCache`` per layer for the encoder's keys and
-    values, computed on the first step.
+    """The caches of a whole decoder: one ``KVCache`` per layer for its self-attention (or, with
+    ``linear=True``, one ``LinearAttentionState``) and, with ``cross=True`` (an encoder-decoder),
+    one static ``KVCache`` per layer for the encoder's keys and values, computed on the first step.
 
         cache = DecoderCache(num_layers, cross=True)
         decoder(tgt_step, memory, tgt_is_causal=True, cache=cache)      # one step
@@ -283,11 +320,14 @@ class DecoderCache:
     model at its prefill (None: no padding).
     """
 
-    def __init__(self, num_layers, cross=False, window=None, sinks=0):
+    def __init__(self, num_layers, cross=False, window=None, sinks=0, linear=False):
         if isinstance(num_layers, bool) or int(num_layers) != num_layers or num_layers < 1:
             raise ValueError(f"DecoderCache: num_layers must be a whole number >= 1, got "
                              f"{num_layers!r}.")
-        self.self_attn = [KVCache(window=window, sinks=sinks) for _ in range(int(num_layers))]
+        if linear:                       # linear attention: a fixed-size state per layer
+            self.self_attn = [LinearAttentionState() for _ in range(int(num_layers))]
+        else:
+            self.self_attn = [KVCache(window=window, sinks=sinks) for _ in range(int(num_layers))]
         self.cross_attn = [KVCache(static=True) for _ in range(int(num_layers))] if cross else None
         self.padding = None
 
