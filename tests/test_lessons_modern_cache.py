@@ -30,3 +30,21 @@ def test_21_kv_cache(tmp_path):
     assert set(v["timing"]) == {"with cache", "without cache"}
     assert all(t["total_s"] > 0 for t in v["timing"].values())
     assert r["figures"] == ["kv_cache.png"]
+
+
+def test_23_grouped_query_attention(tmp_path):
+    proc, r = run_lesson("23_grouped_query_attention", tmp_path)
+    assert_passed(proc, r)
+    v = r["values"]
+    assert v["grouping_err"] < 1e-12
+    assert v["cache_ratio"] == {"MHA": 8.0, "GQA": 2.0, "MQA": 1.0}
+    # float32, 2 layers, k and v, H_kv heads of 4 features: 64 bytes per KV head
+    assert v["cache_bytes_per_token"] == {"MHA": 512.0, "GQA": 128.0, "MQA": 64.0}
+    assert v["budget_spread"] < 0.01
+    for name, res in v["results"].items():
+        assert res["accuracy"] >= 0.95, name
+        assert res["loss"] > v["floor"]                     # nobody beats the noise floor
+    assert abs(v["floor"] - 0.5650) < 1e-3
+    assert v["after_pooling"][1] < 0.5 <= 0.95 <= v["uptrain_curve"][-1][2]
+    assert set(v["pooling_vs_scratch"]) == {"50", "100"}
+    assert r["figures"] == ["gqa_memory_vs_quality.png"]

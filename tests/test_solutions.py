@@ -551,3 +551,26 @@ def test_kv_cache_exercise_3():
     per_key = 2 * r["heads"] * r["head_dim"] * 8
     sizes = np.array(r["nbytes"]) // per_key
     np.testing.assert_array_equal(sizes, np.minimum(np.arange(1, 101), 2 + 16))   # sinks + window
+
+
+# --------------------------------------------------------------------------- grouped-query attention (lesson 23)
+def test_grouped_query_attention_exercise_1():
+    r = load("grouped_query_attention").exercise_1()
+    assert r["gqa_bytes"] == 2 * 80 * 8 * 128 * 2 and r["mha_bytes"] == 2 * 80 * 64 * 128 * 2
+    assert r["ratio"] == 64 / 8
+
+
+def test_grouped_query_attention_exercise_2():
+    r = load("grouped_query_attention").exercise_2()
+    # averaging heads that were trained apart destroys what they did: far worse than the parent,
+    # and worse the more heads are averaged into one
+    assert r[2] > r["mha"] + 1.0 and r[1] > r[2]
+    assert r["mha"] < 0.7
+
+
+def test_grouped_query_attention_exercise_3():
+    r = load("grouped_query_attention").exercise_3()
+    d, D, L, H = r["d"], r["head_dim"], r["layers"], r["heads"]
+    kv_weights = lambda kv: 2 * (d * kv * D + kv * D)                      # noqa: E731
+    assert r["params_mha"] - r["params_plain_mqa"] == L * (kv_weights(H) - kv_weights(1))
+    assert np.isfinite(r["loss_plain_mqa"]) and r["loss_plain_mqa"] > 0.565   # above the noise floor
