@@ -240,6 +240,8 @@ def test_every_dtype_gives_the_float_result_or_a_type_error_naming_the_op(op, x)
     else:
         want = reference(a) if op not in _ARGS else np.apply_along_axis(reference, -1, a)
         want = np.asarray(want)
+    if out.dtype.kind == "f" and np.any(np.abs(want) > np.finfo(out.dtype).max):
+        return                                    # the true result overflows float16 (inf in PyTorch too)
     tol = 2e-3 if x.dtype == np.float16 else 1e-5
     np.testing.assert_allclose(out.numpy().astype(np.float64), want.reshape(out.shape),
                                rtol=tol, atol=tol)
