@@ -574,3 +574,32 @@ def test_grouped_query_attention_exercise_3():
     kv_weights = lambda kv: 2 * (d * kv * D + kv * D)                      # noqa: E731
     assert r["params_mha"] - r["params_plain_mqa"] == L * (kv_weights(H) - kv_weights(1))
     assert np.isfinite(r["loss_plain_mqa"]) and r["loss_plain_mqa"] > 0.565   # above the noise floor
+
+
+# --------------------------------------------------------------------------- rotary and ALiBi positions (lesson 22)
+def test_rope_and_alibi_exercise_1():
+    r = load("rope_and_alibi").exercise_1()
+    for base, pairs in r.items():
+        theta = base ** (-np.arange(0, 8, 2) / 8)                       # θ_m = base^(-2m/d), d = 8
+        np.testing.assert_allclose(pairs["positions_per_turn"], 2 * np.pi / theta, rtol=1e-12)
+        np.testing.assert_allclose(pairs["angle_over_offset"], 6 * theta, rtol=1e-12)
+        np.testing.assert_allclose(pairs["separation"], 2 * np.abs(np.sin(3 * theta)), rtol=1e-9)  # |e^{ia} - 1|
+    # the fastest pair turns 6 rad over 6 positions, almost a full turn: it is not the one that
+    # separates positions 0 and 6 best (pair 1 is, at 0.6 rad); the slowest pair barely moves
+    sep = r[10000.0]["separation"]
+    assert int(np.argmax(sep)) == 1 and sep[0] < sep[1] and sep[3] < 0.01
+
+
+def test_rope_and_alibi_exercise_2():
+    r = load("rope_and_alibi").exercise_2()
+    # the paper's rule for 12 heads: the 8 slopes of 8 heads, then every other slope of 16 heads
+    expected = [2.0 ** -(h + 1) for h in range(8)] + [2.0 ** -(0.5 * (2 * j + 1)) for j in range(4)]
+    np.testing.assert_allclose(r["slopes"], expected, rtol=1e-12)
+    np.testing.assert_allclose(r["penalty"], 10 * np.array(expected), rtol=1e-12)
+    assert r["steepest_head"] == 8 and r["largest_penalty"] == pytest.approx(10 / np.sqrt(2), rel=1e-12)
+
+
+def test_rope_and_alibi_exercise_3():
+    message = load("rope_and_alibi").exercise_3()
+    assert message is not None and message.startswith("ValueError")
+    assert "max_len=16" in message and "position 31" in message and "larger max_len" in message
