@@ -363,15 +363,17 @@ for ax, K in zip(axes[:2], OFFSETS):
         ax.plot(lengths, [accuracy[f"K={K} {scheme}"][m] for m in TEST_MULTIPLES], "o-", label=scheme)
     ax.axvline(TRAIN_LEN, color="gray", ls=":", lw=1)
     ax.axhline(chance, color="gray", ls="--", lw=1)
-    ax.set(xscale="log", xticks=lengths, xticklabels=[str(n) for n in lengths], ylim=(0, 1.05),
+    ax.set_xscale("log", base=2)
+    ax.minorticks_off()
+    ax.set(xticks=lengths, xticklabels=[str(n) for n in lengths], ylim=(0, 1.05),
            xlabel="test length (trained at 16)", ylabel="accuracy", title=f"output the token {K} back")
+    ax.text(lengths[-1], chance, "chance ", ha="right", va="bottom", color="gray", fontsize=8)
     ax.legend()
 for scheme in SCHEMES:
-    pp = per_position[f"K=1 {scheme}"][4]
-    axes[2].plot(np.arange(1, MAX_LEN), np.convolve(pp, np.ones(3) / 3, mode="same"), label=scheme)
-axes[2].axvline(TRAIN_LEN - 0.5, color="gray", ls=":", lw=1)
-axes[2].text(TRAIN_LEN, 0.5, " training length", color="gray", fontsize=8)
-axes[2].set(xlabel="position in a sequence of 64", ylabel="accuracy (3-position average)", ylim=(0, 1.05),
+    axes[2].plot(np.arange(1, MAX_LEN), per_position[f"K=1 {scheme}"][4], label=scheme)
+axes[2].axvspan(TRAIN_LEN - 0.5, MAX_LEN, color="gray", alpha=0.12, lw=0)
+axes[2].text(TRAIN_LEN, 0.5, " beyond the training length", color="gray", fontsize=8)
+axes[2].set(xlabel="position in a sequence of 64", ylabel="accuracy over 200 sequences", ylim=(0, 1.05),
             title="K = 1, per position, at 4x the training length")
 axes[2].legend()
 fig.tight_layout()
