@@ -245,8 +245,8 @@ for name, r in reach.items():
 # block's ``attend`` is wrapped, for one forward pass, by a function that computes
 # softmax(q kᵀ/√D + mask) from the q and k it is given (the same formula as section 1's scores)
 # before calling the real one. Measured: the share of attention that queries at positions 48..63 (at
-# length 64) and 16..31 (at length 32) put on keys 16 or more places back, the distances never seen;
-# the largest share over the heads of each layer.
+# length 64) and 16..31 (at length 32) put on keys 16 or more places back, the distances never seen,
+# for every head; printed: the largest share among the heads of each layer.
 
 # %%
 lesson.section("6. attention on never-seen distances")
@@ -281,14 +281,14 @@ def attention_maps(model, tokens):
 
 
 def far_share(model, m):
-    """Per layer: the largest (over heads) mean weight that the queries of the last 16 positions at
-    length m * 16 put on keys at distance >= 16."""
+    """Per layer and head: the mean weight that the queries of the last 16 positions at length
+    m * 16 put on keys at distance >= 16."""
     T = m * TRAIN_LEN
     far = (np.arange(T)[:, None] - np.arange(T)[None, :]) >= TRAIN_LEN       # (T, T) query - key
     shares = []
     for w in attention_maps(model, tests[m][:50]):
         per_head = (w * far).sum(axis=-1)[:, :, T - TRAIN_LEN:].mean(axis=(0, 2))   # (H,)
-        shares.append(float(per_head.max()))
+        shares.append(per_head.tolist())
     return shares
 
 
@@ -301,7 +301,7 @@ far_attention = {f"K={K} {s}": {m: far_share(trained[f"K={K} {s}"], m) for m in 
                  for K in OFFSETS for s in ("rope", "alibi")}
 for name, by_m in far_attention.items():
     print(f"  {name:<11} share on distances >= {TRAIN_LEN}, most-affected head per layer: "
-          + ";  ".join(f"at {m * TRAIN_LEN}: " + ", ".join(f"{x:.1%}" for x in shares) for m, shares in by_m.items()))
+          + ";  ".join(f"at {m * TRAIN_LEN}: " + ", ".join(f"{max(h):.1%}" for h in shares) for m, shares in by_m.items()))
 print(f"(the recorded weights times v reproduce what attention returned to {max(map_err):.1e}: float32)")
 
 # %% [markdown]
@@ -313,8 +313,9 @@ lesson.section("7. what the numbers say")
 absolute = [f"K={K} {s}" for K in OFFSETS for s in ("learned", "sinusoid")]
 worst_abs_4x = max(accuracy[n][4] for n in absolute)
 sin4, learn4 = accuracy["K=1 sinusoid"][4], accuracy["K=1 learned"][4]
-print(f"Absolute positions: every learned/sinusoid model is at least {min(accuracy[n][1] for n in absolute):.1%} "
-      f"right at length {TRAIN_LEN} and at most {worst_abs_4x:.1%} right at length {MAX_LEN}: what they learnt is "
+at_1x = list(dict.fromkeys(f"{a:.1%}" for a in sorted(accuracy[n][1] for n in absolute)))   # lowest, highest
+print(f"Absolute positions: the learned and sinusoid models are right {' to '.join(at_1x[::max(1, len(at_1x) - 1)])} "
+      f"of the time at length {TRAIN_LEN} and at most {worst_abs_4x:.1%} right at length {MAX_LEN}: what they learnt is "
       f"tied to positions 0..{TRAIN_LEN - 1} (the first {TRAIN_LEN - 1} of {MAX_LEN - 1} targets are "
       f"{(TRAIN_LEN - 1) / (MAX_LEN - 1):.0%} of a length-64 sequence). A sinusoid row for position 40 exists, "
       f"but the network never saw it: K = 1 at 4x, sinusoid {sin4:.1%} against {learn4:.1%} for learned rows that "
@@ -325,27 +326,33 @@ for K in OFFSETS:
     print(f"K = {K}: RoPE {rope[1]:.1%} / {rope[2]:.1%} / {rope[4]:.1%} and ALiBi {alibi[1]:.1%} / {alibi[2]:.1%} / "
           f"{alibi[4]:.1%} at 1x / 2x / 4x; {better} is ahead at 4x.")
 rope1, alibi1, alibi3 = accuracy["K=1 rope"], accuracy["K=1 alibi"], accuracy["K=3 alibi"]
-rope_far, alibi_far = far_attention["K=1 rope"], far_attention["K=1 alibi"]
+# per layer: the head most drawn to the unseen distances, and the most local head
+rope_far = {m: [max(h) for h in by_layer] for m, by_layer in far_attention["K=1 rope"].items()}
+alibi_far = {m: [max(h) for h in by_layer] for m, by_layer in far_attention["K=1 alibi"].items()}
+alibi_local = [min(h) for h in far_attention["K=1 alibi"][4]]
 if rope1[2] >= 0.95 and rope1[4] < 0.9:
     print(f"RoPE extrapolated to 2x but not to 4x (K = 1: {rope1[4]:.1%} at 4x; right at every position up to "
           f"{reach['K=1 rope']} only). This is a known finding: relative is not the same as length-robust.")
 else:
     print(f"RoPE (K = 1) reached {rope1[2]:.1%} at 2x and {rope1[4]:.1%} at 4x in this run.")
-if max(rope_far[4]) > uniform_far[4] > max(rope_far[2]):
-    print(f"Section 6 shows why: at length 64 a RoPE head puts {max(rope_far[4]):.1%} of its attention on distances "
-          f"it never met in training - more than the {uniform_far[4]:.0%} that attending evenly would - while at "
-          f"length 32 no head put more than {max(rope_far[2]):.1%} there. Its scores depend only on i - j, but "
-          f"nothing in training shaped them for i - j >= {TRAIN_LEN}, and some of those far keys score high by "
-          "accident. (Long-context models rescale RoPE's angles for this: position interpolation, 'NTK' base "
-          "scaling.)")
+layer = int(np.argmax(rope_far[4]))                 # the RoPE layer most drawn to unseen distances at 4x
+if rope_far[4][layer] > uniform_far[4] and rope_far[2][layer] < uniform_far[2]:
+    print(f"Section 6 shows why: at length 64 a head of RoPE's layer {layer + 1} puts {rope_far[4][layer]:.1%} of its "
+          f"attention on distances it never met in training - more than the {uniform_far[4]:.1%} that attending "
+          f"evenly would - while at length 32 no head of that layer put more than {rope_far[2][layer]:.1%} there "
+          f"(evenly: {uniform_far[2]:.1%}). Its scores depend only on i - j, but nothing in training shaped them "
+          f"for i - j >= {TRAIN_LEN}, and far enough out some of those keys score high by accident. (Long-context "
+          "models rescale RoPE's angles for this: position interpolation, 'NTK' base scaling.)")
 else:
-    print(f"Section 6 did not show RoPE concentrating on unseen distances at 4x in this run (most-affected head "
-          f"{max(rope_far[4]):.0%}, attending evenly {uniform_far[4]:.0%}).")
+    print(f"Section 6 did not show a RoPE layer turning to unseen distances at 4x in this run (layer {layer + 1}: "
+          f"{rope_far[2][layer]:.1%} at length 32, {rope_far[4][layer]:.1%} at 64; attending evenly "
+          f"{uniform_far[2]:.1%} and {uniform_far[4]:.1%}).")
 if alibi1[4] >= 0.9:
-    print(f"ALiBi kept {alibi1[4]:.1%} at 4x on K = 1. Its heads put at most {max(alibi_far[4]):.0%} of their attention "
-          f"on the unseen distances at length 64 ({'less than' if max(alibi_far[4]) < uniform_far[4] else 'about'} "
-          f"the {uniform_far[4]:.0%} of attending evenly: its shallowest heads average broadly by design), and the "
-          "penalty that grows with the distance keeps the steep heads on the near keys whatever far keys are added.")
+    print(f"ALiBi kept {alibi1[4]:.1%} at 4x on K = 1. No head of it put more than {max(alibi_far[4]):.1%} of its "
+          f"attention on the unseen distances at length 64 ({'less than' if max(alibi_far[4]) < uniform_far[4] else 'against'} "
+          f"the {uniform_far[4]:.1%} of attending evenly: its shallowest heads average broadly by design), and its most "
+          f"local head in each layer put only " + " and ".join(f"{x:.1%}" for x in alibi_local) + " there: the "
+          "penalty that grows with the distance keeps the steep heads on the near keys however many far keys are added.")
 if alibi3[1] < 0.9:
     print(f"But ALiBi learnt K = 3 poorly even at the training length ({alibi3[1]:.1%}, chance "
           f"{chance:.1%}): its only position signal is 'nearer is better'. Picking the token exactly 3 back, and "

@@ -39,6 +39,9 @@ def test_22_rope_and_alibi(tmp_path):
     # the recorded attention maps reproduce what attention computed (float32), and the even-attention
     # baseline is the formula: queries t at the last 16 positions put (t - 15) / (t + 1) 16 or more back
     assert v["map_err"] < 1e-4
+    for name, by_length in v["far_attention"].items():          # 2 layers x 4 heads of shares
+        for shares in by_length.values():
+            assert np.shape(shares) == (2, 4) and all(0 <= x <= 1 + 1e-6 for h in shares for x in h), name
     for m in ("2", "4"):
         T = int(m) * 16
         assert v["uniform_far"][m] == pytest.approx(np.mean([(t - 15) / (t + 1) for t in range(T - 16, T)]))
