@@ -38,9 +38,9 @@ rng = lesson.rng
 
 # %% [markdown]
 # ## 1. RoPE, written out: rotate pairs of features
-# A head of d = 8 features is cut into d/2 = 4 pairs: pair m is (x[m], x[m + 4]) (the "halves"
-# pairing of GPT-NeoX and Llama; the paper pairs neighbours, the same rotation up to a fixed
-# reordering of the features). At position p, pair m turns by the angle p·θ_m, θ_m = base^(-2m/d):
+# A head of d = 8 features (the head size of the models trained below) is cut into d/2 = 4 pairs:
+# pair m is (x[m], x[m + 4]) (the "halves" pairing of GPT-NeoX and Llama; the paper pairs
+# neighbours, the same rotation up to a fixed reordering of the features). At position p, pair m turns by the angle p·θ_m, θ_m = base^(-2m/d):
 #
 #     x'[m] = x[m] cos(pθ_m) - x[m+4] sin(pθ_m),   x'[m+4] = x[m+4] cos(pθ_m) + x[m] sin(pθ_m)
 #
