@@ -574,3 +574,36 @@ def test_grouped_query_attention_exercise_3():
     kv_weights = lambda kv: 2 * (d * kv * D + kv * D)                      # noqa: E731
     assert r["params_mha"] - r["params_plain_mqa"] == L * (kv_weights(H) - kv_weights(1))
     assert np.isfinite(r["loss_plain_mqa"]) and r["loss_plain_mqa"] > 0.565   # above the noise floor
+
+
+# --------------------------------------------------------------------------- linear attention (lesson 24)
+def test_linear_attention_exercise_1():
+    r = load("linear_attention").exercise_1()
+    d = r["d"]
+    assert r["state_bytes"] == (d * d + d) * 4                         # S and z, float32
+    np.testing.assert_array_equal(r["kv_bytes"], 2 * np.arange(1, 65) * d * 4)   # k and v per token
+    assert r["first_T_larger"] == (d * d + d) // (2 * d) + 1 == 33     # 2·T·64 > 4160 from T = 33
+
+
+def test_linear_attention_exercise_2():
+    r = load("linear_attention").exercise_2()
+    q, k, v = (np.asarray(r["inputs"][n]) for n in ("q", "k", "v"))
+    # the identity map's weights q_i·k_j, recomputed in NumPy: some are negative, and some row sums
+    # (the denominators) come close to zero, which is what throws outputs out of range
+    A = np.tril(q @ k.T)
+    assert (A < 0).any() and np.abs(A.sum(axis=1)).min() < 0.5
+    y = (A @ v) / (A.sum(axis=1, keepdims=True) + 1e-6)
+    np.testing.assert_allclose(r["identity"]["largest_output"], np.abs(y).max(), rtol=1e-9)
+    assert r["elu"]["inside"] is True and r["identity"]["inside"] is False
+    assert r["elu"]["largest_output"] <= r["largest_value"] < r["identity"]["largest_output"]
+
+
+def test_linear_attention_exercise_3():
+    r = load("linear_attention").exercise_3()
+    assert r["onehot_error"] < 1e-5                 # S = Σ e_j v_jᵀ: e_iᵀ S = v_i; only eps remains
+    keys, values, d = np.asarray(r["keys"]), np.asarray(r["values"]), r["d"]
+    assert np.linalg.matrix_rank(keys) == d < len(keys)               # 32 keys in 16 dimensions
+    s = np.linalg.svd(values, compute_uv=False)
+    assert r["best_possible_relative_error"] == pytest.approx(np.sqrt((s[d:] ** 2).sum() / (s ** 2).sum()))
+    assert r["best_possible_relative_error"] > 0.2
+    assert r["random_relative_error"] >= r["best_possible_relative_error"]
