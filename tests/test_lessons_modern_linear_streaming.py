@@ -38,3 +38,31 @@ def test_24_linear_attention(tmp_path):
     assert w["64"] < 0.5 * w["8"] and v["weight_on_answer"]["softmax, d = 16"]["64"] > 0.5
     assert max(v["per_dim_spread"].values()) < max(v["by_length_spread"].values())
     assert r["figures"] == ["linear_attention.png"]
+
+
+def test_25_streaming_attention_sinks(tmp_path):
+    proc, r = run_lesson("25_streaming_attention_sinks", tmp_path)
+    assert_passed(proc, r)
+    v = r["values"]
+    assert v["mask_equal"] and v["same_columns"]
+    assert v["cache_sizes"] == [min(t + 1, 6) for t in range(12)]     # W = 4 + s = 2 keys at most
+    assert max(v["cached_err"], v["hand_err"]) < 1e-10
+    spans = v["span_loss"]
+    window, cache_sinks = spans["window 32, no sinks"], spans["window 28 + 4 sinks (cache positions)"]
+    far, inside = "257-512", "4-32"
+    assert spans["full attention"][inside] < 0.1                        # learnt, at its training length
+    assert abs(window[far] - window[inside]) < 0.05                     # a window streams
+    assert abs(cache_sinks[far] - cache_sinks[inside]) < 0.05          # so do sinks at cache positions
+    # full attention at rotary distances 16x those trained on breaks down (the reference)
+    assert spans["full attention"][far] > window[far] + 0.5
+    # the printed verdict on sinks follows the paired difference and its standard error
+    gain, se = v["sink_gain"]
+    assert v["sinks_helped"] == (gain > 2 * se)
+    assert ("helped: it removed" in proc.stdout) == v["sinks_helped"]
+    cost, se = v["absolute_sink_cost"]
+    if cost > 2 * se:
+        assert "a distance never seen in training" in proc.stdout and v["absolute_sink_period"] is not None
+    # attention weights on position 0: per layer and head, each a share in [0, 1]
+    assert all(0 <= m <= 1 for heads in v["mass_on_first"].values() for m in heads)
+    assert len(v["excess_per_position"]["full attention"]) == 512 - 3
+    assert r["figures"] == ["streaming.png"]

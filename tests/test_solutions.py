@@ -607,3 +607,27 @@ def test_linear_attention_exercise_3():
     assert r["best_possible_relative_error"] == pytest.approx(np.sqrt((s[d:] ** 2).sum() / (s ** 2).sum()))
     assert r["best_possible_relative_error"] > 0.2
     assert r["random_relative_error"] >= r["best_possible_relative_error"]
+
+
+# --------------------------------------------------------------------------- streaming attention with sinks (lesson 25)
+def test_streaming_attention_sinks_exercise_1():
+    r = load("streaming_attention_sinks").exercise_1()
+    per_token = 2 * 32 * 8 * 128 * 2                         # k and v, layers, heads, features, float16
+    assert r["streaming_keys"] == 4092 + 4
+    assert r["streaming_bytes"] == per_token * 4096 == 512 * 2 ** 20
+    assert r["full_bytes"] == per_token * r["tokens"]        # 13.1 GB: 25x the streaming cache
+
+
+def test_streaming_attention_sinks_exercise_2():
+    r = load("streaming_attention_sinks").exercise_2()
+    # each layer reaches W - 1 further back: the last token sees T-1-L(W-1) .. T-1 and nothing before
+    first = r["T"] - 1 - r["layers"] * (r["window"] - 1)
+    assert r["earliest"] == first
+    assert r["moved"] == [j >= first for j in range(r["T"])]
+
+
+def test_streaming_attention_sinks_exercise_3():
+    r = load("streaming_attention_sinks").exercise_3()
+    assert r["kept_tokens"] == 7
+    assert r["rope"] < 1e-12            # rotary scores depend on offsets only: the absolute start is invisible
+    assert r["learned"] > 1e-3          # learned positions: the same tokens at other positions
