@@ -603,3 +603,60 @@ def test_rope_and_alibi_exercise_3():
     message = load("rope_and_alibi").exercise_3()
     assert message is not None and message.startswith("ValueError")
     assert "max_len=16" in message and "position 31" in message and "larger max_len" in message
+
+
+# --------------------------------------------------------------------------- linear attention (lesson 24)
+def test_linear_attention_exercise_1():
+    r = load("linear_attention").exercise_1()
+    d = r["d"]
+    assert r["state_bytes"] == (d * d + d) * 4                         # S and z, float32
+    np.testing.assert_array_equal(r["kv_bytes"], 2 * np.arange(1, 65) * d * 4)   # k and v per token
+    assert r["first_T_larger"] == (d * d + d) // (2 * d) + 1 == 33     # 2·T·64 > 4160 from T = 33
+
+
+def test_linear_attention_exercise_2():
+    r = load("linear_attention").exercise_2()
+    q, k, v = (np.asarray(r["inputs"][n]) for n in ("q", "k", "v"))
+    # the identity map's weights q_i·k_j, recomputed in NumPy: some are negative, and some row sums
+    # (the denominators) come close to zero, which is what throws outputs out of range
+    A = np.tril(q @ k.T)
+    assert (A < 0).any() and np.abs(A.sum(axis=1)).min() < 0.5
+    y = (A @ v) / (A.sum(axis=1, keepdims=True) + 1e-6)
+    np.testing.assert_allclose(r["identity"]["largest_output"], np.abs(y).max(), rtol=1e-9)
+    assert r["elu"]["inside"] is True and r["identity"]["inside"] is False
+    assert r["elu"]["largest_output"] <= r["largest_value"] < r["identity"]["largest_output"]
+
+
+def test_linear_attention_exercise_3():
+    r = load("linear_attention").exercise_3()
+    assert r["onehot_error"] < 1e-5                 # S = Σ e_j v_jᵀ: e_iᵀ S = v_i; only eps remains
+    keys, values, d = np.asarray(r["keys"]), np.asarray(r["values"]), r["d"]
+    assert np.linalg.matrix_rank(keys) == d < len(keys)               # 32 keys in 16 dimensions
+    s = np.linalg.svd(values, compute_uv=False)
+    assert r["best_possible_relative_error"] == pytest.approx(np.sqrt((s[d:] ** 2).sum() / (s ** 2).sum()))
+    assert r["best_possible_relative_error"] > 0.2
+    assert r["random_relative_error"] >= r["best_possible_relative_error"]
+
+
+# --------------------------------------------------------------------------- streaming attention with sinks (lesson 25)
+def test_streaming_attention_sinks_exercise_1():
+    r = load("streaming_attention_sinks").exercise_1()
+    per_token = 2 * 32 * 8 * 128 * 2                         # k and v, layers, heads, features, float16
+    assert r["streaming_keys"] == 4092 + 4
+    assert r["streaming_bytes"] == per_token * 4096 == 512 * 2 ** 20
+    assert r["full_bytes"] == per_token * r["tokens"]        # 13.1 GB: 25x the streaming cache
+
+
+def test_streaming_attention_sinks_exercise_2():
+    r = load("streaming_attention_sinks").exercise_2()
+    # each layer reaches W - 1 further back: the last token sees T-1-L(W-1) .. T-1 and nothing before
+    first = r["T"] - 1 - r["layers"] * (r["window"] - 1)
+    assert r["earliest"] == first
+    assert r["moved"] == [j >= first for j in range(r["T"])]
+
+
+def test_streaming_attention_sinks_exercise_3():
+    r = load("streaming_attention_sinks").exercise_3()
+    assert r["kept_tokens"] == 7
+    assert r["rope"] < 1e-12            # rotary scores depend on offsets only: the absolute start is invisible
+    assert r["learned"] > 1e-3          # learned positions: the same tokens at other positions
