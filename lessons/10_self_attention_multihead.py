@@ -106,6 +106,9 @@ params = [X, Wq_t, Wk_t, Wv_t, Wo_t, bo_t]
 # head_h = one_head(X, rows h of W_q, W_k, W_v);  output = concat(head_0 .. head_3) W_oᵀ + b_o
 
 # %%
+lesson.section("3a. multi-head as a loop of single heads")
+
+
 def multihead_loop(X, W_q, W_k, W_v, W_o, b_o):
     heads, weights = [], []
     for h in range(num_heads):
@@ -115,6 +118,12 @@ def multihead_loop(X, W_q, W_k, W_v, W_o, b_o):
     return ta.concatenate(heads, axis=-1) @ W_o.T + b_o, ta.stack(weights, axis=0)
 
 
+with ta.no_grad():
+    out_shape, weights_shape = (tuple(t.shape) for t in multihead_loop(*params))
+print(f"{num_heads} heads of width {head_dim}: each head's output is ({T}, {head_dim}); concatenated "
+      f"and projected by W_o: {out_shape}; the weights of all heads stacked: {weights_shape}")
+
+
 # %% [markdown]
 # ### 3b. All heads at once
 # Project once with the full (d_model x d_model) matrices, then reshape (T, d_model) into
@@ -122,6 +131,9 @@ def multihead_loop(X, W_q, W_k, W_v, W_o, b_o):
 # then scores every head; reshaping back is the concatenation.
 
 # %%
+lesson.section("3b. all heads at once, compared with the loop")
+
+
 def multihead_batched(X, W_q, W_k, W_v, W_o, b_o):
     split = lambda M: ta.permute(ta.reshape(M, (T, num_heads, head_dim)), (1, 0, 2))  # noqa: E731
     Q, K, V = split(X @ W_q.T), split(X @ W_k.T), split(X @ W_v.T)      # (heads, T, d_head)

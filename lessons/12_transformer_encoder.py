@@ -65,8 +65,10 @@ print("with an unbiased variance (divide by n-1 = 3) it would be", ((x - mean) /
 #     post-norm:  x = LN(x + SA(x));      x = LN(x + FF(x))
 #     pre-norm:   x = x + SA(LN(x));      x = x + FF(LN(x))     (+ one final LN after the stack)
 
-
 # %%
+lesson.section("2. three encoder layers: the document's, post-norm, pre-norm")
+
+
 class DocSelfAttention(nn.Module):
     """The document's SelfAttention: one head, scores / sqrt(hidden_size), no mask."""
 

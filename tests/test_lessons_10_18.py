@@ -55,6 +55,10 @@ def test_11_positional_encoding(tmp_path):
     assert v["accuracy_without_positions"] <= v["ceiling_without_positions"] + 0.02 < 0.20
     assert v["equivariance_error"] <= 1e-12 and v["distance_only_spread"] <= 1e-9
     assert v["anti_diagonal_mass"] > 0.3                       # it attends to the mirrored position
+    # doc 002 Q4 says positional encoding reduces computation: it adds n·d additions to one layer's
+    # 4nd² (projections) + 2n²d (scores, mix) + 2nd·d_ff (feed-forward) multiply-adds (n 12, d 64, d_ff 128)
+    n, d = 12, 64
+    assert abs(v["pe_cost_share"] - n * d / (4 * n * d * d + 2 * n * n * d + 2 * n * d * 2 * d)) < 1e-15
 
 
 def test_15_vanishing_gradients(tmp_path):
