@@ -27,7 +27,18 @@ def test_12_transformer_encoder(tmp_path):
     rms = v["activation_rms"]
     assert max(abs(x - 1) for x in rms["post-norm (2017 paper)"]) < 0.05      # LayerNorm after every layer
     assert rms["pre-norm"][-1] > rms["pre-norm"][0]                             # residual stream grows
-    assert len(r["figures"]) == 2
+    assert len(r["figures"]) == 3
+    # section 5, the depth study: doc 002's layer loses the gradient at the first layer as the stack
+    # deepens (no identity path), pre-norm keeps it; the printed comparison is the recorded one
+    study, depths = v["depth_study"], v["depths"]
+    assert depths == [2, 4, 8, 16]
+    doc, pre = study["document"], study["pre-norm"]
+    assert all(len(row[k]) == len(depths) for row in (doc, pre) for k in ("grad_at_init", "final_loss", "accuracy"))
+    assert all(a > b for a, b in zip(doc["grad_at_init"], doc["grad_at_init"][1:]))   # falls at every step
+    assert v["doc_grad_drop"] == doc["grad_at_init"][0] / doc["grad_at_init"][-1] >= 100
+    assert 1 / 3 <= v["pre_grad_change"] == pre["grad_at_init"][-1] / pre["grad_at_init"][0] <= 3
+    assert v["doc_worse_at"] == [n for n, d, p in zip(depths, doc["final_loss"], pre["final_loss"]) if d > p]
+    assert 16 in v["doc_worse_at"] and pre["accuracy"][-1] > doc["accuracy"][-1]      # at 16 layers it trails
 
 
 def test_10_self_attention_multihead(tmp_path):
