@@ -187,6 +187,17 @@ def test_17_long_sequences_sparse(tmp_path):
     assert reach["strided (s = 8)"]["two_layer_coverage"] == 1.0
     assert reach["local window (w = 8)"]["two_layer_coverage"] < 1.0
     assert reach["strided (s = 8)"]["fraction"] < 0.5 and v["strided_mask_exact_zero"] is True
+    # §6, doc 003 §8.3's "exponential" growth: dense attention's operation count, (4d + 5)·T² at d = 64,
+    # is exactly quadratic; its ratio per equal step of length falls (an exponential's would be constant)
+    lengths, fits = v["growth_lengths"], v["growth_fits"]
+    assert lengths == list(range(256, 2049, 256)) + [4096]
+    np.testing.assert_allclose(v["growth"]["FLOPs"], [(4 * 64 + 5) * T * T for T in lengths], rtol=1e-12)
+    flops = fits["FLOPs"]
+    assert abs(flops["power_slope"] - 2) < 1e-9 and flops["power_log_rms"] < 1e-9 < 0.1 < flops["exp_log_rms"]
+    assert all(a > b for a, b in zip(flops["step_ratios"], flops["step_ratios"][1:]))
+    np.testing.assert_allclose(flops["power_predicts_4096"], flops["measured_4096"], rtol=1e-9)
+    assert flops["exp_predicts_4096"] > 10 * flops["measured_4096"]
+    assert len(v["growth"]["seconds"]) == len(lengths) and min(v["growth"]["seconds"]) > 0   # timed, not asserted
 
 
 def test_16_making_it_fast(tmp_path):
