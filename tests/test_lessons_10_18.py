@@ -54,6 +54,17 @@ def test_10_self_attention_multihead(tmp_path):
     assert v["doc_vs_correct"] > 1e-3 and v["entropy_doc"] < v["entropy_correct"]
     assert v["doc_scale_factor"]["16/4"] == 1.0 and abs(v["doc_scale_factor"]["512/8"] - 8 ** 0.5) < 1e-12
     assert v["n_parameters"] == 4 * 32 * 32 + 4 * 32
+    # §7, doc 002 §2.1's combination of maps: the average of the heads' maps (what need_weights returns)
+    # has rows summing to 1, cannot tell previous from next, and does not give the layer's output
+    A_mean = np.array(v["averaged_map"])
+    np.testing.assert_allclose(A_mean.sum(axis=1), 1, atol=1e-12)
+    assert v["averaged_map_vs_library"] <= 1e-12 and v["averaged_output_vs_concat"] > 0.05
+    gap = v["side_gap"]
+    inner = np.arange(1, 5)
+    assert abs(gap["averaged map Ā"] - np.abs(A_mean[inner, inner - 1] - A_mean[inner, inner + 1]).mean()) < 1e-12
+    assert gap["head 1 (previous)"] > 0.8 and gap["head 2 (next)"] > 0.8 and gap["averaged map Ā"] < 0.2
+    n, d, h = 1024, 32, 4                                    # 4 heads concatenated vs one head of width 32
+    assert abs(v["combine_cost_ratio"] - (4 * n * d * d + 2 * n * n * d + h * n * n) / (4 * n * d * d + 2 * n * n * d + n * n)) < 1e-12
 
 
 def test_11_positional_encoding(tmp_path):
