@@ -73,6 +73,7 @@ print(f"test set: 2000 sequences; {share_inside:.1%} of their marked positions f
 # logits = Linear(context). Each model must learn both where to look and how to read the value.
 
 # %%
+lesson.section("2. one model, four ways of attending")
 
 
 class Retriever(nn.Module):
@@ -125,6 +126,10 @@ def accuracy(model, x, hint, y):
         logits, _, _ = model(x, hint)
     return float((logits.numpy().argmax(axis=1) == y).mean())
 
+
+for kind in ("uniform", "soft global", "local window", "local-p", "hard"):
+    n_params = sum(p.numel() for p in Retriever(kind).parameters())
+    print(f"  {kind:<12} {n_params:4d} parameters")
 
 # %% [markdown]
 # ## 3. Training
@@ -179,6 +184,7 @@ for kind, n_steps in STEPS.items():
         steps_to_90[kind] = reached
 
 # %% [markdown]
+# ## 3b. Soft vs hard over many seeds
 # One run can be lucky, and three runs can tie. Soft and hard attention are trained from N_SEEDS
 # seeds each (other initial weights and other batches; N_SEEDS keeps the lesson under 60 s on two
 # cores), and we compare how many steps each needed to reach 90%: mean, spread, and how many of

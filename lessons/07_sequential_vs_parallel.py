@@ -10,9 +10,11 @@ crash, and fix them.
 The source articles cited as doc 000 .. doc 004 are described in docs/sources.md.
 Reproduces: doc 004 §4.1 (SequentialAttention, x of shape (3, 10)) and
 §4.2 (ParallelAttention, x of shape (3, 10, 2)); §3.1-3.2 describe "sequential" and "parallel"
-attention with the same formulas.
+attention with the same formulas; §3.3's formulas (a_i = softmax(Σ_j α_ij s(i,j)),
+y_i = Σ_j a_j s(i,j) x_j), computed as printed and beside the standard softmax_j(s(i,j)).
 Criterion: the loop and the batched product agree to 1e-12 (float64); the document's bug is
-reproduced (all weights exactly 1, then the shape errors) and explained.
+reproduced (all weights exactly 1, then the shape errors) and explained; §3.3's formulas as printed
+give weights whose rows do not sum to 1, and the standard form equals the library's call (1e-12).
 """
 # %%
 from _common import Lesson
@@ -184,16 +186,98 @@ viz.heatmap(weights, [f"seq {b}" for b in range(3)], [f"t{t}" for t in range(T)]
             xlabel="position (key)", ylabel="sequence")
 lesson.savefig(fig, "doc_vs_corrected_weights")
 
+# %% [markdown]
+# ## 5. The document's formulas (§3.3), as printed
+# doc 004 §3.3 prints the same three formulas for "sequential" (§3.3.1) and "parallel" (§3.3.2)
+# attention:
+#     s(i, j) = sim(x_i, x_j)
+#     a_i     = softmax( Σ_j α_ij s(i, j) )        α_ij: "the weight between x_i and x_j", never defined
+#     y_i     = Σ_j a_j s(i, j) x_j
+# Follow the indices. Σ_j α_ij s(i, j) is one number c_i per element i, whatever α is, so the
+# softmax runs over the n elements and gives one vector a of n weights, the same for every query.
+# In y_i the weight of x_j is then a_j · s(i, j): a global importance of x_j times its similarity
+# to x_i, with nothing that makes these weights sum to 1. The standard formula normalises over the
+# keys of each query instead:   y_i = Σ_j softmax_j(s(i, j)) x_j.
+# We take sim = cosine (§3.1 names it) and α_ij = 1, write both out in NumPy on four vectors in
+# R³ (doc 000's [1,2,3], [4,5,6], [7,8,9], and [-3,-1,1], which points away from them), and compare the standard one with the library's `scaled_dot_product_attention`.
+
+# %%
+lesson.section("5. doc 004 §3.3's formulas as printed vs the standard softmax_j(s(i, j))")
+x_small = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0], [-3.0, -1.0, 1.0]])
+n_small = len(x_small)
+unit = x_small / np.linalg.norm(x_small, axis=1, keepdims=True)
+sim = unit @ unit.T                                        # s(i, j) = cos(x_i, x_j), (n, n)
+alpha = np.ones((n_small, n_small))                        # the document never defines α_ij
+c = (alpha * sim).sum(axis=1)                              # Σ_j α_ij s(i, j): one number per i, (n,)
+a_doc = np.exp(c - c.max()) / np.exp(c - c.max()).sum()    # a_i = softmax over i, (n,)
+y_doc = np.einsum("j,ij,jd->id", a_doc, sim, x_small)      # y_i = Σ_j a_j s(i, j) x_j, as printed
+w_doc = a_doc[None, :] * sim                               # the weight x_j gets in y_i
+w_std = np.exp(sim - sim.max(axis=1, keepdims=True))
+w_std /= w_std.sum(axis=1, keepdims=True)                  # softmax over j, for each i
+y_std = w_std @ x_small
+alpha_random = rng.normal(size=(n_small, n_small))         # any α: still one number per i
+print(f"x: {n_small} vectors in R^3;  s(i, j): {sim.shape};  Σ_j α_ij s(i, j): {c.shape} "
+      f"(with a random α too: {(alpha_random * sim).sum(axis=1).shape})")
+print(f"a = softmax(c) = {a_doc.round(4).tolist()} (sums to {a_doc.sum():.12g}): one weight per element, "
+      "shared by every query")
+print("the weights a_j s(i, j) each y_i gives the x_j (rows: i):")
+print(np.array2string(w_doc, precision=3, suppress_small=True))
+doc_row_sums = w_doc.sum(axis=1)
+n_negative = int((w_doc < 0).sum())
+print(f"their row sums: {doc_row_sums.round(4).tolist()}; negative weights: {n_negative} of {w_doc.size}"
+      + (" (a negative cosine times a_j: that x_j is subtracted)" if n_negative else ""))
+print("the standard weights softmax_j(s(i, j)), rows sum to", w_std.sum(axis=1).round(12).tolist())
+
+q_lib = ta.tensor(unit, dtype="float64")
+y_library = A.scaled_dot_product_attention(q_lib, q_lib, ta.tensor(x_small, dtype="float64"), scale=1.0).numpy()
+std_vs_library = float(np.abs(y_std - y_library).max())
+doc_vs_std = float(np.abs(y_doc - y_std).max())
+print(f"standard, written out vs A.scaled_dot_product_attention(x̂, x̂, x, scale=1): max difference {std_vs_library:.1e}")
+print(f"y as printed vs the standard y: max difference {doc_vs_std:.3f} (the vectors x have entries of "
+      f"size ~{np.abs(x_small).mean():.2f})")
+for i in range(n_small):
+    print(f"  y_{i}: as printed {y_doc[i].round(3).tolist()!s:<26} standard {y_std[i].round(3).tolist()}")
+outlier = int(np.argmin(a_doc))
+others = np.delete(x_small, outlier, axis=0).mean(axis=0)
+cosine_to_others = {name: float(y[outlier] @ others / np.linalg.norm(y[outlier]) / np.linalg.norm(others))
+                    for name, y in (("as printed", y_doc), ("standard", y_std))}
+print(f"x_{outlier} points away from the others (cosines {np.delete(sim[outlier], outlier).round(2).tolist()}), so "
+      f"c_{outlier} is the smallest and a_{outlier} = {a_doc[outlier]:.3f}: as printed, x_{outlier} hardly counts in "
+      f"any output, even its own, and y_{outlier} is the other vectors with negative weights: cos(y_{outlier}, mean of "
+      f"the others) = {cosine_to_others['as printed']:+.2f}. The standard y_{outlier} is a weighted average, inside "
+      f"the inputs' convex hull: cos = {cosine_to_others['standard']:+.2f}.")
+lesson.claim("row sums of y's weights", ours=doc_row_sums, doc=np.ones(n_small), tol=1e-9,
+             note="§3.1 calls the output a weighted average, but as printed the weights a_j·s(i,j) are "
+                  "normalised over the wrong index (a over i, after summing s over j), so each y_i's "
+                  "weights do not sum to 1" + (f" and {n_negative} of them are negative" if n_negative else ""))
+doc_average_error = float(np.abs(doc_row_sums - 1).max())
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+labels, outputs = [f"x{i}" for i in range(n_small)], [f"y{i}" for i in range(n_small)]
+largest = float(np.abs(w_doc).max())
+viz.heatmap(w_doc, outputs, labels, ax=axes[0], vmin=-largest, vmax=largest, cmap="RdBu_r",
+            title=f"doc 004 §3.3 as printed: a_j·s(i,j)\n(row sums {', '.join(f'{v:.2f}' for v in doc_row_sums)})",
+            xlabel="x_j", ylabel="y_i")
+viz.heatmap(w_std, outputs, labels, ax=axes[1], vmin=0, vmax=1,
+            title="standard: softmax_j(s(i,j))\n(rows sum to 1)", xlabel="x_j", ylabel="y_i")
+fig.tight_layout()
+lesson.savefig(fig, "doc_334_weights")
+
 # %%
 lesson.section("criterion")
 lesson.record(doc_weights=a.numpy().ravel(), doc_all_ones=doc_all_ones, sequential_error=seq_error,
               parallel_error=par_error, loop_vs_batched_max_diff=worst, grad_max_diff=grad_diff,
-              timings=timings)
+              timings=timings, doc334_x=x_small, doc334_a=a_doc, doc334_y=y_doc, doc334_row_sums=doc_row_sums,
+              doc334_vs_standard=doc_vs_std, doc334_cosine_to_others=cosine_to_others, doc334_standard_vs_library=std_vs_library)
 lesson.check("loop and batched product agree to 1e-12", worst <= 1e-12 and grad_diff <= 1e-12,
              f"outputs {worst:.1e}, gradients {grad_diff:.1e}")
 lesson.check("document's bug reproduced and explained",
              doc_all_ones and seq_error is not None and par_error is not None,
              "all 3 weights exactly 1.0 (softmax over a length-1 axis); linear2 and linear1 shape errors")
+lesson.check("doc 004 §3.3 as printed: its weights are no weighted average; the standard form equals the library",
+             doc_average_error > 1e-3 and std_vs_library <= 1e-12,
+             f"max |row sum - 1| {doc_average_error:.3f} (document), standard vs library {std_vs_library:.1e}")
 lesson.finish()
 
 # %% [markdown]

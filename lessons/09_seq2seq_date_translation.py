@@ -93,6 +93,7 @@ for s, t in train_pairs[:4]:
 # Without attention: the encoder's final state is all the decoder ever sees of the source.
 
 # %%
+lesson.section("2. two models with the same encoder")
 
 
 class PlainSeq2Seq(nn.Module):
@@ -128,6 +129,8 @@ class PlainSeq2Seq(nn.Module):
 
 
 EMBED, HIDDEN, BATCH, STEPS, LR = 16, 32, 64, 300, 0.01
+print(f"both models: character embeddings of size {EMBED}, an LSTM encoder and decoder of width {HIDDEN}; "
+      "only the attention model's decoder looks back at every encoder state")
 
 
 def exact_match(model, src, tgt):
@@ -208,6 +211,7 @@ if wrong:
 # peak is on the very character it copies, or near it, is measured in section 7 below.
 
 # %%
+lesson.section("5. alignments on three held-out dates")
 model = results["with attention"]["model"]
 picks = [next(i for i, (s, _) in enumerate(test_pairs) if s[0].isalpha()),
          next(i for i, (s, _) in enumerate(test_pairs) if s[0].isdigit() and s[4] == " "),

@@ -11,7 +11,8 @@ the document's SelfAttention exactly as printed and see what its scale does.
 
 The source articles cited as doc 000 .. doc 004 are described in docs/sources.md.
 Reproduces: doc 001 §3.1-3.3 (A with rows summing to 1, Z = A X; the cost
-claims) and §5.2 (PyTorch SelfAttention(d_model, num_heads), scores divided by sqrt(num_heads)).
+claims) and §5.2 (PyTorch SelfAttention(d_model, num_heads), scores divided by sqrt(num_heads));
+doc 002 §2.1 ("attention modules" combining attention mechanisms): concatenation vs averaged maps.
 Criterion: the batched multi-head layer equals the loop of single heads to 1e-10 (outputs and
 gradients, float64), and equals tinyattn.nn.MultiheadAttention loaded with the same weights.
 """
@@ -106,6 +107,9 @@ params = [X, Wq_t, Wk_t, Wv_t, Wo_t, bo_t]
 # head_h = one_head(X, rows h of W_q, W_k, W_v);  output = concat(head_0 .. head_3) W_oᵀ + b_o
 
 # %%
+lesson.section("3a. multi-head as a loop of single heads")
+
+
 def multihead_loop(X, W_q, W_k, W_v, W_o, b_o):
     heads, weights = [], []
     for h in range(num_heads):
@@ -115,6 +119,12 @@ def multihead_loop(X, W_q, W_k, W_v, W_o, b_o):
     return ta.concatenate(heads, axis=-1) @ W_o.T + b_o, ta.stack(weights, axis=0)
 
 
+with ta.no_grad():
+    out_shape, weights_shape = (tuple(t.shape) for t in multihead_loop(*params))
+print(f"{num_heads} heads of width {head_dim}: each head's output is ({T}, {head_dim}); concatenated "
+      f"and projected by W_o: {out_shape}; the weights of all heads stacked: {weights_shape}")
+
+
 # %% [markdown]
 # ### 3b. All heads at once
 # Project once with the full (d_model x d_model) matrices, then reshape (T, d_model) into
@@ -122,6 +132,9 @@ def multihead_loop(X, W_q, W_k, W_v, W_o, b_o):
 # then scores every head; reshaping back is the concatenation.
 
 # %%
+lesson.section("3b. all heads at once, compared with the loop")
+
+
 def multihead_batched(X, W_q, W_k, W_v, W_o, b_o):
     split = lambda M: ta.permute(ta.reshape(M, (T, num_heads, head_dim)), (1, 0, 2))  # noqa: E731
     Q, K, V = split(X @ W_q.T), split(X @ W_k.T), split(X @ W_v.T)      # (heads, T, d_head)
@@ -250,18 +263,82 @@ fig = viz.heatmap_grid(np.concatenate([A_batch, A_doc]), tokens, key_labels,
                        ncols=4, vmin=0, vmax=1, annotate=True)
 lesson.savefig(fig, "per_head_weights")
 
+# %% [markdown]
+# ## 7. Combining attention maps (doc 002 §2.1)
+# doc 002 §2.1 lists, after self-, multi-head and position attention, "attention modules" that
+# combine different attention mechanisms "for more efficient information filtering and
+# processing" (§3.2 repeats it as steps 5-7: combine multi-head, combine position, combine
+# modules). It never says how maps are combined. Two ways for our four heads:
+#   concatenate, then project (what multi-head attention does, sections 3-4):
+#       out = concat_h(A_h V_h) W_oᵀ + b_o          each head's result keeps its own 8 columns
+#   average the maps first:
+#       Ā = (1/H) Σ_h A_h,   out = Ā (X W_vᵀ) W_oᵀ + b_o      one map for all 32 columns
+# PyTorch's `need_weights=True` returns Ā by default (average_attn_weights=True), but only to look
+# at: its output is the concatenation. What each combination keeps, and what it costs:
+
+# %%
+lesson.section("7. combining the four heads: concatenation vs averaged maps")
+A_mean = A_batch.mean(axis=0)                                     # Ā, (T, T)
+_, A_mha_mean = mha(X_batch, X_batch, X_batch, need_weights=True)   # average_attn_weights=True
+mean_vs_library = float(np.abs(A_mha_mean.numpy()[0] - A_mean).max())
+out_averaged = A_mean @ (X_np @ W_v.T) @ W_o.T + b_o
+averaged_vs_concat = float(np.abs(out_averaged - out_mha.numpy()[0]).max())
+print(f"Ā written out vs MultiheadAttention(need_weights=True)'s averaged weights: max difference {mean_vs_library:.1e}")
+print(f"output from Ā vs the library's output (the concatenation): max difference {averaged_vs_concat:.3f} "
+      f"(outputs of size ~{np.abs(out_batch).mean():.2f})")
+inner = np.arange(1, T - 1)                                       # queries with a token on each side
+gap = {"head 1 (previous)": A_batch[1][inner, inner - 1] - A_batch[1][inner, inner + 1],
+       "head 2 (next)": A_batch[2][inner, inner - 1] - A_batch[2][inner, inner + 1],
+       "averaged map Ā": A_mean[inner, inner - 1] - A_mean[inner, inner + 1]}
+print("weight on the previous token minus weight on the next token, queries 1..4:")
+for name, g in gap.items():
+    print(f"  {name:<18} {np.array2string(g, precision=3, suppress_small=True)}")
+side_gap = {name: float(np.abs(g).mean()) for name, g in gap.items()}
+print(f"Concatenated, the output of token i holds the previous token's value in head 1's columns and the "
+      f"next token's in head 2's (mean |gap| {side_gap['head 1 (previous)']:.3f} and "
+      f"{side_gap['head 2 (next)']:.3f}); averaged, the two cancel to a mean |gap| of "
+      f"{side_gap['averaged map Ā']:.3f}: Ā looks {'equally' if side_gap['averaged map Ā'] < 0.05 else 'almost equally'} "
+      "left and right, so whatever follows cannot tell the previous word from the next one.")
+n_ = 1024                                                           # the cost, counted at a longer length
+wide_head = {"projections": 4 * n_ * d_model * d_model, "scores and mix": 2 * n_ * n_ * d_model, "exp": n_ * n_}
+concat_heads = {"projections": 4 * n_ * d_model * d_model,
+                "scores and mix": num_heads * 2 * n_ * n_ * head_dim, "exp": num_heads * n_ * n_}
+averaged_maps = dict(concat_heads, **{"average the maps": num_heads * n_ * n_})
+for name, cost in (("one head of width 32", wide_head), (f"{num_heads} heads, concatenated", concat_heads),
+                   (f"{num_heads} heads, maps averaged", averaged_maps)):
+    print(f"  n = {n_}: {name:<28} " + ", ".join(f"{k} {v:,}" for k, v in cost.items())
+          + f"  -> total {sum(cost.values()):,}")
+combine_cost_ratio = sum(concat_heads.values()) / sum(wide_head.values())
+print(f"doc 002 says combining attention mechanisms makes the processing more efficient. Counted: "
+      f"{num_heads} heads combined by concatenation cost {combine_cost_ratio:.3f}x one head of the full width "
+      f"(the same matrix products, {num_heads}x the exponentials), and averaging their maps adds work, "
+      f"{sum(averaged_maps.values()) / sum(wide_head.values()):.3f}x. What combining buys is several "
+      "patterns at once (sections 3 and 7), not fewer operations.")
+
+fig = viz.heatmap_grid([A_batch[1], A_batch[2], A_mean], tokens, key_labels,
+                       titles=["head 1: previous token", "head 2: next token", "Ā: the four heads averaged"],
+                       suptitle="combining maps: each head keeps its own pattern; the average blurs "
+                                "previous and next together", ncols=3, vmin=0, vmax=1, annotate=True)
+lesson.savefig(fig, "combined_maps")
+
 # %%
 lesson.section("criterion")
 lesson.record(loop_vs_batched=loop_vs_batched, grad_loop_vs_batched=grad_loop_vs_batched,
               mha_vs_ours=mha_vs_ours, mha_weights_vs_ours=mha_weights_vs_ours, doc_vs_correct=doc_diff,
               entropy_correct=entropy(A_batch), entropy_doc=entropy(A_doc), doc_scale_factor=agree_when_equal,
-              strongest_key={h: A_batch[h].argmax(axis=1) for h in range(num_heads)}, n_parameters=n_params)
+              strongest_key={h: A_batch[h].argmax(axis=1) for h in range(num_heads)}, n_parameters=n_params,
+              averaged_map=A_mean, averaged_map_vs_library=mean_vs_library, averaged_output_vs_concat=averaged_vs_concat,
+              side_gap=side_gap, combine_cost_ratio=combine_cost_ratio)
 lesson.check("multi-head equals a loop of single heads to 1e-10",
              loop_vs_batched <= 1e-10 and grad_loop_vs_batched <= 1e-10,
              f"outputs {loop_vs_batched:.1e}, gradients {grad_loop_vs_batched:.1e}")
 lesson.check("equals nn.MultiheadAttention with the same weights",
              mha_vs_ours <= 1e-10 and mha_weights_vs_ours <= 1e-10,
              f"outputs {mha_vs_ours:.1e}, weights {mha_weights_vs_ours:.1e}")
+lesson.check("averaged maps = the library's need_weights average; averaging loses previous vs next",
+             mean_vs_library <= 1e-12 and side_gap["averaged map Ā"] < side_gap["head 1 (previous)"] / 4,
+             f"library {mean_vs_library:.1e}; |previous - next| {side_gap['head 1 (previous)']:.3f} (head 1) vs "
+             f"{side_gap['averaged map Ā']:.3f} (Ā)")
 lesson.finish()
 
 # %% [markdown]

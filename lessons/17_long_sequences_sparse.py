@@ -13,12 +13,14 @@ make long sequences affordable:
      layers lets information still travel the whole sequence.
 
 The source articles cited as doc 000 .. doc 004 are described in docs/sources.md.
-Reproduces: doc 002 Q4 (efficiency: sparse Transformers) and
-doc 004 §5.2 (challenge 1: long sequences cost too much compute and memory).
+Reproduces: doc 002 Q4 (efficiency: sparse Transformers),
+doc 004 §5.2 (challenge 1: long sequences cost too much compute and memory) and doc 003 §8.3
+(the claim that the computation grows exponentially with length: measured, it is quadratic).
 Criterion: the NumPy online softmax equals the library's memory-efficient attention (1e-12,
 float64); memory-efficient attention at length 16,384 (1 head, d = 64, float32) runs forward +
 backward with < 256 MiB extra peak memory and agrees with dense attention; the slopes of time and
-memory against length on a log-log plot are printed (memory: dense ~2, memory-efficient ~1).
+memory against length on a log-log plot are printed (memory: dense ~2, memory-efficient ~1); dense
+attention's operation count grows as T^2 (log-log slope 1.9-2.1), which an exponential does not fit.
 """
 # %%
 from _common import Lesson
@@ -255,11 +257,104 @@ axes[1].axhline(256, color="gray", ls="--", lw=1)
 axes[1].text(600, 290, "256 MiB budget", color="gray", fontsize=8)
 lesson.savefig(fig, "cost_vs_length")
 
+# %% [markdown]
+# ## 6. Quadratic, not exponential
+# doc 003 §8.3 names as the first challenge that attention's computation "grows exponentially"
+# (呈指数级增长) on long sequences. The two laws are easy to tell apart with equal steps of length:
+# if cost ∝ T^b, adding 256 positions multiplies the cost by ((T + 256)/T)^b, a factor that falls
+# towards 1 as T grows; if cost ∝ e^(βT), every added 256 positions multiplies it by the same e^(256β).
+# We count the floating-point operations of dense attention's forward pass from the shapes of its
+# steps (q kᵀ: 2·T·T·d; scaling, max-subtraction, exp, sum and division of the T x T scores: 5·T²;
+# weights @ v: 2·T·T·d), time it at T = 256, 512, ..., 2048 (forward only, best of 5, float32),
+# fit both laws to each on those lengths, and let each fit predict T = 4096, which we then measure.
+
+# %%
+lesson.section("6. doc 003 §8.3: does attention's cost grow exponentially with length?")
+step_lengths = list(range(256, 2049, 256))
+check_length = 4096
+
+
+def dense_forward_flops(T, d):
+    return 2 * T * T * d + 5 * T * T + 2 * T * T * d
+
+
+def dense_forward_seconds(T, repeats=5):
+    q, k, v = (ta.tensor(rng.normal(size=(1, T, d)).astype(np.float32)) for _ in range(3))
+    best = np.inf
+    with ta.no_grad():
+        dense_attention(q, k, v)                       # warm-up (allocations, a first kernel call)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            dense_attention(q, k, v)
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
+growth = {"FLOPs": [float(dense_forward_flops(T, d)) for T in step_lengths + [check_length]],
+          "seconds": [dense_forward_seconds(T) for T in step_lengths + [check_length]]}
+fits = {}
+for name, values in growth.items():
+    y, measured_check = np.log(values[:-1]), values[-1]
+    b, log_c = np.polyfit(np.log(step_lengths), y, 1)             # log cost = log c + b log T
+    beta, log_c_exp = np.polyfit(step_lengths, y, 1)              # log cost = log c + β T
+    power_rms = float(np.sqrt(np.mean((log_c + b * np.log(step_lengths) - y) ** 2)))
+    exp_rms = float(np.sqrt(np.mean((log_c_exp + beta * np.array(step_lengths) - y) ** 2)))
+    ratios = [values[i + 1] / values[i] for i in range(len(step_lengths) - 1)]
+    fits[name] = {"power_slope": float(b), "power_log_rms": power_rms, "exp_per_256": float(np.exp(256 * beta)),
+                  "exp_log_rms": exp_rms, "step_ratios": ratios, "measured_4096": float(measured_check),
+                  "power_predicts_4096": float(np.exp(log_c + b * np.log(check_length))),
+                  "exp_predicts_4096": float(np.exp(log_c_exp + beta * check_length))}
+    f = fits[name]
+    print(f"  {name}: ratio per +256 positions " + " ".join(f"{r:.2f}" for r in ratios))
+    print(f"  {'':<{len(name)}}  power law T^{f['power_slope']:.2f}: log-error {f['power_log_rms']:.3f};  "
+          f"exponential (x{f['exp_per_256']:.2f} per 256): log-error {f['exp_log_rms']:.3f}")
+    print(f"  {'':<{len(name)}}  at T = {check_length}: measured {f['measured_4096']:.4g}, power law predicts "
+          f"{f['power_predicts_4096']:.4g}, exponential predicts {f['exp_predicts_4096']:.4g}")
+flop_fit, time_fit = fits["FLOPs"], fits["seconds"]
+exp_overshoot = flop_fit["exp_predicts_4096"] / flop_fit["measured_4096"]
+print("\n  the document (doc 003 §8.3): the computation grows exponentially with sequence length")
+print(f"  computed: the operation count grows as T^{flop_fit['power_slope']:.2f} (the power law's log-error is "
+      f"{flop_fit['power_log_rms']:.1e}: the count is (4d + 5)·T², a pure T²; the exponential's is "
+      f"{flop_fit['exp_log_rms']:.3f}); "
+      f"its ratio per +256 positions falls from {flop_fit['step_ratios'][0]:.2f} to {flop_fit['step_ratios'][-1]:.2f} "
+      f"instead of staying constant, and the exponential fitted up to {step_lengths[-1]} overestimates T = "
+      f"{check_length} by {exp_overshoot:.0f}x.")
+time_better = "power law" if time_fit["power_log_rms"] < time_fit["exp_log_rms"] else "exponential"
+print(f"  measured time (this machine, this run): T^{time_fit['power_slope']:.2f}; inside the fitted range the "
+      f"{time_better} has the smaller log-error ({time_fit['power_log_rms']:.3f} power, {time_fit['exp_log_rms']:.3f} "
+      f"exponential; timings on a shared machine are noisy){', and' if time_better == 'power law' else ', but'} "
+      f"at T = {check_length} the exponential predicts "
+      f"{time_fit['exp_predicts_4096'] / time_fit['measured_4096']:.0f}x the measured time and the power law "
+      f"{time_fit['power_predicts_4096'] / time_fit['measured_4096']:.2f}x.")
+print("  Attention's cost is quadratic: "
+"every query meets every key, T² pairs. That is expensive (sections 4 and 5 are about "
+      "avoiding it), but polynomial.")
+
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+lengths_all = np.array(step_lengths + [check_length])
+for ax, (name, values) in zip(axes, growth.items()):
+    f = fits[name]
+    ax.plot(lengths_all, values, "ko", label="measured" if name == "seconds" else "counted")
+    grid = np.linspace(step_lengths[0], check_length, 100)
+    b_, c_ = np.polyfit(np.log(step_lengths), np.log(values[:-1]), 1)
+    be_, ce_ = np.polyfit(step_lengths, np.log(values[:-1]), 1)
+    ax.plot(grid, np.exp(c_ + b_ * np.log(grid)), "-", label=f"power law T^{f['power_slope']:.2f}")
+    ax.plot(grid, np.exp(ce_ + be_ * grid), "--", label=f"exponential (x{f['exp_per_256']:.2f} per 256)")
+    ax.axvline(step_lengths[-1], color="gray", lw=0.8, ls=":")
+    ax.set_yscale("log")
+    ax.set(xlabel="sequence length T", ylabel=name + " (log scale)",
+           title=f"dense attention forward, {name}:\nboth laws fitted up to T = {step_lengths[-1]}, then extrapolated")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+fig.tight_layout()
+lesson.savefig(fig, "quadratic_not_exponential")
+
 # %%
 lesson.section("criterion")
 lesson.record(online_softmax_error=online_error, online_lse_error=online_lse_error, online_trace=trace,
               agreement=agreement, timings=timings, slopes=slopes, reach=reach, strided_mask_exact_zero=strided_zero,
-              long_T=16384, long_seconds=long_seconds, long_peak_MiB=long_peak, kernel=kernels.current())
+              long_T=16384, long_seconds=long_seconds, long_peak_MiB=long_peak, kernel=kernels.current(),
+              growth_lengths=step_lengths + [check_length], growth=growth, growth_fits=fits)
 lesson.check("T = 16,384 forward + backward under 256 MiB extra peak memory", long_peak < 256,
              f"{long_peak:.1f} MiB in {long_seconds:.1f} s (dense would need {dense_would_need:,.0f} MiB)")
 lesson.check("the written-out online softmax equals the library's kernel", online_error <= 1e-12,
@@ -270,6 +365,11 @@ lesson.check("memory-efficient equals dense attention", agreement <= 1e-10, f"ma
 lesson.check("memory slopes: dense ~2 (> 1.6), memory-efficient ~1 (< 1.3); time slopes printed",
              slopes["dense"]["memory"] > 1.6 and slopes["memory-efficient"]["memory"] < 1.3,
              ", ".join(f"{n}: memory {s['memory']:.2f}, time {s['time']:.2f}" for n, s in slopes.items()))
+lesson.check("doc 003 §8.3's 'exponential' growth: the counted operations grow as a power ~2 (1.9-2.1), "
+             "which fits where an exponential does not",
+             1.9 <= flop_fit["power_slope"] <= 2.1 and flop_fit["power_log_rms"] < 0.01 < flop_fit["exp_log_rms"],
+             f"slope {flop_fit['power_slope']:.2f}; log-error power {flop_fit['power_log_rms']:.1e}, "
+             f"exponential {flop_fit['exp_log_rms']:.3f}")
 lesson.finish()
 
 # %% [markdown]

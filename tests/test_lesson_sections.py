@@ -11,10 +11,6 @@ import pytest
 
 LESSONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lessons")
 FILES = sorted(f for f in os.listdir(LESSONS) if re.match(r"\d\d_\w+\.py$", f))
-# Lessons whose markdown section numbers and printed headings do not agree yet (issue 18, open):
-# strict=False, so a fixed lesson simply passes; then take it out of this set.
-PENDING = {"06_global_local_soft_hard.py", "09_seq2seq_date_translation.py", "10_self_attention_multihead.py",
-           "11_positional_encoding.py", "12_transformer_encoder.py"}
 _NUMBER = r"([A-Z]?\d+[a-z]?)\."
 
 
@@ -30,8 +26,7 @@ def test_the_lesson_number_is_the_file_number(name):
     assert re.search(rf"^lesson = Lesson\({number}, ", text, re.M), f"{name}: expected Lesson({number}, ...)"
 
 
-@pytest.mark.parametrize("name", [pytest.param(f, marks=pytest.mark.xfail(
-    reason="section headings not yet aligned (issue 18)", strict=False)) if f in PENDING else f for f in FILES])
+@pytest.mark.parametrize("name", FILES)
 def test_markdown_sections_and_printed_headings_agree(name):
     text = _text(name)
     markdown = re.findall(rf"^# #+ {_NUMBER}", text, re.M)

@@ -154,6 +154,19 @@ def test_07_sequential_vs_parallel(tmp_path):
     assert v["doc_all_ones"] is True and v["doc_weights"] == [1.0, 1.0, 1.0]
     assert "in_features=20" in v["sequential_error"]
     assert "in_features=10" in v["parallel_error"]
+    # §5: doc 004 §3.3 as printed (sim = cosine, α = 1), recomputed here with explicit loops
+    x = np.array(v["doc334_x"])
+    n = len(x)
+    s = [[x[i] @ x[j] / np.linalg.norm(x[i]) / np.linalg.norm(x[j]) for j in range(n)] for i in range(n)]
+    c = [sum(s[i]) for i in range(n)]
+    a = [np.exp(ci) / sum(np.exp(ck) for ck in c) for ci in c]
+    y = [sum(a[j] * s[i][j] * x[j] for j in range(n)) for i in range(n)]
+    np.testing.assert_allclose(v["doc334_a"], a, rtol=1e-12)
+    np.testing.assert_allclose(v["doc334_y"], y, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(v["doc334_row_sums"], [sum(a[j] * s[i][j] for j in range(n)) for i in range(n)], atol=1e-12)
+    assert max(abs(r - 1) for r in v["doc334_row_sums"]) > 0.04        # as printed: no weighted average
+    assert v["doc334_standard_vs_library"] <= 1e-12 and v["doc334_vs_standard"] > 0.1
+    assert v["doc334_cosine_to_others"]["as printed"] < 0 < v["doc334_cosine_to_others"]["standard"]
 
 
 def test_lesson_is_deterministic_for_a_seed(tmp_path):

@@ -27,7 +27,18 @@ def test_12_transformer_encoder(tmp_path):
     rms = v["activation_rms"]
     assert max(abs(x - 1) for x in rms["post-norm (2017 paper)"]) < 0.05      # LayerNorm after every layer
     assert rms["pre-norm"][-1] > rms["pre-norm"][0]                             # residual stream grows
-    assert len(r["figures"]) == 2
+    assert len(r["figures"]) == 3
+    # section 5, the depth study: doc 002's layer loses the gradient at the first layer as the stack
+    # deepens (no identity path), pre-norm keeps it; the printed comparison is the recorded one
+    study, depths = v["depth_study"], v["depths"]
+    assert depths == [2, 4, 8, 16]
+    doc, pre = study["document"], study["pre-norm"]
+    assert all(len(row[k]) == len(depths) for row in (doc, pre) for k in ("grad_at_init", "final_loss", "accuracy"))
+    assert all(a > b for a, b in zip(doc["grad_at_init"], doc["grad_at_init"][1:]))   # falls at every step
+    assert v["doc_grad_drop"] == doc["grad_at_init"][0] / doc["grad_at_init"][-1] >= 100
+    assert 1 / 3 <= v["pre_grad_change"] == pre["grad_at_init"][-1] / pre["grad_at_init"][0] <= 3
+    assert v["doc_worse_at"] == [n for n, d, p in zip(depths, doc["final_loss"], pre["final_loss"]) if d > p]
+    assert 16 in v["doc_worse_at"] and pre["accuracy"][-1] > doc["accuracy"][-1]      # at 16 layers it trails
 
 
 def test_10_self_attention_multihead(tmp_path):
@@ -43,6 +54,17 @@ def test_10_self_attention_multihead(tmp_path):
     assert v["doc_vs_correct"] > 1e-3 and v["entropy_doc"] < v["entropy_correct"]
     assert v["doc_scale_factor"]["16/4"] == 1.0 and abs(v["doc_scale_factor"]["512/8"] - 8 ** 0.5) < 1e-12
     assert v["n_parameters"] == 4 * 32 * 32 + 4 * 32
+    # §7, doc 002 §2.1's combination of maps: the average of the heads' maps (what need_weights returns)
+    # has rows summing to 1, cannot tell previous from next, and does not give the layer's output
+    A_mean = np.array(v["averaged_map"])
+    np.testing.assert_allclose(A_mean.sum(axis=1), 1, atol=1e-12)
+    assert v["averaged_map_vs_library"] <= 1e-12 and v["averaged_output_vs_concat"] > 0.05
+    gap = v["side_gap"]
+    inner = np.arange(1, 5)
+    assert abs(gap["averaged map Ā"] - np.abs(A_mean[inner, inner - 1] - A_mean[inner, inner + 1]).mean()) < 1e-12
+    assert gap["head 1 (previous)"] > 0.8 and gap["head 2 (next)"] > 0.8 and gap["averaged map Ā"] < 0.2
+    n, d, h = 1024, 32, 4                                    # 4 heads concatenated vs one head of width 32
+    assert abs(v["combine_cost_ratio"] - (4 * n * d * d + 2 * n * n * d + h * n * n) / (4 * n * d * d + 2 * n * n * d + n * n)) < 1e-12
 
 
 def test_11_positional_encoding(tmp_path):
@@ -55,6 +77,10 @@ def test_11_positional_encoding(tmp_path):
     assert v["accuracy_without_positions"] <= v["ceiling_without_positions"] + 0.02 < 0.20
     assert v["equivariance_error"] <= 1e-12 and v["distance_only_spread"] <= 1e-9
     assert v["anti_diagonal_mass"] > 0.3                       # it attends to the mirrored position
+    # doc 002 Q4 says positional encoding reduces computation: it adds n·d additions to one layer's
+    # 4nd² (projections) + 2n²d (scores, mix) + 2nd·d_ff (feed-forward) multiply-adds (n 12, d 64, d_ff 128)
+    n, d = 12, 64
+    assert abs(v["pe_cost_share"] - n * d / (4 * n * d * d + 2 * n * n * d + 2 * n * d * 2 * d)) < 1e-15
 
 
 def test_15_vanishing_gradients(tmp_path):
@@ -172,6 +198,17 @@ def test_17_long_sequences_sparse(tmp_path):
     assert reach["strided (s = 8)"]["two_layer_coverage"] == 1.0
     assert reach["local window (w = 8)"]["two_layer_coverage"] < 1.0
     assert reach["strided (s = 8)"]["fraction"] < 0.5 and v["strided_mask_exact_zero"] is True
+    # §6, doc 003 §8.3's "exponential" growth: dense attention's operation count, (4d + 5)·T² at d = 64,
+    # is exactly quadratic; its ratio per equal step of length falls (an exponential's would be constant)
+    lengths, fits = v["growth_lengths"], v["growth_fits"]
+    assert lengths == list(range(256, 2049, 256)) + [4096]
+    np.testing.assert_allclose(v["growth"]["FLOPs"], [(4 * 64 + 5) * T * T for T in lengths], rtol=1e-12)
+    flops = fits["FLOPs"]
+    assert abs(flops["power_slope"] - 2) < 1e-9 and flops["power_log_rms"] < 1e-9 < 0.1 < flops["exp_log_rms"]
+    assert all(a > b for a, b in zip(flops["step_ratios"], flops["step_ratios"][1:]))
+    np.testing.assert_allclose(flops["power_predicts_4096"], flops["measured_4096"], rtol=1e-9)
+    assert flops["exp_predicts_4096"] > 10 * flops["measured_4096"]
+    assert len(v["growth"]["seconds"]) == len(lengths) and min(v["growth"]["seconds"]) > 0   # timed, not asserted
 
 
 def test_16_making_it_fast(tmp_path):
