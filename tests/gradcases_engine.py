@@ -179,6 +179,9 @@ CASES = [
              "x as input, weight and (a row of it) bias"),
     GradCase("linear", lambda x, w, b: F.linear(x, w, b),
              lambda: [rnd(2, 3, 4), rnd(5, 4, seed=1), rnd(5, seed=2)], "F.linear, 3-D input"),
+    GradCase("linear", lambda x, w, b: ta.ops.linalg.Linear.apply(x, w, b),
+             lambda: [rnd(3, 12, 2), rnd(3, 2, seed=1), rnd(3, seed=2)],
+             "3-D input with more rows than FEW_ROWS (the x @ w.T branch)"),
     # ---------------------------------------------------------------- matmul
     GradCase("matmul", lambda a, b: a @ b, lambda: [rnd(2, 3), rnd(3, 4, seed=1)], "2-D"),
     GradCase("matmul", lambda a, b: a @ b, lambda: [rnd(3), rnd(3, 4, seed=1)], "1-D x 2-D"),

@@ -66,8 +66,7 @@ def linear(input, weight, bias=None):
     """y = input @ weightᵀ + bias.
 
     input (..., in_features); weight (out_features, in_features); bias (out_features,) or None
-    -> (..., out_features). Leading axes are flattened into one matrix product (one BLAS call, and
-    the weight's gradient comes out of it already summed over the batch)."""
+    -> (..., out_features), one op (``ops.linalg.Linear``) whatever the number of leading axes."""
     input = _tensor(input)
     in_features = weight.shape[-1]
     if input.ndim == 0 or input.shape[-1] != in_features:
@@ -88,10 +87,7 @@ def linear(input, weight, bias=None):
     if bias is not None and bias.dtype != weight.dtype:
         raise TypeError(f"linear: bias has dtype {bias.dtype} but the weight has dtype "
                         f"{weight.dtype}; convert one of them (e.g. bias.astype('{weight.dtype}')).")
-    lead = input.shape[:-1]
-    flat = input if input.ndim == 2 else input.reshape(-1, in_features)
-    out = ops.linalg.Linear.apply(flat, weight, bias)
-    return out if input.ndim == 2 else out.reshape(*lead, weight.shape[0])
+    return ops.linalg.Linear.apply(input, weight, bias)
 
 
 def embedding(input, weight, padding_idx=None):

@@ -134,41 +134,70 @@ class Function:
     @classmethod
     def apply(cls, *args, **static):
         # 1. Unwrap: forward sees plain arrays; remember which arguments were Tensors.
+        # (Every op runs through here, so it is written for speed: exact type checks first, and
+        # an untracked call builds nothing it will not use.)
         tensors, arrays, wants_grad = [], [], False
-        for i, a in enumerate(args):
+        i = 0
+        for a in args:
             if isinstance(a, Tensor):
                 tensors.append(a)
                 arr = a.array
-                wants_grad = wants_grad or a.requires_grad
+                if a.requires_grad:
+                    wants_grad = True
             else:                                    # an absent optional input stays None
                 tensors.append(None)
                 arr = a if a is None or type(a) is float or type(a) is int else as_array(a)
-            kind = getattr(getattr(arr, "dtype", None), "kind", "f")
+            if type(arr) is _NDARRAY:
+                kind = arr.dtype.kind
+            else:
+                kind = getattr(getattr(arr, "dtype", None), "kind", "f")
             if kind != "f":                          # the op boundary's one dtype policy
                 arr = _admitted(cls, i, arr, kind)
             arrays.append(arr)
+            i += 1
         track = wants_grad and _grad_mode.enabled   # build the graph only if a gradient can flow
-        ctx = Context(cls, tensors if track else ())
+        ctx = Context(cls, tensors) if track else _untracked_context(cls)
         # 2. Compute.
         out = cls.forward(ctx, *arrays, **static)
         # 3. Wrap the result(s) as Tensors that point back at ctx.
-        several = type(out) is tuple                 # an op with several outputs (split, LSTM, ...)
         node = ctx if track else None
-        if several:
-            outs = tuple(Tensor._output(_keep_dtype(o, arrays) if cls.keeps_dtype else o, node, i)
-                         for i, o in enumerate(out))
+        keep = cls.keeps_dtype
+        if type(out) is tuple:                       # an op with several outputs (split, LSTM, ...)
+            outs = tuple([_wrap(_keep_dtype(o, arrays) if keep else o, node, j)
+                          for j, o in enumerate(out)])
+            result = outs
         else:
-            outs = (Tensor._output(_keep_dtype(out, arrays) if cls.keeps_dtype else out, node, 0),)
+            result = _wrap(_keep_dtype(out, arrays) if keep else out, node, 0)
+            outs = (result,)
         _share_versions_with_views(outs, tensors)
         if anomaly.enabled:                          # with tinyattn.detect_anomaly(): NaN/Inf check
             anomaly.check_forward(cls, ctx, arrays, outs)
         if track:
-            if several:                              # to give unused outputs zero gradients
+            if result is outs:                       # to give unused outputs zero gradients
                 ctx.n_outputs = len(outs)
                 ctx.out_meta = [(o.shape, o.dtype) for o in outs]
             if ctx.saved:
                 ctx._remember_versions(ctx.inputs + outs)
-        return outs if several else outs[0]
+        return result
+
+
+_NDARRAY = np.ndarray
+
+
+_wrap = Tensor._output
+
+
+def _untracked_context(cls):
+    """The context of an op applied without recording (no_grad, or no input requires a gradient):
+    forward stores on it as usual; nothing reads it afterwards, so it keeps no inputs."""
+    ctx = _new_object(Context)
+    ctx.fn, ctx.inputs, ctx.edges, ctx.saved, ctx.needs_input_grad = cls, (), (), (), ()
+    ctx.n_outputs, ctx.out_meta, ctx.released, ctx.retained, ctx._saved_versions = \
+        1, None, False, None, ()
+    return ctx
+
+
+_new_object = object.__new__
 
 
 _FLOAT64 = np.dtype(np.float64)

@@ -18,6 +18,10 @@ from .gather_scatter import nonzero
 from .special import erf
 
 
+def _is_bool(x):
+    return type(x) is bool or getattr(x, "dtype", None) == bool
+
+
 def broadcasting(op, fn, a, b):
     """fn(a, b), with NumPy's broadcasting error turned into one that names the op and the fix."""
     try:
@@ -55,7 +59,7 @@ def add(a, b):
 class Sub(Function):
     @staticmethod
     def forward(ctx, a, b):
-        if any(getattr(x, "dtype", None) == bool or type(x) is bool for x in (a, b)):
+        if _is_bool(a) or _is_bool(b):
             raise TypeError("sub: a - b with a bool tensor is not defined (PyTorch refuses it "
                             "too). For masks use a ^ b (differ) or a & ~b (a but not b); for "
                             "numbers, convert first: a.float() - b.float().")

@@ -69,9 +69,17 @@ def _extreme_rows(mean, rstd):
     xp = get_array_module(mean)
     if xp is not np:        # on a GPU the test would cost a device-to-host wait in every call:
         return None         # there such rows give NaN, as in PyTorch (README, "When things go wrong")
-    big = math.sqrt(float(xp.finfo(mean.dtype).max)) / 4
+    big = _BIG.get(mean.dtype)
+    if big is None:
+        big = _BIG[mean.dtype] = math.sqrt(float(xp.finfo(mean.dtype).max)) / 4
+    # the usual case in two reductions (NaN fails both comparisons, so it reaches the mask)
+    if mean.size == 0 or (float(xp.abs(mean).max()) < big and float(rstd.min()) > 1 / big):
+        return None
     bad = ~((xp.abs(mean) < big) & (rstd > 1 / big))
     return bad if bool(bad.any()) else None
+
+
+_BIG = {}
 
 
 def _scaled_rows(x, eps):

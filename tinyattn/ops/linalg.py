@@ -59,9 +59,18 @@ def matmul(a, b):
     return MatMul.apply(a, b)
 
 
+# Below this many rows, x @ wᵀ is computed as (w @ xᵀ)ᵀ: the same products, but for a few rows
+# and a wide weight OpenBLAS's kernel for the first form ran ~2.5x slower (4 x 128 rows against a
+# 384 x 128 weight: 36 µs, against 15 µs the second way, copy included; from 64 rows on the two
+# are alike, and for many rows the first is faster). A generation step has a handful of rows.
+FEW_ROWS = 32
+
+
 @register_op("linear")
 class Linear(Function):
-    """x (N, in) @ w (out, in)ᵀ + b (out,) -> (N, out), as one op (PyTorch's addmm).
+    """x (..., in) @ w (out, in)ᵀ + b (out,) -> (..., out), as one op (PyTorch's addmm); the
+    leading axes are one matrix of rows (one BLAS call, and the weight's gradient comes out of it
+    already summed over them).
 
     Why not ``x @ w.T + b`` as two ops: the addition would allocate a second (N, out) array and
     pass over it again; here the bias goes into the product's own fresh output, in place.
@@ -71,17 +80,25 @@ class Linear(Function):
 
     @staticmethod
     def forward(ctx, x, w, b):
-        ctx.save_for_backward(x, w)
-        out = get_array_module(x, w).matmul(x, w.T)
+        ctx.save_for_backward(x, w)       # x itself, so that in-place changes to it are caught
+        lead = x.shape[:-1]
+        rows = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
+        xp = get_array_module(rows, w)
+        if rows.shape[0] <= FEW_ROWS:
+            out = xp.ascontiguousarray(xp.matmul(w, rows.T).T)
+        else:
+            out = xp.matmul(rows, w.T)
         if b is not None:
             out += b
-        return out
+        return out if x.ndim == 2 else out.reshape(*lead, w.shape[0])
 
     @staticmethod
     def backward(ctx, g):
         x, w = ctx.saved
         needs = ctx.needs_input_grad
-        gx = g @ w if needs[0] else None
-        gw = g.T @ x if needs[1] else None
+        rows = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
+        g = g.reshape(rows.shape[0], w.shape[0])
+        gx = (g @ w).reshape(x.shape) if needs[0] else None
+        gw = g.T @ rows if needs[1] else None
         gb = g.sum(axis=0) if needs[2] else None
         return gx, gw, gb

@@ -35,7 +35,10 @@ def _shape_arg(shape):
     """reshape(2, 3) and reshape((2, 3)) both mean shape (2, 3)."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         return tuple(shape[0])
-    return tuple(int(s) for s in shape)
+    for s in shape:
+        if type(s) is not int:
+            return tuple([int(s) for s in shape])
+    return shape
 
 
 def reshape(x, *shape):
@@ -97,8 +100,9 @@ class Permute(Function):
 
     @staticmethod
     def forward(ctx, x, axes=None):
-        axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(a % max(x.ndim, 1) for a in axes)
-        if sorted(axes) != list(range(x.ndim)):
+        nd = x.ndim
+        axes = tuple(range(nd - 1, -1, -1)) if axes is None else tuple([a % max(nd, 1) for a in axes])
+        if len(axes) != nd or len(set(axes)) != nd:       # (each is in range after %)
             raise ValueError(f"permute: {axes} is not a permutation of the {x.ndim} axes of a "
                              f"tensor of shape {x.shape}")
         ctx.axes = axes
@@ -257,6 +261,10 @@ class Split(Function):
         xp = get_array_module(x)
         ctx.in_shape, ctx.dtype, ctx.axis = x.shape, x.dtype, axis
         try:
+            if isinstance(sections, list) and -x.ndim <= axis < x.ndim:   # cut indices: slices
+                lead = (slice(None),) * (axis % x.ndim)
+                cuts = [0, *sections, x.shape[axis]]
+                return tuple([x[(*lead, slice(a, b))] for a, b in zip(cuts, cuts[1:])])
             parts = xp.split(x, sections, axis=axis)
         except (ValueError, IndexError) as exc:
             raise ValueError(f"split: cannot split a tensor of shape {x.shape} into {sections!r} "

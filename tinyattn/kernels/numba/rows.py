@@ -16,6 +16,10 @@ _JIT = dict(cache=numba_cache.ENABLED, fastmath=False, error_model="numpy")
 
 def _rows(x, axis):
     """View x as contiguous rows (M, N) with ``axis`` last; and how to undo it."""
+    if axis == -1 or axis == x.ndim - 1:        # the usual case: no axes to move (cheaper)
+        shape = x.shape
+        rows = np.ascontiguousarray(x).reshape(math.prod(shape[:-1]), shape[-1])
+        return rows, lambda r: r.reshape(shape)
     moved = np.moveaxis(x, axis, -1)
     # the row count is spelled out, since reshape(-1, 0) is ambiguous for an empty last axis
     rows = np.ascontiguousarray(moved).reshape(math.prod(moved.shape[:-1]), moved.shape[-1])
