@@ -142,7 +142,7 @@ print("The weights depend on the distance i - j only, and they fall with it: ALi
 # %%
 lesson.section("3. the task: output the token K places back")
 V, TRAIN_LEN, TEST_MULTIPLES = 16, 16, (1, 2, 4)
-D_MODEL, LAYERS, HEADS, STEPS, BATCH, LR = 32, 2, 4, 300, 32, 3e-3
+D_MODEL, LAYERS, HEADS, STEPS, BATCH, LR = 32, 2, 4, 240, 32, 3e-3
 SCHEMES = ("learned", "sinusoid", "rope", "alibi")
 OFFSETS = (1, 3)
 MAX_LEN = TRAIN_LEN * max(TEST_MULTIPLES)
@@ -167,11 +167,12 @@ def make(scheme):
                                   positions=scheme)
 
 
-def per_position_accuracy(model, x, K):
-    """(T - K,) accuracy at positions K..T-1 over the sequences x."""
+def evaluate(model, x, K):
+    """(T - K,) accuracy at positions K..T-1 over the sequences x, and the mean loss (nats)."""
     with ta.no_grad():
-        predicted = model(x).numpy()[:, K:].argmax(-1)
-    return (predicted == targets(x, K)).mean(axis=0)
+        logits = model(x)[:, K:]
+        loss = F.cross_entropy(logits.reshape(-1, V), ta.tensor(targets(x, K).reshape(-1)))
+    return (logits.numpy().argmax(-1) == targets(x, K)).mean(axis=0), float(loss.numpy())
 
 
 print(f"models: {make('rope').num_parameters():,} parameters with rope or alibi, "
@@ -179,7 +180,7 @@ print(f"models: {make('rope').num_parameters():,} parameters with rope or alibi,
 
 # %% [markdown]
 # ## 4. Training the four schemes
-# 300 steps of AdamW, batches of 32 sequences of length 16, the same batches for every model.
+# 240 steps of AdamW, batches of 32 sequences of length 16, the same batches for every model.
 
 # %%
 lesson.section("4. training: four position schemes, K = 1 and K = 3")
@@ -201,24 +202,30 @@ def train(scheme, K):
     return model.eval()
 
 
-accuracy, per_position, trained = {}, {}, {}
+accuracy, per_position, held_out_loss, trained = {}, {}, {}, {}
 for K in OFFSETS:
     for scheme in SCHEMES:
         name = f"K={K} {scheme}"
         trained[name] = model = train(scheme, K)
-        per_position[name] = {m: per_position_accuracy(model, tests[m], K) for m in TEST_MULTIPLES}
+        evaluated = {m: evaluate(model, tests[m], K) for m in TEST_MULTIPLES}
+        per_position[name] = {m: acc for m, (acc, _) in evaluated.items()}
         accuracy[name] = {m: float(acc.mean()) for m, acc in per_position[name].items()}
+        held_out_loss[name] = {m: nats for m, (_, nats) in evaluated.items()}
 
 # %% [markdown]
 # ## 5. Trained at 16, tested at 16, 32 and 64
-# Accuracy over all positions with a target, on 200 fresh sequences per length. This is one seed;
+# Accuracy and cross-entropy loss over all positions with a target, on 200 fresh sequences per
+# length. This is one seed;
 # ``--seed S`` reruns everything (initial weights, batches, test sequences) with another.
 
 # %%
 lesson.section("5. accuracy at 1x, 2x and 4x the training length")
-print(f"{'':<16}" + "".join(f"{f'{m}x = {m * TRAIN_LEN}':>12}" for m in TEST_MULTIPLES))
+print(f"{'accuracy':<16}" + "".join(f"{f'{m}x = {m * TRAIN_LEN}':>12}" for m in TEST_MULTIPLES)
+      + f"{'loss (nats)':>16}" + "".join(f"{f'{m}x':>8}" for m in TEST_MULTIPLES))
 for name, acc in accuracy.items():
-    print(f"{name:<16}" + "".join(f"{acc[m]:>12.1%}" for m in TEST_MULTIPLES))
+    print(f"{name:<16}" + "".join(f"{acc[m]:>12.1%}" for m in TEST_MULTIPLES) + " " * 16
+          + "".join(f"{held_out_loss[name][m]:>8.3f}" for m in TEST_MULTIPLES))
+print(f"(a uniform guess scores ln {V} = {np.log(V):.3f} nats)")
 learned_4x = per_position["K=1 learned"][4]                        # index t - K for position t
 trained_rows = float(learned_4x[:TRAIN_LEN - 1].mean())            # positions 1..15: trained rows
 untrained_rows = float(learned_4x[TRAIN_LEN - 1:].mean())          # positions 16..63: rows never trained
@@ -389,7 +396,7 @@ lesson.savefig(fig, "positions_extrapolation")
 
 # %%
 lesson.section("criterion")
-lesson.record(rope_err=rope_err, offset_spread=offset_spread, norm_change=norm_change, slopes_equal=slopes_equal,
+lesson.record(loss=held_out_loss, rope_err=rope_err, offset_spread=offset_spread, norm_change=norm_change, slopes_equal=slopes_equal,
               bias_equal=bias_equal, accuracy=accuracy, learned_trained_rows=trained_rows,
               learned_untrained_rows=untrained_rows, reach=reach, chance=chance, far_attention=far_attention,
               uniform_far=uniform_far, map_err=max(map_err),

@@ -27,6 +27,10 @@ def test_22_rope_and_alibi(tmp_path):
         assert all(0.0 <= a <= 1.0 for a in by_length.values()), name
     for s in ("learned", "sinusoid", "rope", "alibi"):
         assert acc[f"K=1 {s}"]["1"] >= 0.95, s
+    for name, by_length in v["loss"].items():                  # the loss agrees with the accuracy
+        assert set(by_length) == {"1", "2", "4"}, name
+        if acc[name]["1"] >= 0.95:
+            assert by_length["1"] < 0.3 and by_length["4"] > by_length["1"], name
     for k in (1, 3):
         for s in ("learned", "sinusoid"):
             assert acc[f"K={k} {s}"]["1"] >= 0.95 and acc[f"K={k} {s}"]["4"] <= 0.5, (k, s)
