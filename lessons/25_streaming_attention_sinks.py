@@ -264,8 +264,9 @@ for name, per_head in mass.items():
     print(f"  {name}: " + "  ".join(f"head {h} {m:.3f}" for h, m in enumerate(per_head))
           + f"   (uniform {uniform:.3f})")
 top = max((m, name, h) for name, per_head in mass.items() for h, m in enumerate(per_head))
+has_sink = top[0] > 3 * uniform                   # a head giving position 0 over 3x its uniform share
 print(f"The head that leans most on position 0 ({top[1]}, head {top[2]}) gives it {top[0]:.1%} of its weight, "
-      f"{top[0] / uniform:.1f}x uniform: this model has {'a sink head' if top[0] > 3 * uniform else 'no clear sink'}.")
+      f"{top[0] / uniform:.1f}x uniform: this model has {'a sink head' if has_sink else 'no clear sink'}.")
 
 
 def paired(a_name, b_name):
@@ -285,11 +286,14 @@ print(f"Tokens {far}, excess loss: no sinks {span_loss[window_name][far]:.3f}, s
 print(f"  sinks at cache positions against no sinks: {sink_gain:+.3f} ± {sink_se:.3f} nats better "
       + (f"- keeping the first tokens visible helped: it removed {sink_gain / span_loss[window_name][far]:.0%} of "
          f"the no-sink model's excess loss there." if sinks_helped else
-         f"- within twice its standard error: on this model keeping the sinks did not measurably help. Its "
-         f"sink head parks weight on position 0, but what the model predicts needs only the tokens 1 and 3 "
-         f"back, well inside the window; when position 0 is gone that weight spreads over the window "
-         f"without disturbing the prediction. StreamingLLM's collapse comes from large models whose many "
-         f"sink heads put most of their weight there; a 2-layer model trained {STEPS} steps is not one."))
+         "- within twice its standard error: on this model keeping the sinks did not measurably help. "
+         + ("Its sink head parks weight on position 0, but what the model predicts needs only the tokens 1 "
+            "and 3 back, well inside the window; when position 0 is gone that weight spreads over the "
+            "window without disturbing the prediction. " if has_sink else
+            "No head gives position 0 much more than its uniform share, so there is little for the sinks "
+            "to keep. ")
+         + f"StreamingLLM's collapse comes from large models whose many sink heads put most of their weight "
+           f"there; a 2-layer model trained {STEPS} steps is not one."))
 print(f"  sinks at absolute positions against no sinks: {abs_cost:+.3f} ± {abs_se:.3f} nats worse"
       + (f": a query at position {EVAL_T - 1} meets the sink keys rotated {EVAL_T - 1} positions away, a distance "
          f"never seen in training (at most {LENGTH - 1}). StreamingLLM counts positions inside the cache for this "
@@ -343,7 +347,8 @@ lesson.section("criterion")
 lesson.record(mask_equal=mask_equal, same_columns=same_columns, cache_sizes=sizes, cached_err=cached_err,
               hand_err=hand_err, floor=floor, span_loss=span_loss, drift=drift, mass_on_first=mass,
               uniform_mass=uniform, excess_per_position=losses, sink_gain=[sink_gain, sink_se],
-              absolute_sink_cost=[abs_cost, abs_se], sinks_helped=sinks_helped, absolute_sink_period=record_period)
+              absolute_sink_cost=[abs_cost, abs_se], sinks_helped=sinks_helped,
+              absolute_sink_period=record_period, has_sink=has_sink)
 lesson.check("mask and eviction written out = the library's; the cache stops at sinks + window",
              mask_equal and same_columns and max(sizes) == W_SMALL + S_SMALL,
              f"mask {mask_equal}, columns {same_columns}, at most {max(sizes)} keys")

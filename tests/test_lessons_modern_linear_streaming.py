@@ -24,8 +24,8 @@ def test_24_linear_attention(tmp_path):
     assert v["cache_bytes"]["full"] == {"16": 16 * 1024, "64": 64 * 1024, "256": 256 * 1024}
     assert all(t > 0 for times in v["timings"].values() for t in times)
     slopes = v["slopes"]
-    assert all(1.5 <= slopes[f"softmax, {p}"] <= 2.5 for p in ("forward", "forward + backward"))
-    assert all(0.6 <= slopes[f"linear, {p}"] <= 1.4 for p in ("forward", "forward + backward"))
+    assert all(1.5 <= slopes[f"softmax, {p}"] <= 2.7 for p in ("forward", "forward + backward"))
+    assert all(0.6 <= slopes[f"linear, {p}"] <= 1.5 for p in ("forward", "forward + backward"))
     recall = v["recall"]
     assert min(recall["softmax, d = 16"].values()) >= 0.95
     lin = recall["linear, d = 16"]
@@ -63,6 +63,9 @@ def test_25_streaming_attention_sinks(tmp_path):
     if cost > 2 * se:
         assert "a distance never seen in training" in proc.stdout and v["absolute_sink_period"] is not None
     # attention weights on position 0: per layer and head, each a share in [0, 1]
-    assert all(0 <= m <= 1 for heads in v["mass_on_first"].values() for m in heads)
+    heads = [m for per_head in v["mass_on_first"].values() for m in per_head]
+    assert all(0 <= m <= 1 for m in heads)
+    assert v["has_sink"] == (max(heads) > 3 * v["uniform_mass"])
+    assert ("this model has a sink head" in proc.stdout) == v["has_sink"]
     assert len(v["excess_per_position"]["full attention"]) == 512 - 3
     assert r["figures"] == ["streaming.png"]
