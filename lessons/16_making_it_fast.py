@@ -19,7 +19,8 @@ compiles the kernels (up to a minute), which the timings exclude and the lesson 
 
 Criterion: every kernel agrees with its plain path in float32, the precision it is timed in
 (relative difference <= 1e-4, float32 rounding; tests/test_kernels.py checks the float64 twins to
-1e-12), and the measured speed-ups are printed. Timings depend on the machine and its load: they are printed, never asserted.
+1e-12), and the measured speed-ups are printed. Timings depend on the machine and its load: they
+are printed, never asserted.
 """
 # %%
 from _common import Lesson
