@@ -199,7 +199,8 @@ lesson.savefig(fig, "doc_vs_corrected_weights")
 # to x_i, with nothing that makes these weights sum to 1. The standard formula normalises over the
 # keys of each query instead:   y_i = Σ_j softmax_j(s(i, j)) x_j.
 # We take sim = cosine (§3.1 names it) and α_ij = 1, write both out in NumPy on four vectors in
-# R³ (doc 000's [1,2,3], [4,5,6], [7,8,9], and [-3,-1,1], which points away from them), and compare the standard one with the library's `scaled_dot_product_attention`.
+# R³ (doc 000's [1,2,3], [4,5,6], [7,8,9], and [-3,-1,1], which points away from them), and
+# compare the standard one with the library's `scaled_dot_product_attention`.
 
 # %%
 lesson.section("5. doc 004 §3.3's formulas as printed vs the standard softmax_j(s(i, j))")

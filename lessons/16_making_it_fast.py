@@ -17,8 +17,10 @@ Every conclusion the lesson prints is computed from the run's own measurements; 
 compiles the kernels (up to a minute), which the timings exclude and the lesson says.
 (`python -m tinyattn.bench` runs the full benchmark, PyTorch CPU included.)
 
-Criterion: every kernel agrees with its plain path (float64: <= 1e-10) and the measured speed-ups
-are printed. Timings depend on the machine and its load: they are printed, never asserted.
+Criterion: every kernel agrees with its plain path in float32, the precision it is timed in
+(relative difference <= 1e-4, float32 rounding; tests/test_kernels.py checks the float64 twins to
+1e-12), and the measured speed-ups are printed. Timings depend on the machine and its load: they
+are printed, never asserted.
 """
 # %%
 from _common import Lesson
@@ -76,7 +78,9 @@ def peak_memory(fn):
 
 
 def max_difference(a, b):
-    return max(float(np.abs(x - y).max()) for x, y in zip(a, b))
+    """The largest difference between two lists of arrays, relative to the size of the reference
+    (b): float32 rounds at ~6e-8 of a number's size, so this is the scale on which to compare."""
+    return max(float(np.abs(x.astype(np.float64) - y).max() / max(np.abs(y).max(), 1e-30)) for x, y in zip(a, b))
 
 
 rows = []            # (name, path, seconds, MiB) for the table and the figure
@@ -127,18 +131,17 @@ def lstm_paths(dtype):
     return cell, lstm, run_cell, run_lstm
 
 
-# agreement, float64
-cell, lstm, run_cell, run_lstm = lstm_paths("float64")
-reference = run_cell()
+# Agreement and timings in float32 only: each dtype is one more compiled specialisation of every
+# kernel, and a first run compiles them all (the float64 twins are checked in tests/test_kernels.py).
+cell, lstm, run_cell, run_lstm = lstm_paths("float32")
+reference = [a.astype(np.float64) for a in run_cell()]
 for provider in ("numpy", "numba"):
     lstm.zero_grad()
     with kernels.using(provider):
         agreement[f"LSTM ({provider}) vs LSTMCell loop"] = max_difference(run_lstm(), reference)
 for name, diff in agreement.items():
-    print(f"  float64 gradients (dx, dW_hh), {name}: max difference {diff:.1e}")
+    print(f"  float32 gradients (dx, dW_hh), {name}: max relative difference {diff:.1e}")
 
-# timings, float32
-cell, lstm, run_cell, run_lstm = lstm_paths("float32")
 paths = {"LSTMCell loop (graph)": (run_cell, "numba"), "nn.LSTM, plain twin": (run_lstm, "numpy"),
          "nn.LSTM, Numba kernel": (run_lstm, "numba")}
 for name, (fn, provider) in paths.items():
@@ -182,9 +185,9 @@ def run_row_task(op, dtype):
 
 for task, op in row_tasks.items():
     with kernels.using("numpy"):
-        plain = run_row_task(op, "float64")()
+        plain = run_row_task(op, "float32")()
     with kernels.using("numba"):
-        fast = run_row_task(op, "float64")()
+        fast = run_row_task(op, "float32")()
     agreement[f"{task} (numba vs numpy)"] = max_difference(fast, plain)
     timed = {}
     for provider in ("numpy", "numba"):
@@ -194,7 +197,7 @@ for task, op in row_tasks.items():
         rows.append((task, "plain twin" if provider == "numpy" else "Numba kernel", *timed[provider]))
     print(f"  {task:<14} plain {1e3 * timed['numpy'][0]:7.1f} ms ({timed['numpy'][1]:5.1f} MiB)   "
           f"Numba {1e3 * timed['numba'][0]:7.1f} ms ({timed['numba'][1]:5.1f} MiB)   "
-          f"speed-up {timed['numpy'][0] / timed['numba'][0]:4.1f}x   agreement (float64) "
+          f"speed-up {timed['numpy'][0] / timed['numba'][0]:4.1f}x   agreement (float32, relative) "
           f"{agreement[f'{task} (numba vs numpy)']:.1e}")
 
 # %% [markdown]
@@ -219,9 +222,9 @@ def run_attention(dtype, causal=False):
 
 
 with kernels.using("numpy"):
-    plain = run_attention("float64", causal=True)()
+    plain = run_attention("float32", causal=True)()
 with kernels.using("numba"):
-    fast = run_attention("float64", causal=True)()
+    fast = run_attention("float32", causal=True)()
 agreement["attention, causal (numba vs numpy)"] = max_difference(fast, plain)
 timed = {}
 for provider in ("numpy", "numba"):
@@ -231,7 +234,7 @@ for provider in ("numpy", "numba"):
     rows.append(("attention", "plain twin" if provider == "numpy" else "Numba kernel", *timed[provider]))
 print(f"  plain twin {1e3 * timed['numpy'][0]:7.1f} ms ({timed['numpy'][1]:5.1f} MiB)   Numba "
       f"{1e3 * timed['numba'][0]:7.1f} ms ({timed['numba'][1]:5.1f} MiB)   speed-up "
-      f"{timed['numpy'][0] / timed['numba'][0]:4.1f}x   agreement (float64, causal) "
+      f"{timed['numpy'][0] / timed['numba'][0]:4.1f}x   agreement (float32, causal, relative) "
       f"{agreement['attention, causal (numba vs numpy)']:.1e}")
 
 # %% [markdown]
@@ -348,8 +351,8 @@ lesson.record(agreement=agreement, timings=[{"task": r[0], "path": r[1], "second
               fused_gain=fused_gain, compiled_gain=compiled_gain, row_speedups=row_speedups,
               compiled_in_this_run=None if compile_records is None else len(compile_records()))
 worst = max(agreement.values())
-lesson.check("every kernel agrees with its plain path (float64, <= 1e-10)", worst <= 1e-10,
-             f"worst difference {worst:.1e} over {len(agreement)} comparisons")
+lesson.check("every kernel agrees with its plain path (float32, relative <= 1e-4)", worst <= 1e-4,
+             f"worst relative difference {worst:.1e} over {len(agreement)} comparisons")
 fast_over_plain = {t: lstm_times["nn.LSTM, plain twin"] / lstm_times["nn.LSTM, Numba kernel"] if t == "LSTM"
                    else dict((r[1], r[2]) for r in rows if r[0] == t)["plain twin"] / dict((r[1], r[2]) for r in rows if r[0] == t)["Numba kernel"]
                    for t in speedups}

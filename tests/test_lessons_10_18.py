@@ -216,7 +216,8 @@ def test_16_making_it_fast(tmp_path):
     assert_passed(proc, r)
     v = r["values"]
     # agreement of every fast path with its plain twin (timings are printed, never asserted)
-    assert len(v["agreement"]) == 6 and max(v["agreement"].values()) <= 1e-10
+    # float32, the precision timed (relative to the reference; float64 twins: tests/test_kernels.py)
+    assert len(v["agreement"]) == 6 and max(v["agreement"].values()) <= 1e-4
     assert set(v["numba_speedup_over_plain"]) == {"LSTM", "softmax", "LayerNorm", "cross-entropy", "attention"}
     assert all(t["seconds"] > 0 and t["MiB"] > 0 for t in v["timings"])
     # fusion needs fewer temporaries: the compiled LayerNorm's peak memory is below the plain twin's
