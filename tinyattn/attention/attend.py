@@ -13,6 +13,7 @@ import numbers
 import numpy as np
 
 from .. import ops, random
+from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.registry import register_op
 from ..backend import get_array_module
 from ._checks import (as_tensor, broadcasts_to, check_min_ndim, check_queries_keys, check_values,
@@ -75,7 +76,8 @@ def _repeat_heads(x, groups):
 def _memory_efficient(q, k, v, is_causal, scale):
     """The streaming attention of ``tinyattn.ops.memory_efficient_attention`` (never holds the L x S
     matrix), when the inputs fit its contract (same leading axes, one dtype); else None."""
-    if not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2] and q.dtype == k.dtype == v.dtype):
+    if not (q.array.shape[:-2] == k.array.shape[:-2] == v.array.shape[:-2]
+            and q.dtype == k.dtype == v.dtype):
         return None
     try:
         from ..ops import memory_efficient_attention as streaming  # noqa: PLC0415 - optional fast path
@@ -86,8 +88,14 @@ def _memory_efficient(q, k, v, is_causal, scale):
 
 # From this many score entries per (batch, head) on, when nobody asks for the weights and there is
 # no dropout and no explicit mask, sdpa hands over to the streaming kernel: same numbers, memory
-# O(L + S) instead of O(L·S).
+# O(L + S) instead of O(L·S). Below it too when no graph is recorded (no_grad, e.g. generation):
+# then one fused op replaces five (scale, transpose, two products, softmax), and there is no
+# backward whose speed would depend on the choice.
 STREAMING_MIN_SCORES = 1024 * 1024
+
+
+def _recording(*tensors):
+    return is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 @register_op("attention.scaled_dot_product_attention")
@@ -137,11 +145,12 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         groups = q.shape[-3] // k.shape[-3]
         k, v = _repeat_heads(k, groups), _repeat_heads(v, groups)
     check_queries_keys(name, q, k)
-    L, S, E = q.shape[-2], k.shape[-2], q.shape[-1]
+    (L, E), S = q.array.shape[-2:], k.array.shape[-2]
     # E = 0: every score is the empty sum 0, whatever the scale (PyTorch: uniform weights)
     scale = (1.0 / math.sqrt(E) if E else 1.0) if scale is None else float(scale)
 
-    if (not return_weights and dropout_p == 0.0 and attn_mask is None and L * S >= STREAMING_MIN_SCORES):
+    if (not return_weights and dropout_p == 0.0 and attn_mask is None and L and S and E
+            and (L * S >= STREAMING_MIN_SCORES or not _recording(q, k, v))):
         out = _memory_efficient(q, k, v, is_causal, scale)
         if out is not None:
             return out

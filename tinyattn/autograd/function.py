@@ -44,9 +44,17 @@ class Context:
         self.inputs = tuple(inputs)   # the Tensor inputs (None for plain numbers / constants)
         # the op and output index that made each input, fixed now: an in-place op recorded later
         # (x.mul_(2), x[i] = v) makes the *tensor* x point at a new node, but this op used the old
-        self.edges = tuple([None if t is None else (t._ctx, t._idx) for t in inputs])
+        edges, needs = [], []
+        for t in self.inputs:         # one pass (this runs for every recorded op)
+            if t is None:
+                edges.append(None)
+                needs.append(False)
+            else:
+                edges.append((t._ctx, t._idx))
+                needs.append(t.requires_grad)
+        self.edges = tuple(edges)
         self.saved = ()
-        self.needs_input_grad = tuple([t is not None and t.requires_grad for t in inputs])
+        self.needs_input_grad = tuple(needs)
         self.n_outputs = 1
         self.out_meta = None          # (shape, dtype) per output of a multi-output op
         self.released = False

@@ -18,6 +18,8 @@ class Size(tuple):
         return n
 
     def __getitem__(self, index):
+        if type(index) is int:                  # the common case first: one length
+            return tuple.__getitem__(self, index)
         out = tuple.__getitem__(self, index)
         return Size(out) if isinstance(index, slice) else out
 

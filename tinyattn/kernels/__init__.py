@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
+
 from ..backend import get_array_module
 
 _KERNELS: dict[str, dict[str, object]] = {}
+_FLOAT16 = np.dtype(np.float16)
 _choice = "numba"
 
 
@@ -63,8 +66,10 @@ def get(name: str, *arrays):
     if arrays and get_array_module(*arrays).__name__ == "cupy":
         _load_gpu_kernels()
         return impls.get("cupy", impls["numpy"])
-    if _choice == "numba" and any(getattr(a, "dtype", None) == "float16" for a in arrays):
-        return impls["numpy"]        # compiled kernels are typed for float32/float64 only
+    if _choice == "numba":
+        for a in arrays:
+            if getattr(a, "dtype", None) == _FLOAT16:
+                return impls["numpy"]    # compiled kernels are typed for float32/float64 only
     return impls.get(_choice, impls["numpy"])
 
 

@@ -123,8 +123,12 @@ class LayerNorm(Function):
         rows = x.reshape(math.prod(x.shape[:x.ndim - len(normalized_shape)]), n)   # n may be 0
         w = None if weight is None else weight.reshape(n)
         b = None if bias is None else bias.reshape(n)
-        with np.errstate(over="ignore", invalid="ignore"):
-            y, mean, rstd = kernels.get("layer_norm_forward", rows)(rows, w, b, eps)
+        kernel = kernels.get("layer_norm_forward", rows)
+        if kernel is layer_norm_forward:        # whole-array NumPy: overflow warnings silenced
+            with np.errstate(over="ignore", invalid="ignore"):   # (the rows are redone below)
+                y, mean, rstd = kernel(rows, w, b, eps)
+        else:                                   # compiled loops raise no NumPy warnings
+            y, mean, rstd = kernel(rows, w, b, eps)
         extreme = _extreme_rows(mean, rstd) if rows.size else None
         if extreme is not None:
             y[extreme] = _scaled_forward(rows[extreme], w, b, eps)
@@ -158,15 +162,16 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     weight, bias: Tensors of shape normalized_shape, or None."""
     if isinstance(normalized_shape, int):
         normalized_shape = (normalized_shape,)
-    normalized_shape = tuple(int(s) for s in normalized_shape)
+    normalized_shape = tuple([int(s) for s in normalized_shape])
     k = len(normalized_shape)
-    if k == 0 or tuple(x.shape[x.ndim - k:]) != normalized_shape or x.ndim < k:
+    shape = x.array.shape if isinstance(x, Tensor) else tuple(x.shape)
+    if k == 0 or shape[len(shape) - k:] != normalized_shape or len(shape) < k:
         raise ValueError(
             f"layer_norm: input of shape {tuple(x.shape)} must end with normalized_shape "
             f"{normalized_shape}. Pass the trailing axes to normalise over, e.g. "
             f"normalized_shape={tuple(x.shape[-1:])} for the last axis.")
     for name, p in (("weight", weight), ("bias", bias)):
-        if p is not None and tuple(p.shape) != normalized_shape:
+        if p is not None and tuple(p.array.shape if isinstance(p, Tensor) else p.shape) != normalized_shape:
             raise ValueError(f"layer_norm: {name} has shape {tuple(p.shape)} but normalized_shape "
                              f"is {normalized_shape}; they must be equal.")
     if eps < 0:

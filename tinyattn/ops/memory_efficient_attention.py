@@ -128,13 +128,18 @@ def padding_keys_zeroed(xp, dk, dv, key_lengths):
 
 @register_op("memory_efficient_attention")
 class MemoryEfficientAttention(Function):
-    """q (BH, Tq, D), k (BH, Tk, D), v (BH, Tk, Dv) -> (BH, Tq, Dv); static masks and scale."""
+    """q (..., Tq, D), k (..., Tk, D), v (..., Tk, Dv) -> (..., Tq, Dv), the same leading axes;
+    static masks and scale. The kernels see the leading axes as one (BH, T, D); the reshapes are
+    done here, inside the one op, not as four more ops around it."""
 
     real_inputs = (0, 1, 2)
 
     @staticmethod
     def forward(ctx, q, k, v, key_lengths=None, causal=False, scale=1.0, window=None):
-        out, lse = kernels.get("attention_forward", q)(q, k, v, key_lengths, causal, scale, window)
+        lead = q.shape[:-2]
+        flat = [a.reshape(math.prod(lead), *a.shape[-2:]) for a in (q, k, v)]
+        out, lse = kernels.get("attention_forward", q)(*flat, key_lengths, causal, scale, window)
+        out = out.reshape(*lead, *out.shape[-2:])
         ctx.save_for_backward(q, k, v, out, lse)
         ctx.masks = (key_lengths, causal, scale, window)
         return out
@@ -142,7 +147,9 @@ class MemoryEfficientAttention(Function):
     @staticmethod
     def backward(ctx, g):
         q, k, v, out, lse = ctx.saved
-        return kernels.get("attention_backward", q)(g, q, k, v, out, lse, *ctx.masks)
+        flat = [a.reshape(lse.shape[0], *a.shape[-2:]) for a in (g, q, k, v, out)]
+        grads = kernels.get("attention_backward", q)(*flat, lse, *ctx.masks)
+        return tuple(gr.reshape(a.shape) for gr, a in zip(grads, (q, k, v)))
 
 
 def memory_efficient_attention(q, k, v, causal=False, key_lengths=None, scale=None, window=None):
@@ -156,8 +163,9 @@ def memory_efficient_attention(q, k, v, causal=False, key_lengths=None, scale=No
     if q.ndim < 2 or k.ndim != q.ndim or v.ndim != q.ndim:
         raise ValueError(f"memory_efficient_attention: q, k, v must have the same rank >= 2, got "
                          f"shapes {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}.")
-    lead, (tq, d), (tk, dk), dv = q.shape[:-2], q.shape[-2:], k.shape[-2:], v.shape[-1]
-    if k.shape[:-2] != lead or v.shape[:-2] != lead or dk != d or v.shape[-2] != tk:
+    qs, ks, vs = q.array.shape, k.array.shape, v.array.shape      # plain tuples: cheaper than Size
+    lead, (tq, d), (tk, dk), dv = qs[:-2], qs[-2:], ks[-2:], vs[-1]
+    if ks[:-2] != lead or vs[:-2] != lead or dk != d or vs[-2] != tk:
         raise ValueError(
             f"memory_efficient_attention: shapes do not fit: q {tuple(q.shape)}, k {tuple(k.shape)}, "
             f"v {tuple(v.shape)}. Expected q (..., Tq, D), k (..., Tk, D), v (..., Tk, Dv) with the "
@@ -189,7 +197,5 @@ def memory_efficient_attention(q, k, v, causal=False, key_lengths=None, scale=No
         raise ValueError(f"memory_efficient_attention: window must be a whole number >= 0 or None, "
                          f"got {window!r}.")
     scale = (1.0 / math.sqrt(d) if d else 1.0) if scale is None else float(scale)   # d = 0: scores 0
-    flat = [t.reshape(bh, *t.shape[-2:]) for t in (q, k, v)]
-    out = MemoryEfficientAttention.apply(*flat, key_lengths=lengths, causal=bool(causal),
-                                         scale=scale, window=None if window is None else int(window))
-    return out.reshape(*lead, tq, dv)
+    return MemoryEfficientAttention.apply(q, k, v, key_lengths=lengths, causal=bool(causal),
+                                          scale=scale, window=None if window is None else int(window))
