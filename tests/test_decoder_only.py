@@ -334,6 +334,13 @@ def test_cache_sink_positions_equal_a_numpy_numbering_inside_the_cache(positions
     assert len(cache) == 2 + 3
 
 
+def test_decoder_attention_refuses_cache_sink_positions_it_cannot_renumber():
+    from tinyattn.models.decoder_only import DecoderAttention
+    for kw in (dict(positions="learned", sink_positions="cache"), dict(sink_positions="relative")):
+        with pytest.raises(ValueError, match="DecoderAttention: sink_positions must be one of"):
+            DecoderAttention(8, 2, attention="sliding", window=2, sinks=1, **kw)
+
+
 def test_cache_sink_positions_cache_keeps_keys_unrotated():
     """rope with sink_positions='cache': the cache holds the projected keys as they are (rotated
     only at attention time, by their place in the cache); 'absolute' caches them rotated."""

@@ -20,7 +20,11 @@ Configuration (every combination works with the KV cache and with left-padded ba
               the first ``sinks``) or 'linear' (kernelised, a recurrent state instead of a cache);
   sink_positions (attention='sliding'): 'absolute' (every key keeps its position in the sequence)
               or 'cache' (StreamingLLM's: positions counted inside the set a query sees, sinks then
-              window; rope and alibi only). See ``DecoderAttention``.
+              window; rope and alibi only). See ``DecoderAttention``. The default is 'absolute':
+              it is the only numbering every position kind has (learned and sinusoid vectors are
+              added to the input, once per token, and cannot be renumbered per query), and it
+              keeps what earlier models and lessons computed. 'cache' is what streaming far past
+              the training length wants with rope (lesson 25 measures it).
 
 state_dict layout (for num_layers = 2, positions='learned')::
 
@@ -112,6 +116,12 @@ class DecoderAttention(GroupedQueryAttention):
                              f"the head size embed_dim / num_heads = {self.head_dim} must be even.")
         self.positions, self.attention = positions, attention
         self.window, self.sinks, self.rope_base = window, int(sinks), float(rope_base)
+        if sink_positions not in SINK_POSITIONS or (sink_positions == "cache"
+                                                    and positions not in ("rope", "alibi")):
+            raise ValueError(f"DecoderAttention: sink_positions must be one of {SINK_POSITIONS}, "
+                             f"and 'cache' needs positions='rope' or 'alibi' (positions added to "
+                             f"the input cannot be renumbered); got sink_positions="
+                             f"{sink_positions!r} with positions={positions!r}.")
         self.sink_positions = sink_positions
         # with no sinks the two numberings agree (a window key's distance is p - j either way)
         self.renumber = sink_positions == "cache" and attention == "sliding" and self.sinks > 0
