@@ -194,7 +194,7 @@ class DecoderAttention(GroupedQueryAttention):
         k2 = ops.cat([k * (1.0 - sink), k * sink], dim=-1)
         dropout_p = self.dropout if self.training else 0.0
         return scaled_dot_product_attention(q2, k2, v, attn_mask=mask, dropout_p=dropout_p,
-                                            scale=1.0 / float(np.sqrt(self.head_dim)),
+                                            scale=self.head_dim ** -0.5,
                                             enable_gqa=True)
 
     def _sliding(self, q, k, v):
