@@ -9,8 +9,9 @@ and trained models park the weight they do not need on the first tokens. We writ
 each query sees and how the cache evicts, check both against the library, then train a small
 decoder-only model (rotary positions, full attention) on sequences of 32 tokens and score
 sequences 16 times as long: with full attention, with a window of 32 and no sinks, and with a
-window of 28 plus 4 sinks (the same 32 cached keys), with the sinks' positions as the library
-keeps them (absolute) and as StreamingLLM assigns them (positions inside the cache). Last, we
+window of 28 plus 4 sinks (the same 32 cached keys), with the sinks at their absolute positions
+(the library's default) and as StreamingLLM assigns them (positions inside the cache: the
+library's ``sink_positions="cache"``, first written out by hand). Last, we
 measure how much attention our model puts on the first token, which is what decides whether
 sinks can matter.
 
@@ -18,8 +19,9 @@ The source articles (doc 000 .. doc 004, described in docs/sources.md) stop at t
 this lesson is part of issue 19's extension. No number comes from them.
 Criterion: the written-out mask and the hand-written eviction equal the library's
 (sliding_window_mask, nn.KVCache), whose size stops at sinks + window keys; a sliding-window
-decoder's cached one-token steps reproduce one full pass (1e-10, float64); the hand-written model
-forward equals the library's (1e-10); the model learns the language at its training length (loss
+decoder's cached one-token steps reproduce one full pass, with either numbering of the sinks
+(1e-10, float64); the hand-written model forward equals the library's with either numbering
+(1e-10); the model learns the language at its training length (loss
 within 0.1 nats of the best possible); with a window (no sinks) its loss far past the training
 length (tokens 257-512) stays within 0.05 nats of its loss at the training length. How full
 attention, sinks at absolute positions and sinks at cache positions do is measured and printed (and
@@ -65,7 +67,8 @@ print(f"written out = attention.sliding_window_mask: {mask_equal}; no query sees
 # to what is kept, and then every key that no later query will see is dropped: all but the first
 # s columns and the last W. By hand as a list of kept columns, against ``nn.KVCache(window=W,
 # sinks=s)``. Then a whole decoder with attention='sliding' (random weights, float64): its cached
-# one-token steps must give the logits of one pass over the whole sequence with the mask.
+# one-token steps must give the logits of one pass over the whole sequence with the mask, with the
+# sinks at their absolute positions and at their positions inside the cache (section 4).
 
 # %%
 lesson.section("2. eviction by hand = nn.KVCache(window, sinks); cached decoding = one pass")
@@ -80,17 +83,21 @@ for t in range(T_SMALL):
 print(f"after token {T_SMALL - 1} the cache keeps columns {kept}; hand-written = nn.KVCache at every step: "
       f"{same_columns}; keys kept after each step: {sizes}")
 
-ta.manual_seed(lesson.seed)
-random_model = DecoderOnlyTransformer(20, d_model=32, num_layers=2, num_heads=4, positions="rope",
-                                      attention="sliding", window=6, sinks=2).double().eval()
-seq = rng.integers(0, 20, (2, 40))
-with ta.no_grad():
-    one_pass = random_model(seq).numpy()
-    step_cache = random_model.new_cache()
-    steps = [random_model(seq[:, t:t + 1], cache=step_cache).numpy() for t in range(40)]
-cached_err = float(np.abs(np.concatenate(steps, axis=1) - one_pass).max())
-print(f"window 6 + 2 sinks, 40 tokens one at a time vs one pass: max logit difference {cached_err:.1e}; "
-      f"the cache holds {len(step_cache.self_attn[0])} keys per layer")
+seq, cached_errs = rng.integers(0, 20, (2, 40)), {}
+for sink_positions in ("absolute", "cache"):
+    ta.manual_seed(lesson.seed)
+    random_model = DecoderOnlyTransformer(20, d_model=32, num_layers=2, num_heads=4, positions="rope",
+                                          attention="sliding", window=6, sinks=2,
+                                          sink_positions=sink_positions).double().eval()
+    with ta.no_grad():
+        one_pass = random_model(seq).numpy()
+        step_cache = random_model.new_cache()
+        steps = [random_model(seq[:, t:t + 1], cache=step_cache).numpy() for t in range(40)]
+    cached_errs[sink_positions] = float(np.abs(np.concatenate(steps, axis=1) - one_pass).max())
+cached_err = max(cached_errs.values())
+print(f"window 6 + 2 sinks, 40 tokens one at a time vs one pass: max logit difference "
+      + ", ".join(f"{e:.1e} (sinks at {where} positions)" for where, e in cached_errs.items())
+      + f"; the cache holds {len(step_cache.self_attn[0])} keys per layer")
 
 # %% [markdown]
 # ## 3. A small model, trained at 32 tokens
@@ -152,9 +159,12 @@ print(f"noise floor: {floor:.4f} nats per predictable token")
 #  * a window of 28 keys + 4 sinks, the library's way: every key keeps its absolute position, so a
 #    query at position 500 meets the sink keys rotated 500 positions away;
 #  * the same window + sinks, StreamingLLM's way: positions counted inside the cache, so the sinks
-#    always sit just before the window (at most 31 positions from the query). The library has no
-#    switch for that; we write the model's forward out by hand (first checked equal to the library
-#    with absolute positions) and change only the sinks' positions.
+#    always sit just before the window (at most 31 positions from the query). Numbered inside the
+#    set it sees (sinks 0..3, window 4..31), the query is at 31 and a window key keeps its distance
+#    to it, so only the sinks' scores change: they are scored as if the query stood at
+#    min(p, 31). We write the model's forward out by hand that way, then use the library's switch,
+#    ``DecoderOnlyTransformer(..., sink_positions="cache")`` (its cache keeps the keys unrotated
+#    and turns them at attention time), checked equal to the hand version with both numberings.
 
 # %%
 lesson.section("4. scoring 512 tokens: full attention, window, window + sinks (absolute / cache positions)")
@@ -171,7 +181,7 @@ def load(**attention):
 
 def by_hand(m, tokens, window, sinks, sink_positions):
     """The decoder's forward with the attention core in NumPy: rotary q and k, the sliding mask with
-    sinks, softmax, values. sink_positions 'absolute' (the library's) or 'cache' (StreamingLLM's:
+    sinks, softmax, values. sink_positions 'absolute' (the library's default) or 'cache' (StreamingLLM's:
     for query p the sinks are scored as if p were at min(p, window + sinks - 1))."""
     T = tokens.shape[1]
     pos = np.arange(T)
@@ -201,17 +211,19 @@ def loss_per_token(logits, tokens):
 
 
 inputs = evaluation[:, :-1]
-sliding = load(attention="sliding", window=WINDOW - SINKS, sinks=SINKS)
+sliding = {where: load(attention="sliding", window=WINDOW - SINKS, sinks=SINKS, sink_positions=where)
+           for where in ("absolute", "cache")}
 with ta.no_grad():
     check_in = inputs[:4, :128]
-    hand_err = float(np.abs(by_hand(sliding, check_in, WINDOW - SINKS, SINKS, "absolute").numpy()
-                            - sliding(check_in).numpy()).max())
+    hand_errs = {where: float(np.abs(by_hand(m, check_in, WINDOW - SINKS, SINKS, where).numpy()
+                                     - m(check_in).numpy()).max()) for where, m in sliding.items()}
     logits = {"full attention": load()(inputs).numpy(),
               f"window {WINDOW}, no sinks": load(attention="sliding", window=WINDOW)(inputs).numpy(),
-              f"window {WINDOW - SINKS} + {SINKS} sinks (absolute positions)": sliding(inputs).numpy(),
-              f"window {WINDOW - SINKS} + {SINKS} sinks (cache positions)":
-                  by_hand(sliding, inputs, WINDOW - SINKS, SINKS, "cache").numpy()}
-print(f"hand-written forward vs the library (window + sinks, absolute positions): max logit difference {hand_err:.1e}")
+              f"window {WINDOW - SINKS} + {SINKS} sinks (absolute positions)": sliding["absolute"](inputs).numpy(),
+              f"window {WINDOW - SINKS} + {SINKS} sinks (cache positions)": sliding["cache"](inputs).numpy()}
+hand_err = max(hand_errs.values())
+print("hand-written forward vs the library (window + sinks): max logit difference "
+      + ", ".join(f"{e:.1e} (sink_positions={where!r})" for where, e in hand_errs.items()))
 # the best any model can do on these very tokens: -log p_right where the rule was kept, -log(NOISE / V)
 # where noise replaced it (so a span with more noisy tokens by chance does not look like a worse model)
 rule = table[evaluation[:, 3:-1], evaluation[:, 1:-3]]
@@ -297,7 +309,8 @@ print(f"  sinks at cache positions against no sinks: {sink_gain:+.3f} ± {sink_s
 print(f"  sinks at absolute positions against no sinks: {abs_cost:+.3f} ± {abs_se:.3f} nats worse"
       + (f": a query at position {EVAL_T - 1} meets the sink keys rotated {EVAL_T - 1} positions away, a distance "
          f"never seen in training (at most {LENGTH - 1}). StreamingLLM counts positions inside the cache for this "
-         f"reason; the library keeps absolute positions (its cached keys are already rotated)."
+         f"reason, and so does the library with sink_positions='cache' (its default, 'absolute', caches the keys "
+         f"already rotated)."
          if abs_cost > 2 * abs_se else "; no measurable harm here."))
 if abs_cost > 2 * abs_se:              # where do the failures fall? the dominant period of the excess curve
     tail = losses[abs_name][LENGTH:]
@@ -345,7 +358,7 @@ lesson.savefig(fig, "streaming")
 # %%
 lesson.section("criterion")
 lesson.record(mask_equal=mask_equal, same_columns=same_columns, cache_sizes=sizes, cached_err=cached_err,
-              hand_err=hand_err, floor=floor, span_loss=span_loss, drift=drift, mass_on_first=mass,
+              cached_errs=cached_errs, hand_err=hand_err, hand_errs=hand_errs, floor=floor, span_loss=span_loss, drift=drift, mass_on_first=mass,
               uniform_mass=uniform, excess_per_position=losses, sink_gain=[sink_gain, sink_se],
               absolute_sink_cost=[abs_cost, abs_se], sinks_helped=sinks_helped,
               absolute_sink_period=record_period, has_sink=has_sink)

@@ -91,4 +91,10 @@ CASES += [
     _attn_case("rope, full, KV cache with 2 kept keys", cached=True, positions="rope"),
     _attn_case("alibi, sliding, KV cache", cached=True, positions="alibi", attention="sliding",
                window=3, sinks=1),
+    _attn_case("sliding, rope, positions inside the cache, padding", positions="rope",
+               attention="sliding", window=1, sinks=1, sink_positions="cache"),
+    _attn_case("sliding, rope, positions inside the cache, KV cache", cached=True, positions="rope",
+               attention="sliding", window=2, sinks=1, sink_positions="cache"),
+    _attn_case("sliding, alibi, positions inside the cache, KV cache", cached=True,
+               positions="alibi", attention="sliding", window=2, sinks=1, sink_positions="cache"),
 ]

@@ -32,9 +32,15 @@ CONFIGS = ([dict(positions=p, num_kv_heads=h) for p in ("learned", "sinusoid", "
               for h in (4, 1)]
            + [dict(positions="rope", num_kv_heads=4, attention="sliding", window=4, sinks=0)]
            + [dict(positions=p, num_kv_heads=h, attention="linear") for p in ("learned", "rope")
-              for h in (4, 2)])
-IDS = ["{}-kv{}-{}{}".format(c["positions"], c["num_kv_heads"], c.get("attention", "full"),
-                             f"-w{c['window']}s{c['sinks']}" if "window" in c else "") for c in CONFIGS]
+              for h in (4, 2)]
+           # positions counted inside the sinks + window (StreamingLLM): s + W - 1 = 3 or 4 < T
+           + [dict(positions=p, num_kv_heads=h, attention="sliding", window=3, sinks=s,
+                   sink_positions="cache") for p, h, s in (("rope", 4, 1), ("rope", 1, 2),
+                                                            ("alibi", 2, 1), ("alibi", 4, 2))])
+IDS = ["{}-kv{}-{}{}{}".format(c["positions"], c["num_kv_heads"], c.get("attention", "full"),
+                               f"-w{c['window']}s{c['sinks']}" if "window" in c else "",
+                               "-cachepos" if c.get("sink_positions") == "cache" else "")
+       for c in CONFIGS]
 
 
 def _cache_bytes(cfg, N, T, layers=2, D=4):
@@ -171,6 +177,13 @@ def test_state_dict_round_trip():
     (dict(attention="linear", positions="alibi"), ValueError, "never forms"),
     (dict(positions="rope", d_model=12, num_heads=4), ValueError, "must be even"),
     (dict(num_heads=4, num_kv_heads=3), ValueError, "not a multiple of num_kv_heads"),
+    (dict(attention="sliding", window=2, sink_positions="relative"), ValueError,
+     "sink_positions must be one of"),
+    (dict(positions="rope", sink_positions="cache"), ValueError, "needs attention='sliding'"),
+    (dict(positions="learned", attention="sliding", window=2, sinks=1, sink_positions="cache"),
+     ValueError, "cannot be renumbered"),
+    (dict(positions="sinusoid", attention="sliding", window=2, sinks=1, sink_positions="cache"),
+     ValueError, "cannot be renumbered"),
 ])
 def test_bad_configuration_is_named(kwargs, err, match):
     with pytest.raises(err, match=match):
@@ -253,3 +266,144 @@ def test_linear_attention_cache_is_constant_size():
     assert len(set(sizes)) == 1 and sizes[0] == _cache_bytes(dict(num_kv_heads=2, attention="linear"), 2, 23)
     with pytest.raises(ValueError, match="one token per call"):
         m(_tokens(2, 2), cache=cache)
+
+
+# --------------------------------------------------------------------------- sink_positions='cache'
+def _numpy_rotate(x, index, base=10000.0):
+    """x (..., D) turned by the angles index·base^(-2m/D), halves pairing (attention.rotary's)."""
+    h = x.shape[-1] // 2
+    angle = index * base ** (-np.arange(h) * 2.0 / x.shape[-1])
+    c, s = np.cos(angle), np.sin(angle)
+    return np.concatenate([x[..., :h] * c - x[..., h:] * s, x[..., h:] * c + x[..., :h] * s], -1)
+
+
+def _numpy_cache_numbered(a, x, padding, window, sinks):
+    """StreamingLLM's numbering, literally, in NumPy: for each query, gather the keys it sees (its
+    row's real keys among the first ``sinks`` and the last ``window`` positions), number them 0..m-1
+    in order, the query at m-1; rope turns each key by its number and the query by m-1, alibi adds
+    -slope_h · (m-1 - number). Returns DecoderAttention's output (N, T, E); padding rows are NaN."""
+    q, k, v = (t.numpy() for t in a.project(ta.tensor(x)))
+    N, H, T, D = q.shape
+    pos = np.cumsum(~padding, axis=1) - 1
+    slopes = 2.0 ** (-8.0 * (np.arange(H) + 1) / H)                  # H a power of two
+    heads = np.full((N, T, H, D), np.nan)
+    for n in range(N):
+        for i in range(T):
+            if padding[n, i]:
+                continue
+            seen = [j for j in range(i + 1) if not padding[n, j]
+                    and (pos[n, i] - pos[n, j] < window or pos[n, j] < sinks)]
+            m = len(seen)
+            for h in range(H):
+                kv = h // a.groups
+                keys, vals = k[n, kv, seen], v[n, kv, seen]
+                if a.positions == "rope":
+                    keys = np.stack([_numpy_rotate(kj, idx) for idx, kj in enumerate(keys)])
+                    scores = keys @ _numpy_rotate(q[n, h, i], m - 1) / np.sqrt(D)
+                else:
+                    scores = q[n, h, i] @ keys.T / np.sqrt(D) - slopes[h] * (m - 1 - np.arange(m))
+                w = np.exp(scores - scores.max())
+                heads[n, i, h] = (w / w.sum()) @ vals
+    W, b = a.out_proj.weight.numpy(), a.out_proj.bias.numpy()
+    return heads.reshape(N, T, H * D) @ W.T + b
+
+
+@pytest.mark.parametrize("positions,kv", [("rope", 2), ("rope", 1), ("alibi", 4), ("alibi", 2)])
+def test_cache_sink_positions_equal_a_numpy_numbering_inside_the_cache(positions, kv):
+    """A full pass (left padding in one row) and a KV cache fed one token at a time both equal the
+    literal formulation: keys numbered by their index among those the query sees."""
+    from tinyattn.models.decoder_only import DecoderAttention
+    from tinyattn.nn import KVCache
+    ta.manual_seed(3)
+    a = DecoderAttention(16, 4, kv, positions=positions, attention="sliding", window=3, sinks=2,
+                         sink_positions="cache").double().eval()
+    T = 11
+    x = np.random.default_rng(4).normal(size=(2, T, 16))
+    padding = np.zeros((2, T), bool)
+    padding[1, :3] = True
+    pos = np.maximum(np.cumsum(~padding, axis=1) - 1, 0)
+    expect = _numpy_cache_numbered(a, x, padding, 3, 2)
+    real = ~padding
+    with ta.no_grad():
+        got = a(ta.tensor(x), pos, padding).numpy()
+        np.testing.assert_allclose(got[real], expect[real], atol=1e-12)
+        cache = KVCache(window=3, sinks=2)                   # row 0 alone, token by token
+        steps = [a(ta.tensor(x[:1, t:t + 1]), np.array([[t]]), None, cache).numpy()[0, 0]
+                 for t in range(T)]
+    np.testing.assert_allclose(np.stack(steps), expect[0], atol=1e-12)
+    assert len(cache) == 2 + 3
+
+
+def test_decoder_attention_refuses_cache_sink_positions_it_cannot_renumber():
+    from tinyattn.models.decoder_only import DecoderAttention
+    for kw in (dict(positions="learned", sink_positions="cache"), dict(sink_positions="relative")):
+        with pytest.raises(ValueError, match="DecoderAttention: sink_positions must be one of"):
+            DecoderAttention(8, 2, attention="sliding", window=2, sinks=1, **kw)
+
+
+def test_cache_sink_positions_cache_keeps_keys_unrotated():
+    """rope with sink_positions='cache': the cache holds the projected keys as they are (rotated
+    only at attention time, by their place in the cache); 'absolute' caches them rotated."""
+    seq = _tokens(1, 7, seed=2)
+    kept = {}
+    for where in ("cache", "absolute"):
+        m = _model(positions="rope", attention="sliding", window=2, sinks=1, sink_positions=where,
+                   num_layers=1)
+        cache = m.new_cache()
+        with ta.no_grad():
+            m(seq, cache=cache)
+            k = m.blocks[0].attn.project(m.blocks[0].ln1(m.tok_emb(seq)))[1].numpy()
+        assert cache.self_attn[0].positions.tolist() == [0, 5, 6]
+        kept[where] = (cache.self_attn[0].keys.numpy(), k[:, :, [0, 5, 6]])
+    np.testing.assert_allclose(*kept["cache"], atol=1e-15)
+    assert not np.allclose(*kept["absolute"])
+
+
+def test_cache_sink_positions_differ_from_absolute_only_past_sinks_plus_window():
+    """Up to position s + W - 1 every key sits at its own index in the cache, so both numberings
+    give the same logits; after it only the sinks' distances change. With no sinks they agree."""
+    seq = _tokens(2, 12, seed=7)
+    for positions in ("rope", "alibi"):
+        logits = {}
+        for sinks in (0, 2):
+            for where in ("absolute", "cache"):
+                m = _model(positions=positions, attention="sliding", window=3, sinks=sinks,
+                           sink_positions=where)
+                with ta.no_grad():
+                    logits[sinks, where] = m(seq).numpy()
+        np.testing.assert_allclose(logits[0, "cache"], logits[0, "absolute"], atol=1e-12)
+        np.testing.assert_allclose(logits[2, "cache"][:, :5], logits[2, "absolute"][:, :5],
+                                   atol=1e-12)                        # positions 0..4 = s + W - 1
+        assert np.abs(logits[2, "cache"][:, 5:] - logits[2, "absolute"][:, 5:]).min() > 1e-9
+
+
+@pytest.mark.parametrize("positions", ["rope", "alibi"])
+def test_cache_sink_positions_generation_same_tokens_with_and_without_cache(positions):
+    from tinyattn.models import generate
+    m = _model(positions=positions, attention="sliding", window=3, sinks=2, sink_positions="cache",
+               num_kv_heads=2)
+    prompts = [[1, 2, 3, 4, 5, 6, 7], [8, 9], [10, 11, 12, 1]]
+    for kw in (dict(), dict(do_sample=True, top_k=5)):
+        runs = [generate(m, prompts, 14, use_cache=c, generator=ta.Generator().manual_seed(1), **kw)[0]
+                for c in (True, False)]
+        np.testing.assert_array_equal(*runs)
+
+
+def test_cache_sink_positions_on_the_cupy_stand_in(monkeypatch):
+    """The renumbered attention never falls back to NumPy: generation on CuPy-like arrays
+    (tests/fakecupy.py) gives the host's tokens, with gradients on device arrays."""
+    import fakecupy  # noqa: PLC0415
+    from tinyattn.models import generate
+    hosts = {p: _model(positions=p, attention="sliding", window=2, sinks=1, sink_positions="cache")
+             for p in ("rope", "alibi")}
+    prompts = [[1, 2, 3, 4, 5], [6, 7]]
+    expect = {p: generate(m, prompts, 6)[0] for p, m in hosts.items()}
+    fake = fakecupy.install(monkeypatch)
+    for p, m in hosts.items():
+        dev = m.to("cuda")
+        tokens, _ = generate(dev, prompts, 6)
+        assert isinstance(tokens, fakecupy.DeviceArray)
+        np.testing.assert_array_equal(fake.asnumpy(tokens), expect[p])
+        dev.train()
+        dev(fake.asarray(_tokens(2, 6))).sum().backward()
+        assert isinstance(dev.blocks[0].attn.q_proj.weight.grad.array, fakecupy.DeviceArray)

@@ -47,6 +47,7 @@ def test_25_streaming_attention_sinks(tmp_path):
     assert v["mask_equal"] and v["same_columns"]
     assert v["cache_sizes"] == [min(t + 1, 6) for t in range(12)]     # W = 4 + s = 2 keys at most
     assert max(v["cached_err"], v["hand_err"]) < 1e-10
+    assert set(v["cached_errs"]) == set(v["hand_errs"]) == {"absolute", "cache"}   # both numberings
     spans = v["span_loss"]
     window, cache_sinks = spans["window 32, no sinks"], spans["window 28 + 4 sinks (cache positions)"]
     far, inside = "257-512", "4-32"

@@ -12,10 +12,13 @@ window=window - 1)``, and the attention function then hands over to the streamin
 (``memory_efficient_attention`` with causal=True, window=window-1: O(T·window) work, no (T, T)
 matrix). With sinks or an offset it builds the boolean mask and uses scaled_dot_product_attention.
 
-Positions: keys keep their absolute positions (a rotary model caches its keys already rotated), so
-far into a stream a query meets the sink keys at distances never seen in training. StreamingLLM
-instead counts positions inside the cache (the sinks sit just before the window); that is not
-implemented here. Lesson 25 measures the difference (with rotary positions it is large).
+Positions: this function takes q and k as they are (already rotated, if rotary), so keys keep
+their absolute positions and far into a stream a query meets the sink keys at distances never
+seen in training. StreamingLLM instead counts positions inside the cache (the sinks sit just
+before the window); that needs the unrotated keys and lives in the decoder:
+``DecoderOnlyTransformer(..., attention='sliding', sink_positions='cache')`` (rope or alibi; see
+``models.decoder_only.DecoderAttention``). Lesson 25 measures the difference (with rotary
+positions it is large).
 
 ``query_offset``: the absolute position of the first query (decoding with a KV cache: Tq new
 queries at positions offset .. offset+Tq-1 over all Tk = offset + Tq cached keys).

@@ -17,7 +17,14 @@ Configuration (every combination works with the KV cache and with left-padded ba
               'alibi' (no position vectors: a per-head linear penalty on the distance);
   heads:      num_kv_heads = num_heads (MHA), 1 (MQA) or a divisor between (GQA);
   attention:  'full' (causal softmax), 'sliding' (each token sees the last ``window`` tokens and
-              the first ``sinks``) or 'linear' (kernelised, a recurrent state instead of a cache).
+              the first ``sinks``) or 'linear' (kernelised, a recurrent state instead of a cache);
+  sink_positions (attention='sliding'): 'absolute' (every key keeps its position in the sequence)
+              or 'cache' (StreamingLLM's: positions counted inside the set a query sees, sinks then
+              window; rope and alibi only). See ``DecoderAttention``. The default is 'absolute':
+              it is the only numbering every position kind has (learned and sinusoid vectors are
+              added to the input, once per token, and cannot be renumbered per query), and it
+              keeps what earlier models and lessons computed. 'cache' is what streaming far past
+              the training length wants with rope (lesson 25 measures it).
 
 state_dict layout (for num_layers = 2, positions='learned')::
 
@@ -45,7 +52,8 @@ import numpy as np
 
 from .. import functional as F
 from .. import ops
-from ..attention.alibi import alibi_bias
+from ..attention.alibi import alibi_bias, alibi_slopes
+from ..attention.attend import scaled_dot_product_attention
 from ..attention.linear_attention import feature_map, linear_attention, linear_attention_step
 from ..attention.rotary import rotary_embedding
 from ..attention.sliding_window import sliding_window_attention
@@ -66,6 +74,7 @@ __all__ = ["DecoderOnlyTransformer", "DecoderAttention", "DecoderBlock", "FeedFo
 
 POSITIONS = ("learned", "sinusoid", "rope", "alibi")
 ATTENTIONS = ("full", "sliding", "linear")
+SINK_POSITIONS = ("absolute", "cache")
 LINEAR_EPS = 1e-6            # added to linear attention's denominators, as attention.linear_attention
 
 
@@ -80,13 +89,26 @@ class DecoderAttention(GroupedQueryAttention):
     attention: 'full' (every earlier token), 'sliding' (the last ``window`` tokens and the first
         ``sinks``, attention.sliding_window_attention's rule), 'linear' (attention.linear_attention
         with the elu + 1 feature map; with a cache its recurrent state, not keys, is kept).
+    sink_positions (sliding only): 'absolute': a key keeps its position in the sequence, so a query
+        at position p meets a sink key p positions away (rotary keys are cached already rotated).
+        'cache' (StreamingLLM, Xiao et al. 2023): positions are counted inside the set of keys the
+        query sees, sinks first, then the window, the query last. That set is the sinks 0..s-1 and
+        the window p-W+1..p; while p < s + W - 1 they overlap into 0..p (nothing to renumber), after
+        that the query sits at index s + W - 1. A window key's distance to the query stays p - j; a
+        sink key's becomes min(p, s + W - 1) - j, at most s + W - 1 however long the stream.
+        rope: the cache keeps the keys UNROTATED; at attention time the keys are rotated by their
+        positions and the query twice, at p (for the window keys) and at min(p, s + W - 1) (for the
+        sinks). Rotary scores depend only on the difference of the two angles, so this is the
+        same as rotating every kept key by its index in the cache and the query by the last index
+        (tests/test_decoder_only.py checks it against that literal formulation).
+        alibi: the bias is -m_h times those same distances.
 
     forward(x (N, T, E), positions (N, T) ints, padding (N, T) bool or None, cache=None)
     """
 
     def __init__(self, embed_dim, num_heads, num_kv_heads=None, positions="learned",
                  attention="full", window=None, sinks=0, rope_base=10000.0, bias=True,
-                 dropout=0.0, dtype=None):
+                 dropout=0.0, dtype=None, sink_positions="absolute"):
         super().__init__(embed_dim, num_heads, num_kv_heads, bias=bias, dropout=dropout,
                          dtype=dtype)
         if positions == "rope" and self.head_dim % 2:
@@ -94,13 +116,22 @@ class DecoderAttention(GroupedQueryAttention):
                              f"the head size embed_dim / num_heads = {self.head_dim} must be even.")
         self.positions, self.attention = positions, attention
         self.window, self.sinks, self.rope_base = window, int(sinks), float(rope_base)
+        if sink_positions not in SINK_POSITIONS or (sink_positions == "cache"
+                                                    and positions not in ("rope", "alibi")):
+            raise ValueError(f"DecoderAttention: sink_positions must be one of {SINK_POSITIONS}, "
+                             f"and 'cache' needs positions='rope' or 'alibi' (positions added to "
+                             f"the input cannot be renumbered); got sink_positions="
+                             f"{sink_positions!r} with positions={positions!r}.")
+        self.sink_positions = sink_positions
+        # with no sinks the two numberings agree (a window key's distance is p - j either way)
+        self.renumber = sink_positions == "cache" and attention == "sliding" and self.sinks > 0
 
     def forward(self, x, positions, padding=None, cache=None):
         xp = get_array_module(x.array)                 # masks are built where the activations live
         positions = xp.asarray(unwrap(positions))
         padding = None if padding is None else xp.asarray(unwrap(padding))
         q, k, v = self.project(x)
-        if self.positions == "rope":
+        if self.positions == "rope" and not self.renumber:     # renumbered keys are cached unrotated
             q = rotary_embedding(q, positions, self.rope_base)
             k = rotary_embedding(k, positions, self.rope_base)
         if self.attention == "linear":
@@ -112,13 +143,15 @@ class DecoderAttention(GroupedQueryAttention):
             lead = q_cols[-1] - positions[:, -1]        # each row's left padding (its last token is real)
             key_pos = key_cols[None, :] - lead[:, None]
         else:
-            if padding is None and self.positions != "alibi":       # the library's fast paths
+            if padding is None and self.positions != "alibi" and not self.renumber:  # fast paths
                 if self.attention == "sliding":
                     return self.merge_heads(self._sliding(q, k, v))
                 return self.merge_heads(self.attend(q, k, v, is_causal=True))
             q_cols = key_cols = xp.arange(x.shape[1])
             key_pad, key_pos = padding, positions
         mask = self._mask(q_cols, key_cols, positions, key_pos, key_pad)
+        if self.renumber:
+            return self.merge_heads(self._attend_in_cache(q, k, v, positions, key_pos, mask))
         if self.positions == "alibi":
             bias = alibi_bias(self.num_heads, q_cols, key_cols, dtype=q.dtype).array
             mask = Tensor(xp.where(mask, bias[None], -xp.inf).astype(q.dtype))
@@ -135,6 +168,34 @@ class DecoderAttention(GroupedQueryAttention):
             sink = (key_pos < self.sinks)[:, None, :]
             allowed = allowed & (near | sink)[:, None]
         return allowed
+
+    def _attend_in_cache(self, q, k, v, q_pos, key_pos, mask):
+        """Attention with positions counted inside the sinks + window set (sink_positions='cache'):
+        q (N, H, T, D) and k (N, H_kv, S, D) unrotated, q_pos (N, T) and key_pos (N, S) positions in
+        the sequence, mask (N or 1, 1, T, S) bool."""
+        xp = get_array_module(q.array)
+        q_at_sinks = xp.minimum(q_pos, self.sinks + self.window - 1)      # (N, T): the query's index
+        is_sink = key_pos < self.sinks                                    # (N, S)
+        if self.positions == "alibi":
+            distance = xp.where(is_sink[:, None, :], q_at_sinks[:, :, None], q_pos[:, :, None]) \
+                - key_pos[:, None, :]                                     # (N, T, S)
+            slopes = xp.asarray(alibi_slopes(self.num_heads), dtype=xp.float64)
+            bias = -slopes[None, :, None, None] * distance[:, None].astype(xp.float64)
+            mask = Tensor(xp.where(mask, bias, -xp.inf).astype(q.dtype))
+            return self.attend(q, k, v, mask)
+        # rope. Each key must meet the query rotated to the right place: window keys the query at
+        # p, sink keys the query at min(p, s + W - 1). One dot product does both: the query's two
+        # rotations side by side (2D features), each key's features in the half of its kind and
+        # zeros in the other half, the scale kept at 1/sqrt(D).
+        k = rotary_embedding(k, key_pos, self.rope_base)
+        q2 = ops.cat([rotary_embedding(q, q_pos, self.rope_base),
+                      rotary_embedding(q, q_at_sinks, self.rope_base)], dim=-1)
+        sink = Tensor(is_sink[:, None, :, None].astype(k.dtype))          # (N, 1, S, 1)
+        k2 = ops.cat([k * (1.0 - sink), k * sink], dim=-1)
+        dropout_p = self.dropout if self.training else 0.0
+        return scaled_dot_product_attention(q2, k2, v, attn_mask=mask, dropout_p=dropout_p,
+                                            scale=self.head_dim ** -0.5,
+                                            enable_gqa=True)
 
     def _sliding(self, q, k, v):
         """No padding, no cache: attention.sliding_window_attention (the streaming kernel when
@@ -204,7 +265,7 @@ class FeedForward(Module):
 @register_op("models.DecoderBlock")
 class DecoderBlock(Module):
     """x + attn(ln1(x)), then x + ff(ln2(x)) (pre-norm). ``attention_options`` go to
-    DecoderAttention (positions, attention, window, sinks, rope_base)."""
+    DecoderAttention (positions, attention, window, sinks, rope_base, sink_positions)."""
 
     def __init__(self, d_model, num_heads, num_kv_heads, dim_feedforward, dropout=0.0, bias=True,
                  layer_norm_eps=1e-5, dtype=None, **attention_options):
@@ -239,7 +300,7 @@ class DecoderOnlyTransformer(Module):
     def __init__(self, vocab_size, d_model=64, num_layers=2, num_heads=4, num_kv_heads=None,
                  dim_feedforward=None, max_len=256, positions="learned", attention="full",
                  window=None, sinks=0, rope_base=10000.0, dropout=0.0, bias=True,
-                 layer_norm_eps=1e-5, dtype=None):
+                 layer_norm_eps=1e-5, dtype=None, sink_positions="absolute"):
         super().__init__()
         name = type(self).__name__
         dim_feedforward = 4 * d_model if dim_feedforward is None else dim_feedforward
@@ -259,12 +320,24 @@ class DecoderOnlyTransformer(Module):
                                  f"tokens each token sees (itself included), a whole number >= 1; "
                                  f"got {window!r}.")
             check_sizes(name, minimum=0, sinks=sinks)
+        if sink_positions not in SINK_POSITIONS:
+            raise ValueError(f"{name}: sink_positions must be one of {SINK_POSITIONS}, got "
+                             f"{sink_positions!r}.")
+        if sink_positions == "cache" and attention != "sliding":
+            raise ValueError(f"{name}: sink_positions='cache' numbers positions inside a sliding "
+                             f"window's cache; it needs attention='sliding' (got {attention!r}).")
+        if sink_positions == "cache" and positions in ("learned", "sinusoid"):
+            raise ValueError(f"{name}: sink_positions='cache' renumbers the keys a query sees, "
+                             f"per query, inside attention; positions={positions!r} are added to "
+                             f"the token vectors before attention, once per token, so they cannot "
+                             f"be renumbered. Use positions='rope' or 'alibi', or "
+                             f"sink_positions='absolute'.")
         if attention == "linear" and positions == "alibi":
             raise ValueError(f"{name}: positions='alibi' adds a bias to softmax scores, which "
                              f"attention='linear' never forms; choose rope, learned or sinusoid.")
         self.vocab_size, self.d_model, self.max_len = int(vocab_size), int(d_model), int(max_len)
         self.positions, self.attention = positions, attention
-        self.window, self.sinks = window, int(sinks)
+        self.window, self.sinks, self.sink_positions = window, int(sinks), sink_positions
         self.tok_emb = Embedding(vocab_size, d_model, dtype=dtype)
         if positions == "learned":
             self.pos_emb = Embedding(max_len, d_model, dtype=dtype)
@@ -275,7 +348,8 @@ class DecoderOnlyTransformer(Module):
         self.blocks = ModuleList([
             DecoderBlock(d_model, num_heads, num_kv_heads, dim_feedforward, dropout, bias,
                          layer_norm_eps, dtype, positions=positions, attention=attention,
-                         window=window, sinks=sinks, rope_base=rope_base)
+                         window=window, sinks=sinks, rope_base=rope_base,
+                         sink_positions=sink_positions)
             for _ in range(int(num_layers))])
         self.ln_f = LayerNorm(d_model, eps=layer_norm_eps, dtype=dtype)
         self.lm_head = Linear(d_model, vocab_size, bias=False, dtype=dtype)
@@ -380,4 +454,6 @@ class DecoderOnlyTransformer(Module):
         a = self.blocks[0].attn
         return (f"vocab_size={self.vocab_size}, d_model={self.d_model}, layers={self.num_layers}, "
                 f"heads={a.num_heads}, kv_heads={a.num_kv_heads}, positions={self.positions!r}, "
-                f"attention={self.attention!r}")
+                f"attention={self.attention!r}"
+                + (f", window={self.window}, sinks={self.sinks}, "
+                   f"sink_positions={self.sink_positions!r}" if self.attention == "sliding" else ""))

@@ -26,7 +26,8 @@ real token position 0 (``DecoderOnlyTransformer`` does: position = column - padd
 
 Sliding-window caches (``window``, ``sinks``) keep only the first ``sinks`` columns (the attention
 sinks) and the last ``window`` columns; everything in between is dropped, so the memory stays
-bounded however long the generation runs. ``static=True`` is for cross-attention: the encoder's
+bounded however long the generation runs (what positions the kept keys carry is the model's choice:
+``DecoderOnlyTransformer(sink_positions=...)``). ``static=True`` is for cross-attention: the encoder's
 keys and values are projected once, on the first call, and reused by every step.
 """
 from __future__ import annotations
