@@ -81,12 +81,39 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+def l2_cache_bytes(default: int = 256 * 1024) -> int:
+    """The per-core level-2 cache this CPU reports (Linux sysfs, else ``sysconf``), or ``default``
+    where it says nothing: the attention kernels size their tiles to stay inside it."""
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        for entry in sorted(os.listdir(base)):
+            folder = os.path.join(base, entry)
+            with open(os.path.join(folder, "level")) as f:
+                level = f.read().strip()
+            with open(os.path.join(folder, "type")) as f:
+                kind = f.read().strip()
+            if level == "2" and kind in ("Unified", "Data"):
+                with open(os.path.join(folder, "size")) as f:
+                    text = f.read().strip()         # e.g. "1024K"
+                scale = {"K": 1024, "M": 1024**2}.get(text[-1:], 1)
+                return int(text.rstrip("KM")) * scale
+    except (OSError, ValueError):
+        pass
+    try:
+        size = os.sysconf("SC_LEVEL2_CACHE_SIZE")
+        if size > 0:
+            return int(size)
+    except (ValueError, OSError, AttributeError):
+        pass
+    return default
+
+
 def describe() -> dict:
     """What a benchmark report records about the CPU."""
     feats = host_features()
     v = choose(feats)
     return {"model": cpu_model(), "llvm_cpu": host_cpu_name(), "cpus": os.cpu_count(),
-            "variant": v.name, "vector_bits": v.vector_bits, "tile_rows": v.tile_rows,
+            "variant": v.name, "vector_bits": v.vector_bits, "l2_bytes": l2_cache_bytes(), "tile_rows": v.tile_rows,
             "features": sorted(k for k in ("avx512f", "avx2", "fma", "avx", "sse4.2", "neon")
                                if feats.get(k))}
 
