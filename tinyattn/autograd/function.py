@@ -176,9 +176,12 @@ class Function:
                           for j, o in enumerate(out)])
             result = outs
         else:
-            result = _wrap(_keep_dtype(out, arrays) if keep else out, node, 0)
+            if keep and (type(out) is not _NDARRAY or out.dtype is not _FLOAT32):
+                out = _keep_dtype(out, arrays)       # (a float32 array needs no look)
+            result = _wrap(out, node, 0)
             outs = (result,)
-        _share_versions_with_views(outs, tensors)
+        if result is outs or result.array.base is not None:      # views only (the check's own test)
+            _share_versions_with_views(outs, tensors)
         if anomaly.enabled:                          # with tinyattn.detect_anomaly(): NaN/Inf check
             anomaly.check_forward(cls, ctx, arrays, outs)
         if track:
@@ -210,6 +213,7 @@ _new_object = object.__new__
 
 
 _FLOAT64 = np.dtype(np.float64)
+_FLOAT32 = np.dtype(np.float32)
 _KIND_NAMES = {"c": "complex numbers", "O": "Python objects", "U": "strings", "S": "bytes",
                "V": "raw records", "M": "dates", "m": "time spans"}
 
