@@ -108,8 +108,9 @@ class Context:
 
 def _base(a):
     """The array that owns the memory ``a`` looks at (``a`` itself unless it is a view)."""
-    while getattr(a, "base", None) is not None and hasattr(a.base, "base"):
-        a = a.base
+    b = getattr(a, "base", None)
+    while b is not None and hasattr(b, "base"):
+        a, b = b, b.base
     return a
 
 
@@ -175,9 +176,12 @@ class Function:
                           for j, o in enumerate(out)])
             result = outs
         else:
-            result = _wrap(_keep_dtype(out, arrays) if keep else out, node, 0)
+            if keep and (type(out) is not _NDARRAY or out.dtype is not _FLOAT32):
+                out = _keep_dtype(out, arrays)       # (a float32 array needs no look)
+            result = _wrap(out, node, 0)
             outs = (result,)
-        _share_versions_with_views(outs, tensors)
+        if result is outs or result.array.base is not None:      # views only (the check's own test)
+            _share_versions_with_views(outs, tensors)
         if anomaly.enabled:                          # with tinyattn.detect_anomaly(): NaN/Inf check
             anomaly.check_forward(cls, ctx, arrays, outs)
         if track:
@@ -209,6 +213,7 @@ _new_object = object.__new__
 
 
 _FLOAT64 = np.dtype(np.float64)
+_FLOAT32 = np.dtype(np.float32)
 _KIND_NAMES = {"c": "complex numbers", "O": "Python objects", "U": "strings", "S": "bytes",
                "V": "raw records", "M": "dates", "m": "time spans"}
 
@@ -249,12 +254,15 @@ def _keep_dtype(out, arrays):
 def _share_versions_with_views(outs, tensors):
     """An output that is a view of an input (reshape, transpose, x[1:]) shares its version
     counter, so an in-place change through either is seen by ops that saved the other."""
+    bases = None                                     # the inputs' bases, found once if needed
     for o in outs:
         if o.array.base is None:
             continue
         base = _base(o.array)
-        for t in tensors:
-            if t is not None and _base(t.array) is base:
+        if bases is None:
+            bases = [None if t is None else _base(t.array) for t in tensors]
+        for t, b in zip(tensors, bases):
+            if t is not None and b is base:
                 o._versions = t._versions
                 if t._versions.owner is None:        # t owns the memory the views look at
                     t._versions.owner = weakref.ref(t)

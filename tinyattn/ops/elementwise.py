@@ -43,7 +43,10 @@ def broadcasting(op, fn, a, b):
 class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
-        return broadcasting("add", operator.add, a, b)
+        try:                                    # the usual case without the helper's call
+            return a + b
+        except ValueError:                      # the helper names the op and the fix
+            return broadcasting("add", operator.add, a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -63,7 +66,10 @@ class Sub(Function):
             raise TypeError("sub: a - b with a bool tensor is not defined (PyTorch refuses it "
                             "too). For masks use a ^ b (differ) or a & ~b (a but not b); for "
                             "numbers, convert first: a.float() - b.float().")
-        return broadcasting("sub", operator.sub, a, b)
+        try:                                    # the usual case without the helper's call
+            return a - b
+        except ValueError:                      # the helper names the op and the fix
+            return broadcasting("sub", operator.sub, a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -80,7 +86,10 @@ class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return broadcasting("mul", operator.mul, a, b)
+        try:                                    # the usual case without the helper's call
+            return a * b
+        except ValueError:                      # the helper names the op and the fix
+            return broadcasting("mul", operator.mul, a, b)
 
     @staticmethod
     def backward(ctx, g):

@@ -72,14 +72,19 @@ def _extreme_rows(mean, rstd):
     big = _BIG.get(mean.dtype)
     if big is None:
         big = _BIG[mean.dtype] = math.sqrt(float(xp.finfo(mean.dtype).max)) / 4
-    # the usual case in two reductions (NaN fails both comparisons, so it reaches the mask)
-    if mean.size == 0 or (float(xp.abs(mean).max()) < big and float(rstd.min()) > 1 / big):
+    # the usual case in two reductions (NaN fails both comparisons, so it reaches the mask); for
+    # a few rows (a generation step) a loop over Python floats is ~8x cheaper than two reductions
+    if mean.size <= _FEW_ROWS:
+        if all(-big < m < big for m in mean.tolist()) and all(r > 1 / big for r in rstd.tolist()):
+            return None
+    elif float(xp.abs(mean).max()) < big and float(rstd.min()) > 1 / big:
         return None
     bad = ~((xp.abs(mean) < big) & (rstd > 1 / big))
     return bad if bool(bad.any()) else None
 
 
 _BIG = {}
+_FEW_ROWS = 64
 
 
 def _scaled_rows(x, eps):

@@ -59,10 +59,14 @@ def matmul(a, b):
     return MatMul.apply(a, b)
 
 
-# Below this many rows, x @ wᵀ is computed as (w @ xᵀ)ᵀ: the same products, but for a few rows
-# and a wide weight OpenBLAS's kernel for the first form ran ~2.5x slower (4 x 128 rows against a
-# 384 x 128 weight: 36 µs, against 15 µs the second way, copy included; from 64 rows on the two
-# are alike, and for many rows the first is faster). A generation step has a handful of rows.
+# Below this many rows, x @ wᵀ is computed as (w @ xᵀ)ᵀ with xᵀ copied to a contiguous array
+# first: the same products, but for a few rows and a wide weight OpenBLAS's kernel for the first
+# form ran ~2.5x slower (4 x 128 rows against a 384 x 128 weight: 36 µs, against 15 µs the second
+# way, copy included; from 64 rows on the two are alike, and for many rows the first is faster).
+# Copying the (rows, in) input's transpose (a few hundred numbers) makes the product a plain
+# non-transposed one: inside the generation benchmark that took the 384- and 512-wide
+# projections from 25 and 31 µs to 14 and 16 µs, and was no slower for the narrower ones.
+# A generation step has a handful of rows.
 FEW_ROWS = 32
 
 
@@ -85,7 +89,7 @@ class Linear(Function):
         rows = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
         xp = get_array_module(rows, w)
         if rows.shape[0] <= FEW_ROWS:
-            out = xp.ascontiguousarray(xp.matmul(w, rows.T).T)
+            out = xp.ascontiguousarray(xp.matmul(w, xp.ascontiguousarray(rows.T)).T)
         else:
             out = xp.matmul(rows, w.T)
         if b is not None:

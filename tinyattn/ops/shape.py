@@ -101,7 +101,17 @@ class Permute(Function):
     @staticmethod
     def forward(ctx, x, axes=None):
         nd = x.ndim
-        axes = tuple(range(nd - 1, -1, -1)) if axes is None else tuple([a % max(nd, 1) for a in axes])
+        if axes is None:
+            axes = tuple(range(nd - 1, -1, -1))
+        elif len(axes) == nd:
+            try:                          # the usual case: the array checks the permutation itself
+                out = x.transpose(axes)   # (negative axes count from the end, as ours do)
+            except (ValueError, IndexError, TypeError):
+                out = None
+            if out is not None:
+                ctx.axes = axes
+                return out
+        axes = tuple([a % max(nd, 1) for a in axes])
         if len(axes) != nd or len(set(axes)) != nd:       # (each is in range after %)
             raise ValueError(f"permute: {axes} is not a permutation of the {x.ndim} axes of a "
                              f"tensor of shape {x.shape}")
@@ -325,7 +335,9 @@ def chunk(x, chunks, dim=0):
     if not isinstance(chunks, numbers.Integral) or chunks < 1:
         raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}.")
     d = one_dim("chunk", dim, x.ndim)
-    return split(x, max(-(-x.shape[d] // chunks), 1), d)
+    n = x.shape[d]
+    size = max(-(-n // chunks), 1)
+    return list(Split.apply(x, sections=list(range(size, n, size)), axis=d))   # split's cuts
 
 
 def unflatten(x, dim, sizes):
