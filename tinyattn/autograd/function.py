@@ -155,7 +155,11 @@ class Function:
                     wants_grad = True
             else:                                    # an absent optional input stays None
                 tensors.append(None)
-                arr = a if a is None or type(a) is float or type(a) is int else as_array(a)
+                if a is None or type(a) is float or type(a) is int:   # nothing to admit
+                    arrays.append(a)
+                    i += 1
+                    continue
+                arr = as_array(a)
             if type(arr) is _NDARRAY:
                 kind = arr.dtype.kind
             else:
