@@ -171,7 +171,7 @@ def attention_forward(q, k, v, key_lengths, causal, scale, window):
     return out, lse
 
 
-@njit(nogil=True, **_JIT)      # a call, not inlined: compiled once for all three kernels
+@njit(nogil=True, **_JIT)      # a call, not inlined: compiled once for the two-pass kernels
 def _tile_probabilities(p, i0, j0, row_lse, n_valid, causal, scale, window, full):
     """p holds q_tile @ k_tileᵀ; turn it, in place, into P = exp(p · scale - lse) - exactly the
     forward's probabilities, rebuilt - with 0 where masked and for queries that see no key."""
@@ -188,7 +188,7 @@ def _tile_probabilities(p, i0, j0, row_lse, n_valid, causal, scale, window, full
                 pr[c] = fm.exp(pr[c] * scale - lse_i) if allowed else 0.0
 
 
-@njit(nogil=True, **_JIT)      # a call, not inlined: compiled once for all three kernels
+@njit(nogil=True, **_JIT)      # a call, not inlined: compiled once for the two-pass kernels
 def _tile_ds(ds, p, d_rows, i0, scale):
     """ds holds g_tile @ v_tileᵀ = dP; turn it, in place, into dS · scale = P ⊙ (dP - D) · scale
     (the scale of dq = dS k · scale and dk = dSᵀ q · scale, applied once here, not per product)."""
