@@ -19,26 +19,27 @@ from ..lowlevel import fastmath as fm
 from ..lowlevel.blas_threads import single_threaded_blas
 from ..lowlevel.thread_split import num_threads, split
 from .. import register_kernel
-from .rows import _JIT, _row_max
+from .rows import _JIT, _row_max, _row_sum
 
 # ---------------------------------------------------------------------------------- attention
 SMALLEST_TILE, LARGEST_TILE = 64, 256
 _tile_override = None   # (query tile, key tile) set by tests to walk many tiles on small inputs
 
 
-def tile_sizes(length, itemsize):
+def tile_sizes(itemsize):
     """(query tile, key tile): the (query tile, key tile) scores are all that exist at once.
 
     Bigger tiles make each tile product a bigger, more efficient BLAS call (one head of length
     16,384 ran ~1.7x faster with 256 x 256 tiles than with 64 x 64 on an AMD EPYC), as long as the
     scores tile - and backward's dS tile beside it - stay in the level-2 cache: one tile of scores
-    takes at most a quarter of it. Short sequences get smaller tiles (at least 8 per sequence): a
-    causal diagonal tile computes about half its scores for nothing."""
+    takes at most a quarter of it. The tiles never depend on the sequence length: tiles at the
+    same positions round the same way, so appending a token leaves the earlier outputs bit for
+    bit unchanged (causal decoding relies on it)."""
     if _tile_override is not None:
         return _tile_override
     budget = cpu.l2_cache_bytes() // 4
     tile = LARGEST_TILE
-    while tile > SMALLEST_TILE and (tile * tile * itemsize > budget or tile > length // 8):
+    while tile > SMALLEST_TILE and tile * tile * itemsize > budget:
         tile //= 2
     return tile, tile
 
@@ -72,10 +73,10 @@ def _online_softmax_tile(s, i0, j0, n_valid, causal, scale, window, full, m, l, 
     """s holds q_tile @ k_tileᵀ for queries i0.. and keys j0..; turn it, in place, into
     exp(s · scale - m_new) (0 where masked) and update the running maximum m, sum l and output
     acc of each query row (acc rescaled by exp(m - m_new); the caller adds s @ v_tile).
-    The row sums are one matrix-vector product s @ 1 at the end (BLAS: vector code and ~4x
-    faster than a sum loop per row, which without fastmath the compiler may not vectorise)."""
+    Each row is summed on its own (_row_sum), not as one product s @ 1: BLAS's matrix-vector
+    product is faster but rounds a row differently depending on how many rows the tile has, and
+    appending a token must leave the earlier positions' outputs bit for bit unchanged."""
     nk, dv = s.shape[1], acc.shape[1]
-    alphas = np.ones(s.shape[0], dtype=s.dtype)    # 1 for rows that saw no key: l stays 0
     for r in range(s.shape[0]):
         i, sr = i0 + r, s[r]        # a 1-D row: loops over it vectorise
         if full:                    # the common case: no test per element
@@ -96,16 +97,14 @@ def _online_softmax_tile(s, i0, j0, n_valid, causal, scale, window, full, m, l, 
             continue
         for c in range(nk):         # exp(-inf) = 0 for the masked entries
             sr[c] = fm.exp(sr[c] - m_new)
+        row_sum = _row_sum(sr, nk)
         alpha = fm.exp(m[r] - m_new)    # rescales what earlier tiles added up
-        alphas[r] = alpha
+        l[r] = l[r] * alpha + row_sum
         m[r] = m_new
         if alpha != 1.0:
             accr = acc[r]
             for d in range(dv):
                 accr[d] *= alpha
-    row_sums = np.dot(s, np.ones(nk, dtype=s.dtype))
-    for r in range(s.shape[0]):
-        l[r] = l[r] * alphas[r] + row_sums[r]
 
 
 @njit(nogil=True, **_JIT)
@@ -162,7 +161,7 @@ def attention_forward(q, k, v, key_lengths, causal, scale, window):
     out = np.empty((q.shape[0], q.shape[1], v.shape[2]), dtype=q.dtype)
     lse = np.empty(q.shape[:2], dtype=q.dtype)
     scale = q.dtype.type(scale)             # keep float32 arithmetic in float32
-    query_tile, key_tile = tile_sizes(max(q.shape[1], k.shape[1]), q.dtype.itemsize)
+    query_tile, key_tile = tile_sizes(q.dtype.itemsize)
     n_tasks = q.shape[0] * -(-q.shape[1] // query_tile)
     with single_threaded_blas():
         split(_attention_forward_tiles, min(num_threads(), n_tasks), q, k, v, _lengths(key_lengths),
@@ -171,7 +170,7 @@ def attention_forward(q, k, v, key_lengths, causal, scale, window):
     return out, lse
 
 
-@njit(nogil=True, **_JIT)      # a call, not inlined: compiled once for all three kernels
+@njit(nogil=True, **_JIT)      # a call, not inlined: compiled once for the two-pass kernels
 def _tile_probabilities(p, i0, j0, row_lse, n_valid, causal, scale, window, full):
     """p holds q_tile @ k_tileᵀ; turn it, in place, into P = exp(p · scale - lse) - exactly the
     forward's probabilities, rebuilt - with 0 where masked and for queries that see no key."""
@@ -188,7 +187,7 @@ def _tile_probabilities(p, i0, j0, row_lse, n_valid, causal, scale, window, full
                 pr[c] = fm.exp(pr[c] * scale - lse_i) if allowed else 0.0
 
 
-@njit(nogil=True, **_JIT)      # a call, not inlined: compiled once for all three kernels
+@njit(nogil=True, **_JIT)      # a call, not inlined: compiled once for the two-pass kernels
 def _tile_ds(ds, p, d_rows, i0, scale):
     """ds holds g_tile @ v_tileᵀ = dP; turn it, in place, into dS · scale = P ⊙ (dP - D) · scale
     (the scale of dq = dS k · scale and dk = dSᵀ q · scale, applied once here, not per product)."""
@@ -381,7 +380,7 @@ def attention_backward(g, q, k, v, out, lse, key_lengths, causal, scale, window)
     g, q, k, v = (np.ascontiguousarray(a) for a in (g, q, k, v))
     d_rows = (g * out).sum(axis=2)          # D_i = Σ_d g[i, d] · out[i, d], as the twin
     dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
-    query_tile, key_tile = tile_sizes(max(q.shape[1], k.shape[1]), q.dtype.itemsize)
+    query_tile, key_tile = tile_sizes(q.dtype.itemsize)
     args = (_lengths(key_lengths), bool(causal), q.dtype.type(scale),
             -1 if window is None else int(window), query_tile, key_tile)
     n = num_threads()
