@@ -148,3 +148,25 @@ def test_generation_with_a_kv_cache_gives_the_tokens_of_the_full_recomputation()
     theirs = {k: torch.from_numpy(v.astype(np.float64)) for k, v in P.items()}
     np.testing.assert_array_equal(bw.generate(torch, torch.nn.functional, theirs, sizes, prompt,
                                               n_new, True), cached)
+
+
+def test_readme_section_is_regenerated_from_a_bench_json(tmp_path):
+    report = {"threads": [1, 2], "rounds": 3,
+              "machine": {"torch": "2.x", "numpy": "2.4", "numba": "0.68",
+                          "load_average_at_start": [0.1, 0.1, 0.1], "load_average_at_end": [1.2, 1, 1],
+                          "cpu": {"model": "Some CPU", "llvm_cpu": "x", "vector_bits": 512, "cpus": 2}},
+              "workloads": {}}
+    w = {"number": 1, "title": bench.TITLES[1], "threads": {}}
+    for t, (ours, theirs) in ((1, (0.002, 0.004)), (2, (1.5, 1.0))):
+        w["threads"][str(t)] = {"ratio_numba_to_torch": ours / theirs, "ratio_numba_to_torch_spread": 0.2,
+                                "results": {"numba": {"median_s": ours}, "torch": {"median_s": theirs}}}
+    report["workloads"][bench.WORKLOADS[1]] = w
+    text = bench.readme_section(report)
+    assert "Some CPU (x, 512-bit vectors, 2 CPUs)" in text and "--rounds 3`" in text
+    assert "| 1 LSTM fwd+bwd | 1 | 2 ms | - | 4 ms | **0.50x** | ±0.10 |" in text
+    assert "| 1 LSTM fwd+bwd | 2 | 1.50 s | - | 1.00 s | **1.50x** | ±0.10 |" in text
+    assert bench.issue_table(report) in text and "0.1 at the start, 1.2 at the end" in text
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(report))
+    res = run_bench("--from-json", str(path))
+    assert res.returncode == 0 and res.stdout.strip() == text.strip()

@@ -85,6 +85,9 @@ def parse_args(argv=None):
                         "default each provider runs in a fresh process of its own: thread pools "
                         "left spinning by one library otherwise slow the next one down); one "
                         "--threads count only")
+    p.add_argument("--from-json", metavar="FILE",
+                   help="time nothing: print the README's benchmark tables from a bench.json "
+                        "that an earlier run wrote")
     p.add_argument("--child", nargs=2, metavar=("KIND", "PROVIDER"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.in_process and len(args.threads) != 1:
@@ -321,6 +324,42 @@ def issue_table(report):
     return out
 
 
+def _time_cell(seconds):
+    return "-" if seconds is None else (f"{seconds:.2f} s" if seconds >= 1 else
+                                        f"{seconds * 1e3:.3g} ms")
+
+
+def readme_section(report):
+    """The README's benchmark tables, regenerated from a bench.json: which CPU, versions and load,
+    then per workload and thread count the median times, the ratio and its spread over the rounds,
+    then the issue's summary table."""
+    m, cpu = report["machine"], report["machine"]["cpu"]
+    load = (m.get("load_average_at_start"), m.get("load_average_at_end"))
+    lines = [f"Measured on {cpu['model']} ({cpu['llvm_cpu']}, {cpu['vector_bits']}-bit vectors, "
+             f"{cpu['cpus']} CPUs), NumPy {m.get('numpy')}, Numba {m.get('numba')}, PyTorch "
+             f"{m.get('torch') or '-'} CPU; `python -m tinyattn.bench --rounds {report['rounds']}"
+             f"{' --threads ' + ' '.join(map(str, report['threads'])) if report['threads'] != [1, 2] else ''}`"
+             f", median of {report['rounds']} round(s); load average (1 min) "
+             f"{f'{load[0][0]:.1f}' if load[0] else '-'} at the start, "
+             f"{f'{load[1][0]:.1f}' if load[1] else '-'} at the end.",
+             "", "| workload | threads | numba | numpy | torch | numba / torch | spread |",
+             "|---|---|---|---|---|---|---|"]
+    for w in report["workloads"].values():
+        for t in report["threads"]:
+            e = w["threads"].get(str(t))
+            if e is None:
+                continue
+            res = e["results"]
+            times = [_time_cell(res.get(p, {}).get("median_s")) for p in PROVIDERS]
+            r, sp = e.get("ratio_numba_to_torch"), e.get("ratio_numba_to_torch_spread")
+            ratio = "-" if r is None else f"**{r:.2f}x**"
+            if e.get("note"):
+                ratio += f" ({e['note']})"
+            lines.append(f"| {w['title']} | {t} | " + " | ".join(times) + f" | {ratio} | "
+                         + ("-" if sp is None else f"±{sp / 2:.2f}") + " |")
+    return "\n".join(lines) + "\n\n" + issue_table(report)
+
+
 def _plot(report, path):
     import matplotlib  # noqa: PLC0415
 
@@ -441,6 +480,10 @@ def run(args):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    if args.from_json:
+        with open(args.from_json) as f:
+            print(readme_section(json.load(f)))
+        return 0
     if args.child:
         kind, provider = args.child
         _set_threads(args.threads[0])
