@@ -24,6 +24,7 @@ the input's shape in one place (``tensor.sum_to_shape``).
 """
 from __future__ import annotations
 
+import itertools
 import weakref
 
 import numpy as np
@@ -33,14 +34,18 @@ from .grad_mode import _grad_mode, enable_grad, is_grad_enabled, no_grad  # noqa
 from .tensor import Tensor, as_array, get_default_dtype
 
 
+_CREATION_ORDER = itertools.count()   # numbers the recorded ops in the order they were applied
+
+
 class Context:
     """What one application of an op remembers between forward and backward."""
 
     __slots__ = ("fn", "inputs", "edges", "saved", "needs_input_grad", "n_outputs", "out_meta",
-                 "released", "retained", "_saved_versions", "__dict__")
+                 "released", "retained", "_saved_versions", "seq", "__dict__")
 
     def __init__(self, fn, inputs):
         self.fn = fn
+        self.seq = next(_CREATION_ORDER)   # backward walks the ops newest first (a topological order)
         self.inputs = tuple(inputs)   # the Tensor inputs (None for plain numbers / constants)
         # the op and output index that made each input, fixed now: an in-place op recorded later
         # (x.mul_(2), x[i] = v) makes the *tensor* x point at a new node, but this op used the old
@@ -69,13 +74,15 @@ class Context:
 
     def _remember_versions(self, tensors):
         """Note the version of every tensor whose array was saved (called by ``apply``)."""
-        versions = []
+        saved, versions = self.saved, []
         for t in tensors:
             if t is None:
                 continue
-            for a in self.saved:
-                if a is t.array:
-                    versions.append((t._versions, t._versions.value, a.shape, t.name))
+            arr = t.array
+            for a in saved:
+                if a is arr:
+                    counter = t._versions
+                    versions.append((counter, counter.value, a.shape, t.name))
                     break
         self._saved_versions = versions
 
