@@ -67,7 +67,11 @@ print(f"largest difference from the hand-derived chain rule: {err_hand:.2e}")
 #    used by two ops receives a contribution from each.
 # Below is a whole engine of that kind in plain NumPy, with only the ops the small graph needs
 # (the idea of Karpathy's micrograd, on arrays instead of scalars). tinyattn's
-# ``Tensor.backward`` is the same loop, with one local rule per op class in ``tinyattn/ops/``.
+# ``Tensor.backward`` is the same loop, with one local rule per op class in ``tinyattn/ops/``;
+# it gets its order another way: every op is numbered when it is applied, and an op is always
+# applied after the ops that made its inputs, so "newest first" is also a reverse topological
+# order. A heap of the ops that have received a gradient hands them out newest first, which
+# saves the separate search over the graph (PyTorch's engine orders its work the same way).
 
 
 # %%

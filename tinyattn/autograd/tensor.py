@@ -1,8 +1,9 @@
 """Tensor: an array plus the record of how it was computed, and reverse-mode autograd.
 
-The whole of backpropagation is ``Tensor.backward``: put the graph in topological order, then walk
-it from the output back to the leaves, asking each op for the gradients of its inputs and adding
-them up where an input was used more than once.
+The whole of backpropagation is ``Tensor.backward`` (``backpropagate``): walk the graph from the
+output back to the leaves in topological order (newest op first: each op is numbered when it is
+applied, after the ops that made its inputs), asking each op for the gradients of its inputs and
+adding them up where an input was used more than once.
 
 Every operator and maths method is a one-line delegation to the public op function of the same
 name in ``tinyattn.ops`` (``x.exp()`` is ``tinyattn.ops.exp(x)``). The ops import this module, so
