@@ -10,10 +10,12 @@ import operator
 
 import numpy as np  # shapes only: broadcast_shapes for the error message
 
+from .. import kernels
 from ..autograd.function import Function
 from ..autograd.registry import register_op
 from ..autograd.tensor import resolve_dtype, unwrap
 from ..backend import get_array_module
+from ..kernels import register_kernel
 from .gather_scatter import nonzero
 from .special import erf
 
@@ -415,6 +417,19 @@ def tanh(x):
     return Tanh.apply(x)
 
 
+# The reference math of relu, registered so that a compiled kernel can stand in for it: NumPy's
+# where() with a mask of random signs is slow (a branch per element it cannot predict: ~3.5 ns per
+# element, 12x ``g * mask``, which would give -0. and let NaN gradients through).
+@register_kernel("relu_forward", "numpy")
+def relu_forward(x):
+    return get_array_module(x).maximum(x, 0)    # not x * (x > 0): that prints -0. for x < 0
+
+
+@register_kernel("relu_backward", "numpy")
+def relu_backward(x, g):
+    return get_array_module(x).where(x > 0, g, 0)
+
+
 @register_op("relu")
 class Relu(Function):
     @staticmethod
@@ -423,12 +438,12 @@ class Relu(Function):
             raise TypeError("relu: a bool tensor has no negative part to cut (PyTorch refuses it "
                             "too); for numbers, convert first: x.float().relu().")
         ctx.save_for_backward(x)
-        return get_array_module(x).maximum(x, 0)    # not x * (x > 0): that prints -0. for x < 0
+        return kernels.get("relu_forward", x)(x)
 
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved
-        return get_array_module(x).where(x > 0, g, 0)
+        return kernels.get("relu_backward", x)(x, g)
 
 
 def relu(x):

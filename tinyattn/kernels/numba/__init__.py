@@ -41,4 +41,4 @@ from ..lowlevel import numba_cache  # noqa: E402
 
 with numba_cache.kernel_cache():    # a disk cache even in a read-only installation (see there)
     from . import (cross_entropy, embedding, layer_norm, lstm,  # noqa: F401 - each registers its kernels
-                   memory_efficient_attention, softmax)
+                   memory_efficient_attention, relu, softmax)
