@@ -68,23 +68,28 @@ def linear(input, weight, bias=None):
     input (..., in_features); weight (out_features, in_features); bias (out_features,) or None
     -> (..., out_features), one op (``ops.linalg.Linear``) whatever the number of leading axes."""
     input = _tensor(input)
-    in_features = weight.shape[-1]
-    if input.ndim == 0 or input.shape[-1] != in_features:
+    # the checks read the arrays' own shapes and dtypes (cheaper than the Tensor properties: this
+    # runs for every layer of every step)
+    x = input.array
+    w = weight.array if isinstance(weight, Tensor) else weight
+    in_features = w.shape[-1]
+    if x.ndim == 0 or x.shape[-1] != in_features:
         raise ValueError(
             f"linear: input has shape {tuple(input.shape)} but the weight has shape "
             f"{tuple(weight.shape)} (out_features, in_features); the input's last axis must have "
             f"in_features={in_features} entries.")
-    if input.dtype != weight.dtype:
+    if x.dtype != w.dtype:
         raise TypeError(
             f"linear: input has dtype {input.dtype} but the weight has dtype {weight.dtype}; they "
             f"must match (PyTorch: 'mat1 and mat2 must have the same dtype'). Convert the input "
             f"(x.astype('{weight.dtype}'), e.g. x.float()) or the model "
             f"(model.double() / model.float()).")
-    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+    b = bias.array if isinstance(bias, Tensor) else bias
+    if b is not None and b.shape != (w.shape[0],):
         raise ValueError(f"linear: bias has shape {tuple(bias.shape)} but the weight has shape "
                          f"{tuple(weight.shape)}; the bias must have shape (out_features,) = "
                          f"({weight.shape[0]},).")
-    if bias is not None and bias.dtype != weight.dtype:
+    if b is not None and b.dtype != w.dtype:
         raise TypeError(f"linear: bias has dtype {bias.dtype} but the weight has dtype "
                         f"{weight.dtype}; convert one of them (e.g. bias.astype('{weight.dtype}')).")
     return ops.linalg.Linear.apply(input, weight, bias)

@@ -85,16 +85,20 @@ class Linear(Function):
     @staticmethod
     def forward(ctx, x, w, b):
         ctx.save_for_backward(x, w)       # x itself, so that in-place changes to it are caught
-        lead = x.shape[:-1]
         rows = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
         xp = get_array_module(rows, w)
+        # the result is made in its final shape and filled through a 2-D view of it, so that what
+        # the op returns owns its memory (a reshaped product would be a view, which costs every op
+        # a search for the array it looks at: Function.apply's version sharing)
+        result = xp.empty((*x.shape[:-1], w.shape[0]), dtype=xp.result_type(rows, w))
+        out = result if x.ndim == 2 else result.reshape(rows.shape[0], w.shape[0])
         if rows.shape[0] <= FEW_ROWS:
-            out = xp.ascontiguousarray(xp.matmul(w, xp.ascontiguousarray(rows.T)).T)
+            out[...] = xp.matmul(w, xp.ascontiguousarray(rows.T)).T
         else:
-            out = xp.matmul(rows, w.T)
+            xp.matmul(rows, w.T, out=out)
         if b is not None:
             out += b
-        return out if x.ndim == 2 else out.reshape(*lead, w.shape[0])
+        return result
 
     @staticmethod
     def backward(ctx, g):
