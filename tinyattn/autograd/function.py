@@ -265,16 +265,21 @@ def _keep_dtype(out, arrays):
 def _share_versions_with_views(outs, tensors):
     """An output that is a view of an input (reshape, transpose, x[1:]) shares its version
     counter, so an in-place change through either is seen by ops that saved the other."""
-    bases = None                                     # the inputs' bases, found once if needed
     for o in outs:
-        if o.array.base is None:
+        direct = o.array.base
+        if direct is None:
             continue
-        base = _base(o.array)
-        if bases is None:
-            bases = [None if t is None else _base(t.array) for t in tensors]
-        for t, b in zip(tensors, bases):
-            if t is not None and b is base:
-                o._versions = t._versions
-                if t._versions.owner is None:        # t owns the memory the views look at
-                    t._versions.owner = weakref.ref(t)
-                break
+        base = None                                  # the memory's owner, found only if needed
+        for t in tensors:
+            if t is None:
+                continue
+            arr = t.array
+            if direct is not arr:                    # the usual case (a view of the input itself)
+                if base is None:                     # needs no walk along .base
+                    base = _base(o.array)
+                if _base(arr) is not base:
+                    continue
+            o._versions = t._versions
+            if t._versions.owner is None:            # t owns the memory the views look at
+                t._versions.owner = weakref.ref(t)
+            break
