@@ -46,20 +46,23 @@ class Context:
     def __init__(self, fn, inputs):
         self.fn = fn
         self.seq = next(_CREATION_ORDER)   # backward walks the ops newest first (a topological order)
-        self.inputs = tuple(inputs)   # the Tensor inputs (None for plain numbers / constants)
+        self.inputs = inputs = tuple(inputs)   # the Tensor inputs (None for numbers / constants)
         # the op and output index that made each input, fixed now: an in-place op recorded later
         # (x.mul_(2), x[i] = v) makes the *tensor* x point at a new node, but this op used the old
-        edges, needs = [], []
-        for t in self.inputs:         # one pass (this runs for every recorded op)
-            if t is None:
-                edges.append(None)
-                needs.append(False)
-            else:
-                edges.append((t._ctx, t._idx))
-                needs.append(t.requires_grad)
-        self.edges = tuple(edges)
+        if len(inputs) == 1:          # (the commonest case, without the loop)
+            t = inputs[0]
+            self.edges, self.needs_input_grad = ((t._ctx, t._idx),), (t.requires_grad,)
+        else:
+            edges, needs = [], []
+            for t in inputs:          # one pass (this runs for every recorded op)
+                if t is None:
+                    edges.append(None)
+                    needs.append(False)
+                else:
+                    edges.append((t._ctx, t._idx))
+                    needs.append(t.requires_grad)
+            self.edges, self.needs_input_grad = tuple(edges), tuple(needs)
         self.saved = ()
-        self.needs_input_grad = tuple(needs)
         self.n_outputs = 1
         self.out_meta = None          # (shape, dtype) per output of a multi-output op
         self.released = False
@@ -105,10 +108,9 @@ class Context:
 
     def release(self):
         """Free what backward needed, so memory is returned once the graph has been used."""
-        self.saved = ()
-        self.inputs = self.edges = ()
-        self.retained = None
-        self._saved_versions = ()
+        self.saved = self.inputs = self.edges = self._saved_versions = ()
+        if self.retained is not None:
+            self.retained = None
         self.__dict__.clear()         # whatever else forward stored on ctx (indices, masks, ...)
         self.released = True
 
