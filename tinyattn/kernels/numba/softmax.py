@@ -16,18 +16,21 @@ def _softmax_rows(x, keep, out):
     """out[r] = softmax(x[r]) over the kept entries (keep is (M, N) bool, or (0, 0): keep all)."""
     masked = keep.shape[0] > 0
     n = x.shape[1]
+    # the maximum in x's own dtype: a float64 -inf here would make every x - m float64, and exp()
+    # of float32 rows would run in float64 (half the numbers per instruction, a longer series)
+    neg_inf, zero = x.dtype.type(-np.inf), x.dtype.type(0)
     for r in range(x.shape[0]):
         xr, outr = x[r], out[r]             # 1-D rows: loops over them vectorise
         if masked:
             kr = keep[r]
-            m = -np.inf
+            m = neg_inf
             for j in range(n):
                 if kr[j] and xr[j] > m:
                     m = xr[j]
         else:
-            m = _row_max(xr, n, -np.inf)
-        if m == -np.inf:                    # nothing kept (or all -inf): a row of zeros, not NaN
-            m = 0.0
+            m = _row_max(xr, n, neg_inf)
+        if m == neg_inf:                    # nothing kept (or all -inf): a row of zeros, not NaN
+            m = zero
         if masked:
             for j in range(n):
                 outr[j] = fm.exp(xr[j] - m) if kr[j] else 0.0
@@ -80,11 +83,12 @@ def softmax_backward(y, g, axis=-1):
 def _log_softmax_rows(x, out):
     """out[r] = x[r] - max - log Σ exp(x[r] - max)."""
     n = x.shape[1]
+    neg_inf, zero = x.dtype.type(-np.inf), x.dtype.type(0)     # (x's dtype: see _softmax_rows)
     for r in range(x.shape[0]):
         xr, outr = x[r], out[r]
-        m = _row_max(xr, n, -np.inf)
-        if m == -np.inf:                    # rows of -inf only; +inf and NaN give NaN (twin)
-            m = 0.0
+        m = _row_max(xr, n, neg_inf)
+        if m == neg_inf:                    # rows of -inf only; +inf and NaN give NaN (twin)
+            m = zero
         for j in range(n):
             outr[j] = fm.exp(xr[j] - m)
         log_s = math.log(_row_sum(outr, n))
