@@ -94,7 +94,7 @@ def names() -> list[str]:
 # at import: the op files import this module (for register_kernel and get), so importing them from
 # here at import time would be a cycle.
 _REFERENCE_OPS = ("softmax", "layernorm", "cross_entropy", "embedding", "lstm",
-                  "memory_efficient_attention")
+                  "memory_efficient_attention", "elementwise")
 _loaded = False
 _gpu_loaded = False
 

@@ -83,9 +83,10 @@ def _extreme_rows(mean, rstd):
             total = sum(ms) + sum(rs)
             if -big < min(ms) and max(ms) < big and min(rs) > small and total == total:
                 return None
-    elif float(np.abs(mean).max()) < big and float(rstd.min()) > small:
+    xp = get_array_module(mean)
+    if mean.size > _FEW_ROWS and float(xp.abs(mean).max()) < big and float(rstd.min()) > small:
         return None
-    bad = ~((np.abs(mean) < big) & (rstd > small))
+    bad = ~((xp.abs(mean) < big) & (rstd > small))
     return bad if bool(bad.any()) else None
 
 
