@@ -109,3 +109,37 @@ def test_layer_norm_errors_unchanged():
         ta.nn.functional.layer_norm(x, 3, eps=-1)
     with pytest.raises(TypeError, match="dtype"):
         ta.nn.functional.layer_norm(x, 3, ta.tensor(np.ones(3, np.float64)))
+
+
+@pytest.mark.parametrize("shape,chunks,dim", [((4, 1, 384), 3, -1), ((4, 1, 384), 3, 2), ((7, 5), 3, 0),
+                                              ((7, 5), 2, -2), ((5,), 5, 0), ((5,), 8, 0), ((0, 3), 2, 0),
+                                              ((2, 3, 4), 2, 1)])
+def test_chunk_views_equal_numpy_array_split_and_gradients_flow(shape, chunks, dim):
+    x = np.arange(math.prod(shape), dtype=np.float64).reshape(shape)
+    t = ta.tensor(x, requires_grad=True)
+    parts = t.chunk(chunks, dim=dim)
+    n = shape[dim]
+    size = max(-(-n // chunks), 1)
+    want = np.split(x, list(range(size, n, size)), axis=dim)
+    assert len(parts) == len(want)
+    for p, w in zip(parts, want):
+        np.testing.assert_array_equal(p.numpy(), w)
+        assert p.array.base is not None or p.array.size == 0      # a view, no copy
+    sum(((p * (i + 1)).sum() for i, p in enumerate(parts)), ta.tensor(0.0)).backward()
+    expect = np.concatenate([np.full(w.shape, i + 1.0) for i, w in enumerate(want)], axis=dim)
+    np.testing.assert_array_equal(t.grad.numpy(), expect)
+
+
+def test_split_sizes_and_errors_unchanged():
+    x = ta.tensor(np.arange(12.0).reshape(3, 4))
+    assert [p.shape for p in x.split(3, dim=1)] == [(3, 3), (3, 1)]
+    assert [p.shape for p in x.split([1, 2], axis=0)] == [(1, 4), (2, 4)]
+    assert [p.shape for p in ta.split(x, [1, 3], -1)] == [(3, 1), (3, 3)]
+    with pytest.raises(ValueError, match="add up to"):
+        x.split([1, 1], dim=0)
+    with pytest.raises(IndexError, match="out of range"):
+        x.chunk(2, dim=2)
+    with pytest.raises(TypeError, match="dim must be an int"):
+        x.chunk(2, dim=1.0)
+    with pytest.raises(ValueError, match="positive int"):
+        x.chunk(0)
