@@ -143,3 +143,23 @@ def test_split_sizes_and_errors_unchanged():
         x.chunk(2, dim=1.0)
     with pytest.raises(ValueError, match="positive int"):
         x.chunk(0)
+
+
+@pytest.mark.parametrize("index", [(slice(None), -1), 1, -1, (Ellipsis, 0), (None, slice(1, 3)),
+                                   slice(None, None, -1), True, (0, [1, 0]), [2, 0, 2],
+                                   (slice(None), np.array([True, False, True]))])
+def test_getitem_plain_fast_path_and_the_general_path_agree_with_numpy(index):
+    x = np.arange(3 * 3 * 2, dtype=np.float64).reshape(3, 3, 2)
+    t = ta.tensor(x, requires_grad=True)
+    want = x[np.asarray(index) if isinstance(index, list) else index]
+    got = t[index]
+    np.testing.assert_array_equal(got.numpy(), want)
+    got.sum().backward()
+    expect = np.zeros_like(x)
+    np.add.at(expect, np.asarray(index) if isinstance(index, list) else index, 1.0)
+    np.testing.assert_array_equal(t.grad.numpy(), expect)
+
+
+def test_getitem_error_names_the_op():
+    with pytest.raises(IndexError, match="getitem: cannot index a tensor of shape"):
+        ta.tensor(np.zeros((2, 3)))[:, 5]
