@@ -122,8 +122,9 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalise over the trailing ``normalized_shape`` axes (biased variance), then
     ``* weight + bias``. input (..., *normalized_shape) -> same shape."""
     input = _tensor(input)
+    dtype = input.array.dtype
     for name, p in (("weight", weight), ("bias", bias)):
-        if p is not None and getattr(p, "dtype", input.dtype) != input.dtype:
+        if p is not None and (p.array.dtype if isinstance(p, Tensor) else getattr(p, "dtype", dtype)) != dtype:
             raise TypeError(
                 f"layer_norm: input has dtype {input.dtype} but the {name} has dtype {p.dtype}; "
                 f"they must match (PyTorch: 'mixed dtype (CPU): all inputs must share same "

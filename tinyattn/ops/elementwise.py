@@ -468,6 +468,16 @@ def _tanh_gelu_inner(xp, x):
     return _SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)
 
 
+@register_kernel("gelu_forward", "numpy")
+def gelu_forward(x):
+    """Exact GELU, x Φ(x) = 0.5 x (1 + erf(x / √2)), elementwise (the reference; the compiled
+    kernel in kernels/numba/gelu.py repeats these steps in this order)."""
+    return 0.5 * x * (1 + erf(x * _INV_SQRT_2))
+
+
+_FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
 @register_op("gelu")
 class Gelu(Function):
     """GELU. approximate='none': x Φ(x) with the exact normal CDF (erf);
@@ -484,7 +494,9 @@ class Gelu(Function):
         ctx.save_for_backward(x)
         if approximate == "tanh":
             return 0.5 * x * (1 + xp.tanh(_tanh_gelu_inner(xp, x)))
-        return 0.5 * x * (1 + erf(x * _INV_SQRT_2))
+        if x.ndim and (x.dtype is _FLOAT32 or x.dtype is _FLOAT64):   # one compiled pass
+            return kernels.get("gelu_forward", x)(x)
+        return gelu_forward(x)
 
     @staticmethod
     def backward(ctx, g):

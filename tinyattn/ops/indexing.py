@@ -39,6 +39,14 @@ class GetItem(Function):
 def getitem(x, index):
     """x[index]: ints, slices, None, Ellipsis, boolean masks and integer arrays/lists/tensors
     (gather). The backward scatter-adds, so repeated indices accumulate their gradients."""
+    if type(index) is tuple:              # the usual x[:, -1]: only slices, ints, None, ...
+        for i in index:
+            if type(i) not in _PLAIN:
+                break
+        else:
+            return GetItem.apply(x, index=index)
+    elif type(index) in _PLAIN:
+        return GetItem.apply(x, index=index)
     # Tensors in the index are used as their arrays; NumPy arrays indexing CuPy tensors move over
     index = tuple(unwrap(i) for i in index) if isinstance(index, tuple) else unwrap(index)
     xp = get_array_module(x.array)
@@ -47,6 +55,11 @@ def getitem(x, index):
     elif isinstance(index, tuple) and any(isinstance(i, list) for i in index):
         index = tuple(xp.asarray(i) if isinstance(i, list) else i for i in index)
     return GetItem.apply(x, index=index)
+
+
+# index parts that unwrap() and the list rule below leave as they are (exact types: a bool is an
+# int subclass but a mask, so it takes the general path)
+_PLAIN = frozenset([slice, int, type(None), type(Ellipsis)])
 
 
 def _without_masks(index):

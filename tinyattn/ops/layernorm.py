@@ -66,24 +66,31 @@ def layer_norm_backward(g, x, mean, rstd, weight):
 def _extreme_rows(mean, rstd):
     """Rows whose mean or spread is too large for the dtype's squares: |mean| or 1/rstd beyond
     sqrt(max) / 4 (NaN and inf included). None when there is none (the usual case)."""
-    xp = get_array_module(mean)
-    if xp is not np:        # on a GPU the test would cost a device-to-host wait in every call:
-        return None         # there such rows give NaN, as in PyTorch (README, "When things go wrong")
-    big = _BIG.get(mean.dtype)
-    if big is None:
-        big = _BIG[mean.dtype] = math.sqrt(float(xp.finfo(mean.dtype).max)) / 4
+    if type(mean) is not np.ndarray:   # on a GPU the test would cost a device-to-host wait in
+        if get_array_module(mean) is not np:    # every call: there such rows give NaN, as in
+            return None                         # PyTorch (README, "When things go wrong")
+    bounds = _BIG.get(mean.dtype)
+    if bounds is None:
+        big = math.sqrt(float(np.finfo(mean.dtype).max)) / 4
+        bounds = _BIG[mean.dtype] = (big, 1 / big)
+    big, small = bounds
     # the usual case in two reductions (NaN fails both comparisons, so it reaches the mask); for
-    # a few rows (a generation step) a loop over Python floats is ~8x cheaper than two reductions
+    # a few rows (a generation step) Python's min/max over floats are ~8x cheaper. min/max may
+    # step over a NaN, but a sum never does: a NaN anywhere makes the total NaN (total != total).
     if mean.size <= _FEW_ROWS:
-        if all(-big < m < big for m in mean.tolist()) and all(r > 1 / big for r in rstd.tolist()):
-            return None
-    elif float(xp.abs(mean).max()) < big and float(rstd.min()) > 1 / big:
+        if mean.size:
+            ms, rs = mean.tolist(), rstd.tolist()
+            total = sum(ms) + sum(rs)
+            if -big < min(ms) and max(ms) < big and min(rs) > small and total == total:
+                return None
+    xp = get_array_module(mean)
+    if mean.size > _FEW_ROWS and float(xp.abs(mean).max()) < big and float(rstd.min()) > small:
         return None
-    bad = ~((xp.abs(mean) < big) & (rstd > 1 / big))
+    bad = ~((xp.abs(mean) < big) & (rstd > small))
     return bad if bool(bad.any()) else None
 
 
-_BIG = {}
+_BIG = {}        # dtype -> (sqrt(max) / 4, its reciprocal)
 _FEW_ROWS = 64
 
 
@@ -124,10 +131,14 @@ class LayerNorm(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, normalized_shape=(), eps=1e-5):
+        k = len(normalized_shape)
         n = math.prod(normalized_shape)
-        rows = x.reshape(math.prod(x.shape[:x.ndim - len(normalized_shape)]), n)   # n may be 0
-        w = None if weight is None else weight.reshape(n)
-        b = None if bias is None else bias.reshape(n)
+        shape = x.shape
+        rows = x.reshape(math.prod(shape[:len(shape) - k]), n) if k != 1 or len(shape) != 2 else x
+        w, b = weight, bias                 # already (n,) for one normalised axis (checked)
+        if k != 1:
+            w = None if weight is None else weight.reshape(n)
+            b = None if bias is None else bias.reshape(n)
         kernel = kernels.get("layer_norm_forward", rows)
         if kernel is layer_norm_forward:        # whole-array NumPy: overflow warnings silenced
             with np.errstate(over="ignore", invalid="ignore"):   # (the rows are redone below)
@@ -138,9 +149,9 @@ class LayerNorm(Function):
         if extreme is not None:
             y[extreme] = _scaled_forward(rows[extreme], w, b, eps)
         ctx.save_for_backward(rows, mean, rstd, w)
-        ctx.x_shape, ctx.extreme, ctx.eps = x.shape, extreme, eps
+        ctx.x_shape, ctx.extreme, ctx.eps = shape, extreme, eps
         ctx.normalized_shape = normalized_shape
-        return y.reshape(x.shape)
+        return y if rows is x else y.reshape(shape)
 
     @staticmethod
     def backward(ctx, g):
@@ -165,21 +176,24 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
 
     x: Tensor (..., *normalized_shape); normalized_shape: int or tuple of the trailing axes;
     weight, bias: Tensors of shape normalized_shape, or None."""
-    if isinstance(normalized_shape, int):
-        normalized_shape = (normalized_shape,)
-    normalized_shape = tuple([int(s) for s in normalized_shape])
+    if type(normalized_shape) is not tuple or len(normalized_shape) != 1 \
+            or type(normalized_shape[0]) is not int:          # (the usual (n,) needs no work)
+        if isinstance(normalized_shape, int):
+            normalized_shape = (normalized_shape,)
+        normalized_shape = tuple([int(s) for s in normalized_shape])
     k = len(normalized_shape)
-    shape = x.array.shape if isinstance(x, Tensor) else tuple(x.shape)
+    shape = x.array.shape if type(x) is Tensor or isinstance(x, Tensor) else tuple(x.shape)
     if k == 0 or shape[len(shape) - k:] != normalized_shape or len(shape) < k:
         raise ValueError(
             f"layer_norm: input of shape {tuple(x.shape)} must end with normalized_shape "
             f"{normalized_shape}. Pass the trailing axes to normalise over, e.g. "
             f"normalized_shape={tuple(x.shape[-1:])} for the last axis.")
     for name, p in (("weight", weight), ("bias", bias)):
-        if p is not None and tuple(p.array.shape if isinstance(p, Tensor) else p.shape) != normalized_shape:
+        if p is not None and (p.array.shape if isinstance(p, Tensor) else tuple(p.shape)) != normalized_shape:
             raise ValueError(f"layer_norm: {name} has shape {tuple(p.shape)} but normalized_shape "
                              f"is {normalized_shape}; they must be equal.")
     if eps < 0:
         raise ValueError(f"layer_norm: eps must be >= 0, got {eps}.")
     x = x if isinstance(x, Tensor) else Tensor(x)
-    return LayerNorm.apply(x, weight, bias, normalized_shape=normalized_shape, eps=float(eps))
+    return LayerNorm.apply(x, weight, bias, normalized_shape=normalized_shape,
+                           eps=eps if type(eps) is float else float(eps))

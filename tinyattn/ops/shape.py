@@ -8,6 +8,7 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..autograd.registry import register_op
+from ..autograd.tensor import Tensor
 from ..backend import get_array_module
 from ._args import dims, one_dim
 
@@ -268,14 +269,19 @@ class Split(Function):
 
     @staticmethod
     def forward(ctx, x, sections=2, axis=0):
-        xp = get_array_module(x)
-        ctx.in_shape, ctx.dtype, ctx.axis = x.shape, x.dtype, axis
+        shape = x.shape
+        ctx.in_shape, ctx.dtype, ctx.axis = shape, x.dtype, axis
+        nd = len(shape)
         try:
-            if isinstance(sections, list) and -x.ndim <= axis < x.ndim:   # cut indices: slices
-                lead = (slice(None),) * (axis % x.ndim)
-                cuts = [0, *sections, x.shape[axis]]
-                return tuple([x[(*lead, slice(a, b))] for a, b in zip(cuts, cuts[1:])])
-            parts = xp.split(x, sections, axis=axis)
+            if type(sections) is list and -nd <= axis < nd:       # cut indices: views by slices
+                lead = (slice(None),) * (axis % nd)
+                parts, start = [], 0
+                for cut in sections:
+                    parts.append(x[(*lead, slice(start, cut))])
+                    start = cut
+                parts.append(x[(*lead, slice(start, shape[axis]))])
+                return tuple(parts)
+            parts = get_array_module(x).split(x, sections, axis=axis)
         except (ValueError, IndexError) as exc:
             raise ValueError(f"split: cannot split a tensor of shape {x.shape} into {sections!r} "
                              f"along axis {axis} ({exc}). For unequal parts give the cut "
@@ -310,11 +316,15 @@ def split(x, split_size_or_sections, dim=0, *, axis=None):
     """PyTorch's split: an int is the size of each chunk (the last may be smaller), a list the
     size of each part (they must add up to the length of ``dim``). NumPy's split into N equal
     parts, or at cut indices, is ``tensor_split``."""
-    dim, _ = dims("split", dim if axis is None else None, axis)
-    d = one_dim("split", dim, x.ndim)
-    n = x.shape[d]
+    if axis is not None:
+        dim, _ = dims("split", None, axis)
+    shape = x.array.shape if isinstance(x, Tensor) else x.shape
+    d = _fast_dim(dim, len(shape))
+    if d is None:
+        d = one_dim("split", dim, len(shape))
+    n = shape[d]
     size = split_size_or_sections
-    if isinstance(size, numbers.Integral):
+    if type(size) is int or isinstance(size, numbers.Integral):
         if size < 1:
             raise ValueError(f"split: split_size must be a positive chunk length, got {size}.")
         sizes = [min(size, n - start) for start in range(0, n, size)] or [0]
@@ -332,12 +342,27 @@ def split(x, split_size_or_sections, dim=0, *, axis=None):
 def chunk(x, chunks, dim=0):
     """``chunks`` parts of length ceil(n / chunks) along ``dim`` (fewer when they run out), as
     torch.chunk."""
-    if not isinstance(chunks, numbers.Integral) or chunks < 1:
+    if (type(chunks) is not int and not isinstance(chunks, numbers.Integral)) or chunks < 1:
         raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}.")
-    d = one_dim("chunk", dim, x.ndim)
-    n = x.shape[d]
+    shape = x.array.shape if isinstance(x, Tensor) else x.shape
+    nd = len(shape)
+    d = _fast_dim(dim, nd)
+    if d is None:
+        d = one_dim("chunk", dim, nd)
+    n = shape[d]
     size = max(-(-n // chunks), 1)
     return list(Split.apply(x, sections=list(range(size, n, size)), axis=d))   # split's cuts
+
+
+def _fast_dim(dim, nd):
+    """dim as a non-negative int when it is a plain int in range (the usual case, no checks to
+    pay for); None otherwise, for one_dim to normalise or explain."""
+    if type(dim) is int:
+        if 0 <= dim < nd:
+            return dim
+        if -nd <= dim < 0:
+            return dim + nd
+    return None
 
 
 def unflatten(x, dim, sizes):

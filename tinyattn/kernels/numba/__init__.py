@@ -40,5 +40,5 @@ compile_notice.install()        # "compiling kernels, first run only" instead of
 from ..lowlevel import numba_cache  # noqa: E402
 
 with numba_cache.kernel_cache():    # a disk cache even in a read-only installation (see there)
-    from . import (cross_entropy, embedding, layer_norm, lstm,  # noqa: F401 - each registers its kernels
+    from . import (cross_entropy, embedding, gelu, layer_norm, lstm,  # noqa: F401 - each registers its kernels
                    memory_efficient_attention, relu, softmax)

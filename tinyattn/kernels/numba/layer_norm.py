@@ -51,14 +51,27 @@ def _layer_norm_rows(x, weight, bias, eps, y, mean, rstd):
 
 @register_kernel("layer_norm_forward", "numba")
 def layer_norm_forward(x, weight, bias, eps):
-    x = np.ascontiguousarray(x)
-    m, n = x.shape
-    none = np.zeros(0, dtype=x.dtype)
+    if not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x)
+    m = x.shape[0]
+    none = _none(x.dtype)
     y = np.empty_like(x)
     mean, rstd = np.empty(m, dtype=x.dtype), np.empty(m, dtype=x.dtype)
     _layer_norm_rows(x, none if weight is None else weight, none if bias is None else bias,
                      eps, y, mean, rstd)
     return y, mean, rstd
+
+
+_NONE = {}
+
+
+def _none(dtype):
+    """The length-0 array that stands for an absent weight or bias: one per dtype, made once
+    (it has no element anyone could write, so sharing it is safe)."""
+    arr = _NONE.get(dtype)
+    if arr is None:
+        arr = _NONE[dtype] = np.zeros(0, dtype=dtype)
+    return arr
 
 
 @njit(**_JIT)
@@ -89,6 +102,6 @@ def layer_norm_backward(g, x, mean, rstd, weight):
     dx = np.empty_like(x)
     dweight, dbias = np.empty(n, dtype=x.dtype), np.empty(n, dtype=x.dtype)
     _layer_norm_backward_rows(g, x, mean, rstd,
-                              np.zeros(0, dtype=x.dtype) if weight is None else weight,
+                              _none(x.dtype) if weight is None else weight,
                               dx, dweight, dbias)
     return dx, dweight, dbias
