@@ -4,6 +4,10 @@ Each kernel is serial and ``nogil``; ``thread_split.split`` runs it on several t
 taking every n-th task (interleaved: causal tiles grow along the sequence, so contiguous blocks
 would leave the first threads idle).
 
+Up to DECODE_MAX_QUERIES queries per sequence (decoding with a KV cache) the forward skips the
+tiles: ``_attention_forward_rows`` takes one query row at a time, reading the cache's strided
+views in place instead of copying them (equal to the twin to rounding, as the tiled kernel is).
+
 The tile sizes are arguments, not constants: ``tile_sizes`` picks them from the CPU's level-2
 cache and the sequence length at each call, so one compiled kernel serves every machine.
 """
