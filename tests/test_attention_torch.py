@@ -185,8 +185,8 @@ def test_sdpa_hands_long_sequences_to_the_streaming_kernel(monkeypatch):
     attend_module = importlib.import_module("tinyattn.attention.attend")   # the module, not the function
 
     calls = []
-    real = flash.memory_efficient_attention
-    monkeypatch.setattr(flash, "memory_efficient_attention", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
+    real = flash.apply_checked           # the op, applied without checking again what sdpa checked
+    monkeypatch.setattr(flash, "apply_checked", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
     monkeypatch.setattr(attend_module, "STREAMING_MIN_SCORES", 16)
     with ta.kernels.using("numpy"):     # the hand-over is under test here, not the compiled kernel
         _compare_sdpa([(2, 2, 6, 4), (2, 2, 5, 4), (2, 2, 5, 3)], is_causal=True)

@@ -76,14 +76,16 @@ def _repeat_heads(x, groups):
 def _memory_efficient(q, k, v, is_causal, scale):
     """The streaming attention of ``tinyattn.ops.memory_efficient_attention`` (never holds the L x S
     matrix), when the inputs fit its contract (same leading axes, one dtype); else None."""
-    if not (q.array.shape[:-2] == k.array.shape[:-2] == v.array.shape[:-2]
-            and q.dtype == k.dtype == v.dtype):
+    qa, ka, va = q.array, k.array, v.array
+    if not (qa.shape[:-2] == ka.shape[:-2] == va.shape[:-2] and qa.dtype == ka.dtype == va.dtype):
         return None
     try:
         from ..ops import memory_efficient_attention as streaming  # noqa: PLC0415 - optional fast path
     except ImportError:
         return None
-    return streaming.memory_efficient_attention(q, k, v, causal=is_causal, scale=scale)
+    # sdpa has checked what memory_efficient_attention would (ranks, S and E agree; the leading
+    # axes and the dtype just above): the op is applied directly, without checking it all again
+    return streaming.apply_checked(q, k, v, causal=is_causal, scale=scale)
 
 
 # From this many score entries per (batch, head) on, when nobody asks for the weights and there is
@@ -129,7 +131,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     check_min_ndim(name, "query", q, 2, "(..., L, E)")     # ranks first: shape[-2] needs 2 axes
     check_min_ndim(name, "key", k, 2, "(..., S, E)")
     check_min_ndim(name, "value", v, 2, "(..., S, Ev)")
-    if v.shape[-2] != k.shape[-2]:
+    if v.array.shape[-2] != k.array.shape[-2]:
         raise ValueError(f"{name}: value must have shape (..., S, Ev) with S = {k.shape[-2]} (the "
                          f"number of keys, key shape {tuple(k.shape)}); got {tuple(v.shape)}.")
     if is_causal and attn_mask is not None:
@@ -144,8 +146,10 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
                              f"value {tuple(v.shape)}).")
         groups = q.shape[-3] // k.shape[-3]
         k, v = _repeat_heads(k, groups), _repeat_heads(v, groups)
-    check_queries_keys(name, q, k)
-    (L, E), S = q.array.shape[-2:], k.array.shape[-2]
+    qs, ks = q.array.shape, k.array.shape
+    if qs[:-2] != ks[:-2] or qs[-1] != ks[-1]:      # else nothing to check: same axes, same E
+        check_queries_keys(name, q, k)
+    (L, E), S = qs[-2:], ks[-2]
     # E = 0: every score is the empty sum 0, whatever the scale (PyTorch: uniform weights)
     scale = (1.0 / math.sqrt(E) if E else 1.0) if scale is None else float(scale)
 

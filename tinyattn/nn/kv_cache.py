@@ -163,21 +163,23 @@ class KVCache:
             self.last_positions, self.last_key_padding = self.positions, self.key_padding
             return self.keys, self.values
         self._check(k, v, key_padding_mask)
-        xp = get_array_module(k.array)
-        N, H, T, D = k.shape
-        pad = (xp.zeros((N, T), dtype=bool) if key_padding_mask is None
-               else xp.asarray(unwrap(key_padding_mask), dtype=bool))
-        cols = xp.arange(self.offset, self.offset + T, dtype=np.int64)
+        ka, va = k.array, v.array
+        xp = get_array_module(ka)
+        N, H, T, D = ka.shape
         n = self._len
-        self._reserve(xp, N, H, n + T, D, v.shape[3], k.dtype)
-        self._k[:, :, n:n + T] = k.array
-        self._v[:, :, n:n + T] = v.array
-        self._pos[n:n + T] = cols
-        self._pad[:, n:n + T] = pad
+        self._reserve(xp, N, H, n + T, D, va.shape[3], ka.dtype)
+        self._k[:, :, n:n + T] = ka
+        self._v[:, :, n:n + T] = va
+        if T == 1:                              # a decoding step: no temporary arrays
+            self._pos[n] = self.offset
+        else:
+            self._pos[n:n + T] = xp.arange(self.offset, self.offset + T, dtype=np.int64)
+        self._pad[:, n:n + T] = (False if key_padding_mask is None
+                                 else xp.asarray(unwrap(key_padding_mask), dtype=bool))
         self._len, self.offset = n + T, self.offset + T
         self.last_positions = self._pos[:n + T]
         self.last_key_padding = self._pad[:, :n + T]
-        if is_grad_enabled() and (k.requires_grad or v.requires_grad):
+        if (k.requires_grad or v.requires_grad) and is_grad_enabled():
             old_k, old_v = Tensor(self._k[:, :, :n]), Tensor(self._v[:, :, :n])
             keys, values = ops.concatenate([old_k, k], axis=2), ops.concatenate([old_v, v], axis=2)
         else:
@@ -188,16 +190,17 @@ class KVCache:
 
     def _check(self, k, v, key_padding_mask):
         for what, t in (("k", k), ("v", v)):
-            if not isinstance(t, Tensor) or t.ndim != 4:
+            if not isinstance(t, Tensor) or t.array.ndim != 4:
                 raise ValueError(f"KVCache.update: {what} must be a Tensor (N, H_kv, T, D), got "
                                  f"{getattr(t, 'shape', type(t).__name__)}.")
-        if k.shape[:3] != v.shape[:3]:
+        ks, vs = k.array.shape, v.array.shape          # plain tuples: cheaper than Tensor.shape
+        if ks[:3] != vs[:3]:
             raise ValueError(f"KVCache.update: k {tuple(k.shape)} and v {tuple(v.shape)} must agree "
                              f"in (N, H_kv, T).")
         if self._k is not None:
             N, H, _, D = self._k.shape
-            if (k.shape[0], k.shape[1], k.shape[3], v.shape[3]) != (N, H, D, self._v.shape[3]) \
-                    or k.dtype != self._k.dtype:
+            if (ks[0], ks[1], ks[3], vs[3]) != (N, H, D, self._v.shape[3]) \
+                    or k.array.dtype != self._k.dtype:
                 raise ValueError(f"KVCache.update: the cache holds keys (N={N}, H_kv={H}, D={D}) "
                                  f"{self._k.dtype}, but got k {tuple(k.shape)} {k.dtype}; a cache "
                                  f"belongs to one layer and one batch (reset() it for a new one).")

@@ -199,3 +199,14 @@ def memory_efficient_attention(q, k, v, causal=False, key_lengths=None, scale=No
     scale = (1.0 / math.sqrt(d) if d else 1.0) if scale is None else float(scale)   # d = 0: scores 0
     return MemoryEfficientAttention.apply(q, k, v, key_lengths=lengths, causal=bool(causal),
                                           scale=scale, window=None if window is None else int(window))
+
+
+def apply_checked(q, k, v, causal, scale):
+    """The op on Tensors a caller has already checked as ``memory_efficient_attention`` would:
+    q (..., Tq, D), k (..., Tk, D), v (..., Tk, Dv) with the same leading axes and one dtype; no
+    key lengths or window, ``scale`` a float (scaled_dot_product_attention's fast path: per call
+    it saves the checks it has just made)."""
+    qa, tk = q.array, k.array.shape[-2]
+    lengths = get_array_module(qa).full(math.prod(qa.shape[:-2]), tk, dtype=np.int64)
+    return MemoryEfficientAttention.apply(q, k, v, key_lengths=lengths, causal=bool(causal),
+                                          scale=scale, window=None)

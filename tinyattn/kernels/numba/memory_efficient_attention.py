@@ -4,6 +4,10 @@ Each kernel is serial and ``nogil``; ``thread_split.split`` runs it on several t
 taking every n-th task (interleaved: causal tiles grow along the sequence, so contiguous blocks
 would leave the first threads idle).
 
+Up to DECODE_MAX_QUERIES queries per sequence (decoding with a KV cache) the forward skips the
+tiles: ``_attention_forward_rows`` takes one query row at a time, reading the cache's strided
+views in place instead of copying them (equal to the twin to rounding, as the tiled kernel is).
+
 The tile sizes are arguments, not constants: ``tile_sizes`` picks them from the CPU's level-2
 cache and the sequence length at each call, so one compiled kernel serves every machine.
 """
@@ -155,8 +159,81 @@ def _lengths(key_lengths):
     return np.ascontiguousarray(key_lengths, dtype=np.int64)
 
 
+# ---------------------------------------------------------------------------------- few queries
+DECODE_MAX_QUERIES = 4          # up to this many queries per sequence: one row at a time, no tiles
+ROWS_WORK_PER_THREAD = 1 << 18  # multiply-adds below which a second thread costs more than it saves
+
+
+@njit(nogil=True, **_JIT)
+def _attention_forward_rows(q, k, v, lengths, causal, scale, window, out, lse, share, n_shares):
+    """Few queries (decoding: one new token over a KV cache): each query row on its own - its
+    scores over the keys it may see (one BLAS matrix-vector product), their softmax, the weighted
+    sum of the values (another). A single query sees one contiguous range of keys (``_key_range``
+    of one row), so there is no per-element mask test and no tile. q, k, v may be strided views
+    (a cache's buffer: each sequence's (S, D) block is contiguous, only the sequences are apart):
+    ``ascontiguousarray`` of one sequence is then a view, not a copy. The NaN and empty-row rules
+    are the tiled kernel's. Calls share the sequences as the tiled kernel shares its tiles."""
+    n_seq, tq, d = q.shape
+    tk, dv = k.shape[1], v.shape[2]
+    T = type(scale)                         # q's dtype: float32 inputs stay in float32
+    s = np.empty(tk, dtype=q.dtype)
+    acc = np.empty(dv, dtype=q.dtype)
+    for bh in range(share, n_seq, n_shares):
+        k_seq, v_seq = np.ascontiguousarray(k[bh]), np.ascontiguousarray(v[bh])
+        q_seq = np.ascontiguousarray(q[bh])
+        for i in range(tq):
+            lo, hi = _key_range(i, i + 1, tk, causal, window)
+            n = max(0, min(hi, lengths[bh]) - lo)
+            out_row = out[bh, i]
+            sr = s[:n]
+            if n and d:
+                np.dot(k_seq[lo:lo + n], q_seq[i], sr)
+            else:
+                sr[:] = 0.0                 # no key, or D = 0: every score is the empty sum
+            m = T(-np.inf)
+            for c in range(n):
+                sr[c] *= scale
+                if sr[c] > m:
+                    m = sr[c]
+            if m == -np.inf:                # no key - or only NaN scores, which give NaN
+                for c in range(n):
+                    if sr[c] != sr[c]:
+                        m = sr[c]
+                        break
+            if m == -np.inf:
+                lse[bh, i] = -np.inf
+                out_row[:] = 0.0
+                continue
+            for c in range(n):              # exp as the tiled kernel's: vectorised
+                sr[c] = fm.exp(sr[c] - m)
+            total = T(_row_sum(sr, n))
+            lse[bh, i] = m + math.log(total)
+            if dv:
+                np.dot(sr, v_seq[lo:lo + n], acc)
+            for j in range(dv):
+                out_row[j] = acc[j] / total
+
+
+def _forward_rows(q, k, v, lengths, causal, scale, window):
+    out = np.empty((q.shape[0], q.shape[1], v.shape[2]), dtype=q.dtype)
+    lse = np.empty(q.shape[:2], dtype=q.dtype)
+    work = q.shape[0] * q.shape[1] * k.shape[1] * (q.shape[2] + v.shape[2])
+    if work < 2 * ROWS_WORK_PER_THREAD:     # decoding's usual size: one thread, BLAS as it is
+        _attention_forward_rows(q, k, v, lengths, causal, scale, window, out, lse, 0, 1)
+        return out, lse
+    n = min(num_threads(), q.shape[0], work // ROWS_WORK_PER_THREAD)
+    with single_threaded_blas():
+        split(_attention_forward_rows, n, q, k, v, lengths, causal, scale, window, out, lse)
+    return out, lse
+
+
 @register_kernel("attention_forward", "numba")
 def attention_forward(q, k, v, key_lengths, causal, scale, window):
+    """Up to DECODE_MAX_QUERIES queries per sequence: row by row, on the arrays as they come
+    (strided views of a KV cache included). More: the tiled online softmax, on contiguous copies."""
+    if q.shape[1] <= DECODE_MAX_QUERIES:
+        return _forward_rows(q, k, v, _lengths(key_lengths), bool(causal), q.dtype.type(scale),
+                             -1 if window is None else int(window))
     q, k, v = (np.ascontiguousarray(a) for a in (q, k, v))
     out = np.empty((q.shape[0], q.shape[1], v.shape[2]), dtype=q.dtype)
     lse = np.empty(q.shape[:2], dtype=q.dtype)
