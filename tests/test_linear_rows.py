@@ -38,3 +38,63 @@ def test_linear_sees_an_input_changed_in_place():
         x.add_(1.0)
     with pytest.raises(RuntimeError, match="modified in place"):
         out.sum().backward()
+
+
+# --- the bias added inside BLAS (kernels/lowlevel/numpy_blas.py), many rows
+from tinyattn.kernels.lowlevel import numpy_blas  # noqa: E402
+
+
+def _reference(x, w, b):
+    out = np.matmul(x, w.T)
+    out += b
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m,k,n", [(33, 24, 40), (80, 128, 48), (256, 64, 7), (40, 1, 5)])
+def test_addmm_is_numpys_product_plus_bias_bit_for_bit(m, k, n, dtype):
+    rng = np.random.default_rng(m + k + n)
+    x, w = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((n, k)).astype(dtype)
+    b = rng.standard_normal(n).astype(dtype)
+    out = np.full((m, n), np.nan, dtype)
+    if not numpy_blas.addmm(x, w, b, out):
+        pytest.skip("NumPy's bundled OpenBLAS is not there: Linear uses its NumPy path")
+    assert np.array_equal(out, _reference(x, w, b))
+
+
+def test_addmm_long_inner_dimension_agrees_to_rounding():
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((64, 1024)).astype(np.float32), rng.standard_normal((96, 1024)).astype(np.float32)
+    b = rng.standard_normal(96).astype(np.float32)
+    out = np.empty((64, 96), np.float32)
+    if not numpy_blas.addmm(x, w, b, out):
+        pytest.skip("NumPy's bundled OpenBLAS is not there")
+    exact = x.astype(np.float64) @ w.T.astype(np.float64) + b
+    ref = _reference(x, w, b)
+    # no further from the float64 result than NumPy's own float32 product is, give or take a unit
+    assert np.abs(out - exact).max() <= np.abs(ref - exact).max() + np.spacing(np.float32(np.abs(exact).max()))
+
+
+def test_addmm_declines_what_it_cannot_do_in_one_call():
+    x, w = np.ones((40, 8), np.float32), np.ones((6, 8), np.float32)
+    b, out = np.ones(6, np.float32), np.zeros((40, 6), np.float32)
+    assert not numpy_blas.addmm(x.astype(np.float64), w, b, out)            # mixed dtypes
+    assert not numpy_blas.addmm(np.asfortranarray(x), w, b, out)           # not row-major
+    assert not numpy_blas.addmm(x, w, np.ones(12, np.float32)[::2], out)   # strided bias
+    assert not numpy_blas.addmm(x.astype(np.float16), w.astype(np.float16), b.astype(np.float16),
+                                out.astype(np.float16))
+    assert (out == 0).all()                                                # left untouched
+    empty = np.ones((40, 6), np.float32)
+    if numpy_blas.addmm(np.ones((40, 0), np.float32), np.ones((6, 0), np.float32), b, empty):
+        assert (empty == 1).all()                                          # K = 0: just the bias
+
+
+@pytest.mark.parametrize("strided", [False, True])
+def test_linear_with_many_rows_equals_product_plus_bias(strided):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((3, 40, 64)).astype(np.float32)
+    x = x[:, ::2] if strided else x                    # a strided input is made contiguous first
+    w, b = rng.standard_normal((48, 64)).astype(np.float32), rng.standard_normal(48).astype(np.float32)
+    out = ta.nn.functional.linear(ta.tensor(x), ta.tensor(w), ta.tensor(b)).array
+    rows = np.ascontiguousarray(x).reshape(-1, 64)
+    assert np.array_equal(out.reshape(-1, 48), _reference(rows, w, b))
