@@ -134,8 +134,21 @@ def test_lstm_twins(T, B, H, with_lengths):
 
 @pytest.mark.parametrize("T,B,I,H", [(1, 1, 1, 1), (7, 3, 2, 5), (3, 17, 4, 2), (2, 40, 3, 3)])
 @pytest.mark.parametrize("with_lengths,with_bias", [(False, True), (True, True), (True, False)])
-def test_lstm_layer_twins(T, B, I, H, with_lengths, with_bias):
-    """17 and 40 sequences: the compiled layer splits them into blocks of rows on several threads."""
+@pytest.mark.parametrize("threads", ["one", "all"])
+def test_lstm_layer_twins(T, B, I, H, with_lengths, with_bias, threads):
+    """17 and 40 sequences: the compiled layer splits them into blocks of rows on several threads
+    ("all"); on one thread its weight products take another route (NumPy's BLAS)."""
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1 if threads == "one" else numba.config.NUMBA_NUM_THREADS)
+    try:
+        _check_lstm_layer_twins(T, B, I, H, with_lengths, with_bias)
+    finally:
+        numba.set_num_threads(before)
+
+
+def _check_lstm_layer_twins(T, B, I, H, with_lengths, with_bias):
     rng = rng_for("lstm_layer", T, B, I, H)
     x, w_ih = rng.standard_normal((T, B, I)), rng.standard_normal((4 * H, I))
     w_hh = rng.standard_normal((4 * H, H)) * 0.5
