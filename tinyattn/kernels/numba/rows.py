@@ -12,6 +12,9 @@ from ..lowlevel import numba_cache
 # error_model="numpy": x / 0 gives inf as in NumPy instead of a Python ZeroDivisionError check,
 # which would put a branch in every loop and stop it from vectorising
 _JIT = dict(cache=numba_cache.ENABLED, fastmath=False, error_model="numpy")
+# the one relaxation some kernels allow: a * b + c as one fused multiply-add (one rounding, never a
+# reordering) where the CPU has the instruction
+_JIT_FMA = dict(_JIT, fastmath={"contract"})
 
 
 def _rows(x, axis):
