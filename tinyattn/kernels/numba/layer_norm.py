@@ -25,7 +25,8 @@ def _layer_norm_rows(x, weight, bias, eps, y, mean, rstd):
         mu = row_total(xr) / n
         inv = 1.0 / math.sqrt(centred_square_total(xr, mu) / n + eps)
         mean[r], rstd[r] = mu, inv
-        for j in range(n):
+        mu, inv = mean[r], rstd[r]          # in x's dtype, as the twin: float32 rows stay float32
+        for j in range(n):                  # (16 numbers per instruction; float64 took 2.4x longer)
             yr[j] = ((xr[j] - mu) * inv) * weight[j] + bias[j]
 
 
@@ -59,7 +60,8 @@ def _layer_norm_backward_rows(g, x, mean, rstd, weight, dx, dweight, dbias):
         gr, xr, dxr = g[r], x[r], dx[r]
         mu, rs = mean[r], rstd[r]
         sum_gh, sum_gh_xhat = dot_totals(gr, weight, xr, mu, rs)
-        a, b = sum_gh / n, sum_gh_xhat / n
+        T = type(mu)                        # the means in x's dtype (see the forward)
+        a, b = T(sum_gh / n), T(sum_gh_xhat / n)
         for j in range(n):
             xhat = (xr[j] - mu) * rs
             dxr[j] = rs * (gr[j] * weight[j] - a - xhat * b)
