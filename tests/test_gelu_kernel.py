@@ -92,7 +92,7 @@ def test_gelu_gradient_under_either_provider_and_against_torch(dtype):
 
 def test_gelu_file_names_the_erf_fit_it_inlines():
     # Numba's disk cache checks a file's own text: gelu.py must change when erf.py's fit does
-    fit = f"degree {numba_erf.DEGREE} on [0, {numba_erf.LIMIT}²]"
+    fit = f"degree {numba_erf.DEGREE} on [0, {numba_erf.LIMIT}²], {numba_erf.SCHEME}"
     assert numba_gelu.ERF_FIT == fit
     with open(os.path.join(os.path.dirname(numba_gelu.__file__), "gelu.py"), encoding="utf-8") as f:
         assert f'ERF_FIT = "{fit}"' in f.read()
