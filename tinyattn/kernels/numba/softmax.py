@@ -30,6 +30,15 @@ def _row_max_kept(xr, kr, n, neg_inf):
     return m
 
 
+@njit(inline="always", **_JIT)
+def _normalise_row(outr, n):
+    """outr /= Σ outr (as a product with the reciprocal); a row summing to 0 stays 0."""
+    s = _row_sum(outr, n)
+    inv = 1.0 / s if s != 0 else 1.0
+    for j in range(n):
+        outr[j] = outr[j] * inv
+
+
 @njit(**_JIT)
 def _softmax_rows(x, keep, out):
     """out[r] = softmax(x[r]) over the kept entries (keep[r % K] for keep of shape (K, N); K = 0:
@@ -56,10 +65,7 @@ def _softmax_rows(x, keep, out):
         else:
             for j in range(n):
                 outr[j] = fm.exp(xr[j] - m)
-        s = _row_sum(outr, n)
-        inv = 1.0 / s if s != 0 else 1.0
-        for j in range(n):
-            outr[j] = outr[j] * inv
+        _normalise_row(outr, n)
 
 
 @njit(**_JIT)
@@ -105,14 +111,9 @@ def _exp_in_place(flat):
 
 @njit(**_JIT)
 def _normalise_rows(out):
-    """out[r] /= Σ out[r] (as a product with the reciprocal); a row summing to 0 stays 0."""
     n = out.shape[1]
     for r in range(out.shape[0]):
-        outr = out[r]
-        s = _row_sum(outr, n)
-        inv = 1.0 / s if s != 0 else 1.0
-        for j in range(n):
-            outr[j] = outr[j] * inv
+        _normalise_row(out[r], n)
 
 
 @njit(**_JIT)
