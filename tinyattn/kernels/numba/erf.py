@@ -22,8 +22,7 @@ float64 arrays keep math.erf: a fit of this size does not reach float64's precis
 
 The GELU kernels (gelu.py) inline ``erf_of_float32``. Numba's disk cache checks each file's own
 text only, so after a change here gelu.py must change too (its ``ERF_FIT`` line names this fit
-and its SCHEME),
-or a stale GELU would run from the cache (tests/test_erf_kernel.py checks the line).
+and its SCHEME), or a stale GELU would run from the cache (tests/test_gelu_kernel.py checks it).
 """
 from __future__ import annotations
 
