@@ -57,13 +57,14 @@ def _tolerance(dtype):
 
 def test_every_kernel_has_a_gpu_counterpart_or_a_reason(gpu):
     # embedding_backward is a scatter-add: the twin already calls cupyx.scatter_add on the GPU;
-    # gelu_forward's compiled kernel only saves NumPy's per-call overhead on tiny CPU arrays: on
-    # the GPU the twin's elementwise steps (cupyx erf) already run as device kernels; relu's
+    # gelu_forward's and gelu_backward's compiled kernels save NumPy's per-call overhead and the
+    # temporaries of its whole-array steps on the CPU: on the GPU the twins' elementwise steps
+    # (cupyx erf, exp) already run as device kernels; relu's
     # compiled kernels replace NumPy's slow masked where() on the CPU: CuPy's where is one device
     # kernel already
     have = {n for n in kernels.names() if hasattr(gpu, n)}
-    assert set(kernels.names()) - have == {"embedding_backward", "gelu_forward", "relu_forward",
-                                           "relu_backward"}
+    assert set(kernels.names()) - have == {"embedding_backward", "gelu_forward", "gelu_backward",
+                                           "relu_forward", "relu_backward"}
 
 
 @pytest.mark.parametrize("name,label,dtype,args", CASES,

@@ -475,6 +475,15 @@ def gelu_forward(x):
     return 0.5 * x * (1 + erf(x * _INV_SQRT_2))
 
 
+@register_kernel("gelu_backward", "numpy")
+def gelu_backward(x, g):
+    """g · d/dx x Φ(x) = g (Φ(x) + x φ(x)), φ the standard normal density (the reference; the
+    compiled kernel in kernels/numba/gelu.py does these steps in one pass)."""
+    cdf = 0.5 * (1 + erf(x * _INV_SQRT_2))
+    pdf = _INV_SQRT_2PI * get_array_module(x).exp(-0.5 * x * x)
+    return g * (cdf + x * pdf)
+
+
 _FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
@@ -507,9 +516,9 @@ class Gelu(Function):
             t = xp.tanh(_tanh_gelu_inner(xp, x))
             d_inner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
             return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * d_inner)
-        cdf = 0.5 * (1 + erf(x * _INV_SQRT_2))
-        pdf = _INV_SQRT_2PI * xp.exp(-0.5 * x * x)
-        return g * (cdf + x * pdf)
+        if x.ndim and (x.dtype is _FLOAT32 or x.dtype is _FLOAT64):   # one compiled pass
+            return kernels.get("gelu_backward", x)(x, g)
+        return gelu_backward(x, g)
 
 
 def gelu(x, approximate="none"):
