@@ -23,7 +23,7 @@ from ..lowlevel import fastmath as fm
 from ..lowlevel.blas_threads import single_threaded_blas
 from ..lowlevel.thread_split import num_threads, split
 from .. import register_kernel
-from .rows import _JIT, _row_max, _row_sum
+from .rows import _JIT, _row_sum
 
 # ---------------------------------------------------------------------------------- attention
 SMALLEST_TILE, LARGEST_TILE = 64, 256
@@ -102,7 +102,8 @@ def _online_softmax_tile(s, i0, j0, n_valid, causal, scale, window, full, m, l, 
             for c in range(nk):
                 allowed = _allowed(i, j0 + c, n_valid, causal, window)
                 sr[c] = sr[c] * scale if allowed else -np.inf
-        m_new = _row_max(sr, nk, m[r])  # the running maximum, raised by this tile
+        tile_max = fm.row_max(sr, nk)   # vectorised (on the bit patterns); skips a NaN as
+        m_new = tile_max if tile_max > m[r] else m[r]   # max() would: the running maximum
         if m_new == -np.inf:        # no key allowed yet for this query - or only NaN scores,
             for c in range(nk):     # which max() skips: they must give NaN, as the plain path
                 if sr[c] != sr[c]:
