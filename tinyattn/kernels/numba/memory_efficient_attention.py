@@ -72,8 +72,31 @@ def _key_range(i0, i1, n_keys, causal, window):
 
 
 @njit(inline="always", **_JIT)
-def _allowed(i, j, n_valid, causal, window):
-    return j < n_valid and (not causal or j <= i) and (window < 0 or abs(i - j) <= window)
+def _allowed_keys(i, j0, nk, n_valid, causal, window):
+    """Columns [c_lo, c_hi) of a tile row: the keys j0 + c that query i may see (j < n_valid,
+    j <= i if causal, |i - j| <= window). They are one contiguous run, so a masked tile row is
+    filled in three plain loops that vectorise, not with a test per element."""
+    lo, hi = 0, n_valid
+    if causal:
+        hi = min(hi, i + 1)
+    if window >= 0:
+        lo, hi = max(lo, i - window), min(hi, i + window + 1)
+    c_lo = min(max(lo - j0, 0), nk)
+    return c_lo, min(max(hi - j0, c_lo), nk)
+
+
+@njit(inline="always", **_JIT)
+def _allowed_queries(j, i0, nq, n_valid, causal, window):
+    """Columns [c_lo, c_hi) of a keys-down tile row: the queries i0 + c that may see key j."""
+    if j >= n_valid:
+        return 0, 0
+    lo, hi = 0, i0 + nq
+    if causal:
+        lo = j
+    if window >= 0:
+        lo, hi = max(lo, j - window), min(hi, j + window + 1)
+    c_lo = min(max(lo - i0, 0), nq)
+    return c_lo, min(max(hi - i0, c_lo), nq)
 
 
 @njit(inline="always", **_JIT)
@@ -82,6 +105,28 @@ def _tile_is_unmasked(i0, i1, j0, j1, n_valid, causal, window):
     if j1 > n_valid or (causal and j1 - 1 > i0):
         return False
     return window < 0 or (j1 - 1 - i0 <= window and i1 - 1 - j0 <= window)
+
+
+# The loops over part of a row run over a view of that part: an index from range(0, n) is known
+# to be >= 0, one from range(lo, hi) is not, and Numba's check for negative indices then stops
+# LLVM from vectorising the loop (the forward ran ~1.7x slower that way).
+@njit(inline="always", **_JIT)
+def _fill(seg, value):
+    for c in range(seg.shape[0]):
+        seg[c] = value
+
+
+@njit(inline="always", **_JIT)
+def _scale_in_place(seg, scale):
+    for c in range(seg.shape[0]):
+        seg[c] = seg[c] * scale
+
+
+@njit(inline="always", **_JIT)
+def _exp_shifted(seg, scale, shift):
+    """seg = exp(seg · scale - shift) in place (scale 1: exp(seg - shift) exactly)."""
+    for c in range(seg.shape[0]):
+        seg[c] = fm.exp(seg[c] * scale - shift)
 
 
 @njit(nogil=True, **_JIT)      # a call, not inlined: the kernel's code stays small to compile
@@ -95,13 +140,10 @@ def _online_softmax_tile(s, i0, j0, n_valid, causal, scale, window, full, m, l, 
     nk, dv = s.shape[1], acc.shape[1]
     for r in range(s.shape[0]):
         i, sr = i0 + r, s[r]        # a 1-D row: loops over it vectorise
-        if full:                    # the common case: no test per element
-            for c in range(nk):
-                sr[c] = sr[c] * scale
-        else:
-            for c in range(nk):
-                allowed = _allowed(i, j0 + c, n_valid, causal, window)
-                sr[c] = sr[c] * scale if allowed else -np.inf
+        c_lo, c_hi = (0, nk) if full else _allowed_keys(i, j0, nk, n_valid, causal, window)
+        _fill(sr[:c_lo], -np.inf)
+        _scale_in_place(sr[c_lo:c_hi], scale)
+        _fill(sr[c_hi:], -np.inf)
         tile_max = fm.row_max(sr, nk)   # vectorised (on the bit patterns); skips a NaN as
         m_new = tile_max if tile_max > m[r] else m[r]   # max() would: the running maximum
         if m_new == -np.inf:        # no key allowed yet for this query - or only NaN scores,
@@ -112,8 +154,9 @@ def _online_softmax_tile(s, i0, j0, n_valid, causal, scale, window, full, m, l, 
         if m_new == -np.inf:
             sr[:] = 0.0
             continue
-        for c in range(nk):         # exp(-inf) = 0 for the masked entries
-            sr[c] = fm.exp(sr[c] - m_new)
+        _fill(sr[:c_lo], 0.0)       # exp(-inf): the masked entries
+        _exp_shifted(sr[c_lo:c_hi], type(scale)(1.0), m_new)
+        _fill(sr[c_hi:], 0.0)
         row_sum = _row_sum(sr, nk)
         alpha = fm.exp(m[r] - m_new)    # rescales what earlier tiles added up
         l[r] = l[r] * alpha + row_sum
@@ -266,15 +309,13 @@ def _tile_probabilities(p, i0, j0, row_lse, n_valid, causal, scale, window, full
     forward's probabilities, rebuilt - with 0 where masked and for queries that see no key."""
     for r in range(p.shape[0]):
         i, pr, lse_i = i0 + r, p[r], row_lse[i0 + r]
+        nk = p.shape[1]
+        c_lo, c_hi = (0, nk) if full else _allowed_keys(i, j0, nk, n_valid, causal, window)
         if lse_i == -np.inf:
-            pr[:] = 0.0
-        elif full:
-            for c in range(p.shape[1]):
-                pr[c] = fm.exp(pr[c] * scale - lse_i)
-        else:
-            for c in range(p.shape[1]):
-                allowed = _allowed(i, j0 + c, n_valid, causal, window)
-                pr[c] = fm.exp(pr[c] * scale - lse_i) if allowed else 0.0
+            c_lo = c_hi = 0
+        _fill(pr[:c_lo], 0.0)
+        _exp_shifted(pr[c_lo:c_hi], scale, lse_i)
+        _fill(pr[c_hi:], 0.0)
 
 
 @njit(nogil=True, **_JIT)      # a call, not inlined: compiled once for the two-pass kernels
@@ -295,13 +336,12 @@ def _tile_probabilities_t(pt, i0, j0, row_lse, n_valid, causal, scale, window, f
     lse = row_lse[i0:i0 + nq]
     for r in range(pt.shape[0]):
         j, pr = j0 + r, pt[r]
-        if full:
-            for c in range(nq):
-                pr[c] = fm.exp(pr[c] * scale - lse[c]) if lse[c] != -np.inf else 0.0
-        else:
-            for c in range(nq):
-                allowed = _allowed(i0 + c, j, n_valid, causal, window) and lse[c] != -np.inf
-                pr[c] = fm.exp(pr[c] * scale - lse[c]) if allowed else 0.0
+        c_lo, c_hi = (0, nq) if full else _allowed_queries(j, i0, nq, n_valid, causal, window)
+        _fill(pr[:c_lo], 0.0)
+        seg, lse_seg = pr[c_lo:c_hi], lse[c_lo:c_hi]
+        for c in range(seg.shape[0]):   # (a view: its index starts at 0, the loop vectorises)
+            seg[c] = fm.exp(seg[c] * scale - lse_seg[c]) if lse_seg[c] != -np.inf else 0.0
+        _fill(pr[c_hi:], 0.0)
 
 
 @njit(nogil=True, **_JIT)
