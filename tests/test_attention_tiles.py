@@ -91,13 +91,15 @@ def test_the_largest_tiles_on_a_long_sequence(tiles):
 
 
 def test_tile_sizes_follow_the_cache(monkeypatch):
+    """The long side from the cache, the short side half of it; the backward takes them swapped."""
     monkeypatch.setattr(cpu, "l2_cache_bytes", lambda: 1024 * 1024)
-    assert fast.tile_sizes(4) == (256, 256)     # 256 KiB of float32 scores: a quarter of L2
-    assert fast.tile_sizes(8) == (128, 128)     # float64: 256 x 256 would be half of L2
+    assert fast.tile_sizes(4) == (128, 256)     # 256 x 256 float32 scores: a quarter of L2
+    assert fast.backward_tiles(4) == (256, 128)
+    assert fast.tile_sizes(8) == (64, 128)      # float64: 256 x 256 would be half of L2
     monkeypatch.setattr(cpu, "l2_cache_bytes", lambda: 256 * 1024)
-    assert fast.tile_sizes(4) == (128, 128)     # a smaller cache: smaller tiles
+    assert fast.tile_sizes(4) == (64, 128)      # a smaller cache: smaller tiles
     monkeypatch.setattr(cpu, "l2_cache_bytes", lambda: 1024)
-    assert fast.tile_sizes(4) == (fast.SMALLEST_TILE,) * 2      # never below the smallest
+    assert fast.tile_sizes(4) == (fast.SMALLEST_TILE // 2, fast.SMALLEST_TILE)  # never below
 
 
 @pytest.mark.parametrize("tile", [None, 16])
