@@ -197,3 +197,19 @@ def test_sdpa_hands_long_sequences_to_the_streaming_kernel(monkeypatch):
     A.scaled_dot_product_attention(q, q, q, attn_mask=np.ones((6, 6), dtype=bool))
     A.scaled_dot_product_attention(q, q, q[:1])                                # broadcast leading axes
     assert len(calls) == 2
+
+
+def test_sdpa_causal_recording_goes_streaming_from_a_smaller_size(monkeypatch):
+    """Causal attention with gradients is handed to the streaming kernel from
+    CAUSAL_STREAMING_MIN_SCORES on (it skips the masked tiles); without the causal mask only from
+    STREAMING_MIN_SCORES. Both paths agree with PyTorch."""
+    flash = pytest.importorskip("tinyattn.ops.memory_efficient_attention")
+    attend_module = importlib.import_module("tinyattn.attention.attend")
+    calls = []
+    real = flash.apply_checked
+    monkeypatch.setattr(flash, "apply_checked", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
+    monkeypatch.setattr(attend_module, "CAUSAL_STREAMING_MIN_SCORES", 30)   # 6 x 5 scores and up
+    _compare_sdpa([(2, 2, 6, 4), (2, 2, 5, 4), (2, 2, 5, 3)], is_causal=True)   # 30: streams
+    _compare_sdpa([(2, 2, 6, 4), (2, 2, 5, 4), (2, 2, 5, 3)])                   # not causal: no
+    _compare_sdpa([(2, 2, 5, 4), (2, 2, 5, 4), (2, 2, 5, 3)], is_causal=True)   # 25 < 30: no
+    assert [c["causal"] for c in calls] == [True]
