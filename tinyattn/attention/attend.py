@@ -159,7 +159,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     scale = (1.0 / math.sqrt(E) if E else 1.0) if scale is None else float(scale)
 
     if (not return_weights and dropout_p == 0.0 and attn_mask is None and L and S and E
-            and (L * S >= (CAUSAL_STREAMING_MIN_SCORES if is_causal else STREAMING_MIN_SCORES)
+            and (L * S >= STREAMING_MIN_SCORES
+                 or (is_causal and L * S >= CAUSAL_STREAMING_MIN_SCORES)
                  or not _recording(q, k, v))):
         out = _memory_efficient(q, k, v, is_causal, scale)
         if out is not None:
