@@ -42,7 +42,10 @@ rng = lesson.rng
 
 # %%
 lesson.section("1. the Noam schedule, written out")
-d_model, warmup, factor, steps = 64, 100, 0.5, 300
+# factor 0.3 (peak 0.00375), not 0.5: at 0.5 (peak 0.00625) this post-norm model trained at the
+# edge of stability - a change in the last bits of one kernel's exp flipped run B below from 100%
+# to 62% held-out accuracy. At 0.3 such changes move the final numbers in the third digit only.
+d_model, warmup, factor, steps = 64, 100, 0.3, 300
 
 
 def noam(s, d=d_model, w=warmup, f=factor):
