@@ -219,7 +219,9 @@ def test_recurrent_attention_seq2seq_learns_to_reverse():
     vocab, length = 8, 5
     model = AttentionSeq2Seq(vocab, vocab, embedding_dim=16, hidden_size=32, score="additive")
     batch = _copy_batches(1, vocab, length, reverse=True)
-    _train(model, batch, 120, 1e-2, vocab)
+    # 200 steps, not 120: at 120 the accuracy sat near the bound (0.997, or 0.89 after a change in
+    # the last bits of one kernel); at 200 it is 1.0 either way
+    _train(model, batch, 200, 1e-2, vocab)
     src, _, tgt = batch(64)
     pred, weights = model.greedy_decode(src, bos=1, max_len=length)
     assert (pred.numpy() == tgt).mean() > 0.9
