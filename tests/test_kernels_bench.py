@@ -170,3 +170,18 @@ def test_readme_section_is_regenerated_from_a_bench_json(tmp_path):
     path.write_text(json.dumps(report))
     res = run_bench("--from-json", str(path))
     assert res.returncode == 0 and res.stdout.strip() == text.strip()
+
+
+def test_pytorchs_process_never_starts_numbas_thread_pool(monkeypatch):
+    """Two OpenMP pools in PyTorch's process (its own and Numba's) made its 2-thread runs ~100x
+    slower: the torch child sets PyTorch's threads only, ours set Numba's."""
+    numba = pytest.importorskip("numba")
+    torch = pytest.importorskip("torch")
+    calls = []
+    monkeypatch.setattr(numba, "set_num_threads", lambda n: calls.append(("numba", n)))
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(("torch", n)))
+    bench._set_threads(2, ["torch"])
+    assert calls == [("torch", 2)]
+    calls.clear()
+    bench._set_threads(1, ["numba"])
+    assert calls == [("numba", 1)]

@@ -138,11 +138,15 @@ def _time_interleaved(runs: dict, warmup: int, repeats: int) -> dict:
     return times
 
 
-def _set_threads(threads):
-    import numba  # noqa: PLC0415
+def _set_threads(threads, providers=PROVIDERS):
+    """Each library's thread count, set only in the processes that time it. PyTorch's process
+    must not start Numba's thread pool: with both OpenMP pools on 2 cores, PyTorch's multi-head
+    block at 2 threads took ~2 s instead of ~17 ms (their threads spin waiting for each other)."""
+    if any(p != "torch" for p in providers):
+        import numba  # noqa: PLC0415
 
-    numba.set_num_threads(threads)
-    torch = bw._torch()
+        numba.set_num_threads(threads)
+    torch = bw._torch() if "torch" in providers else None
     if torch is not None:
         torch.set_num_threads(threads)
 
@@ -486,14 +490,14 @@ def main(argv=None):
         return 0
     if args.child:
         kind, provider = args.child
-        _set_threads(args.threads[0])
+        _set_threads(args.threads[0], [provider] if kind != "peak" else ["torch"])
         if kind != "peak":
             _tune_memory_for([provider])
         print(json.dumps(_child_result(kind, provider, args)))
         return 0
     if args.in_process:
         _reexec_with_threads(args.threads[0], argv)
-        _set_threads(args.threads[0])
+        _set_threads(args.threads[0], args.providers)
         _tune_memory_for(args.providers)
     run(args)
     return 0
