@@ -18,7 +18,8 @@ def test_21_kv_cache(tmp_path):
     proc, r = run_lesson("21_kv_cache", tmp_path)
     assert_passed(proc, r)
     v = r["values"]
-    assert v["unchanged_logits"] == 0.0 and v["unchanged_kv"] == 0.0
+    # keys and values exactly; the logits to rounding (BLAS groups a sum by its number of terms)
+    assert v["unchanged_kv"] == 0.0 and v["unchanged_logits"] < 1e-13
     assert max(v["logits_err"], v["hand_cache_err"], v["library_cache_err"]) < 1e-10
     assert all(v["identical"].values()) and len(v["identical"]) == 3
     assert v["batch_equals_alone"] and v["timed_identical"]

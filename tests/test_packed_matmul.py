@@ -99,6 +99,21 @@ def test_the_variant_follows_the_cpu_features(features, name):
     assert 2 * v.tile_rows + 3 <= registers
 
 
+def test_the_variant_follows_numbas_target_where_the_user_sets_one(monkeypatch):
+    """NUMBA_CPU_NAME / NUMBA_CPU_FEATURES make Numba compile for another CPU (a cache shared by
+    machines): the tile and vector width must be that CPU's, not this one's."""
+    from numba.core import config
+
+    monkeypatch.setattr(config, "CPU_NAME", "haswell")
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx,+avx2,+fma,-avx512f,+sse4.2")
+    assert cpu.choose(cpu.host_features()) is cpu.AVX2
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx512f,+avx2,+fma")
+    assert cpu.choose(cpu.host_features()) is cpu.AVX512
+    monkeypatch.setattr(config, "CPU_NAME", "generic")
+    monkeypatch.setattr(config, "CPU_FEATURES", None)
+    assert cpu.choose(cpu.host_features()) is cpu.PORTABLE   # a name alone: only the baseline
+
+
 def test_the_host_variant_is_the_one_the_kernels_use():
     assert cpu.HOST is cpu.choose(cpu.host_features())
     assert (VECTOR_BITS, TILE_ROWS) == (cpu.HOST.vector_bits, cpu.HOST.tile_rows)

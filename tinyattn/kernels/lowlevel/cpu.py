@@ -50,9 +50,23 @@ def choose(features) -> Variant:
     return PORTABLE
 
 
+def _features_from_string(text: str) -> dict:
+    """LLVM's feature-string form ("+avx2,+fma,-avx512f") as a dict ({"avx2": True, ...})."""
+    return {part[1:]: part[0] == "+" for part in text.split(",") if part[:1] in "+-" and part[1:]}
+
+
 def host_features() -> dict:
-    """LLVM's feature list for this CPU ({} where it cannot tell: then the portable variant)."""
+    """The features Numba compiles for: LLVM's list for this CPU, or - where the user told Numba
+    to compile for another CPU (``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES``, e.g. for a cache
+    shared between machines) - that CPU's, so the tile and vector width match the code Numba
+    makes. {} where it cannot tell: then the portable variant."""
     try:
+        from numba.core import config  # noqa: PLC0415
+
+        if config.CPU_FEATURES:
+            return _features_from_string(config.CPU_FEATURES)
+        if config.CPU_NAME and config.CPU_NAME != "host":
+            return {}       # a named CPU without its feature list: assume only the baseline
         import llvmlite.binding as llvm  # noqa: PLC0415
 
         return dict(llvm.get_host_cpu_features())
