@@ -44,8 +44,11 @@ rng = lesson.rng
 lesson.section("1. the Noam schedule, written out")
 # factor 0.3 (peak 0.00375), not 0.5: at 0.5 (peak 0.00625) this post-norm model trained at the
 # edge of stability - a change in the last bits of one kernel's exp flipped run B below from 100%
-# to 62% held-out accuracy. At 0.3 such changes move the final numbers in the third digit only.
-d_model, warmup, factor, steps = 64, 100, 0.3, 300
+# to 62% held-out accuracy. Even at 0.3, 300 steps without gradient clipping left run B unstable
+# on another CPU (whose sums round differently: loss 0.64 at step 200, 0.88 at step 300, 94% of
+# held-out tokens). So both runs clip the gradient's norm to 1 and train 400 steps; seeds 0-5
+# then all pass (measured on AMD EPYC, AVX-512).
+d_model, warmup, factor, steps = 64, 100, 0.3, 400
 
 
 def noam(s, d=d_model, w=warmup, f=factor):
@@ -158,7 +161,7 @@ print(f"parameters: {new_model().num_parameters():,}")
 # Run A is the document's recipe: Adam (betas 0.9, 0.98) at a constant rate (2e-3 here; the
 # document uses 1e-3), one-hot targets. Run B is the paper's, as in lesson 13: the same Adam driven
 # by the Noam schedule of section 1, and label smoothing ε = 0.1. Same initial weights, same
-# batches, same number of steps.
+# batches, same number of steps, the same clipping of the gradient's norm to 1.
 
 # %%
 lesson.section("4. training twice on the same batches")
@@ -182,6 +185,7 @@ def train(recipe):
                                ignore_index=PAD, label_smoothing=eps)
         opt.zero_grad()
         loss.backward()
+        optim.clip_grad_norm_(model.parameters(), 1.0)
         rates.append(opt.param_groups[0]["lr"])
         opt.step()
         if schedule is not None:

@@ -88,6 +88,11 @@ def add_greedily(gpt, prompts):
 # ## 3. Training: next-token prediction on the answer tokens
 # Teacher forcing, as in lesson 13: the model reads the true tokens 0..7, and the loss counts the
 # three answer tokens only. Progress lines show the held-out exact-match rate of greedy decoding.
+# The gradient's norm is clipped to 1 before each step (as in lesson 12): without it, at this
+# constant rate, a late step could throw the model off - on one CPU the last 100 steps took it
+# from 100% to 87% held-out accuracy, while on another the same program stayed at 100%, because
+# the two CPUs round a few sums differently and training amplifies that into a different run.
+# With clipping, seeds 0-5 all reach 100% (measured on AMD EPYC, AVX-512).
 
 # %%
 lesson.section("3. training: next-token prediction on the answer tokens")
@@ -105,6 +110,7 @@ for step in range(1, gpt_steps + 1):
     loss = F.cross_entropy(logits.reshape(-1, VOCAB), ta.tensor(batch_tokens[:, 6:].reshape(-1)))
     gpt_opt.zero_grad()
     loss.backward()
+    optim.clip_grad_norm_(gpt.parameters(), 1.0)
     gpt_opt.step()
     gpt_schedule.step()
     if step % 100 == 0:
