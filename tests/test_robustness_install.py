@@ -105,3 +105,42 @@ def test_with_no_folder_to_cache_in_the_kernels_run_uncached(read_only_site, tmp
     y.backward()
     assert run["y"] == pytest.approx(y.item(), rel=1e-6)
     np.testing.assert_allclose(run["grad"], x.grad.numpy(), rtol=1e-5)
+
+
+STALE_SCRIPT = r"""
+import json, os
+import tinyattn as ta
+x = ta.tensor([[1.0, 2.0, 3.0], [0.5, -1.0, 4.0]])
+y = ta.softmax(x, -1)
+from tinyattn.kernels.lowlevel import numba_cache
+from tinyattn.kernels.numba import compile_notice
+print(json.dumps({"y": y.tolist(), "folder": numba_cache.cache_folder(),
+                  "compiled": [name for name, *_ in compile_notice.compiled()]}))
+"""
+
+
+def test_a_changed_helper_file_recompiles_the_kernels_that_use_it(tmp_path):
+    """Numba alone reuses a cached kernel while the kernel's own file is unchanged, even when a
+    helper it inlines (fastmath.py, rows.py) changed: the old machine code ran on. The cache
+    folder is named by a fingerprint of all kernel sources, so editing a helper recompiles."""
+    root = tmp_path / "site"
+    shutil.copytree(PACKAGE, root / "tinyattn", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_CACHE_DIR", "PYTHON"))}
+    env.update(PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1", TINYATTN_COMPILE_NOTICE="1")
+
+    def run():
+        done = subprocess.run([sys.executable, "-c", STALE_SCRIPT], env=env, capture_output=True,
+                              text=True, timeout=600, cwd=str(tmp_path))
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    first = run()
+    assert first["compiled"] and first["folder"].startswith(str(root / "tinyattn" / "kernels"))
+    assert run()["compiled"] == []                              # cached
+    helper = root / "tinyattn" / "kernels" / "lowlevel" / "fastmath.py"
+    helper.write_text(helper.read_text() + "\n# an edit to a helper the softmax kernel inlines\n")
+    third = run()
+    assert third["compiled"] and third["folder"] != first["folder"]    # recompiled, new folder
+    assert third["y"] == first["y"]
+    versions = [n for n in os.listdir(os.path.dirname(third["folder"])) if n.startswith("kernels-")]
+    assert versions == [os.path.basename(third["folder"])]           # the stale one is gone
